@@ -1,0 +1,103 @@
+"""Domain types shared by every layer: commands, their events and status changes.
+
+They are frozen, slotted dataclasses so they can cross task and process
+boundaries (mailboxes, the event bus, storage) without anyone mutating them.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeAlias
+
+JSON: TypeAlias = dict[str, "JSON"] | list["JSON"] | str | int | float | bool | None
+
+
+class CommandStatus(enum.StrEnum):
+    """Where a command is in its lifecycle (DESIGN.md, "Command lifecycle")."""
+
+    PENDING = "pending"
+    DISPATCHED = "dispatched"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def is_final(self) -> bool:
+        """True once the command can change no more."""
+        return self not in _ACTIVE
+
+
+_ACTIVE = frozenset({CommandStatus.PENDING, CommandStatus.DISPATCHED, CommandStatus.RUNNING})
+
+
+class EventKind(enum.StrEnum):
+    """What a vehicle's `CommandEvent` reports."""
+
+    ACCEPTED = "accepted"
+    PROGRESS = "progress"
+    RESULT = "result"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class SovdRequest:
+    """A SOVD request addressed to one vehicle, e.g. `GET /components/engine/faults`."""
+
+    method: str
+    path: str
+    query: Mapping[str, str] = field(default_factory=dict)
+    body: JSON = None
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """An operator's command as accepted by the API (validated, not yet run)."""
+
+    id: uuid.UUID
+    vin: str
+    name: str
+    params: dict[str, JSON]
+    sovd: SovdRequest
+    timeout_s: float
+    submitted_by: str
+    submitted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CommandEventRecord:
+    """One event of a command as received from the vehicle, numbered by `seq`."""
+
+    command_id: uuid.UUID
+    seq: int
+    kind: EventKind
+    status: int
+    body: JSON
+    final: bool
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A command moved to `status` at `at`; `error` says why when it failed."""
+
+    command_id: uuid.UUID
+    status: CommandStatus
+    at: datetime
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleCredentials:
+    """What the gateway needs to admit a vehicle: its token's hash and whether it is enabled."""
+
+    vin: str
+    token_hash: str
+    enabled: bool

@@ -1,0 +1,68 @@
+"""The seams of the hub: what it needs from storage and from an event bus.
+
+`storage/` implements `VehicleDirectory` and `CommandJournal`; `hub.bus`
+implements `EventBus` in process (a Redis bus comes with scale-out). The hub
+only ever talks to these Protocols, so nothing in `hub/` imports `storage/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Protocol, TypeAlias
+
+import trio
+
+from hub.model import CommandEventRecord, StatusChange, VehicleCredentials
+
+BusMessage: TypeAlias = CommandEventRecord | StatusChange
+
+
+class VehicleDirectory(Protocol):
+    """The vehicle registry, as the gateway sees it."""
+
+    async def find_vehicle(self, vin: str) -> VehicleCredentials | None:
+        """The vehicle's credentials, or None when the VIN is not registered."""
+        ...
+
+    async def record_seen(self, vin: str, at: datetime) -> None:
+        """Remember that the vehicle's link was up at `at` (its `last_seen_at`)."""
+        ...
+
+
+class CommandJournal(Protocol):
+    """Where the actors record what happens to commands."""
+
+    async def record(
+        self, events: Sequence[CommandEventRecord], changes: Sequence[StatusChange]
+    ) -> None:
+        """Store events and status changes in one transaction; returns once committed.
+
+        Events already stored (same command id and seq) are ignored. A change
+        to a final status also appends an audit event.
+        """
+        ...
+
+
+class EventBus(Protocol):
+    """Delivers command events and status changes to subscribers of a topic."""
+
+    def publish(self, topic: str, message: BusMessage) -> None:
+        """Hand `message` to every current subscriber of `topic`; never blocks."""
+        ...
+
+    def subscribe(
+        self, topic: str
+    ) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[BusMessage]]:
+        """Receive what is published on `topic` from now on, while the context is open.
+
+        A subscriber that falls more than its buffer behind has its channel
+        closed (it sees `trio.EndOfChannel`) and must subscribe again.
+        """
+        ...
+
+
+def command_topic(command_id: object) -> str:
+    """The bus topic of one command's events and status changes."""
+    return f"command:{command_id}"
