@@ -1,0 +1,67 @@
+"""The hub core: vehicle gateway, actors, registry, command state machine, event bus.
+
+Other packages use only the names exported here. `hub` imports neither
+`storage` nor `api`; they plug in through the Protocols of `hub.ports`.
+"""
+
+from hub.bus import InProcessBus
+from hub.catalog import CATALOG, build_request
+from hub.config import HubConfig, load_config, parse_bind, read_config_file
+from hub.credentials import hash_vehicle_token, new_vehicle_token, verify_vehicle_token
+from hub.errors import (
+    CatalogError,
+    ConfigError,
+    DispatchError,
+    HubError,
+    MailboxFull,
+    VehicleNotConnected,
+    VehicleRefused,
+)
+from hub.model import (
+    JSON,
+    Command,
+    CommandEventRecord,
+    CommandStatus,
+    EventKind,
+    SovdRequest,
+    StatusChange,
+    VehicleCredentials,
+)
+from hub.node import Connection, Hub, open_hub
+from hub.ports import BusMessage, CommandJournal, EventBus, VehicleDirectory, command_topic
+
+__all__ = [
+    "CATALOG",
+    "JSON",
+    "BusMessage",
+    "CatalogError",
+    "Command",
+    "CommandEventRecord",
+    "CommandJournal",
+    "CommandStatus",
+    "ConfigError",
+    "Connection",
+    "DispatchError",
+    "EventBus",
+    "EventKind",
+    "Hub",
+    "HubConfig",
+    "HubError",
+    "InProcessBus",
+    "MailboxFull",
+    "SovdRequest",
+    "StatusChange",
+    "VehicleCredentials",
+    "VehicleDirectory",
+    "VehicleNotConnected",
+    "VehicleRefused",
+    "build_request",
+    "command_topic",
+    "hash_vehicle_token",
+    "load_config",
+    "new_vehicle_token",
+    "open_hub",
+    "parse_bind",
+    "read_config_file",
+    "verify_vehicle_token",
+]

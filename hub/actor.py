@@ -1,0 +1,254 @@
+"""One vehicle's actor: owns its link, its mailbox and its commands.
+
+Everything about a vehicle happens in this one trio task, so its state needs
+no locks. The gRPC handler feeds it `FromVehicle` messages and tells it when
+the stream ends (`LinkClosed`); the API hands it `Dispatch`es. What happens to
+a command is recorded in the journal first and published on the bus second,
+so a subscriber that reads the journal after subscribing misses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeAlias
+
+import structlog
+import trio
+from grpclib.const import Status
+
+from hub.commands import CommandTracker, Outcome
+from hub.config import HubConfig
+from hub.link import Link
+from hub.model import Command, CommandEventRecord, StatusChange
+from hub.ports import CommandJournal, EventBus, command_topic
+from hub.registry import Registry
+from hub.wire import WireError, cancel_command, command_request, event_record
+from proto import HubMessage, VehicleMessage
+
+log = structlog.get_logger("hub.actor")
+
+#: How long an ending actor may spend recording what it interrupted.
+FINAL_WRITE_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """Run `command` on this vehicle."""
+
+    command: Command
+
+
+@dataclass(frozen=True, slots=True)
+class FromVehicle:
+    """A message that arrived on link `link_id`."""
+
+    link_id: int
+    message: VehicleMessage
+
+
+@dataclass(frozen=True, slots=True)
+class LinkClosed:
+    """Link `link_id` ended (the vehicle closed it or the connection broke)."""
+
+    link_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LinkAttached:
+    """A new connection of this vehicle replaces the current link."""
+
+    link: Link
+
+
+ActorMessage: TypeAlias = Dispatch | FromVehicle | LinkClosed | LinkAttached
+
+
+class VehicleActor:
+    """Handle of a running actor: where to send it messages and what it is connected by."""
+
+    def __init__(
+        self, link: Link, mailbox: trio.MemorySendChannel[ActorMessage], connected_at: datetime
+    ) -> None:
+        self.vin = link.vin
+        self.link = link
+        self.mailbox = mailbox
+        self.connected_since = connected_at
+
+
+class _ActorLoop:
+    def __init__(
+        self, actor: VehicleActor, config: HubConfig, journal: CommandJournal, bus: EventBus
+    ) -> None:
+        self.actor = actor
+        self.config = config
+        self.journal = journal
+        self.bus = bus
+        self.tracker = CommandTracker(config.max_in_flight)
+        self.silence_limit_s = 3 * config.heartbeat_interval_s
+        self.last_heard = trio.current_time()
+
+    async def run(self, mailbox: trio.MemoryReceiveChannel[ActorMessage]) -> str:
+        """Serve messages until the current link ends; returns why it ended."""
+        while True:
+            message: ActorMessage | None = None
+            with trio.move_on_at(self._next_wakeup()):
+                message = await mailbox.receive()
+            now = trio.current_time()
+            if message is not None:
+                ended = await self._handle(message)
+                if ended is not None:
+                    return ended
+            await self._record(changes=self.tracker.expire(now, _utcnow()), cancel=True)
+            if now - self.last_heard >= self.silence_limit_s:
+                reason = f"no message from the vehicle for {self.silence_limit_s:g} s"
+                self.actor.link.close(Status.UNAVAILABLE, reason)
+                return reason
+
+    def _next_wakeup(self) -> float:
+        return min(self.tracker.next_deadline(), self.last_heard + self.silence_limit_s)
+
+    async def _handle(self, message: ActorMessage) -> str | None:
+        match message:
+            case Dispatch(command):
+                self.tracker.submit(command)
+                await self._start_ready()
+            case FromVehicle(link_id, vehicle_message) if link_id == self.actor.link.id:
+                self.last_heard = trio.current_time()
+                await self._on_vehicle_message(vehicle_message)
+            case LinkClosed(link_id, reason) if link_id == self.actor.link.id:
+                return reason
+            case LinkAttached(link):
+                old = self.actor.link
+                old.close(Status.ABORTED, "replaced by a newer connection of the same vehicle")
+                self.actor.link = link
+                self.actor.connected_since = _utcnow()
+                self.last_heard = trio.current_time()
+                reason = "the vehicle reconnected while the command ran"
+                await self._record(changes=self.tracker.interrupt_running(_utcnow(), reason))
+                await self._start_ready()
+            case FromVehicle() | LinkClosed():
+                pass  # from a link this vehicle has since replaced
+        return None
+
+    async def _on_vehicle_message(self, message: VehicleMessage) -> None:
+        match message.WhichOneof("kind"):
+            case "event":
+                try:
+                    record = event_record(message.event, _utcnow())
+                except WireError as exc:
+                    log.warning("vehicle.bad_event", vin=self.actor.vin, problem=str(exc))
+                    return
+                outcome = self.tracker.on_event(record)
+                await self._apply(outcome)
+                await self._start_ready()
+            case "heartbeat":
+                self.actor.link.send_nowait(HubMessage(heartbeat=message.heartbeat))
+            case other:
+                log.warning("vehicle.unexpected_message", vin=self.actor.vin, kind=other)
+
+    async def _apply(self, outcome: Outcome) -> None:
+        if outcome.ignored is not None:
+            log.warning("vehicle.event_ignored", vin=self.actor.vin, reason=outcome.ignored)
+            return
+        await self._record(outcome.events, outcome.changes)
+
+    async def _start_ready(self) -> None:
+        started = self.tracker.start_ready(trio.current_time(), _utcnow())
+        if not started:
+            return
+        await self._record(changes=[change for _, change in started])
+        for command, _ in started:
+            self.actor.link.send_nowait(command_request(command))
+
+    async def _record(
+        self,
+        events: Sequence[CommandEventRecord] = (),
+        changes: Sequence[StatusChange] = (),
+        *,
+        cancel: bool = False,
+    ) -> None:
+        """Store, then publish; `cancel` also tells the vehicle to stop those commands."""
+        if not events and not changes:
+            return
+        await record_and_publish(self.journal, self.bus, events, changes)
+        if cancel:
+            for change in changes:
+                self.actor.link.send_nowait(cancel_command(change.command_id))
+
+    def interrupt_all(self, reason: str) -> list[StatusChange]:
+        return self.tracker.interrupt_all(_utcnow(), reason)
+
+
+async def record_and_publish(
+    journal: CommandJournal,
+    bus: EventBus,
+    events: Sequence[CommandEventRecord],
+    changes: Sequence[StatusChange],
+) -> None:
+    """Commit `events` and `changes` to the journal, then publish them on their topics."""
+    try:
+        await journal.record(events, changes)
+    except Exception:
+        log.exception("journal.write_failed", events=len(events), changes=len(changes))
+    for event in events:
+        bus.publish(command_topic(event.command_id), event)
+    for change in changes:
+        bus.publish(command_topic(change.command_id), change)
+
+
+async def run_actor(
+    link: Link,
+    *,
+    config: HubConfig,
+    journal: CommandJournal,
+    bus: EventBus,
+    registry: Registry[VehicleActor],
+    task_status: trio.TaskStatus[VehicleActor] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the actor of `link.vin` until its link ends; registered in `registry` meanwhile.
+
+    On the way out, whether the link ended or the task was cancelled, every
+    command it still held (running, queued, or waiting in its mailbox) is
+    recorded as `interrupted`; the link is ended with `UNAVAILABLE` when the
+    hub stops it.
+    """
+    send, receive = trio.open_memory_channel[ActorMessage](config.mailbox_size)
+    actor = VehicleActor(link, send, _utcnow())
+    loop = _ActorLoop(actor, config, journal, bus)
+    registry.add(actor)
+    reason: str | None = None
+    try:
+        task_status.started(actor)
+        reason = await loop.run(receive)
+    finally:
+        registry.remove(actor)
+        if reason is None:
+            reason = "the hub stopped"
+            actor.link.close(Status.UNAVAILABLE, "the hub is shutting down")
+        else:
+            actor.link.close(None, reason)
+        send.close()
+        for message in _drain(receive):
+            if isinstance(message, Dispatch):
+                loop.tracker.submit(message.command)
+        changes = loop.interrupt_all(f"link lost: {reason}")
+        with trio.CancelScope(shield=True), trio.move_on_after(FINAL_WRITE_TIMEOUT_S):
+            await record_and_publish(journal, bus, (), changes)
+        log.info("vehicle.disconnected", vin=link.vin, reason=reason)
+
+
+def _drain(receive: trio.MemoryReceiveChannel[ActorMessage]) -> list[ActorMessage]:
+    messages = []
+    with receive:
+        while True:
+            try:
+                messages.append(receive.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return messages
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)

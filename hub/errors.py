@@ -1,0 +1,61 @@
+"""The hub's exceptions.
+
+HubError
+├── ConfigError             a setting is missing or invalid (names the key)
+├── CatalogError            an operator's command does not match the catalog
+├── VehicleRefused          the gateway refuses a vehicle's link (carries a gRPC status)
+└── DispatchError           a command cannot be handed to its vehicle's actor
+    ├── VehicleNotConnected the vehicle has no live link on this node
+    └── MailboxFull         the vehicle's actor is saturated; retry later
+"""
+
+from __future__ import annotations
+
+from grpclib.const import Status
+
+
+class HubError(Exception):
+    """Base of every error the hub raises on purpose."""
+
+
+class ConfigError(HubError):
+    """A configuration value is missing or invalid."""
+
+
+class CatalogError(HubError):
+    """A command or its parameters do not match the catalog.
+
+    `field` is the dotted path of the offending input (e.g. `params.ecuAddress`)
+    and `rule` the rule it broke, so the API can name both.
+    """
+
+    def __init__(self, field: str, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.rule = rule
+        self.message = message
+
+
+class VehicleRefused(HubError):
+    """The gateway refuses a vehicle; the stream ends with `status` and this message."""
+
+    def __init__(self, status: Status, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class DispatchError(HubError):
+    """A command could not be handed to its vehicle's actor."""
+
+
+class VehicleNotConnected(DispatchError):
+    """The vehicle has no live link to this hub."""
+
+
+class MailboxFull(DispatchError):
+    """The vehicle's mailbox is full; `retry_after_s` suggests when to try again."""
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -1,0 +1,174 @@
+"""The vehicle gateway: the grpclib service that admits vehicles and pumps their streams.
+
+The handler runs as an asyncio task. It authenticates the vehicle through
+`Hub.attach` (one bridge crossing per connection), then runs two small
+asyncio pumps: the reader hands each message to the actor's trio mailbox with
+`send_nowait` (awaiting across the bridge only when the mailbox is full), the
+writer drains the link's outbox. Neither crosses the bridge per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import structlog
+import trio
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+from grpclib.server import Server, Stream
+
+from hub.actor import ActorMessage, FromVehicle, LinkClosed
+from hub.bridge import run_asyncio, run_trio
+from hub.errors import VehicleRefused
+from hub.link import Link, LinkEnd
+from proto import HubMessage, VehicleLinkBase, VehicleMessage
+
+if TYPE_CHECKING:
+    from hub.node import Hub
+
+log = structlog.get_logger("hub.gateway")
+
+#: How long the handler waits for the actor to end a link the vehicle closed.
+LINK_END_TIMEOUT_S = 5.0
+
+VehicleStream = Stream[VehicleMessage, HubMessage]
+
+
+class VehicleGateway(VehicleLinkBase):
+    """`VehicleLink.Connect`: one call per connected vehicle, for as long as it stays."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        self._handlers: set[asyncio.Task[object]] = set()
+
+    async def wait_handlers(self) -> None:
+        """(asyncio) Return once every `Connect` call has ended."""
+        if self._handlers:
+            await asyncio.wait(set(self._handlers))
+
+    async def Connect(self, stream: VehicleStream) -> None:  # noqa: N802 (the gRPC name)
+        """Admit one vehicle and pump its stream until the link ends."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            await self._connect(stream)
+        finally:
+            self._handlers.discard(task)
+
+    async def _connect(self, stream: VehicleStream) -> None:
+        token = _bearer_token(stream.metadata)
+        try:
+            async with asyncio.timeout(self._hub.config.hello_timeout_s):
+                first = await stream.recv_message()
+        except TimeoutError:
+            raise GRPCError(
+                Status.DEADLINE_EXCEEDED,
+                f"no Hello within {self._hub.config.hello_timeout_s:g} s (hello_timeout_s)",
+            ) from None
+        if first is None or first.WhichOneof("kind") != "hello":
+            raise GRPCError(Status.INVALID_ARGUMENT, "the first message must be Hello")
+        link = Link(first.hello.vin, uuid.uuid4().hex)
+        try:
+            inbox = await run_trio(self._hub.attach, first.hello, token, link)
+        except VehicleRefused as exc:
+            log.info("vehicle.refused", vin=first.hello.vin, reason=exc.message)
+            raise GRPCError(exc.status, exc.message) from None
+        end = await self._pump(stream, link, inbox)
+        if end.status is not None:
+            raise GRPCError(end.status, end.message)
+
+    async def _pump(
+        self, stream: VehicleStream, link: Link, inbox: trio.MemorySendChannel[ActorMessage]
+    ) -> LinkEnd:
+        """Run both pumps until the link ends; the actor always learns that it ended."""
+        reader = asyncio.ensure_future(_read(stream, link, inbox))
+        writer = asyncio.ensure_future(_write(stream, link))
+        reason = "the connection was lost"  # unless we learn better below
+        try:
+            await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+            if writer.done():
+                reason = "the hub ended the link"
+                return writer.result()
+            reason = _read_end_reason(reader)
+            self._hub.deliver(inbox, LinkClosed(link.id, reason))
+            reason = ""  # delivered
+            async with asyncio.timeout(LINK_END_TIMEOUT_S):
+                return await writer  # the actor ends the link in reply
+        finally:
+            reader.cancel()
+            writer.cancel()
+            if reason:
+                self._hub.deliver(inbox, LinkClosed(link.id, reason))
+            inbox.close()
+
+
+async def _read(
+    stream: VehicleStream, link: Link, inbox: trio.MemorySendChannel[ActorMessage]
+) -> None:
+    async for message in stream:
+        item = FromVehicle(link.id, message)
+        try:
+            inbox.send_nowait(item)
+        except trio.WouldBlock:
+            await run_trio(inbox.send, item)  # the actor is behind: backpressure
+
+
+async def _write(stream: VehicleStream, link: Link) -> LinkEnd:
+    while True:
+        item = await link.next_outgoing()
+        if isinstance(item, LinkEnd):
+            return item
+        await stream.send_message(item)
+
+
+def _read_end_reason(reader: asyncio.Future[None]) -> str:
+    exc = reader.exception()
+    if exc is None:
+        return "the vehicle closed the stream"
+    if isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError):
+        return "the vehicle's actor stopped"
+    return f"the stream failed: {exc!r}"
+
+
+def _bearer_token(metadata: object) -> str:
+    value = metadata.get("authorization") if hasattr(metadata, "get") else None
+    if not isinstance(value, str) or not value.lower().startswith("bearer ") or not value[7:]:
+        raise GRPCError(
+            Status.UNAUTHENTICATED,
+            "missing vehicle token: send metadata 'authorization: Bearer <vehicle token>'",
+        )
+    return value[7:].strip()
+
+
+@asynccontextmanager
+async def serve_gateway(hub: Hub, host: str, port: int) -> AsyncIterator[int]:
+    """Serve `VehicleLink` on `host:port` (0: any free port); yields the bound port.
+
+    On exit the hub ends every vehicle stream with `UNAVAILABLE` (bounded by
+    `shutdown_grace_s`) before the server closes, since grpclib's own close
+    tells clients nothing. Must run inside `trio_asyncio.open_loop()`.
+    """
+    sock = socket.create_server((host, port), family=_family(host), reuse_port=False)
+    gateway = VehicleGateway(hub)
+    server = Server([gateway])
+    await run_asyncio(server.start, sock=sock)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        with trio.CancelScope(shield=True):
+            await hub.shutdown()
+            with trio.move_on_after(hub.config.shutdown_grace_s):
+                await run_asyncio(gateway.wait_handlers)  # their UNAVAILABLE reaches the vehicles
+            server.close()
+            with trio.move_on_after(hub.config.shutdown_grace_s):
+                await run_asyncio(server.wait_closed)
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET

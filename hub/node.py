@@ -1,0 +1,184 @@
+"""One hub node: the registry of vehicle actors, admission of links, dispatch of commands.
+
+`open_hub` starts the node (its actors' nursery and the gRPC gateway) and
+stops it politely: every vehicle stream is ended with `UNAVAILABLE`, actors
+get `shutdown_grace_s` to record what they interrupted, then are cancelled.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+import trio
+from grpclib.const import Status
+
+from hub.actor import ActorMessage, Dispatch, LinkAttached, VehicleActor, run_actor
+from hub.config import HubConfig
+from hub.credentials import verify_vehicle_token
+from hub.errors import MailboxFull, VehicleNotConnected, VehicleRefused
+from hub.link import Link
+from hub.model import Command
+from hub.ports import CommandJournal, EventBus, VehicleDirectory
+from hub.registry import Registry
+from proto import Hello, HubMessage, Welcome
+
+log = structlog.get_logger("hub.node")
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """A vehicle's live link to this node."""
+
+    vin: str
+    session_id: str
+    since: datetime
+
+
+class Hub:
+    """The actors of the vehicles connected to this node, and the way to reach them.
+
+    Create it with `open_hub`. `dispatch` and `connection` are synchronous and
+    never block, so API handlers call them directly.
+    """
+
+    def __init__(
+        self,
+        config: HubConfig,
+        directory: VehicleDirectory,
+        journal: CommandJournal,
+        bus: EventBus,
+        nursery: trio.Nursery,
+    ) -> None:
+        self.config = config
+        self.bus = bus
+        self.grpc_port = config.grpc_port
+        self._directory = directory
+        self._journal = journal
+        self._nursery = nursery
+        self._actors: Registry[VehicleActor] = Registry()
+        self._attach_lock = trio.Lock()
+        self._stopping = False
+
+    def connection(self, vin: str) -> Connection | None:
+        """The vehicle's live link to this node, or None."""
+        actor = self._actors.get(vin)
+        if actor is None:
+            return None
+        return Connection(vin, actor.link.session_id, actor.connected_since)
+
+    def dispatch(self, command: Command) -> None:
+        """Hand `command` to its vehicle's actor without waiting.
+
+        Raises `VehicleNotConnected` when the vehicle has no link here and
+        `MailboxFull` when its actor is saturated.
+        """
+        actor = self._actors.get(command.vin)
+        if actor is None:
+            raise VehicleNotConnected(f"vehicle {command.vin} is not connected")
+        try:
+            actor.mailbox.send_nowait(Dispatch(command))
+        except trio.WouldBlock:
+            raise MailboxFull(
+                f"vehicle {command.vin} has {self.config.mailbox_size} messages waiting "
+                "(mailbox_size); retry later"
+            ) from None
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise VehicleNotConnected(f"vehicle {command.vin} is not connected") from None
+
+    async def attach(
+        self, hello: Hello, token: str, link: Link
+    ) -> trio.MemorySendChannel[ActorMessage]:
+        """Admit a vehicle's new link; returns the mailbox its messages go to.
+
+        Raises `VehicleRefused` for an unknown VIN, a wrong token or a
+        disabled vehicle. A link of a VIN that is already connected replaces
+        the old one; the actor keeps its identity.
+        """
+        if self._stopping:
+            raise VehicleRefused(Status.UNAVAILABLE, "the hub is shutting down")
+        credentials = await self._directory.find_vehicle(hello.vin)
+        if credentials is None:
+            raise VehicleRefused(Status.UNAUTHENTICATED, f"unknown VIN {hello.vin!r}")
+        if not verify_vehicle_token(token, credentials.token_hash):
+            raise VehicleRefused(Status.UNAUTHENTICATED, f"wrong token for VIN {hello.vin}")
+        if not credentials.enabled:
+            raise VehicleRefused(Status.PERMISSION_DENIED, f"vehicle {hello.vin} is disabled")
+        interval_ms = int(self.config.heartbeat_interval_s * 1000)
+        link.send_nowait(
+            HubMessage(
+                welcome=Welcome(session_id=link.session_id, heartbeat_interval_ms=interval_ms)
+            )
+        )
+        async with self._attach_lock:
+            actor = self._actors.get(hello.vin)
+            if actor is None:
+                actor = await self._start_actor(link)
+            else:
+                await actor.mailbox.send(LinkAttached(link))
+            inbox = actor.mailbox.clone()
+        await self._directory.record_seen(hello.vin, datetime.now(UTC))
+        log.info("vehicle.connected", vin=hello.vin, session=link.session_id)
+        return inbox
+
+    async def _start_actor(self, link: Link) -> VehicleActor:
+        run = functools.partial(
+            run_actor,
+            link,
+            config=self.config,
+            journal=self._journal,
+            bus=self.bus,
+            registry=self._actors,
+        )
+        actor: VehicleActor = await self._nursery.start(run)
+        return actor
+
+    def deliver(self, inbox: trio.MemorySendChannel[ActorMessage], message: ActorMessage) -> None:
+        """Send `message` to an actor now, or as soon as its mailbox has room; never blocks."""
+        try:
+            inbox.send_nowait(message)
+        except trio.WouldBlock:
+            self._nursery.start_soon(_send_later, inbox.clone(), message)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the actor has ended: nothing left to tell it
+
+    async def shutdown(self) -> None:
+        """End every link with `UNAVAILABLE`; wait up to `shutdown_grace_s` for the actors."""
+        self._stopping = True
+        for actor in self._actors:
+            actor.link.close(Status.UNAVAILABLE, "the hub is shutting down")
+        with trio.move_on_after(self.config.shutdown_grace_s):
+            await self._actors.wait_empty()
+        self._nursery.cancel_scope.cancel()
+
+    def statistics(self) -> dict[str, int]:
+        """Counters for health and metrics."""
+        return {"connected_vehicles": len(self._actors)}
+
+
+async def _send_later(inbox: trio.MemorySendChannel[ActorMessage], message: ActorMessage) -> None:
+    with inbox, suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        await inbox.send(message)
+
+
+@asynccontextmanager
+async def open_hub(
+    config: HubConfig, directory: VehicleDirectory, journal: CommandJournal, bus: EventBus
+) -> AsyncIterator[Hub]:
+    """Run a hub node serving vehicles on `config.grpc_host:grpc_port` while the context is open.
+
+    `hub.grpc_port` is the bound port (useful with port 0). Must run inside
+    `trio_asyncio.open_loop()`. Leaving the context shuts the node down
+    gracefully, bounded by `shutdown_grace_s`.
+    """
+    from hub.gateway import serve_gateway  # the gateway needs Hub, defined above
+
+    async with trio.open_nursery() as nursery:
+        hub = Hub(config, directory, journal, bus, nursery)
+        async with serve_gateway(hub, config.grpc_host, config.grpc_port) as port:
+            hub.grpc_port = port
+            yield hub

@@ -1,0 +1,52 @@
+"""The registry of live actors: the only map from a VIN to its actor on this node."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Generic, Protocol, TypeVar
+
+import trio
+
+
+class _HasVin(Protocol):
+    vin: str
+
+
+A = TypeVar("A", bound=_HasVin)
+
+
+class Registry(Generic[A]):
+    """VIN -> actor. Actors add and remove themselves (in their own try/finally)."""
+
+    def __init__(self) -> None:
+        self._actors: dict[str, A] = {}
+        self._empty = trio.Event()
+        self._empty.set()
+
+    def add(self, actor: A) -> None:
+        """Register `actor` under its VIN; a VIN has at most one actor."""
+        if actor.vin in self._actors:
+            raise KeyError(f"vehicle {actor.vin} already has an actor")
+        self._actors[actor.vin] = actor
+        if self._empty.is_set():
+            self._empty = trio.Event()
+
+    def remove(self, actor: A) -> None:
+        """Unregister `actor`."""
+        del self._actors[actor.vin]
+        if not self._actors:
+            self._empty.set()
+
+    def get(self, vin: str) -> A | None:
+        """The actor of `vin`, or None."""
+        return self._actors.get(vin)
+
+    def __iter__(self) -> Iterator[A]:
+        return iter(list(self._actors.values()))
+
+    def __len__(self) -> int:
+        return len(self._actors)
+
+    async def wait_empty(self) -> None:
+        """Return once no actor is registered."""
+        await self._empty.wait()

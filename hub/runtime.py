@@ -1,0 +1,89 @@
+"""Process bootstrap: one `trio.run`, the asyncio bridge outermost, signals, JSON logs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+import trio
+import trio_asyncio
+
+log = structlog.get_logger("hub.runtime")
+
+
+def run(main: Callable[[trio.Event], Awaitable[None]]) -> None:
+    """Run `main(stop)` in one `trio.run` inside `trio_asyncio.open_loop()`.
+
+    `stop` is set on the first SIGINT or SIGTERM: `main` should then shut
+    down politely (its own bounds apply). A second signal cancels it.
+    """
+    trio.run(_run, main)
+
+
+async def _run(main: Callable[[trio.Event], Awaitable[None]]) -> None:
+    async with trio_asyncio.open_loop() as loop:
+        loop.set_exception_handler(log_asyncio_exception)
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_watch_signals, stop, nursery.cancel_scope)
+            await main(stop)
+            nursery.cancel_scope.cancel()
+
+
+async def _watch_signals(stop: trio.Event, scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if stop.is_set():
+                log.warning("hub.stop_forced", signal=signal.Signals(signum).name)
+                scope.cancel()
+                return
+            log.info("hub.stopping", signal=signal.Signals(signum).name)
+            stop.set()
+
+
+def log_asyncio_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Log a stray asyncio error instead of letting trio-asyncio cancel the whole loop."""
+    exc = context.get("exception")
+    log.error(
+        "asyncio.error",
+        message=context.get("message"),
+        exc_info=exc if isinstance(exc, BaseException) else None,
+    )
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """JSON lines on stdout, ours (structlog) and the libraries' (stdlib logging) alike."""
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.WriteLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

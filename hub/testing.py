@@ -1,0 +1,51 @@
+"""In-memory stand-ins for the hub's ports, for tests of the hub without a database.
+
+Integration tests use the real storage; these let the actor and gateway be
+tested through real gRPC sockets with nothing else running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from hub.credentials import hash_vehicle_token
+from hub.model import CommandEventRecord, CommandStatus, StatusChange, VehicleCredentials
+
+
+class MemoryDirectory:
+    """A `VehicleDirectory` holding vehicles in a dict."""
+
+    def __init__(self) -> None:
+        self.vehicles: dict[str, VehicleCredentials] = {}
+        self.seen: dict[str, datetime] = {}
+
+    def add(self, vin: str, token: str, *, enabled: bool = True) -> None:
+        """Register `vin` with `token`."""
+        self.vehicles[vin] = VehicleCredentials(vin, hash_vehicle_token(token), enabled)
+
+    async def find_vehicle(self, vin: str) -> VehicleCredentials | None:
+        return self.vehicles.get(vin)
+
+    async def record_seen(self, vin: str, at: datetime) -> None:
+        self.seen[vin] = at
+
+
+class MemoryJournal:
+    """A `CommandJournal` keeping events and status changes in lists."""
+
+    def __init__(self) -> None:
+        self.events: list[CommandEventRecord] = []
+        self.changes: list[StatusChange] = []
+
+    async def record(
+        self, events: Sequence[CommandEventRecord], changes: Sequence[StatusChange]
+    ) -> None:
+        known = {(e.command_id, e.seq) for e in self.events}
+        self.events.extend(e for e in events if (e.command_id, e.seq) not in known)
+        self.changes.extend(changes)
+
+    def status_of(self, command_id: object) -> CommandStatus | None:
+        """The last status recorded for `command_id`."""
+        statuses = [c.status for c in self.changes if c.command_id == command_id]
+        return statuses[-1] if statuses else None
