@@ -1,0 +1,7 @@
+"""`python -m api` is `sovd-hub`."""
+
+import sys
+
+from api.cli import main
+
+sys.exit(main())

@@ -1,0 +1,167 @@
+"""`sovd-hub demo`: a hub on SQLite in a data directory with users and a simulated fleet.
+
+Everything it creates lives in the data directory (default `.sovd-hub/`), so
+running it again reuses the database, the JWT secret, the demo password and
+the vehicle tokens. The simulated fleet runs as its own process, as a real
+fleet would, speaking gRPC to the hub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from api.config import StorageConfig
+from api.server import open_node
+from hub import ConfigError
+from hub.runtime import configure_logging, run
+from storage import Database, UserExistsError, migrate, open_database
+
+DEMO_USERS = (("admin", "admin"), ("engineer", "engineer"))
+_MODELS = (("Volkswagen", "ID.4", 2023), ("BMW", "i4", 2024), ("Volvo", "EX30", 2025))
+
+
+def add_demo_parser(commands: Any) -> None:
+    """Register `demo` on the CLI's subcommands."""
+    demo = commands.add_parser("demo", help="run a demo hub with a simulated fleet")
+    demo.add_argument("--vehicles", type=int, default=10, help="simulated vehicles (default 10)")
+    demo.add_argument("--data-dir", type=Path, default=Path(".sovd-hub"), help="default .sovd-hub")
+    demo.add_argument("--event-latency-ms", type=int, default=20, help="vehicle answer latency")
+    demo.add_argument("--log-level", default="WARNING", help="WARNING (default), INFO, DEBUG")
+    from api.cli import _add_node_options
+
+    _add_node_options(demo)
+    demo.set_defaults(handler=run_demo)
+
+
+def demo_vin(number: int) -> str:
+    """The VIN of simulated vehicle `number` (valid: 17 characters, no I, O or Q)."""
+    return f"1SVDHB{number:011d}"
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """The `demo` command."""
+    from api.cli import node_configs
+
+    if not 1 <= args.vehicles <= 10_000:
+        raise ConfigError(f"--vehicles must be between 1 and 10000, got {args.vehicles}")
+    data_dir: Path = args.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if args.database_url is None and "SOVD_HUB_DATABASE_URL" not in os.environ:
+        args.database_url = f"sqlite:///{(data_dir / 'hub.db').resolve()}"
+    secret = os.environ.get("SOVD_HUB_JWT_SECRET") or _persistent_secret(data_dir / "jwt-secret")
+    hub_config, api_config, storage = node_configs(args, jwt_secret=secret)
+    configure_logging(args.log_level.upper())
+    migrate(storage.database_url)
+    password = os.environ.get("SOVD_HUB_DEMO_PASSWORD") or _persistent_secret(
+        data_dir / "demo-password", nbytes=9
+    )
+
+    async def demo(stop: trio.Event) -> None:
+        fleet_file = await _prepare(storage, password, args.vehicles, data_dir)
+        async with (
+            open_node(hub_config, api_config, storage) as (addresses, _),
+            trio.open_nursery() as nursery,
+        ):
+            nursery.start_soon(_run_fleet, fleet_file, addresses.grpc_port, args.event_latency_ms)
+            _print_banner(
+                addresses.http_url,
+                hub_config.grpc_host,
+                addresses.grpc_port,
+                args.vehicles,
+                password,
+            )
+            await stop.wait()
+            nursery.cancel_scope.cancel()
+
+    run(demo)
+    return 0
+
+
+def _persistent_secret(path: Path, nbytes: int = 48) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(nbytes)
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+async def _prepare(storage: StorageConfig, password: str, vehicles: int, data_dir: Path) -> Path:
+    """Demo users (password reset to `password`) and vehicles; returns the fleet file."""
+    fleet_file = data_dir / "fleet.json"
+    known: dict[str, str] = {}
+    if fleet_file.exists():
+        known = {v["vin"]: v["token"] for v in json.loads(fleet_file.read_text())["vehicles"]}
+    async with open_database(storage.database_url) as db:
+        for username, role in DEMO_USERS:
+            try:
+                await db.add_user(username, password, role)
+            except UserExistsError:
+                await db.set_password(username, password)
+        fleet = [
+            {"vin": vin, "token": await _vehicle_token(db, vin, n, known)}
+            for n, vin in ((n, demo_vin(n)) for n in range(1, vehicles + 1))
+        ]
+    fleet_file.write_text(json.dumps({"vehicles": fleet}, indent=1))
+    fleet_file.chmod(0o600)
+    return fleet_file
+
+
+async def _vehicle_token(db: Database, vin: str, number: int, known: dict[str, str]) -> str:
+    if vin in known and await db.get_vehicle(vin) is not None:
+        return known[vin]
+    if await db.get_vehicle(vin) is not None:
+        return await db.rotate_vehicle_token(vin)
+    make, model, year = _MODELS[number % len(_MODELS)]
+    _, token = await db.add_vehicle(
+        vin, make=make, model=model, year=year, metadata={"simulated": True}
+    )
+    return token
+
+
+async def _run_fleet(fleet_file: Path, grpc_port: int, latency_ms: int) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "bench.simulator",
+        "--hub",
+        f"127.0.0.1:{grpc_port}",
+        "--fleet-file",
+        str(fleet_file),
+        "--event-latency-ms",
+        str(latency_ms),
+    ]
+    await trio.run_process(command, check=False)
+
+
+def _print_banner(
+    http_url: str, grpc_host: str, grpc_port: int, vehicles: int, password: str
+) -> None:
+    base = http_url.rstrip("/")
+    login = f'{{"username": "engineer", "password": "{password}"}}'
+    submit = f'{{"vin": "{demo_vin(1)}", "command": "ReadDTC", "params": {{"ecuAddress": "0x10"}}}}'
+    json_header = "-H 'Content-Type: application/json'"
+    print(
+        f"""
+sovd-hub demo is running (Ctrl-C to stop)
+  REST API    {base}/api/v1     OpenAPI: {base}/openapi.json
+  WebSocket   {base.replace("http", "ws", 1)}/api/v1/ws
+  gRPC        {grpc_host}:{grpc_port}   {vehicles} simulated vehicles, e.g. {demo_vin(1)}
+  users       admin, engineer   password: {password}
+
+Try it:
+  TOKEN=$(curl -s {base}/api/v1/auth/login {json_header} -d '{login}' \\
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  curl -s {base}/api/v1/commands -H "Authorization: Bearer $TOKEN" {json_header} \\
+    -d '{submit}'
+""",
+        flush=True,
+    )

@@ -1,0 +1,93 @@
+"""Request and response bodies of the REST API (pydantic; they also make the OpenAPI spec)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+VIN_PATTERN = r"^[A-HJ-NPR-Z0-9]{17}$"
+
+
+class Strict(BaseModel):
+    """Bodies we accept: unknown properties are an error, types are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class LoginRequest(Strict):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class ConnectionOut(BaseModel):
+    status: Literal["connected", "disconnected"]
+    since: datetime | None
+    last_seen_at: datetime | None
+
+
+class VehicleOut(BaseModel):
+    vin: str
+    make: str
+    model: str
+    year: int
+    connection: ConnectionOut
+
+
+class VehicleList(BaseModel):
+    items: list[VehicleOut]
+    total: int
+
+
+class SubmitCommand(Strict):
+    vin: str = Field(pattern=VIN_PATTERN, description="17-character VIN (no I, O or Q)")
+    command: str = Field(description="a catalog command: ReadDTC, ClearDTC, ReadDataByID")
+    params: dict[str, JsonValue] = Field(default_factory=dict)
+    timeout_s: float | None = Field(default=None, gt=0, description="deadline for the vehicle")
+
+
+class CommandOut(BaseModel):
+    id: uuid.UUID
+    vin: str
+    command: str
+    params: dict[str, JsonValue]
+    status: str
+    error: str | None = None
+    submitted_by: str
+    submitted_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    timeout_s: float
+    links: dict[str, str]
+
+
+class EventOut(BaseModel):
+    seq: int
+    kind: str
+    status: int
+    body: JsonValue
+    final: bool
+    received_at: datetime
+
+
+class EventList(BaseModel):
+    items: list[EventOut]
+    total: int
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    correlation_id: str | None
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody

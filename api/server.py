@@ -1,0 +1,73 @@
+"""Serve a hub node: database, hub (gRPC) and API (HTTP) in one trio process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from api.app import create_app
+from api.config import ApiConfig, StorageConfig
+from hub import HubConfig, InProcessBus, open_hub
+from storage import Database, open_database
+
+log = structlog.get_logger("api.server")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeAddresses:
+    """Where a running node listens."""
+
+    http_url: str
+    grpc_port: int
+
+
+@asynccontextmanager
+async def open_node(
+    hub_config: HubConfig, api_config: ApiConfig, storage_config: StorageConfig
+) -> AsyncIterator[tuple[NodeAddresses, Database]]:
+    """Run a whole node while the context is open; yields its addresses and its database.
+
+    Commands left unfinished by an earlier run are marked `interrupted` first.
+    Leaving the context stops HTTP, then ends every vehicle link with
+    `UNAVAILABLE`, then closes the database. Must run inside `trio_asyncio.open_loop()`.
+    """
+    async with open_database(
+        storage_config.database_url, pool_size=storage_config.database_pool_size
+    ) as db:
+        interrupted = await db.interrupt_unfinished(
+            datetime.now(UTC), "the hub restarted while the command ran"
+        )
+        if interrupted:
+            log.warning("commands.interrupted_at_start", count=interrupted)
+        async with open_hub(hub_config, db, db, InProcessBus()) as hub:
+            app = create_app(hub, db, api_config, hub_config)
+            config = HypercornConfig()
+            config.bind = [f"{api_config.http_host}:{api_config.http_port}"]
+            config.accesslog = None
+            config.graceful_timeout = hub_config.shutdown_grace_s
+            stop_http = trio.Event()
+            async with trio.open_nursery() as nursery:
+                binds = await nursery.start(_serve_http, app, config, stop_http)
+                addresses = NodeAddresses(http_url=binds[0], grpc_port=hub.grpc_port)
+                log.info("hub.started", http=addresses.http_url, grpc_port=hub.grpc_port)
+                try:
+                    yield addresses, db
+                finally:
+                    stop_http.set()
+
+
+async def _serve_http(
+    app: object,
+    config: HypercornConfig,
+    stop: trio.Event,
+    *,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    await serve(app, config, shutdown_trigger=stop.wait, task_status=task_status)  # type: ignore[arg-type]

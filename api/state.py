@@ -1,0 +1,37 @@
+"""What the API's handlers share: the hub, the database, the token issuer and settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quart import current_app
+
+from api.auth import TokenIssuer
+from api.config import ApiConfig
+from hub import Hub, HubConfig
+from storage import Database
+
+_KEY = "sovd_hub"
+
+
+@dataclass(frozen=True, slots=True)
+class AppState:
+    """The node's services, set once by `create_app`."""
+
+    hub: Hub
+    db: Database
+    tokens: TokenIssuer
+    config: ApiConfig
+    hub_config: HubConfig
+
+
+def state() -> AppState:
+    """The `AppState` of the running app (inside a request or WebSocket)."""
+    value = current_app.extensions[_KEY]
+    assert isinstance(value, AppState)
+    return value
+
+
+def attach_state(extensions: dict[str, object], value: AppState) -> None:
+    """Store `value` where `state()` finds it."""
+    extensions[_KEY] = value

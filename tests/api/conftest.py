@@ -1,0 +1,191 @@
+"""A whole hub node on ephemeral ports, with operators and simulated vehicles over real sockets.
+
+The node runs in-process (one trio-asyncio loop, as in production); the
+simulated vehicles are the `bench.simulator` fleet speaking real gRPC to it;
+operators use real HTTP (httpx) and WebSocket (trio-websocket) clients.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+import orjson
+import pytest
+import trio
+import trio_websocket
+
+from api.config import ApiConfig, StorageConfig
+from api.server import open_node
+from bench.simulator import Behaviour, LinkLost, LinkRefused, SimulatedVehicle, VehicleSpec
+from hub import JSON, HubConfig
+from hub.bridge import run_asyncio
+from storage import Database
+
+PASSWORD = "correct horse battery"
+JWT_SECRET = "test-secret-" + "x" * 40
+VINS = ("WVWZZZ1JZXW000001", "WVWZZZ1JZXW000002", "WVWZZZ1JZXW000003")
+
+
+@dataclass
+class Node:
+    """A running node and the clients that talk to it."""
+
+    http: httpx.AsyncClient
+    ws_url: str
+    grpc_port: int
+    db: Database
+    nursery: trio.Nursery
+    vehicle_tokens: dict[str, str]
+    vehicles: dict[str, SimulatedVehicle] = field(default_factory=dict)
+    access_tokens: dict[str, str] = field(default_factory=dict)
+
+    async def token(self, username: str) -> str:
+        """An access token of `username` (logged in once per test)."""
+        if username not in self.access_tokens:
+            response = await self.http.post(
+                "/api/v1/auth/login", json={"username": username, "password": PASSWORD}
+            )
+            assert response.status_code == 200, response.text
+            self.access_tokens[username] = response.json()["access_token"]
+        return self.access_tokens[username]
+
+    async def headers(self, username: str = "engineer") -> dict[str, str]:
+        """Authorization headers of `username`."""
+        return {"Authorization": f"Bearer {await self.token(username)}"}
+
+    async def connect_vehicle(
+        self, vin: str, behaviour: Behaviour | None = None
+    ) -> SimulatedVehicle:
+        """Start the simulated vehicle `vin` and wait until the hub welcomed it."""
+        vehicle = SimulatedVehicle(
+            VehicleSpec(vin, self.vehicle_tokens[vin]),
+            "127.0.0.1",
+            self.grpc_port,
+            behaviour or Behaviour(),
+        )
+        self.vehicles[vin] = vehicle
+        self.nursery.start_soon(_run_vehicle, vehicle)
+        with trio.fail_after(5):
+            await run_asyncio(vehicle.connected.wait)
+        return vehicle
+
+    async def submit(
+        self, vin: str, command: str, params: dict[str, JSON], **extra: JSON
+    ) -> httpx.Response:
+        """POST a command as the engineer."""
+        body = {"vin": vin, "command": command, "params": params, **extra}
+        return await self.http.post("/api/v1/commands", json=body, headers=await self.headers())
+
+    async def wait_final(self, command_id: str) -> dict[str, JSON]:
+        """Follow a command over the WebSocket until it ends; returns its command resource."""
+        async with self.websocket("engineer") as ws:
+            await subscribe(ws, command_id)
+            await collect_until_status(ws)
+        response = await self.http.get(
+            f"/api/v1/commands/{command_id}", headers=await self.headers()
+        )
+        body: dict[str, JSON] = response.json()
+        return body
+
+    def websocket(self, username: str) -> _AuthenticatedSocket:
+        """An authenticated WebSocket of `username` (async context manager)."""
+        return _AuthenticatedSocket(self, username)
+
+
+class _AuthenticatedSocket:
+    def __init__(self, node: Node, username: str) -> None:
+        self._node = node
+        self._username = username
+        self._cm: trio_websocket.WebSocketConnection | None = None
+
+    async def __aenter__(self) -> trio_websocket.WebSocketConnection:
+        self._context = trio_websocket.open_websocket_url(self._node.ws_url)
+        ws = await self._context.__aenter__()
+        await send_json(ws, {"type": "auth", "token": await self._node.token(self._username)})
+        reply = await receive_json(ws)
+        assert reply["type"] == "authenticated", reply
+        return ws
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._context.__aexit__(None, None, None)
+
+
+async def _run_vehicle(vehicle: SimulatedVehicle) -> None:
+    # Fault-injection tests break links on purpose; what the hub does about it is asserted.
+    with contextlib.suppress(LinkLost, LinkRefused):
+        await run_asyncio(vehicle.run)
+
+
+async def send_json(ws: trio_websocket.WebSocketConnection, message: dict[str, JSON]) -> None:
+    """Send one JSON text frame."""
+    await ws.send_message(orjson.dumps(message).decode())
+
+
+async def receive_json(ws: trio_websocket.WebSocketConnection) -> dict[str, JSON]:
+    """Receive one JSON frame (fails the test after 10 s of silence)."""
+    with trio.fail_after(10):
+        message = orjson.loads(await ws.get_message())
+    assert isinstance(message, dict)
+    return message
+
+
+async def subscribe(
+    ws: trio_websocket.WebSocketConnection, command_id: str, from_seq: int = 0
+) -> None:
+    """Subscribe to a command and check the acknowledgement."""
+    topic = f"command:{command_id}"
+    await send_json(ws, {"type": "subscribe", "topic": topic, "from_seq": from_seq})
+    reply = await receive_json(ws)
+    assert reply == {"type": "subscribed", "topic": topic, "from_seq": from_seq}, reply
+
+
+async def collect_until_status(ws: trio_websocket.WebSocketConnection) -> list[dict[str, JSON]]:
+    """Every frame up to and including the command's `status` frame."""
+    frames = []
+    while True:
+        frame = await receive_json(ws)
+        frames.append(frame)
+        if frame["type"] in ("status", "error"):
+            return frames
+
+
+@pytest.fixture
+async def node(aio_loop: object, database_url: str) -> AsyncIterator[Node]:
+    """A node with users admin/engineer/viewer/other (password PASSWORD) and three vehicles
+    registered (none connected: tests connect them with `node.connect_vehicle`)."""
+    hub_config = HubConfig(grpc_port=0, shutdown_grace_s=2, default_command_timeout_s=5)
+    api_config = ApiConfig(http_port=0, jwt_secret=JWT_SECRET, ws_auth_timeout_s=1)
+    storage = StorageConfig(database_url=database_url)
+    async with open_node(hub_config, api_config, storage) as (addresses, db):
+        for username, role in (
+            ("admin", "admin"),
+            ("engineer", "engineer"),
+            ("viewer", "viewer"),
+            ("other", "engineer"),
+        ):
+            await db.add_user(username, PASSWORD, role)
+        tokens = {}
+        for vin in VINS:
+            _, tokens[vin] = await db.add_vehicle(vin, make="VW", model="Golf", year=2021)
+        async with (
+            httpx.AsyncClient(base_url=addresses.http_url) as http,
+            trio.open_nursery() as nursery,
+        ):
+            yield Node(
+                http=http,
+                ws_url=addresses.http_url.replace("http://", "ws://") + "/api/v1/ws",
+                grpc_port=addresses.grpc_port,
+                db=db,
+                nursery=nursery,
+                vehicle_tokens=tokens,
+            )
+            nursery.cancel_scope.cancel()
+
+
+def new_id() -> str:
+    """A random command id (for commands that do not exist)."""
+    return str(uuid.uuid4())
