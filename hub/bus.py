@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +20,8 @@ class InProcessBus:
     """
 
     def __init__(self, buffer_size: int = 256) -> None:
+        if buffer_size < 1:
+            raise ValueError(f"buffer_size must be at least 1, got {buffer_size}")
         self._buffer_size = buffer_size
         self._subscribers: defaultdict[str, set[trio.MemorySendChannel[BusMessage]]] = defaultdict(
             set
@@ -41,7 +42,7 @@ class InProcessBus:
     @asynccontextmanager
     async def subscribe(self, topic: str) -> AsyncIterator[trio.MemoryReceiveChannel[BusMessage]]:
         """Receive what is published on `topic` from now on, while the context is open."""
-        send, receive = trio.open_memory_channel[BusMessage](self._buffer_size or math.inf)
+        send, receive = trio.open_memory_channel[BusMessage](self._buffer_size)
         subscribers = self._subscribers[topic]
         subscribers.add(send)
         try:
@@ -49,8 +50,8 @@ class InProcessBus:
                 yield receive
         finally:
             subscribers.discard(send)
-            if not subscribers:
-                self._subscribers.pop(topic, None)
+            if not subscribers and self._subscribers.get(topic) is subscribers:
+                del self._subscribers[topic]
             send.close()
 
     def statistics(self) -> dict[str, int]:

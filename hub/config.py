@@ -9,6 +9,7 @@ environment (`SOVD_HUB_<FIELD>`, e.g. `SOVD_HUB_GRPC_PORT`), a TOML file
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -38,7 +39,7 @@ class HubConfig:
     shutdown_grace_s: float = 5.0
 
     def __post_init__(self) -> None:
-        _check_port("grpc_port", self.grpc_port)
+        check_port("grpc_port", self.grpc_port)
         for name in (
             "heartbeat_interval_s",
             "hello_timeout_s",
@@ -46,9 +47,9 @@ class HubConfig:
             "max_command_timeout_s",
             "shutdown_grace_s",
         ):
-            _check_positive(name, getattr(self, name))
+            check_positive(name, getattr(self, name))
         for name in ("mailbox_size", "max_in_flight"):
-            _check_positive(name, getattr(self, name))
+            check_positive(name, getattr(self, name))
         if self.default_command_timeout_s > self.max_command_timeout_s:
             raise ConfigError(
                 f"default_command_timeout_s ({self.default_command_timeout_s}) must not exceed "
@@ -56,22 +57,24 @@ class HubConfig:
             )
 
 
-def _check_port(name: str, value: int) -> None:
+def check_port(name: str, value: int) -> None:
+    """Raise ConfigError naming `name` unless `value` is a TCP port (0 = any free port)."""
     if not 0 <= value <= 65535:
         raise ConfigError(f"{name} must be a TCP port 0-65535 (0 = any free port), got {value}")
 
 
-def _check_positive(name: str, value: float) -> None:
-    if value <= 0:
-        raise ConfigError(f"{name} must be greater than 0, got {value}")
+def check_positive(name: str, value: float) -> None:
+    """Raise ConfigError naming `name` unless `value` is a finite number above 0."""
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a finite number greater than 0, got {value}")
 
 
 def parse_bind(name: str, value: str) -> tuple[str, int]:
     """Split `host:port` (IPv6 as `[::1]:8080`); raises ConfigError naming `name`."""
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit():
+    if not sep or not host or not (port.isascii() and port.isdigit()):
         raise ConfigError(f"{name} must look like HOST:PORT (e.g. 127.0.0.1:8080), got {value!r}")
-    _check_port(name, int(port))
+    check_port(name, int(port))
     return host.strip("[]"), int(port)
 
 
@@ -114,6 +117,10 @@ def load_config(
         if env_key in environ:
             values[key] = _coerce(key, hints[key], environ[env_key], f"environment {env_key}")
     for key, raw in overrides.items():
+        if key not in fields:
+            raise ConfigError(
+                f"unknown setting {key!r} for {cls.__name__}; known: {sorted(fields)}"
+            )
         if raw is not None:
             values[key] = _coerce(key, hints[key], raw, "command line")
     try:

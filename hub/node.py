@@ -52,14 +52,13 @@ class Hub:
         directory: VehicleDirectory,
         journal: CommandJournal,
         bus: EventBus,
-        nursery: trio.Nursery,
     ) -> None:
         self.config = config
         self.bus = bus
         self.grpc_port = config.grpc_port
         self._directory = directory
         self._journal = journal
-        self._nursery = nursery
+        self._nursery: trio.Nursery | None = None
         self._actors: Registry[VehicleActor] = Registry()
         self._attach_lock = trio.Lock()
         self._stopping = False
@@ -125,6 +124,19 @@ class Hub:
         log.info("vehicle.connected", vin=hello.vin, session=link.session_id)
         return inbox
 
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Host the actors until `shutdown` (or cancellation) ends them."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    @property
+    def _actor_nursery(self) -> trio.Nursery:
+        if self._nursery is None:
+            raise RuntimeError("the hub is not running: use open_hub()")
+        return self._nursery
+
     async def _start_actor(self, link: Link) -> VehicleActor:
         run = functools.partial(
             run_actor,
@@ -134,7 +146,7 @@ class Hub:
             bus=self.bus,
             registry=self._actors,
         )
-        actor: VehicleActor = await self._nursery.start(run)
+        actor: VehicleActor = await self._actor_nursery.start(run)
         return actor
 
     def deliver(self, inbox: trio.MemorySendChannel[ActorMessage], message: ActorMessage) -> None:
@@ -142,7 +154,7 @@ class Hub:
         try:
             inbox.send_nowait(message)
         except trio.WouldBlock:
-            self._nursery.start_soon(_send_later, inbox.clone(), message)
+            self._actor_nursery.start_soon(_send_later, inbox.clone(), message)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the actor has ended: nothing left to tell it
 
@@ -153,7 +165,7 @@ class Hub:
             actor.link.close(Status.UNAVAILABLE, "the hub is shutting down")
         with trio.move_on_after(self.config.shutdown_grace_s):
             await self._actors.wait_empty()
-        self._nursery.cancel_scope.cancel()
+        self._actor_nursery.cancel_scope.cancel()
 
     def statistics(self) -> dict[str, int]:
         """Counters for health and metrics."""
@@ -177,8 +189,9 @@ async def open_hub(
     """
     from hub.gateway import serve_gateway  # the gateway needs Hub, defined above
 
+    hub = Hub(config, directory, journal, bus)
     async with trio.open_nursery() as nursery:
-        hub = Hub(config, directory, journal, bus, nursery)
+        await nursery.start(hub.run)
         async with serve_gateway(hub, config.grpc_host, config.grpc_port) as port:
             hub.grpc_port = port
             yield hub

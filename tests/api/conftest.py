@@ -11,6 +11,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import orjson
@@ -184,6 +185,13 @@ async def node(aio_loop: object, database_url: str) -> AsyncIterator[Node]:
                 vehicle_tokens=tokens,
             )
             nursery.cancel_scope.cancel()
+
+
+def body(frame: dict[str, JSON]) -> dict[str, Any]:
+    """The JSON object in an event frame's `body`."""
+    value = frame["body"]
+    assert isinstance(value, dict), frame
+    return value
 
 
 def new_id() -> str:

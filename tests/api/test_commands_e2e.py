@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from bench.simulator import Behaviour
-from tests.api.conftest import VINS, Node, collect_until_status, subscribe
+from tests.api.conftest import VINS, Node, body, collect_until_status, subscribe
 
 
 async def test_read_dtc_streams_live_replays_late_and_is_recorded(node: Node) -> None:
@@ -26,8 +26,8 @@ async def test_read_dtc_streams_live_replays_late_and_is_recorded(node: Node) ->
     assert [e["seq"] for e in events] == [0, 1, 2]
     assert [e["kind"] for e in events] == ["progress", "progress", "result"]
     assert [e["final"] for e in events] == [False, False, True]
-    assert [e["body"]["code"] for e in events[:2]] == ["P0420", "P0171"]  # type: ignore[index]
-    assert events[2]["body"]["total"] == 2  # type: ignore[index]
+    assert [body(e)["code"] for e in events[:2]] == ["P0420", "P0171"]
+    assert body(events[2])["total"] == 2
     assert live[-1]["type"] == "status" and live[-1]["status"] == "succeeded"
 
     # A subscriber joining after the end gets the same sequence from storage.
@@ -51,3 +51,79 @@ async def test_read_dtc_streams_live_replays_late_and_is_recorded(node: Node) ->
     assert row.started_at is not None and row.finished_at is not None
     actions = [a.action for a in await node.db.list_audit(target=f"command:{command['id']}")]
     assert actions == ["command.submitted", "command.succeeded"]
+
+
+async def test_read_data_by_id_returns_the_value(node: Node) -> None:
+    await node.connect_vehicle(VINS[0])
+    response = await node.submit(
+        VINS[0], "ReadDataByID", {"ecuAddress": "0x10", "dataId": "0x010c"}
+    )
+    assert response.status_code == 202, response.text
+    command = await node.wait_final(response.json()["id"])
+    assert command["status"] == "succeeded"
+    events = (
+        await node.http.get(
+            f"/api/v1/commands/{command['id']}/events", headers=await node.headers()
+        )
+    ).json()["items"]
+    assert events[-1]["body"]["value"] == 2450 and events[-1]["body"]["unit"] == "rpm"
+
+
+async def test_read_data_by_id_unknown_identifier_fails_with_the_vehicles_reason(
+    node: Node,
+) -> None:
+    await node.connect_vehicle(VINS[0])
+    response = await node.submit(
+        VINS[0], "ReadDataByID", {"ecuAddress": "0x10", "dataId": "0x1234"}
+    )
+    command = await node.wait_final(response.json()["id"])
+    assert command["status"] == "failed"
+    assert command["error"] == "unknown data identifier 0x1234"
+
+
+async def test_clear_dtc_clears_and_a_second_read_finds_none(node: Node) -> None:
+    await node.connect_vehicle(VINS[0])
+    cleared = await node.submit(VINS[0], "ClearDTC", {"ecuAddress": "0x10"})
+    command = await node.wait_final(cleared.json()["id"])
+    assert command["status"] == "succeeded"
+    events = (
+        await node.http.get(
+            f"/api/v1/commands/{command['id']}/events", headers=await node.headers()
+        )
+    ).json()["items"]
+    assert events[-1]["body"]["cleared"] == 2
+
+    again = await node.submit(VINS[0], "ReadDTC", {"ecuAddress": "0x10"})
+    await node.wait_final(again.json()["id"])
+    events = (
+        await node.http.get(
+            f"/api/v1/commands/{again.json()['id']}/events", headers=await node.headers()
+        )
+    ).json()["items"]
+    assert [e["body"]["total"] for e in events] == [0]
+
+
+async def test_a_vehicle_that_never_answers_ends_timed_out(node: Node) -> None:
+    await node.connect_vehicle(VINS[0], Behaviour(silent=True))
+    response = await node.submit(VINS[0], "ReadDTC", {"ecuAddress": "0x10"}, timeout_s=0.5)
+    command = await node.wait_final(response.json()["id"])
+    assert command["status"] == "timed_out"
+    assert command["error"] == "no final event within 0.5 s"
+    assert node.vehicles[VINS[0]].commands_received == 1
+
+
+async def test_a_link_dropped_mid_command_ends_interrupted(node: Node) -> None:
+    await node.connect_vehicle(VINS[0], Behaviour(event_latency_s=0.05, drop_after_events=1))
+    response = await node.submit(VINS[0], "ReadDTC", {"ecuAddress": "0x10"})
+    command = await node.wait_final(response.json()["id"])
+    assert command["status"] == "interrupted"
+    assert str(command["error"]).startswith("link lost:")
+    events = (
+        await node.http.get(
+            f"/api/v1/commands/{command['id']}/events", headers=await node.headers()
+        )
+    ).json()["items"]
+    assert [e["seq"] for e in events] == [0]  # what arrived before the drop is kept
+    vehicles = (await node.http.get("/api/v1/vehicles", headers=await node.headers())).json()
+    status = {v["vin"]: v["connection"]["status"] for v in vehicles["items"]}
+    assert status[VINS[0]] == "disconnected"

@@ -1,0 +1,296 @@
+"""The hub's database: users, vehicles, commands, their events and the audit trail.
+
+SQLAlchemy's async engine is asyncio; the hub is trio. Every public method
+of `Database` is a trio `async def` that crosses the bridge once, running
+its whole transaction as one asyncio coroutine from `storage.queries`. All of
+them need a running `trio_asyncio.open_loop()`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import bcrypt
+import trio
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from hub.bridge import run_asyncio
+from hub.credentials import hash_vehicle_token, new_vehicle_token
+from hub.model import JSON, Command, CommandEventRecord, StatusChange, VehicleCredentials
+from storage import queries
+from storage.errors import StorageError, translate_errors
+from storage.models import ROLES
+from storage.records import AuditEvent, CommandRow, User, Vehicle
+from storage.urls import mask_url, normalise_url
+
+__all__ = ["Database", "open_database"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_BCRYPT_ROUNDS = 12
+# A real hash of the same cost: an unknown username costs what a wrong password does.
+_DUMMY_HASH = b"$2b$12$VGiWG5Q.xJJB4QQNFS2/q.8wHRCqYw06e0xiCQH6D4g54T3k5NjQy"
+_MAX_PASSWORD_BYTES = 72  # bcrypt 5 refuses longer passwords
+_SQLITE_BUSY_TIMEOUT_MS = 5000
+_WRITE = "sovd_hub_write"  # execution option marking a transaction that writes
+
+
+@asynccontextmanager
+async def open_database(url: str, *, pool_size: int = 10) -> AsyncIterator[Database]:
+    """Open a connection pool to the database at `url` (any URL `normalise_url` takes).
+
+    Must run inside `trio_asyncio.open_loop()`. Connects lazily: a database
+    that is down shows up as `DatabaseUnavailable` from the first call (see
+    `Database.ping`). The pool is closed on exit, shielded from cancellation.
+    """
+    async_url = normalise_url(url)
+    _check_sqlite_directory(async_url, url)
+    engine = _create_engine(async_url, pool_size)
+    try:
+        yield Database(engine, mask_url(url))
+    finally:
+        with trio.CancelScope(shield=True):
+            await run_asyncio(engine.dispose)
+
+
+def _check_sqlite_directory(async_url: str, url: str) -> None:
+    # SQLite creates a missing file but not its directory; say so plainly
+    # rather than "unable to open database file".
+    parsed = make_url(async_url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    directory = Path(parsed.database).parent
+    if not directory.is_dir():
+        raise StorageError(
+            f"database at {mask_url(url)}: directory {directory} does not exist; "
+            "create it or change SOVD_HUB_DATABASE_URL"
+        )
+
+
+def _create_engine(async_url: str, pool_size: int) -> AsyncEngine:
+    parsed = make_url(async_url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(parsed, pool_size=pool_size)
+    in_memory = parsed.database in (None, "", ":memory:")
+    engine = create_async_engine(parsed, **({} if in_memory else {"pool_size": pool_size}))
+    event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+    event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
+    return engine
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: object) -> None:
+    # Turn off the driver's implicit BEGIN: `_on_sqlite_begin` emits our own.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _on_sqlite_begin(connection: Any) -> None:
+    # A writer takes the write lock up front: a deferred transaction that
+    # upgrades later fails at once with "database is locked" instead of waiting.
+    writes = connection.get_execution_options().get(_WRITE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+
+class Database:
+    """The hub's storage; implements `hub.ports.VehicleDirectory` and `CommandJournal`.
+
+    Every method raises `DatabaseUnavailable` when the database does not
+    answer and `StorageError` when it refuses. Cancelling a call cancels its
+    transaction, which is rolled back.
+    """
+
+    def __init__(self, engine: AsyncEngine, masked_url: str) -> None:
+        self._reader = engine
+        self._writer = engine.execution_options(**{_WRITE: True})
+        self._url = masked_url
+
+    @property
+    def url(self) -> str:
+        """The database URL with its password masked."""
+        return self._url
+
+    async def _run(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        with translate_errors(self._url):
+            return await run_asyncio(fn, *args, **kwargs)
+
+    async def ping(self) -> None:
+        """Return once the database answers a query; raise `DatabaseUnavailable` if not."""
+        await self._run(queries.ping, self._reader)
+
+    # -- users -------------------------------------------------------------
+
+    async def add_user(self, username: str, password: str, role: str) -> User:
+        """Create an operator account (audited); `UserExistsError` if the name is taken.
+
+        Raises `ValueError` for an unknown role, an empty username or a
+        password longer than bcrypt's 72 bytes.
+        """
+        if role not in ROLES:
+            raise ValueError(f"role {role!r} is unknown: expected one of {', '.join(ROLES)}")
+        if not username:
+            raise ValueError("username is empty")
+        hashed = await _hash_password(password)
+        return await self._run(queries.add_user, self._writer, username, hashed, role)
+
+    async def set_password(self, username: str, password: str) -> None:
+        """Replace the user's password (audited); `UnknownUserError` if there is no such user.
+
+        Raises `ValueError` for a password longer than bcrypt's 72 bytes.
+        """
+        hashed = await _hash_password(password)
+        await self._run(queries.set_password, self._writer, username, hashed)
+
+    async def authenticate_user(self, username: str, password: str) -> User | None:
+        """The user when `password` is theirs; None for an unknown user or a wrong password.
+
+        Always spends one bcrypt check (~0.2 s, in a worker thread), so the
+        time taken does not tell whether the username exists.
+        """
+        found = await self._run(queries.get_user, self._reader, username)
+        stored = found[1].encode() if found is not None else _DUMMY_HASH
+        secret = password.encode()
+        if len(secret) > _MAX_PASSWORD_BYTES:
+            secret = b""  # cannot be anyone's password; still spend the check
+        matches = await trio.to_thread.run_sync(bcrypt.checkpw, secret, stored)
+        return found[0] if found is not None and matches else None
+
+    async def get_user(self, username: str) -> User | None:
+        """The user called `username`, or None."""
+        found = await self._run(queries.get_user, self._reader, username)
+        return found[0] if found is not None else None
+
+    # -- vehicles ----------------------------------------------------------
+
+    async def add_vehicle(
+        self,
+        vin: str,
+        *,
+        make: str,
+        model: str,
+        year: int,
+        metadata: dict[str, JSON] | None = None,
+    ) -> tuple[Vehicle, str]:
+        """Register a vehicle (audited); returns it and its new token.
+
+        The token is shown once: only its hash is stored. Raises
+        `VehicleExistsError` if the VIN is registered, `ValueError` if the VIN
+        is not 17 characters long.
+        """
+        if len(vin) != 17:
+            raise ValueError(f"VIN {vin!r} is {len(vin)} characters long; a VIN has 17")
+        token = new_vehicle_token()
+        vehicle = Vehicle(
+            vin=vin,
+            make=make,
+            model=model,
+            year=year,
+            metadata=dict(metadata or {}),
+            enabled=True,
+            created_at=datetime.now(UTC),
+            last_seen_at=None,
+        )
+        await self._run(queries.add_vehicle, self._writer, vehicle, hash_vehicle_token(token))
+        return vehicle, token
+
+    async def rotate_vehicle_token(self, vin: str) -> str:
+        """Issue the vehicle a new token (audited) and return it; the old one stops working.
+
+        Raises `UnknownVehicleError` if the VIN is not registered. A link that
+        is already up stays up until it reconnects.
+        """
+        token = new_vehicle_token()
+        await self._run(queries.set_token_hash, self._writer, vin, hash_vehicle_token(token))
+        return token
+
+    async def list_vehicles(self) -> list[Vehicle]:
+        """Every registered vehicle, ordered by VIN."""
+        return await self._run(queries.list_vehicles, self._reader, None)
+
+    async def get_vehicle(self, vin: str) -> Vehicle | None:
+        """The vehicle with this VIN, or None."""
+        found = await self._run(queries.list_vehicles, self._reader, vin)
+        return found[0] if found else None
+
+    async def find_vehicle(self, vin: str) -> VehicleCredentials | None:
+        """The vehicle's credentials, or None when the VIN is not registered."""
+        return await self._run(queries.find_vehicle, self._reader, vin)
+
+    async def record_seen(self, vin: str, at: datetime) -> None:
+        """Set the vehicle's `last_seen_at` to `at`; never moves it back in time."""
+        await self._run(queries.record_seen, self._writer, vin, at)
+
+    # -- commands ----------------------------------------------------------
+
+    async def create_command(self, command: Command) -> None:
+        """Store a new command as pending, with its "command.submitted" audit event.
+
+        Both are committed, in one transaction, when this returns. Raises
+        `UnknownVehicleError` if the VIN is not registered, `ConflictError` if
+        the id is taken.
+        """
+        await self._run(queries.create_command, self._writer, command)
+
+    async def get_command(self, command_id: uuid.UUID) -> CommandRow | None:
+        """The command with this id, or None."""
+        return await self._run(queries.get_command, self._reader, command_id)
+
+    async def list_events(
+        self, command_id: uuid.UUID, from_seq: int = 0
+    ) -> list[CommandEventRecord]:
+        """The command's stored events with `seq >= from_seq`, ordered by seq."""
+        return await self._run(queries.list_events, self._reader, command_id, from_seq)
+
+    async def record(
+        self, events: Sequence[CommandEventRecord], changes: Sequence[StatusChange]
+    ) -> None:
+        """Store events and status changes in one transaction; returns once committed.
+
+        Events already stored (same command id and seq) are ignored. Changes
+        apply in order: RUNNING sets `started_at` once; a final status sets
+        `finished_at` and `error` and appends a "command.<status>" audit
+        event. A change never moves a command that is already final.
+        """
+        if events or changes:
+            await self._run(queries.record, self._writer, events, changes)
+
+    async def interrupt_unfinished(self, at: datetime, reason: str) -> int:
+        """Mark every non-final command interrupted, with `reason` and an audit event.
+
+        Startup recovery; returns how many commands it moved.
+        """
+        return await self._run(queries.interrupt_unfinished, self._writer, at, reason)
+
+    # -- audit -------------------------------------------------------------
+
+    async def append_audit(
+        self, *, actor: str, action: str, target: str, details: dict[str, JSON] | None = None
+    ) -> None:
+        """Append an event, stamped now, to the audit trail; returns once committed."""
+        await self._run(queries.append_audit, self._writer, actor, action, target, details or {})
+
+    async def list_audit(self, *, target: str | None = None) -> list[AuditEvent]:
+        """The audit trail, oldest first; only `target`'s events when given."""
+        return await self._run(queries.list_audit, self._reader, target)
+
+
+async def _hash_password(password: str) -> str:
+    secret = password.encode()
+    if len(secret) > _MAX_PASSWORD_BYTES:
+        raise ValueError(
+            f"password is {len(secret)} bytes long; bcrypt takes at most {_MAX_PASSWORD_BYTES}"
+        )
+    salt = bcrypt.gensalt(_BCRYPT_ROUNDS)
+    hashed = await trio.to_thread.run_sync(bcrypt.hashpw, secret, salt)
+    return hashed.decode()

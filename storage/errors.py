@@ -1,0 +1,132 @@
+"""Storage errors, and the one place where driver errors become ours.
+
+```
+StorageError                  anything storage refuses or cannot do
+├── DatabaseUnavailable       the database did not answer (down, refused, pool exhausted)
+├── ConflictError             the write collides with a row that already exists
+│   ├── UserExistsError       `add_user` with a username that is taken
+│   └── VehicleExistsError    `add_vehicle` with a VIN that is registered
+├── UnknownUserError          no user has this username
+└── UnknownVehicleError       no vehicle has this VIN (e.g. a command for it)
+```
+
+`DatabaseUnavailable` is "the peer broke it": retry later, answer 503.
+Everything else is about the request itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import exc as sa_exc
+
+__all__ = [
+    "ConflictError",
+    "DatabaseUnavailable",
+    "StorageError",
+    "UnknownUserError",
+    "UnknownVehicleError",
+    "UserExistsError",
+    "VehicleExistsError",
+    "translate_errors",
+]
+
+
+class StorageError(Exception):
+    """Base class of every error raised by `storage`."""
+
+
+class DatabaseUnavailable(StorageError):
+    """The database could not be reached or refused the connection; try again later."""
+
+
+class ConflictError(StorageError):
+    """The row to insert already exists."""
+
+
+class UserExistsError(ConflictError):
+    """A user with this username already exists."""
+
+
+class VehicleExistsError(ConflictError):
+    """A vehicle with this VIN is already registered."""
+
+
+class UnknownUserError(StorageError):
+    """No user has this username."""
+
+
+class UnknownVehicleError(StorageError):
+    """The VIN is not in the vehicle registry."""
+
+
+# SQLSTATE classes and codes that mean "the server is not there for us" rather
+# than "this statement is wrong": connection exceptions (08), shutdown/startup
+# (57P0x), too many connections (53300), unknown database (3D000), bad login (28).
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P", "53300", "3D000", "28")
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    if isinstance(exc, sa_exc.OperationalError) and "no such" in str(exc.orig):
+        return False  # SQLite's "no such table": an unmigrated database, not an outage
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(
+            current,
+            OSError
+            | TimeoutError
+            | sa_exc.OperationalError
+            | sa_exc.InterfaceError
+            | sa_exc.TimeoutError,
+        ):
+            return True
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        # asyncpg's errors carry `sqlstate`; its own client-side connection
+        # errors are `asyncpg.InterfaceError` (no stubs, so matched by name).
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES):
+            return True
+        if type(current).__module__.startswith("asyncpg") and "InterfaceError" in {
+            cls.__name__ for cls in type(current).__mro__
+        }:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+@contextmanager
+def translate_errors(where: str) -> Iterator[None]:
+    """Turn driver and SQLAlchemy errors raised in the block into `StorageError`s.
+
+    `where` names the database (password masked) for the message. Errors that
+    are already ours, and programming errors that are not about the database,
+    pass through unchanged.
+    """
+    try:
+        yield
+    except StorageError:
+        raise
+    except (sa_exc.DBAPIError, sa_exc.TimeoutError, OSError, TimeoutError) as exc:
+        if _is_connection_failure(exc):
+            raise DatabaseUnavailable(
+                f"database at {where} is unavailable: {_first_line(exc)}; "
+                "check that it is running and that SOVD_HUB_DATABASE_URL points at it"
+            ) from exc
+        hint = " (run `sovd-hub migrate`)" if _looks_unmigrated(exc) else ""
+        raise StorageError(
+            f"database at {where} refused the operation: {_first_line(exc)}{hint}"
+        ) from exc
+
+
+def _looks_unmigrated(exc: BaseException) -> bool:
+    text = str(exc)
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,186 @@
+"""SQLAlchemy 2 declarative models: the tables the hub keeps.
+
+The initial migration (`storage/alembic/versions/0001_initial.py`) is written
+by hand from these; a change here needs a new migration too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON as SA_JSON,
+)
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from hub.model import JSON
+
+__all__ = [
+    "ROLES",
+    "AuditEventModel",
+    "Base",
+    "CommandEventModel",
+    "CommandModel",
+    "UTCDateTime",
+    "UserModel",
+    "VehicleModel",
+]
+
+ROLES = ("viewer", "engineer", "admin")
+
+# Deterministic constraint names, so later migrations can name what they alter.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# JSONB on Postgres (indexable, compact), JSON text elsewhere.
+JSONType = SA_JSON().with_variant(JSONB(), "postgresql")
+
+# High-volume append-only tables get 64-bit ids on Postgres; SQLite only
+# autoincrements a column declared exactly INTEGER PRIMARY KEY.
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    Postgres keeps `timestamptz`. SQLite has no time zones, so values are
+    stored as naive UTC and come back with `tzinfo=UTC`. Naive datetimes are
+    refused: their zone is a guess.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given; pass a timezone-aware one")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every storage model."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UserModel(Base):
+    """An operator account."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("role IN ('viewer', 'engineer', 'admin')", name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(150), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class VehicleModel(Base):
+    """A registered vehicle and the hash of its link token."""
+
+    __tablename__ = "vehicles"
+    __table_args__ = (CheckConstraint("length(vin) = 17", name="vin_length"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vin: Mapped[str] = mapped_column(String(17), unique=True)
+    make: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(100))
+    year: Mapped[int] = mapped_column(Integer)
+    # "metadata" is reserved on declarative classes, hence the attribute name.
+    metadata_: Mapped[dict[str, JSON]] = mapped_column("metadata", JSONType)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class CommandModel(Base):
+    """An operator's command and where it is in its lifecycle."""
+
+    __tablename__ = "commands"
+    __table_args__ = (
+        Index("ix_commands_vin_submitted_at", "vin", "submitted_at"),
+        Index("ix_commands_status", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True)
+    vin: Mapped[str] = mapped_column(String(17), ForeignKey("vehicles.vin"))
+    submitted_by: Mapped[str] = mapped_column(String(150))
+    name: Mapped[str] = mapped_column(String(100))
+    params: Mapped[dict[str, JSON]] = mapped_column(JSONType)
+    sovd: Mapped[dict[str, JSON]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    timeout_s: Mapped[float] = mapped_column(Float)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class CommandEventModel(Base):
+    """One event a vehicle reported for a command, numbered by `seq`."""
+
+    __tablename__ = "command_events"
+    __table_args__ = (UniqueConstraint("command_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    command_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("commands.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[int] = mapped_column(Integer)
+    # JSON null is a value here (stored as 'null'), not a missing one.
+    body: Mapped[JSON] = mapped_column(JSONType, nullable=False)
+    final: Mapped[bool] = mapped_column(Boolean)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditEventModel(Base):
+    """One entry of the append-only audit trail."""
+
+    __tablename__ = "audit_events"
+    # AUTOINCREMENT on SQLite: ids of an append-only trail are never reused.
+    __table_args__ = (Index("ix_audit_events_target", "target"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(150))
+    action: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str] = mapped_column(String(200))
+    details: Mapped[dict[str, JSON]] = mapped_column(JSONType)

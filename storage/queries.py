@@ -1,0 +1,393 @@
+"""The transactions of `Database`, as asyncio coroutines.
+
+Each function is one whole transaction on the asyncio side of the bridge;
+`storage.database.Database` calls it with a single crossing. `reader` is the
+engine for read-only work, `writer` the same pool with the write option
+(on SQLite it begins with `BEGIN IMMEDIATE`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import cast
+
+from sqlalchemy import Insert, func, insert, literal, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hub.model import (
+    JSON,
+    Command,
+    CommandEventRecord,
+    CommandStatus,
+    EventKind,
+    SovdRequest,
+    StatusChange,
+    VehicleCredentials,
+)
+from storage.errors import (
+    ConflictError,
+    StorageError,
+    UnknownUserError,
+    UnknownVehicleError,
+    UserExistsError,
+    VehicleExistsError,
+)
+from storage.models import (
+    AuditEventModel,
+    CommandEventModel,
+    CommandModel,
+    UserModel,
+    VehicleModel,
+)
+from storage.records import AuditEvent, CommandRow, User, Vehicle
+
+_ACTIVE = tuple(s.value for s in CommandStatus if not s.is_final)
+
+
+async def ping(reader: AsyncEngine) -> None:
+    async with reader.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+# -- users -------------------------------------------------------------------
+
+
+async def add_user(writer: AsyncEngine, username: str, password_hash: str, role: str) -> User:
+    now = datetime.now(UTC)
+    try:
+        async with writer.begin() as conn:
+            user_id = await conn.scalar(
+                insert(UserModel)
+                .values(username=username, password_hash=password_hash, role=role, created_at=now)
+                .returning(UserModel.id)
+            )
+            await _audit(conn, now, "hub", "user.added", f"user:{username}", {"role": role})
+    except IntegrityError as exc:
+        raise UserExistsError(f"user {username!r} already exists") from exc
+    assert user_id is not None
+    return User(id=user_id, username=username, role=role, created_at=now)
+
+
+async def set_password(writer: AsyncEngine, username: str, password_hash: str) -> None:
+    now = datetime.now(UTC)
+    async with writer.begin() as conn:
+        result = await conn.execute(
+            update(UserModel)
+            .where(UserModel.username == username)
+            .values(password_hash=password_hash)
+        )
+        if result.rowcount != 1:
+            raise UnknownUserError(f"user {username!r} does not exist")
+        await _audit(conn, now, "hub", "user.password_set", f"user:{username}", {})
+
+
+async def get_user(reader: AsyncEngine, username: str) -> tuple[User, str] | None:
+    """The user and their password hash."""
+    query = select(
+        UserModel.id,
+        UserModel.username,
+        UserModel.role,
+        UserModel.created_at,
+        UserModel.password_hash,
+    ).where(UserModel.username == username)
+    async with reader.connect() as conn:
+        row = (await conn.execute(query)).one_or_none()
+    if row is None:
+        return None
+    return User(id=row.id, username=row.username, role=row.role, created_at=row.created_at), (
+        row.password_hash
+    )
+
+
+# -- vehicles ----------------------------------------------------------------
+
+
+async def add_vehicle(writer: AsyncEngine, vehicle: Vehicle, token_hash: str) -> None:
+    details: dict[str, JSON] = {"make": vehicle.make, "model": vehicle.model, "year": vehicle.year}
+    try:
+        async with writer.begin() as conn:
+            await conn.execute(
+                insert(VehicleModel).values(
+                    vin=vehicle.vin,
+                    make=vehicle.make,
+                    model=vehicle.model,
+                    year=vehicle.year,
+                    metadata_=vehicle.metadata,
+                    token_hash=token_hash,
+                    enabled=vehicle.enabled,
+                    created_at=vehicle.created_at,
+                )
+            )
+            target = f"vehicle:{vehicle.vin}"
+            await _audit(conn, vehicle.created_at, "hub", "vehicle.added", target, details)
+    except IntegrityError as exc:
+        raise VehicleExistsError(f"vehicle {vehicle.vin} is already registered") from exc
+
+
+async def set_token_hash(writer: AsyncEngine, vin: str, token_hash: str) -> None:
+    now = datetime.now(UTC)
+    async with writer.begin() as conn:
+        result = await conn.execute(
+            update(VehicleModel).where(VehicleModel.vin == vin).values(token_hash=token_hash)
+        )
+        if result.rowcount != 1:
+            raise UnknownVehicleError(f"vehicle {vin} is not registered")
+        await _audit(conn, now, "hub", "vehicle.token_rotated", f"vehicle:{vin}", {})
+
+
+async def list_vehicles(reader: AsyncEngine, vin: str | None) -> list[Vehicle]:
+    """Every vehicle ordered by VIN, or only the one with `vin`."""
+    query = select(
+        VehicleModel.vin,
+        VehicleModel.make,
+        VehicleModel.model,
+        VehicleModel.year,
+        VehicleModel.metadata_,
+        VehicleModel.enabled,
+        VehicleModel.created_at,
+        VehicleModel.last_seen_at,
+    ).order_by(VehicleModel.vin)
+    if vin is not None:
+        query = query.where(VehicleModel.vin == vin)
+    async with reader.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [Vehicle(*row) for row in rows]
+
+
+async def find_vehicle(reader: AsyncEngine, vin: str) -> VehicleCredentials | None:
+    query = select(VehicleModel.token_hash, VehicleModel.enabled).where(VehicleModel.vin == vin)
+    async with reader.connect() as conn:
+        row = (await conn.execute(query)).one_or_none()
+    return None if row is None else VehicleCredentials(vin, row.token_hash, row.enabled)
+
+
+async def record_seen(writer: AsyncEngine, vin: str, at: datetime) -> None:
+    last_seen = VehicleModel.last_seen_at
+    async with writer.begin() as conn:
+        await conn.execute(
+            update(VehicleModel)
+            .where(VehicleModel.vin == vin, last_seen.is_(None) | (last_seen < at))
+            .values(last_seen_at=at)
+        )
+
+
+# -- commands ----------------------------------------------------------------
+
+
+async def create_command(writer: AsyncEngine, command: Command) -> None:
+    sovd: dict[str, JSON] = {
+        "method": command.sovd.method,
+        "path": command.sovd.path,
+        "query": dict(command.sovd.query),
+        "body": command.sovd.body,
+    }
+    details: dict[str, JSON] = {"vin": command.vin, "name": command.name, "params": command.params}
+    try:
+        async with writer.begin() as conn:
+            await conn.execute(
+                insert(CommandModel).values(
+                    id=command.id,
+                    vin=command.vin,
+                    submitted_by=command.submitted_by,
+                    name=command.name,
+                    params=command.params,
+                    sovd=sovd,
+                    status=CommandStatus.PENDING.value,
+                    timeout_s=command.timeout_s,
+                    submitted_at=command.submitted_at,
+                )
+            )
+            target = f"command:{command.id}"
+            actor = command.submitted_by
+            await _audit(conn, command.submitted_at, actor, "command.submitted", target, details)
+    except IntegrityError as exc:
+        # Only on this error path: is it the VIN (foreign key) or the id (primary key)?
+        if await find_vehicle(writer, command.vin) is None:
+            raise UnknownVehicleError(f"vehicle {command.vin} is not registered") from exc
+        raise ConflictError(f"command {command.id} already exists") from exc
+
+
+async def get_command(reader: AsyncEngine, command_id: uuid.UUID) -> CommandRow | None:
+    c = CommandModel
+    query = select(
+        c.id,
+        c.vin,
+        c.submitted_by,
+        c.name,
+        c.params,
+        c.sovd,
+        c.status,
+        c.error,
+        c.timeout_s,
+        c.submitted_at,
+        c.started_at,
+        c.finished_at,
+    ).where(c.id == command_id)
+    async with reader.connect() as conn:
+        row = (await conn.execute(query)).one_or_none()
+    if row is None:
+        return None
+    return CommandRow(
+        id=row.id,
+        vin=row.vin,
+        submitted_by=row.submitted_by,
+        name=row.name,
+        params=row.params,
+        sovd=_sovd_request(row.sovd),
+        status=CommandStatus(row.status),
+        error=row.error,
+        timeout_s=row.timeout_s,
+        submitted_at=row.submitted_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+async def list_events(
+    reader: AsyncEngine, command_id: uuid.UUID, from_seq: int
+) -> list[CommandEventRecord]:
+    e = CommandEventModel
+    query = (
+        select(e.seq, e.kind, e.status, e.body, e.final, e.received_at)
+        .where(e.command_id == command_id, e.seq >= from_seq)
+        .order_by(e.seq)
+    )
+    async with reader.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [
+        CommandEventRecord(command_id, seq, EventKind(kind), status, body, final, received_at)
+        for seq, kind, status, body, final, received_at in rows
+    ]
+
+
+async def record(
+    writer: AsyncEngine, events: Sequence[CommandEventRecord], changes: Sequence[StatusChange]
+) -> None:
+    async with writer.begin() as conn:
+        if events:
+            rows = [
+                {
+                    "command_id": e.command_id,
+                    "seq": e.seq,
+                    "kind": EventKind(e.kind).value,
+                    "status": e.status,
+                    "body": e.body,
+                    "final": e.final,
+                    "received_at": e.received_at,
+                }
+                for e in events
+            ]
+            await conn.execute(_insert_events_ignoring_duplicates(conn), rows)
+        for change in changes:
+            await _apply_change(conn, change)
+
+
+async def interrupt_unfinished(writer: AsyncEngine, at: datetime, reason: str) -> int:
+    status = CommandStatus.INTERRUPTED
+    async with writer.begin() as conn:
+        result = await conn.execute(
+            update(CommandModel)
+            .where(CommandModel.status.in_(_ACTIVE))
+            .values(status=status.value, finished_at=at, error=reason)
+            .returning(CommandModel.id)
+        )
+        ids = sorted(result.scalars().all())
+        if ids:
+            await conn.execute(
+                insert(AuditEventModel),
+                [
+                    {
+                        "at": at,
+                        "actor": "hub",
+                        "action": f"command.{status.value}",
+                        "target": f"command:{command_id}",
+                        "details": {"error": reason},
+                    }
+                    for command_id in ids
+                ],
+            )
+    return len(ids)
+
+
+async def _apply_change(conn: AsyncConnection, change: StatusChange) -> None:
+    status = CommandStatus(change.status)
+    values: dict[str, object] = {"status": status.value}
+    if status is CommandStatus.RUNNING:
+        # Typed literal: the UTC conversion of UTCDateTime must apply inside COALESCE too.
+        at = literal(change.at, CommandModel.started_at.type)
+        values["started_at"] = func.coalesce(CommandModel.started_at, at)
+    if status.is_final:
+        values["finished_at"] = change.at
+        values["error"] = change.error
+    result = await conn.execute(
+        update(CommandModel)
+        .where(CommandModel.id == change.command_id, CommandModel.status.in_(_ACTIVE))
+        .values(values)
+    )
+    if status.is_final and result.rowcount == 1:
+        target = f"command:{change.command_id}"
+        details: dict[str, JSON] = {"error": change.error}
+        await _audit(conn, change.at, "hub", f"command.{status.value}", target, details)
+
+
+def _insert_events_ignoring_duplicates(conn: AsyncConnection) -> Insert:
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        return sqlite_insert(CommandEventModel).on_conflict_do_nothing(
+            index_elements=["command_id", "seq"]
+        )
+    if dialect == "postgresql":
+        return postgresql_insert(CommandEventModel).on_conflict_do_nothing(
+            index_elements=["command_id", "seq"]
+        )
+    raise StorageError(f"database dialect {dialect!r} is not supported")
+
+
+def _sovd_request(stored: dict[str, JSON]) -> SovdRequest:
+    query = stored.get("query") or {}
+    return SovdRequest(
+        method=str(stored["method"]),
+        path=str(stored["path"]),
+        query=cast(dict[str, str], query),
+        body=stored.get("body"),
+    )
+
+
+# -- audit -------------------------------------------------------------------
+
+
+async def append_audit(
+    writer: AsyncEngine, actor: str, action: str, target: str, details: dict[str, JSON]
+) -> None:
+    async with writer.begin() as conn:
+        await _audit(conn, datetime.now(UTC), actor, action, target, details)
+
+
+async def list_audit(reader: AsyncEngine, target: str | None) -> list[AuditEvent]:
+    a = AuditEventModel
+    query = select(a.id, a.at, a.actor, a.action, a.target, a.details).order_by(a.id)
+    if target is not None:
+        query = query.where(a.target == target)
+    async with reader.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [AuditEvent(*row) for row in rows]
+
+
+async def _audit(
+    conn: AsyncConnection,
+    at: datetime,
+    actor: str,
+    action: str,
+    target: str,
+    details: dict[str, JSON],
+) -> None:
+    await conn.execute(
+        insert(AuditEventModel).values(
+            at=at, actor=actor, action=action, target=target, details=details
+        )
+    )

@@ -1,0 +1,140 @@
+"""Database fixtures for every test package.
+
+- `database_url`: a migrated, empty database, once per backend
+  (ids `sqlite` and `postgres`).
+- `aio_loop`: the trio-asyncio loop the asyncio libraries need.
+- `database`: an open `storage.Database` on `database_url`.
+
+Postgres comes from `SOVD_HUB_TEST_POSTGRES_URL` (default
+`postgresql://postgres@127.0.0.1:5432/postgres`): one throwaway database,
+`sovd_test_<hex>`, is created and migrated per session, emptied before each
+test and dropped at the end. When the server does not answer, Postgres tests
+are skipped, or fail when `CI=true`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+import trio_asyncio
+from sqlalchemy.engine import make_url
+
+from storage import Database, migrate, open_database
+from storage.models import Base
+
+POSTGRES_URL_ENV = "SOVD_HUB_TEST_POSTGRES_URL"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+_CONNECT_TIMEOUT_S = 5.0
+
+
+def postgres_server_url() -> str:
+    """The URL of the Postgres server the tests may create databases on."""
+    return os.environ.get(POSTGRES_URL_ENV, DEFAULT_POSTGRES_URL)
+
+
+def with_database_name(url: str, name: str) -> str:
+    """`url` pointing at database `name` on the same server."""
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _admin(server_url: str, *statements: str) -> None:
+    conn = await asyncpg.connect(_asyncpg_dsn(server_url), timeout=_CONNECT_TIMEOUT_S)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def create_postgres_database(server_url: str, name: str) -> None:
+    """Create database `name`: skip the test (fail it when CI=true) if Postgres is down."""
+    try:
+        asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        masked = make_url(server_url).render_as_string(hide_password=True)
+        message = (
+            f"Postgres at {masked} did not answer ({exc!r}): start it "
+            f"(pg_ctlcluster ... main start) or set {POSTGRES_URL_ENV}"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def drop_postgres_database(server_url: str, name: str) -> None:
+    """Drop database `name`, ending the connections still open to it first."""
+    asyncio.run(
+        _admin(
+            server_url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{name}' AND pid <> pg_backend_pid()",
+            f'DROP DATABASE IF EXISTS "{name}"',
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_database_url() -> Iterator[str]:
+    """A migrated Postgres database of this session's own, dropped at the end."""
+    server_url = postgres_server_url()
+    name = f"sovd_test_{uuid.uuid4().hex}"
+    create_postgres_database(server_url, name)
+    try:
+        url = with_database_name(server_url, name)
+        migrate(url)
+        yield url
+    finally:
+        drop_postgres_database(server_url, name)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that each test copies."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "hub.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+async def _truncate_all(url: str) -> None:
+    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    await _admin(url, f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgres"], ids=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database on each backend."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "hub.db"
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_database_url")
+    asyncio.run(_truncate_all(url))
+    return url
+
+
+@pytest.fixture
+async def aio_loop() -> AsyncIterator[asyncio.AbstractEventLoop]:
+    """The trio-asyncio loop, open for the whole test."""
+    async with trio_asyncio.open_loop() as loop:
+        yield loop
+
+
+@pytest.fixture
+async def database(
+    aio_loop: asyncio.AbstractEventLoop, database_url: str
+) -> AsyncIterator[Database]:
+    """An open `Database` on a migrated, empty database."""
+    async with open_database(database_url) as db:
+        yield db

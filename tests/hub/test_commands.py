@@ -1,0 +1,253 @@
+"""The per-vehicle command state machine, driven without sockets or sleeps."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from hub import Command, CommandEventRecord, CommandStatus, EventKind, SovdRequest, StatusChange
+from hub.commands import CommandTracker
+from hub.model import JSON
+
+T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+T1 = T0 + timedelta(seconds=1)
+
+
+def _command(timeout_s: float = 30.0) -> Command:
+    return Command(
+        id=uuid.uuid4(),
+        vin="WVWZZZ1JZXW000001",
+        name="ReadDTC",
+        params={"ecuAddress": "0x10"},
+        sovd=SovdRequest("GET", "/components/engine/faults"),
+        timeout_s=timeout_s,
+        submitted_by="alice",
+        submitted_at=T0,
+    )
+
+
+def _event(
+    command: Command,
+    seq: int,
+    kind: EventKind = EventKind.PROGRESS,
+    *,
+    final: bool = False,
+    status: int = 200,
+    body: JSON = None,
+) -> CommandEventRecord:
+    return CommandEventRecord(command.id, seq, kind, status, body, final, T1)
+
+
+def _statuses(changes: list[StatusChange] | tuple[StatusChange, ...]) -> list[CommandStatus]:
+    return [c.status for c in changes]
+
+
+def _tracker_running(*commands: Command, max_in_flight: int = 4) -> CommandTracker:
+    tracker = CommandTracker(max_in_flight=max_in_flight)
+    for command in commands:
+        tracker.submit(command)
+    tracker.start_ready(now=0.0, at=T0)
+    return tracker
+
+
+def test_commands_start_in_submission_order() -> None:
+    tracker = CommandTracker(max_in_flight=4)
+    commands = [_command() for _ in range(3)]
+    for command in commands:
+        tracker.submit(command)
+
+    started = tracker.start_ready(now=0.0, at=T0)
+
+    assert [c for c, _ in started] == commands
+    assert [change for _, change in started] == [
+        StatusChange(c.id, CommandStatus.DISPATCHED, T0) for c in commands
+    ]
+    assert tracker.start_ready(now=0.0, at=T0) == []
+
+
+def test_at_most_max_in_flight_run_and_a_finished_one_frees_a_slot() -> None:
+    tracker = CommandTracker(max_in_flight=2)
+    first, second, third = _command(), _command(), _command()
+    for command in (first, second, third):
+        tracker.submit(command)
+
+    assert [c for c, _ in tracker.start_ready(now=0.0, at=T0)] == [first, second]
+    assert tracker.start_ready(now=0.0, at=T0) == []
+
+    tracker.on_event(_event(first, 0, EventKind.RESULT, final=True))
+
+    assert [c for c, _ in tracker.start_ready(now=1.0, at=T1)] == [third]
+
+
+def test_running_then_succeeded() -> None:
+    command = _command()
+    tracker = _tracker_running(command)
+
+    accepted = tracker.on_event(_event(command, 0, EventKind.ACCEPTED))
+    progress = tracker.on_event(_event(command, 1))
+    result = tracker.on_event(_event(command, 2, EventKind.RESULT, final=True, body={"dtcs": []}))
+
+    assert accepted.changes == (StatusChange(command.id, CommandStatus.RUNNING, T1),)
+    assert accepted.events == (_event(command, 0, EventKind.ACCEPTED),)
+    assert progress.changes == ()
+    assert progress.events == (_event(command, 1),)
+    assert result.changes == (StatusChange(command.id, CommandStatus.SUCCEEDED, T1),)
+    assert result.events[0].body == {"dtcs": []}
+    assert tracker.running == {}
+
+
+def test_a_single_final_event_runs_and_finishes_the_command() -> None:
+    command = _command()
+    tracker = _tracker_running(command)
+
+    outcome = tracker.on_event(_event(command, 0, EventKind.RESULT, final=True))
+
+    assert _statuses(outcome.changes) == [CommandStatus.RUNNING, CommandStatus.SUCCEEDED]
+    assert outcome.ignored is None
+
+
+def test_final_error_fails_with_the_vehicles_message() -> None:
+    command = _command()
+    tracker = _tracker_running(command)
+
+    outcome = tracker.on_event(
+        _event(command, 0, EventKind.ERROR, final=True, status=503, body={"message": "ECU busy"})
+    )
+
+    assert outcome.changes[-1] == StatusChange(command.id, CommandStatus.FAILED, T1, "ECU busy")
+
+
+def test_final_error_without_message_names_the_status() -> None:
+    command = _command()
+    tracker = _tracker_running(command)
+
+    outcome = tracker.on_event(_event(command, 0, EventKind.ERROR, final=True, status=404))
+
+    assert outcome.changes[-1].status is CommandStatus.FAILED
+    assert outcome.changes[-1].error == "vehicle reported status 404"
+
+
+def test_repeated_seq_is_ignored() -> None:
+    command = _command()
+    tracker = _tracker_running(command)
+    tracker.on_event(_event(command, 0, EventKind.ACCEPTED))
+    tracker.on_event(_event(command, 1))
+
+    outcome = tracker.on_event(_event(command, 1))
+
+    assert outcome.events == ()
+    assert outcome.changes == ()
+    assert outcome.ignored == f"repeated seq 1 of command {command.id}"
+    # The command is still running and takes seq 2 next.
+    assert tracker.on_event(_event(command, 2)).events == (_event(command, 2),)
+
+
+def test_skipped_seq_fails_the_command() -> None:
+    command = _command()
+    tracker = _tracker_running(command)
+    tracker.on_event(_event(command, 0, EventKind.ACCEPTED))
+
+    outcome = tracker.on_event(_event(command, 3, EventKind.RESULT, final=True))
+
+    assert outcome.events == ()
+    assert outcome.changes == (
+        StatusChange(command.id, CommandStatus.FAILED, T1, "vehicle skipped from seq 1 to 3"),
+    )
+    assert command.id not in tracker.running
+    assert tracker.on_event(_event(command, 1)).ignored is not None
+
+
+def test_event_for_unknown_command_is_ignored() -> None:
+    tracker = _tracker_running(_command())
+    stranger = _command()
+
+    outcome = tracker.on_event(_event(stranger, 0))
+
+    assert outcome.events == ()
+    assert outcome.changes == ()
+    assert outcome.ignored == f"event for command {stranger.id}, which is not running"
+
+
+def test_event_for_a_queued_command_is_ignored() -> None:
+    running, queued = _command(), _command()
+    tracker = _tracker_running(running, queued, max_in_flight=1)
+
+    outcome = tracker.on_event(_event(queued, 0))
+
+    assert outcome.ignored == f"event for command {queued.id}, which is not running"
+    assert list(tracker.queued) == [queued]
+
+
+def test_event_after_the_final_one_is_ignored() -> None:
+    command = _command()
+    tracker = _tracker_running(command)
+    tracker.on_event(_event(command, 0, EventKind.RESULT, final=True))
+
+    outcome = tracker.on_event(_event(command, 1))
+
+    assert outcome.ignored == f"event for command {command.id}, which is not running"
+    assert outcome.changes == ()
+
+
+def test_next_deadline_is_the_earliest_running_one() -> None:
+    tracker = CommandTracker(max_in_flight=4)
+    assert tracker.next_deadline() == math.inf
+
+    slow, fast = _command(timeout_s=60), _command(timeout_s=5)
+    tracker.submit(slow)
+    tracker.submit(fast)
+    tracker.start_ready(now=100.0, at=T0)
+
+    assert tracker.next_deadline() == 105.0
+
+
+def test_expire_times_out_only_commands_past_their_deadline() -> None:
+    slow, fast = _command(timeout_s=60), _command(timeout_s=5)
+    tracker = _tracker_running(slow, fast)
+
+    assert tracker.expire(now=4.9, at=T1) == []
+    expired = tracker.expire(now=5.0, at=T1)
+
+    assert expired == [
+        StatusChange(fast.id, CommandStatus.TIMED_OUT, T1, "no final event within 5 s")
+    ]
+    assert list(tracker.running) == [slow.id]
+    assert tracker.next_deadline() == 60.0
+    assert tracker.on_event(_event(fast, 0)).ignored is not None
+
+
+def test_timeout_message_keeps_fractions() -> None:
+    command = _command(timeout_s=2.5)
+    tracker = _tracker_running(command)
+
+    (change,) = tracker.expire(now=3.0, at=T1)
+
+    assert change.error == "no final event within 2.5 s"
+
+
+def test_interrupt_running_leaves_the_queue() -> None:
+    running, queued = _command(), _command()
+    tracker = _tracker_running(running, queued, max_in_flight=1)
+
+    changes = tracker.interrupt_running(T1, "link lost")
+
+    assert changes == [StatusChange(running.id, CommandStatus.INTERRUPTED, T1, "link lost")]
+    assert tracker.running == {}
+    assert list(tracker.queued) == [queued]
+    assert [c for c, _ in tracker.start_ready(now=2.0, at=T1)] == [queued]
+
+
+def test_interrupt_all_ends_running_and_queued() -> None:
+    running, queued = _command(), _command()
+    tracker = _tracker_running(running, queued, max_in_flight=1)
+
+    changes = tracker.interrupt_all(T1, "hub stopping")
+
+    assert changes == [
+        StatusChange(running.id, CommandStatus.INTERRUPTED, T1, "hub stopping"),
+        StatusChange(queued.id, CommandStatus.INTERRUPTED, T1, "hub stopping"),
+    ]
+    assert tracker.running == {}
+    assert list(tracker.queued) == []
+    assert tracker.start_ready(now=2.0, at=T1) == []

@@ -1,0 +1,257 @@
+"""Commands: creation with its audit event, the journal of events and status changes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hub.model import (
+    JSON,
+    Command,
+    CommandEventRecord,
+    CommandStatus,
+    EventKind,
+    SovdRequest,
+    StatusChange,
+)
+from storage import ConflictError, Database, StorageError, UnknownVehicleError
+
+VIN = "WVWZZZ1JZXW000001"
+T0 = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def make_command(vin: str = VIN, at: datetime = T0) -> Command:
+    return Command(
+        id=uuid.uuid4(),
+        vin=vin,
+        name="ReadDTC",
+        params={"ecuAddress": "0x10"},
+        sovd=SovdRequest(
+            method="GET",
+            path="/components/engine/faults",
+            query={"status": "active"},
+            body=None,
+        ),
+        timeout_s=30.0,
+        submitted_by="alice",
+        submitted_at=at,
+    )
+
+
+def make_event(command: Command, seq: int, *, final: bool = False) -> CommandEventRecord:
+    return CommandEventRecord(
+        command_id=command.id,
+        seq=seq,
+        kind=EventKind.RESULT if final else EventKind.PROGRESS,
+        status=200,
+        body={"chunk": seq, "items": [{"code": "P0301"}]},
+        final=final,
+        received_at=T0 + timedelta(seconds=seq),
+    )
+
+
+@pytest.fixture
+async def vehicle(database: Database) -> str:
+    await database.add_vehicle(VIN, make="VW", model="Golf", year=2021)
+    return VIN
+
+
+async def test_create_command_stores_it_pending_with_its_audit_event(
+    database: Database, vehicle: str
+) -> None:
+    command = make_command()
+    await database.create_command(command)
+
+    row = await database.get_command(command.id)
+    assert row is not None
+    assert (row.id, row.vin, row.name, row.submitted_by) == (command.id, VIN, "ReadDTC", "alice")
+    assert row.params == {"ecuAddress": "0x10"}
+    assert row.sovd == command.sovd
+    assert row.status is CommandStatus.PENDING
+    assert (row.error, row.started_at, row.finished_at) == (None, None, None)
+    assert row.timeout_s == 30.0
+    assert row.submitted_at == T0
+    assert row.submitted_at.tzinfo is UTC
+
+    [audit] = await database.list_audit(target=f"command:{command.id}")
+    assert (audit.actor, audit.action, audit.at) == ("alice", "command.submitted", T0)
+    assert audit.details == {"vin": VIN, "name": "ReadDTC", "params": {"ecuAddress": "0x10"}}
+
+
+async def test_create_command_for_an_unknown_vehicle_stores_nothing(database: Database) -> None:
+    command = make_command(vin="WVWZZZ1JZXW999999")
+
+    with pytest.raises(UnknownVehicleError, match="vehicle WVWZZZ1JZXW999999 is not registered"):
+        await database.create_command(command)
+    assert await database.get_command(command.id) is None
+    assert await database.list_audit() == []
+
+
+async def test_create_command_twice_is_a_conflict(database: Database, vehicle: str) -> None:
+    command = make_command()
+    await database.create_command(command)
+
+    with pytest.raises(ConflictError, match=f"command {command.id} already exists"):
+        await database.create_command(command)
+    assert len(await database.list_audit(target=f"command:{command.id}")) == 1
+
+
+async def test_get_command_unknown_id(database: Database) -> None:
+    assert await database.get_command(uuid.uuid4()) is None
+
+
+async def test_record_stores_events_once_and_lists_them_from_a_seq(
+    database: Database, vehicle: str
+) -> None:
+    command = make_command()
+    await database.create_command(command)
+    events = [make_event(command, seq) for seq in range(3)]
+
+    await database.record(events[:2], [])
+    # A replayed batch (vehicle resent after a flap) overlaps what is stored.
+    await database.record([events[1], events[2], events[1]], [])
+
+    assert await database.list_events(command.id) == events
+    assert await database.list_events(command.id, from_seq=2) == events[2:]
+    assert await database.list_events(command.id, from_seq=3) == []
+    assert (await database.list_events(command.id))[0].received_at.tzinfo is UTC
+
+
+async def test_events_keep_their_json_body(database: Database, vehicle: str) -> None:
+    command = make_command()
+    await database.create_command(command)
+    bodies: list[JSON] = [None, "text", 3, [1, "two"], {"nested": {"ok": True, "n": None}}]
+    events = [
+        CommandEventRecord(command.id, seq, EventKind.PROGRESS, 206, body, False, T0)
+        for seq, body in enumerate(bodies)
+    ]
+
+    await database.record(events, [])
+
+    assert [e.body for e in await database.list_events(command.id)] == bodies
+
+
+async def test_status_changes_set_timestamps_and_audit_the_final_one(
+    database: Database, vehicle: str
+) -> None:
+    command = make_command()
+    await database.create_command(command)
+    t1, t2, t3 = (T0 + timedelta(seconds=n) for n in (1, 2, 3))
+
+    await database.record([], [StatusChange(command.id, CommandStatus.DISPATCHED, t1)])
+    row = await database.get_command(command.id)
+    assert row is not None
+    assert (row.status, row.started_at, row.finished_at) == (CommandStatus.DISPATCHED, None, None)
+
+    await database.record(
+        [make_event(command, 0)],
+        [
+            StatusChange(command.id, CommandStatus.RUNNING, t2),
+            StatusChange(command.id, CommandStatus.RUNNING, t2 + timedelta(seconds=0.5)),
+        ],
+    )
+    row = await database.get_command(command.id)
+    assert row is not None
+    assert (row.status, row.started_at, row.finished_at) == (CommandStatus.RUNNING, t2, None)
+
+    await database.record(
+        [make_event(command, 1, final=True)],
+        [StatusChange(command.id, CommandStatus.FAILED, t3, error="ECU 0x10 did not answer")],
+    )
+    row = await database.get_command(command.id)
+    assert row is not None
+    assert (row.status, row.started_at, row.finished_at) == (CommandStatus.FAILED, t2, t3)
+    assert row.error == "ECU 0x10 did not answer"
+    assert row.finished_at is not None
+    assert row.finished_at.tzinfo is UTC
+
+    audit = await database.list_audit(target=f"command:{command.id}")
+    assert [(a.action, a.actor) for a in audit] == [
+        ("command.submitted", "alice"),
+        ("command.failed", "hub"),
+    ]
+    assert audit[1].details == {"error": "ECU 0x10 did not answer"}
+    assert audit[1].at == t3
+
+
+async def test_a_final_status_is_never_overwritten(database: Database, vehicle: str) -> None:
+    command = make_command()
+    await database.create_command(command)
+    t1 = T0 + timedelta(seconds=1)
+    late = T0 + timedelta(seconds=9)
+
+    await database.record([], [StatusChange(command.id, CommandStatus.SUCCEEDED, t1)])
+    await database.record(
+        [],
+        [
+            StatusChange(command.id, CommandStatus.RUNNING, late),
+            StatusChange(command.id, CommandStatus.TIMED_OUT, late, error="deadline passed"),
+        ],
+    )
+
+    row = await database.get_command(command.id)
+    assert row is not None
+    assert (row.status, row.error, row.started_at, row.finished_at) == (
+        CommandStatus.SUCCEEDED,
+        None,
+        None,
+        t1,
+    )
+    actions = [a.action for a in await database.list_audit(target=f"command:{command.id}")]
+    assert actions == ["command.submitted", "command.succeeded"]
+
+
+async def test_record_is_one_transaction(database: Database, vehicle: str) -> None:
+    command = make_command()
+    await database.create_command(command)
+    unknown = make_command()  # never created: its event breaks the foreign key
+
+    with pytest.raises(StorageError, match="refused the operation"):
+        await database.record(
+            [make_event(command, 0), make_event(unknown, 0)],
+            [StatusChange(command.id, CommandStatus.RUNNING, T0)],
+        )
+
+    assert await database.list_events(command.id) == []
+    row = await database.get_command(command.id)
+    assert row is not None
+    assert row.status is CommandStatus.PENDING
+
+
+async def test_interrupt_unfinished_moves_only_non_final_commands(
+    database: Database, vehicle: str
+) -> None:
+    pending, running, done = make_command(), make_command(), make_command()
+    for command in (pending, running, done):
+        await database.create_command(command)
+    await database.record(
+        [],
+        [
+            StatusChange(running.id, CommandStatus.RUNNING, T0),
+            StatusChange(done.id, CommandStatus.SUCCEEDED, T0),
+        ],
+    )
+    restart = T0 + timedelta(minutes=5)
+
+    assert await database.interrupt_unfinished(restart, "hub restarted") == 2
+    assert await database.interrupt_unfinished(restart, "hub restarted") == 0
+
+    for command in (pending, running):
+        row = await database.get_command(command.id)
+        assert row is not None
+        assert (row.status, row.error, row.finished_at) == (
+            CommandStatus.INTERRUPTED,
+            "hub restarted",
+            restart,
+        )
+        [*_, audit] = await database.list_audit(target=f"command:{command.id}")
+        assert (audit.action, audit.actor, audit.details) == (
+            "command.interrupted",
+            "hub",
+            {"error": "hub restarted"},
+        )
+    row = await database.get_command(done.id)
+    assert row is not None
+    assert row.status is CommandStatus.SUCCEEDED

@@ -1,0 +1,109 @@
+"""The vehicle registry: tokens stored as hashes, unique VINs, last seen times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from hub.credentials import verify_vehicle_token
+from storage import Database, UnknownVehicleError, VehicleExistsError
+
+VIN_A = "WVWZZZ1JZXW000001"
+VIN_B = "WVWZZZ1JZXW000002"
+VIN_C = "1HGCM82633A004352"
+
+
+async def test_add_vehicle_returns_a_token_only_its_hash_is_stored(database: Database) -> None:
+    vehicle, token = await database.add_vehicle(
+        VIN_A, make="VW", model="Golf", year=2021, metadata={"fleet": "north", "ecus": [16, 17]}
+    )
+
+    credentials = await database.find_vehicle(VIN_A)
+    assert credentials is not None
+    assert credentials.enabled
+    assert credentials.token_hash != token
+    assert verify_vehicle_token(token, credentials.token_hash)
+    assert not verify_vehicle_token(token + "x", credentials.token_hash)
+
+    stored = await database.get_vehicle(VIN_A)
+    assert stored == vehicle
+    assert stored.metadata == {"fleet": "north", "ecus": [16, 17]}
+    assert stored.last_seen_at is None
+    assert stored.created_at.tzinfo is UTC
+
+
+async def test_each_vehicle_gets_its_own_token(database: Database) -> None:
+    _, token_a = await database.add_vehicle(VIN_A, make="VW", model="Golf", year=2021)
+    _, token_b = await database.add_vehicle(VIN_B, make="VW", model="Polo", year=2022)
+
+    credentials_b = await database.find_vehicle(VIN_B)
+    assert credentials_b is not None
+    assert token_a != token_b
+    assert not verify_vehicle_token(token_a, credentials_b.token_hash)
+
+
+async def test_a_vin_is_registered_once(database: Database) -> None:
+    _, token = await database.add_vehicle(VIN_A, make="VW", model="Golf", year=2021)
+
+    with pytest.raises(VehicleExistsError, match=f"vehicle {VIN_A} is already registered"):
+        await database.add_vehicle(VIN_A, make="Audi", model="A3", year=2023)
+    credentials = await database.find_vehicle(VIN_A)
+    assert credentials is not None
+    assert verify_vehicle_token(token, credentials.token_hash)
+
+
+async def test_a_vin_has_17_characters(database: Database) -> None:
+    with pytest.raises(ValueError, match="'ABC' is 3 characters long; a VIN has 17"):
+        await database.add_vehicle("ABC", make="VW", model="Golf", year=2021)
+
+
+async def test_list_vehicles_is_ordered_by_vin(database: Database) -> None:
+    for vin in (VIN_B, VIN_C, VIN_A):
+        await database.add_vehicle(vin, make="VW", model="Golf", year=2021)
+
+    assert [v.vin for v in await database.list_vehicles()] == [VIN_C, VIN_A, VIN_B]
+
+
+async def test_unknown_vin(database: Database) -> None:
+    assert await database.find_vehicle(VIN_A) is None
+    assert await database.get_vehicle(VIN_A) is None
+    await database.record_seen(VIN_A, datetime.now(UTC))  # nothing to update, no error
+
+
+async def test_record_seen_stores_utc_and_never_goes_back(database: Database) -> None:
+    await database.add_vehicle(VIN_A, make="VW", model="Golf", year=2021)
+    cest = timezone(timedelta(hours=2))
+    seen = datetime(2025, 6, 1, 14, 30, 0, 123456, tzinfo=cest)
+
+    await database.record_seen(VIN_A, seen)
+    await database.record_seen(VIN_A, seen - timedelta(minutes=5))  # late, out of order
+
+    vehicle = await database.get_vehicle(VIN_A)
+    assert vehicle is not None
+    assert vehicle.last_seen_at == seen
+    assert vehicle.last_seen_at.tzinfo is UTC
+    assert vehicle.last_seen_at.hour == 12
+
+
+async def test_add_vehicle_is_audited(database: Database) -> None:
+    await database.add_vehicle(VIN_A, make="VW", model="Golf", year=2021)
+
+    [event] = await database.list_audit(target=f"vehicle:{VIN_A}")
+    assert (event.actor, event.action) == ("hub", "vehicle.added")
+    assert event.details == {"make": "VW", "model": "Golf", "year": 2021}
+
+
+async def test_rotate_vehicle_token_retires_the_old_one(database: Database) -> None:
+    _, old_token = await database.add_vehicle(VIN_A, make="VW", model="Golf", year=2021)
+
+    new_token = await database.rotate_vehicle_token(VIN_A)
+
+    credentials = await database.find_vehicle(VIN_A)
+    assert credentials is not None
+    assert verify_vehicle_token(new_token, credentials.token_hash)
+    assert not verify_vehicle_token(old_token, credentials.token_hash)
+    actions = [e.action for e in await database.list_audit(target=f"vehicle:{VIN_A}")]
+    assert actions == ["vehicle.added", "vehicle.token_rotated"]
+    with pytest.raises(UnknownVehicleError, match=f"vehicle {VIN_B} is not registered"):
+        await database.rotate_vehicle_token(VIN_B)
