@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,27 +93,40 @@ class Node:
         body: dict[str, JSON] = response.json()
         return body
 
-    def websocket(self, username: str) -> _AuthenticatedSocket:
-        """An authenticated WebSocket of `username` (async context manager)."""
-        return _AuthenticatedSocket(self, username)
+    def websocket(
+        self, username: str
+    ) -> AbstractAsyncContextManager[trio_websocket.WebSocketConnection]:
+        """An authenticated WebSocket of `username`."""
+        return authenticated_socket(self, username)
 
 
-class _AuthenticatedSocket:
-    def __init__(self, node: Node, username: str) -> None:
-        self._node = node
-        self._username = username
-        self._cm: trio_websocket.WebSocketConnection | None = None
+@asynccontextmanager
+async def open_socket(node: Node) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+    """A WebSocket to the node whose TCP stream we close ourselves.
 
-    async def __aenter__(self) -> trio_websocket.WebSocketConnection:
-        self._context = trio_websocket.open_websocket_url(self._node.ws_url)
-        ws = await self._context.__aenter__()
-        await send_json(ws, {"type": "auth", "token": await self._node.token(self._username)})
+    trio-websocket 0.12 never closes the stream when the server closes first
+    (`_aclose` returns early), which leaks a socket; owning the stream avoids it.
+    """
+    url = httpx.URL(node.ws_url)
+    stream = await trio.open_tcp_stream(url.host, url.port or 80)
+    async with stream, trio.open_nursery() as nursery:
+        ws = await trio_websocket.wrap_client_stream(nursery, stream, url.host, url.path)
+        try:
+            yield ws
+        finally:
+            await ws.aclose()
+
+
+@asynccontextmanager
+async def authenticated_socket(
+    node: Node, username: str
+) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+    """A WebSocket of `username`, past the auth exchange."""
+    async with open_socket(node) as ws:
+        await send_json(ws, {"type": "auth", "token": await node.token(username)})
         reply = await receive_json(ws)
         assert reply["type"] == "authenticated", reply
-        return ws
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._context.__aexit__(None, None, None)
+        yield ws
 
 
 async def _run_vehicle(vehicle: SimulatedVehicle) -> None:
