@@ -1,0 +1,226 @@
+"""Link admission and link faults, through real gRPC with a hand-driven vehicle."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import grpclib.client
+import pytest
+import trio
+import trio.lowlevel
+import trio_asyncio
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+
+from hub import (
+    Command,
+    CommandStatus,
+    HubConfig,
+    InProcessBus,
+    MailboxFull,
+    StatusChange,
+    build_request,
+    command_topic,
+    open_hub,
+)
+from hub.bridge import run_asyncio
+from hub.node import Hub
+from hub.testing import MemoryDirectory, MemoryJournal
+from proto import Hello, HubMessage, VehicleLinkStub, VehicleMessage
+
+VIN = "WVWZZZ1JZXW000001"
+OTHER = "WVWZZZ1JZXW000002"
+TOKEN = "token-1"
+
+
+class RawVehicle:
+    """A vehicle driven step by step by the test (no automatic heartbeats or answers)."""
+
+    def __init__(self, port: int, vin: str = VIN, token: str | None = TOKEN) -> None:
+        self.port = port
+        self.vin = vin
+        self.token = token
+        self.received: list[HubMessage] = []
+        self.welcomed = trio.Event()
+        self.ended: GRPCError | None = None
+        self.finished = trio.Event()
+
+    async def run(self, first: VehicleMessage | None = None) -> None:
+        """Connect and read until the hub ends the stream."""
+        try:
+            await run_asyncio(self._run, first or VehicleMessage(hello=Hello(vin=self.vin)))
+        finally:
+            self.finished.set()
+
+    async def _run(self, first: VehicleMessage) -> None:
+        channel = grpclib.client.Channel("127.0.0.1", self.port)
+        metadata = {"authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            async with VehicleLinkStub(channel).Connect.open(metadata=metadata) as stream:
+                await stream.send_message(first)
+                while (message := await stream.recv_message()) is not None:
+                    self.received.append(message)
+                    if message.WhichOneof("kind") == "welcome":
+                        self.welcomed.set()
+                await stream.end()
+                await stream.recv_trailing_metadata()
+        except GRPCError as exc:
+            self.ended = exc
+        finally:
+            channel.close()
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[tuple[Hub, MemoryDirectory, MemoryJournal]]:
+    directory = MemoryDirectory()
+    directory.add(VIN, TOKEN)
+    directory.add(OTHER, "token-2", enabled=False)
+    journal = MemoryJournal()
+    config = HubConfig(grpc_port=0, heartbeat_interval_s=0.1, mailbox_size=1, shutdown_grace_s=2)
+    async with (
+        trio_asyncio.open_loop(),
+        open_hub(config, directory, journal, InProcessBus()) as hub,
+    ):
+        yield hub, directory, journal
+
+
+def _command(timeout_s: float = 30) -> Command:
+    return Command(
+        id=uuid.uuid4(),
+        vin=VIN,
+        name="ReadDTC",
+        params={"ecuAddress": "0x10"},
+        sovd=build_request("ReadDTC", {"ecuAddress": "0x10"}),
+        timeout_s=timeout_s,
+        submitted_by="tester",
+        submitted_at=datetime.now(UTC),
+    )
+
+
+async def _refused(hub: Hub, vehicle: RawVehicle, first: VehicleMessage | None = None) -> GRPCError:
+    with trio.fail_after(5):
+        await vehicle.run(first)
+    assert vehicle.ended is not None and not vehicle.welcomed.is_set()
+    return vehicle.ended
+
+
+@pytest.mark.parametrize(
+    ("vin", "token", "status", "message"),
+    [
+        (VIN, None, Status.UNAUTHENTICATED, "missing vehicle token"),
+        ("WVWZZZ1JZXW999999", TOKEN, Status.UNAUTHENTICATED, "unknown VIN"),
+        (VIN, "wrong", Status.UNAUTHENTICATED, f"wrong token for VIN {VIN}"),
+        (OTHER, "token-2", Status.PERMISSION_DENIED, f"vehicle {OTHER} is disabled"),
+    ],
+)
+async def test_refusals_say_why_and_the_hub_keeps_serving(
+    env: tuple[Hub, MemoryDirectory, MemoryJournal],
+    vin: str,
+    token: str | None,
+    status: Status,
+    message: str,
+) -> None:
+    hub, _, _ = env
+    refusal = await _refused(hub, RawVehicle(hub.grpc_port, vin, token))
+    assert refusal.status is status and message in (refusal.message or "")
+    good = RawVehicle(hub.grpc_port)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(good.run)
+        with trio.fail_after(5):
+            await good.welcomed.wait()
+        assert hub.connection(VIN) is not None
+        nursery.cancel_scope.cancel()
+
+
+async def test_first_message_must_be_hello(env: tuple[Hub, MemoryDirectory, MemoryJournal]) -> None:
+    hub, _, _ = env
+    refusal = await _refused(
+        hub, RawVehicle(hub.grpc_port), VehicleMessage(heartbeat={"sent_at_ms": 1})
+    )
+    assert refusal.status is Status.INVALID_ARGUMENT
+    assert refusal.message == "the first message must be Hello"
+
+
+@pytest.mark.slow
+async def test_a_silent_link_is_closed_and_its_command_interrupted(
+    env: tuple[Hub, MemoryDirectory, MemoryJournal],
+) -> None:
+    hub, _, journal = env
+    vehicle = RawVehicle(hub.grpc_port)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(vehicle.run)
+        await vehicle.welcomed.wait()
+        command = _command()
+        hub.dispatch(command)
+        with trio.fail_after(5):
+            await vehicle.finished.wait()
+    assert vehicle.ended is not None and vehicle.ended.status is Status.UNAVAILABLE
+    assert vehicle.ended.message == "no message from the vehicle for 0.3 s"
+    assert [m.WhichOneof("kind") for m in vehicle.received] == ["welcome", "command"]
+    assert journal.status_of(command.id) is CommandStatus.INTERRUPTED
+    assert hub.connection(VIN) is None
+
+
+async def test_a_second_connection_replaces_the_first(
+    env: tuple[Hub, MemoryDirectory, MemoryJournal],
+) -> None:
+    hub, _, journal = env
+    first, second = RawVehicle(hub.grpc_port), RawVehicle(hub.grpc_port)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(first.run)
+        await first.welcomed.wait()
+        running = _command()
+        async with hub.bus.subscribe(command_topic(running.id)) as updates:
+            hub.dispatch(running)
+            nursery.start_soon(second.run)
+            with trio.fail_after(5):
+                await first.finished.wait()
+                await second.welcomed.wait()
+                async for update in updates:
+                    if isinstance(update, StatusChange) and update.status.is_final:
+                        break
+        connection = hub.connection(VIN)
+        assert connection is not None
+        nursery.cancel_scope.cancel()
+    assert first.ended is not None and first.ended.status is Status.ABORTED
+    assert first.ended.message == "replaced by a newer connection of the same vehicle"
+    assert journal.status_of(running.id) is CommandStatus.INTERRUPTED
+    welcome = second.received[0].welcome
+    assert connection.session_id == welcome.session_id
+
+
+async def test_a_full_mailbox_refuses_instead_of_blocking(
+    env: tuple[Hub, MemoryDirectory, MemoryJournal],
+) -> None:
+    hub, _, _ = env
+    vehicle = RawVehicle(hub.grpc_port)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(vehicle.run)
+        await vehicle.welcomed.wait()
+        # The actor has not run since: the first goes to it, the second fills the buffer.
+        hub.dispatch(_command())
+        hub.dispatch(_command())
+        with pytest.raises(MailboxFull, match=r"has 1 messages waiting \(mailbox_size\)"):
+            hub.dispatch(_command())
+        nursery.cancel_scope.cancel()
+
+
+async def test_shutdown_ends_links_with_unavailable_and_interrupts_commands(
+    env: tuple[Hub, MemoryDirectory, MemoryJournal],
+) -> None:
+    hub, _, journal = env
+    vehicle = RawVehicle(hub.grpc_port)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(vehicle.run)
+        await vehicle.welcomed.wait()
+        command = _command()
+        hub.dispatch(command)
+        await trio.lowlevel.checkpoint()
+        with trio.fail_after(5):
+            await hub.shutdown()
+            await vehicle.finished.wait()
+    assert vehicle.ended is not None and vehicle.ended.status is Status.UNAVAILABLE
+    assert vehicle.ended.message == "the hub is shutting down"
+    assert journal.status_of(command.id) is CommandStatus.INTERRUPTED
