@@ -12,8 +12,18 @@ import pytest
 import trio
 
 from hub.model import CommandStatus, StatusChange
+from hub.ports import CommandJournal, VehicleDirectory
 from storage import Database, DatabaseUnavailable, StorageError, migrate, open_database
 from tests.storage.test_commands import make_command, make_event
+
+
+async def test_database_serves_the_hub_ports(database: Database) -> None:
+    # The annotations make mypy check that Database implements the hub's ports.
+    directory: VehicleDirectory = database
+    journal: CommandJournal = database
+
+    assert await directory.find_vehicle("WVWZZZ1JZXW000001") is None
+    await journal.record([], [])
 
 
 async def test_ping_and_url(database: Database, database_url: str) -> None:
