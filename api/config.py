@@ -41,8 +41,11 @@ class StorageConfig:
 
     database_url: str = "sqlite:///sovd-hub.db"
     database_pool_size: int = 10
+    bcrypt_rounds: int = 12
 
     def __post_init__(self) -> None:
         if not self.database_url:
             raise ConfigError("database_url (SOVD_HUB_DATABASE_URL) must not be empty")
         check_positive("database_pool_size", self.database_pool_size)
+        if not 4 <= self.bcrypt_rounds <= 31:
+            raise ConfigError(f"bcrypt_rounds must be between 4 and 31, got {self.bcrypt_rounds}")

@@ -39,7 +39,9 @@ async def open_node(
     `UNAVAILABLE`, then closes the database. Must run inside `trio_asyncio.open_loop()`.
     """
     async with open_database(
-        storage_config.database_url, pool_size=storage_config.database_pool_size
+        storage_config.database_url,
+        pool_size=storage_config.database_pool_size,
+        bcrypt_rounds=storage_config.bcrypt_rounds,
     ) as db:
         interrupted = await db.interrupt_unfinished(
             datetime.now(UTC), "the hub restarted while the command ran"

@@ -35,7 +35,8 @@ __all__ = ["Database", "open_database"]
 P = ParamSpec("P")
 T = TypeVar("T")
 
-_BCRYPT_ROUNDS = 12
+#: bcrypt work factor of new password hashes (~0.25 s of CPU each here).
+BCRYPT_ROUNDS = 12
 # A real hash of the same cost: an unknown username costs what a wrong password does.
 _DUMMY_HASH = b"$2b$12$VGiWG5Q.xJJB4QQNFS2/q.8wHRCqYw06e0xiCQH6D4g54T3k5NjQy"
 _MAX_PASSWORD_BYTES = 72  # bcrypt 5 refuses longer passwords
@@ -44,7 +45,9 @@ _WRITE = "sovd_hub_write"  # execution option marking a transaction that writes
 
 
 @asynccontextmanager
-async def open_database(url: str, *, pool_size: int = 10) -> AsyncIterator[Database]:
+async def open_database(
+    url: str, *, pool_size: int = 10, bcrypt_rounds: int = BCRYPT_ROUNDS
+) -> AsyncIterator[Database]:
     """Open a connection pool to the database at `url` (any URL `normalise_url` takes).
 
     Must run inside `trio_asyncio.open_loop()`. Connects lazily: a database
@@ -55,7 +58,7 @@ async def open_database(url: str, *, pool_size: int = 10) -> AsyncIterator[Datab
     _check_sqlite_directory(async_url, url)
     engine = _create_engine(async_url, pool_size)
     try:
-        yield Database(engine, mask_url(url))
+        yield Database(engine, mask_url(url), bcrypt_rounds)
     finally:
         with trio.CancelScope(shield=True):
             await run_asyncio(engine.dispose)
@@ -111,7 +114,12 @@ class Database:
     transaction, which is rolled back.
     """
 
-    def __init__(self, engine: AsyncEngine, masked_url: str) -> None:
+    def __init__(
+        self, engine: AsyncEngine, masked_url: str, bcrypt_rounds: int = BCRYPT_ROUNDS
+    ) -> None:
+        if not 4 <= bcrypt_rounds <= 31:
+            raise ValueError(f"bcrypt_rounds must be 4-31, got {bcrypt_rounds}")
+        self._bcrypt_rounds = bcrypt_rounds
         self._reader = engine
         self._writer = engine.execution_options(**{_WRITE: True})
         self._url = masked_url
@@ -141,7 +149,7 @@ class Database:
             raise ValueError(f"role {role!r} is unknown: expected one of {', '.join(ROLES)}")
         if not username:
             raise ValueError("username is empty")
-        hashed = await _hash_password(password)
+        hashed = await _hash_password(password, self._bcrypt_rounds)
         return await self._run(queries.add_user, self._writer, username, hashed, role)
 
     async def set_password(self, username: str, password: str) -> None:
@@ -149,7 +157,7 @@ class Database:
 
         Raises `ValueError` for a password longer than bcrypt's 72 bytes.
         """
-        hashed = await _hash_password(password)
+        hashed = await _hash_password(password, self._bcrypt_rounds)
         await self._run(queries.set_password, self._writer, username, hashed)
 
     async def authenticate_user(self, username: str, password: str) -> User | None:
@@ -285,12 +293,12 @@ class Database:
         return await self._run(queries.list_audit, self._reader, target)
 
 
-async def _hash_password(password: str) -> str:
+async def _hash_password(password: str, rounds: int) -> str:
     secret = password.encode()
     if len(secret) > _MAX_PASSWORD_BYTES:
         raise ValueError(
             f"password is {len(secret)} bytes long; bcrypt takes at most {_MAX_PASSWORD_BYTES}"
         )
-    salt = bcrypt.gensalt(_BCRYPT_ROUNDS)
+    salt = bcrypt.gensalt(rounds)
     hashed = await trio.to_thread.run_sync(bcrypt.hashpw, secret, salt)
     return hashed.decode()

@@ -136,5 +136,5 @@ async def database(
     aio_loop: asyncio.AbstractEventLoop, database_url: str
 ) -> AsyncIterator[Database]:
     """An open `Database` on a migrated, empty database."""
-    async with open_database(database_url) as db:
+    async with open_database(database_url, bcrypt_rounds=4) as db:
         yield db
