@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ async def open_node(
             config = HypercornConfig()
             config.bind = [f"{api_config.http_host}:{api_config.http_port}"]
             config.accesslog = None
+            config.errorlog = logging.getLogger("hypercorn.error")  # our JSON handler, our level
             config.graceful_timeout = hub_config.shutdown_grace_s
             stop_http = trio.Event()
             async with trio.open_nursery() as nursery:
