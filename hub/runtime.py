@@ -20,9 +20,26 @@ def run(main: Callable[[trio.Event], Awaitable[None]]) -> None:
     """Run `main(stop)` in one `trio.run` inside `trio_asyncio.open_loop()`.
 
     `stop` is set on the first SIGINT or SIGTERM: `main` should then shut
-    down politely (its own bounds apply). A second signal cancels it.
+    down politely (its own bounds apply). A second signal cancels it. An
+    error that ends the run alone is raised as itself, not wrapped in the
+    exception groups of the nurseries it crossed.
     """
-    trio.run(_run, main)
+    try:
+        trio.run(_run, main)
+    except BaseExceptionGroup as group:
+        leaf = _only_leaf(group)
+        if leaf is None:
+            raise
+        raise leaf from None
+
+
+def _only_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    while len(group.exceptions) == 1:
+        inner = group.exceptions[0]
+        if not isinstance(inner, BaseExceptionGroup):
+            return inner
+        group = inner
+    return None
 
 
 async def _run(main: Callable[[trio.Event], Awaitable[None]]) -> None:
