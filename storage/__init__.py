@@ -16,7 +16,7 @@ from storage.errors import (
     VehicleExistsError,
 )
 from storage.migrations import check_schema, migrate
-from storage.records import AuditEvent, CommandRow, User, Vehicle
+from storage.records import AuditEvent, CommandRow, NewVehicle, User, Vehicle
 from storage.urls import normalise_url
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "ConflictError",
     "Database",
     "DatabaseUnavailable",
+    "NewVehicle",
     "StorageError",
     "UnknownUserError",
     "UnknownVehicleError",

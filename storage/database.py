@@ -27,7 +27,7 @@ from hub.model import JSON, Command, CommandEventRecord, StatusChange, VehicleCr
 from storage import queries
 from storage.errors import StorageError, translate_errors
 from storage.models import ROLES
-from storage.records import AuditEvent, CommandRow, User, Vehicle
+from storage.records import AuditEvent, CommandRow, NewVehicle, User, Vehicle
 from storage.urls import mask_url, normalise_url
 
 __all__ = ["Database", "open_database"]
@@ -196,21 +196,30 @@ class Database:
         `VehicleExistsError` if the VIN is registered, `ValueError` if the VIN
         is not 17 characters long.
         """
-        if len(vin) != 17:
-            raise ValueError(f"VIN {vin!r} is {len(vin)} characters long; a VIN has 17")
-        token = new_vehicle_token()
-        vehicle = Vehicle(
-            vin=vin,
-            make=make,
-            model=model,
-            year=year,
-            metadata=dict(metadata or {}),
-            enabled=True,
-            created_at=datetime.now(UTC),
-            last_seen_at=None,
-        )
-        await self._run(queries.add_vehicle, self._writer, vehicle, hash_vehicle_token(token))
-        return vehicle, token
+        [added] = await self.add_vehicles([NewVehicle(vin, make, model, year, metadata or {})])
+        return added
+
+    async def add_vehicles(self, vehicles: Sequence[NewVehicle]) -> list[tuple[Vehicle, str]]:
+        """Register many vehicles in one transaction (all or none); each with its new token."""
+        now = datetime.now(UTC)
+        added = []
+        for new in vehicles:
+            if len(new.vin) != 17:
+                raise ValueError(f"VIN {new.vin!r} is {len(new.vin)} characters long; a VIN has 17")
+            vehicle = Vehicle(
+                vin=new.vin,
+                make=new.make,
+                model=new.model,
+                year=new.year,
+                metadata=dict(new.metadata),
+                enabled=True,
+                created_at=now,
+                last_seen_at=None,
+            )
+            added.append((vehicle, new_vehicle_token()))
+        rows = [(vehicle, hash_vehicle_token(token)) for vehicle, token in added]
+        await self._run(queries.add_vehicles, self._writer, rows)
+        return added
 
     async def rotate_vehicle_token(self, vin: str) -> str:
         """Issue the vehicle a new token (audited) and return it; the old one stops working.

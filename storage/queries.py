@@ -107,26 +107,40 @@ async def get_user(reader: AsyncEngine, username: str) -> tuple[User, str] | Non
 # -- vehicles ----------------------------------------------------------------
 
 
-async def add_vehicle(writer: AsyncEngine, vehicle: Vehicle, token_hash: str) -> None:
-    details: dict[str, JSON] = {"make": vehicle.make, "model": vehicle.model, "year": vehicle.year}
+async def add_vehicles(writer: AsyncEngine, vehicles: Sequence[tuple[Vehicle, str]]) -> None:
+    """Insert vehicles (each with its token hash) and their audit events in one transaction."""
+    rows = [
+        {
+            "vin": v.vin,
+            "make": v.make,
+            "model": v.model,
+            "year": v.year,
+            "metadata": v.metadata,
+            "token_hash": token_hash,
+            "enabled": v.enabled,
+            "created_at": v.created_at,
+        }
+        for v, token_hash in vehicles
+    ]
+    audits = [
+        {
+            "at": v.created_at,
+            "actor": "hub",
+            "action": "vehicle.added",
+            "target": f"vehicle:{v.vin}",
+            "details": {"make": v.make, "model": v.model, "year": v.year},
+        }
+        for v, _ in vehicles
+    ]
     try:
         async with writer.begin() as conn:
-            await conn.execute(
-                insert(VehicleModel).values(
-                    vin=vehicle.vin,
-                    make=vehicle.make,
-                    model=vehicle.model,
-                    year=vehicle.year,
-                    metadata_=vehicle.metadata,
-                    token_hash=token_hash,
-                    enabled=vehicle.enabled,
-                    created_at=vehicle.created_at,
-                )
-            )
-            target = f"vehicle:{vehicle.vin}"
-            await _audit(conn, vehicle.created_at, "hub", "vehicle.added", target, details)
+            await conn.execute(insert(VehicleModel), rows)
+            await conn.execute(insert(AuditEventModel), audits)
     except IntegrityError as exc:
-        raise VehicleExistsError(f"vehicle {vehicle.vin} is already registered") from exc
+        if len(vehicles) == 1:
+            raise VehicleExistsError(f"vehicle {vehicles[0][0].vin} is already registered") from exc
+        vins = ", ".join(v.vin for v, _ in vehicles[:3]) + (", ..." if len(vehicles) > 3 else "")
+        raise VehicleExistsError(f"a vehicle among {vins} is already registered") from exc
 
 
 async def set_token_hash(writer: AsyncEngine, vin: str, token_hash: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from hub.model import JSON, CommandStatus, SovdRequest
@@ -63,3 +63,14 @@ class AuditEvent:
     action: str
     target: str
     details: dict[str, JSON]
+
+
+@dataclass(frozen=True, slots=True)
+class NewVehicle:
+    """A vehicle to register (`Database.add_vehicles`)."""
+
+    vin: str
+    make: str
+    model: str
+    year: int
+    metadata: dict[str, JSON] = field(default_factory=dict)

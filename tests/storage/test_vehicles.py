@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from hub.credentials import verify_vehicle_token
-from storage import Database, UnknownVehicleError, VehicleExistsError
+from storage import Database, NewVehicle, UnknownVehicleError, VehicleExistsError
 
 VIN_A = "WVWZZZ1JZXW000001"
 VIN_B = "WVWZZZ1JZXW000002"
@@ -107,3 +107,14 @@ async def test_rotate_vehicle_token_retires_the_old_one(database: Database) -> N
     assert actions == ["vehicle.added", "vehicle.token_rotated"]
     with pytest.raises(UnknownVehicleError, match=f"vehicle {VIN_B} is not registered"):
         await database.rotate_vehicle_token(VIN_B)
+
+
+async def test_many_vehicles_are_registered_in_one_go(database: Database) -> None:
+    vins = [f"1SVDHB{n:011d}" for n in range(1, 201)]
+    added = await database.add_vehicles([NewVehicle(vin, "VW", "ID.4", 2023) for vin in vins])
+    assert [vehicle.vin for vehicle, _ in added] == vins
+    assert [v.vin for v in await database.list_vehicles()] == vins
+    last = await database.find_vehicle(vins[-1])
+    assert last is not None and verify_vehicle_token(added[-1][1], last.token_hash)
+    with pytest.raises(VehicleExistsError, match="a vehicle among 1SVDHB00000000001, "):
+        await database.add_vehicles([NewVehicle(vin, "VW", "ID.4", 2023) for vin in vins[:5]])
