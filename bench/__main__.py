@@ -1,0 +1,96 @@
+"""`python -m bench`: size the hub the way a fleet operator would.
+
+    python -m bench hold --vehicles 20000       RSS per vehicle, connect rate, idle CPU
+    python -m bench commands --rate 300         end-to-end latency, hub CPU per command
+    python -m bench fanout --subscribers 1000   one vehicle's events to many WebSockets
+    python -m bench reconnect --vehicles 10000  every link cut at once: time to return
+    python -m bench baseline                    hub vs a pure-asyncio grpclib hub
+    python -m bench all [--quick | --tiny]      every scenario, short
+    python -m bench report                      regenerate BENCHMARKS.md
+
+Each run writes `bench/results/<scenario>-<time>.json` (machine, versions,
+parameters, git revision, figures) and, with `--chart`, a PNG beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import trio
+import trio_asyncio
+
+from bench import environment
+from bench.scenarios import NAMES, Outcome, load
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="SCENARIO")
+    for name in NAMES:
+        scenario = load(name)
+        sub = commands.add_parser(name, help=scenario.HELP)
+        scenario.add_arguments(sub)
+        _add_common(sub)
+    every = commands.add_parser("all", help="every scenario, with its short arguments")
+    size = every.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="the short run of `make bench`")
+    size.add_argument("--tiny", action="store_true", help="seconds per scenario (smoke test)")
+    _add_common(every)
+    commands.add_parser("report", help="regenerate BENCHMARKS.md from the latest results")
+    args = parser.parse_args(argv)
+
+    if args.command == "report":
+        from bench.report import write_report
+
+        print(f"wrote {write_report()}")
+        return 0
+    if args.command == "all":
+        for name in NAMES:
+            scenario = load(name)
+            sub = argparse.ArgumentParser()
+            scenario.add_arguments(sub)
+            _add_common(sub)
+            extra = ["--chart"] if args.chart else []
+            chosen = scenario.TINY if args.tiny else scenario.QUICK
+            _run_one(
+                name, sub.parse_args([*chosen, *extra, "--results-dir", str(args.results_dir)])
+            )
+        return 0
+    _run_one(args.command, args)
+    return 0
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--chart", action="store_true", help="also write a PNG chart")
+    parser.add_argument(
+        "--results-dir", type=Path, default=environment.RESULTS_DIR, help="where results go"
+    )
+
+
+def _run_one(name: str, args: argparse.Namespace) -> None:
+    scenario = load(name)
+    print(f"== {name}", flush=True)
+
+    async def run() -> Outcome:
+        async with trio_asyncio.open_loop():
+            with tempfile.TemporaryDirectory(prefix=f"sovd-bench-{name}-") as workdir:
+                return await scenario.run(args, Path(workdir))
+
+    outcome = trio.run(run)
+    path = environment.save_result(name, outcome.parameters, outcome.figures, args.results_dir)
+    for key, value in outcome.figures.items():
+        print(f"  {key}: {value}")
+    print(f"  -> {path}")
+    if args.chart and outcome.series:
+        from bench.charts import write_chart
+
+        print(f"  -> {write_chart(name, outcome, path.with_suffix('.png'))}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

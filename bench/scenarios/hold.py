@@ -1,0 +1,93 @@
+"""`hold`: how many vehicles one hub process holds, at what memory and idle CPU."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import httpx
+import trio
+
+from bench.procstat import CpuMeter, pids_named, rss_bytes
+from bench.scenarios import Outcome
+from bench.stack import (
+    connected_vehicles,
+    open_bench_database,
+    open_fleet,
+    open_hub_process,
+    provision,
+)
+
+HELP = "connect N vehicles: hub RSS per vehicle, connect rate, idle CPU"
+QUICK = ["--vehicles", "2000", "--idle-s", "5"]
+TINY = ["--vehicles", "20", "--idle-s", "1", "--fleet-processes", "1", "--database", "sqlite"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The scenario's options."""
+    parser.add_argument("--vehicles", type=int, default=20000, help="vehicles to connect")
+    parser.add_argument("--fleet-processes", type=int, default=4, help="simulator processes")
+    parser.add_argument("--heartbeat-s", type=float, default=10.0, help="hub heartbeat interval")
+    parser.add_argument("--idle-s", type=float, default=10.0, help="idle CPU measuring window")
+    parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--connect-timeout-s", type=float, default=300.0)
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
+    """Connect the fleet, watch RSS grow, then measure the hub at rest."""
+    parameters = {
+        "vehicles": args.vehicles,
+        "fleet_processes": args.fleet_processes,
+        "heartbeat_interval_s": args.heartbeat_s,
+        "idle_window_s": args.idle_s,
+        "database": args.database,
+    }
+    settings = {"SOVD_HUB_HEARTBEAT_INTERVAL_S": str(args.heartbeat_s)}
+    async with open_bench_database(args.database, workdir) as url:
+        specs = await provision(url, args.vehicles)
+        async with open_hub_process(url, settings) as hub:
+            rss_empty = rss_bytes(hub.pid)
+            series: dict[str, list[float]] = {"t_s": [], "connected": [], "rss_mib": []}
+            hub_cpu = CpuMeter("hub", [hub.pid])
+            hub_cpu.start()
+            started = trio.current_time()
+            async with (
+                open_fleet(specs, hub.grpc_port, workdir, processes=args.fleet_processes) as fleet,
+                httpx.AsyncClient(base_url=hub.http_url, timeout=60) as http,
+            ):
+                with trio.fail_after(args.connect_timeout_s):
+                    while True:
+                        count = await connected_vehicles(http)
+                        series["t_s"].append(round(trio.current_time() - started, 3))
+                        series["connected"].append(count)
+                        series["rss_mib"].append(round(rss_bytes(hub.pid) / 2**20, 1))
+                        if count >= args.vehicles:
+                            break
+                        await trio.sleep(0.25)
+                all_in_s = trio.current_time() - started
+                connect_cpu_s = hub_cpu.stop()
+                await trio.sleep(1)  # let the last handshakes settle
+                rss_full = rss_bytes(hub.pid)
+                meters = [
+                    CpuMeter("hub", [hub.pid]),
+                    CpuMeter("fleet", fleet.pids),
+                    CpuMeter("postgres", pids_named("postgres")),
+                ]
+                for meter in meters:
+                    meter.start()
+                await trio.sleep(args.idle_s)
+                idle = {m.label: m.stop() for m in meters}
+    per_vehicle = (rss_full - rss_empty) / args.vehicles
+    figures = {
+        "connected": args.vehicles,
+        "time_until_all_registered_s": round(all_in_s, 2),
+        "connect_rate_per_s": round(args.vehicles / all_in_s, 1),
+        "hub_cpu_during_connect_s": round(connect_cpu_s, 2),
+        "hub_rss_empty_mib": round(rss_empty / 2**20, 1),
+        "hub_rss_connected_mib": round(rss_full / 2**20, 1),
+        "hub_rss_per_vehicle_kib": round(per_vehicle / 1024, 1),
+        "idle_hub_cpu_percent": round(100 * idle["hub"] / args.idle_s, 1),
+        "idle_fleet_cpu_percent": round(100 * idle["fleet"] / args.idle_s, 1),
+        "idle_postgres_cpu_percent": round(100 * idle["postgres"] / args.idle_s, 1),
+    }
+    return Outcome(parameters, figures, series)

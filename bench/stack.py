@@ -1,0 +1,277 @@
+"""The processes of a benchmark: a database, a hub, simulated fleets, each measured from outside.
+
+The hub runs as `python -m api serve` in its own process, the fleet as
+`python -m bench.simulator` processes, both on ports chosen here. The bench
+process itself provisions the database through `storage` (it needs a
+trio-asyncio loop: run it under `bench.__main__`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+import trio
+from sqlalchemy.engine import make_url
+
+from bench.simulator import VehicleSpec
+from hub.bridge import run_asyncio
+from storage import NewVehicle, migrate, open_database
+
+BENCH_USER = "bench"
+BENCH_PASSWORD = "bench-password"
+DEFAULT_POSTGRES = os.environ.get(
+    "SOVD_HUB_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago (the hub binds it right after)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def bench_vin(number: int) -> str:
+    """VIN of benchmark vehicle `number` (valid VIN characters)."""
+    return f"9BENCH{number:011d}"
+
+
+@asynccontextmanager
+async def open_bench_database(kind: str, workdir: Path) -> AsyncIterator[str]:
+    """A fresh, migrated database (`postgres` or `sqlite`); dropped afterwards."""
+    if kind == "sqlite":
+        url = f"sqlite:///{workdir / 'hub.db'}"
+        await trio.to_thread.run_sync(migrate, url)
+        yield url
+        return
+    if kind != "postgres":
+        raise ValueError(f"database must be postgres or sqlite, got {kind!r}")
+    name = f"sovd_bench_{uuid.uuid4().hex[:12]}"
+    server = make_url(DEFAULT_POSTGRES)
+    admin_dsn = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    url = server.set(database=name).render_as_string(hide_password=False)
+    await run_asyncio(_admin, admin_dsn, f'CREATE DATABASE "{name}"')
+    try:
+        await trio.to_thread.run_sync(migrate, url)
+        yield url
+    finally:
+        with trio.CancelScope(shield=True):
+            await run_asyncio(
+                _admin,
+                admin_dsn,
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+                f'DROP DATABASE IF EXISTS "{name}"',
+            )
+
+
+async def _admin(dsn: str, *statements: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def provision(url: str, vehicles: int) -> list[VehicleSpec]:
+    """The bench operator (engineer) and `vehicles` registered vehicles with their tokens."""
+    specs: list[VehicleSpec] = []
+    async with open_database(url, bcrypt_rounds=4) as db:
+        await db.add_user(BENCH_USER, BENCH_PASSWORD, "engineer")
+        for first in range(1, vehicles + 1, 5000):
+            chunk = [
+                NewVehicle(bench_vin(n), "Bench", "Sim", 2026)
+                for n in range(first, min(first + 5000, vehicles + 1))
+            ]
+            added = await db.add_vehicles(chunk)
+            specs += [VehicleSpec(vehicle.vin, token) for vehicle, token in added]
+    return specs
+
+
+@dataclass
+class HubProcess:
+    """A running `sovd-hub serve`."""
+
+    process: trio.Process
+    http_url: str
+    grpc_port: int
+    output: deque[str] = field(default_factory=lambda: deque(maxlen=40))
+
+    @property
+    def pid(self) -> int:
+        """The hub's process id."""
+        return self.process.pid
+
+
+@asynccontextmanager
+async def open_hub_process(
+    database_url: str, settings: dict[str, str] | None = None
+) -> AsyncIterator[HubProcess]:
+    """Run `sovd-hub serve` on free ports until the context exits (then SIGTERM)."""
+    http_port, grpc_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "SOVD_HUB_JWT_SECRET": secrets.token_urlsafe(48),
+        "SOVD_HUB_BCRYPT_ROUNDS": "4",
+        **(settings or {}),
+    }
+    command = [
+        sys.executable, "-m", "api", "serve", "--database-url", database_url,
+        "--http-bind", f"127.0.0.1:{http_port}", "--grpc-bind", f"127.0.0.1:{grpc_port}",
+        "--log-level", "WARNING",
+    ]  # fmt: skip
+    async with trio.open_nursery() as nursery:
+        process: trio.Process = await nursery.start(_run_process, command, env, subprocess.PIPE)
+        hub = HubProcess(process, f"http://127.0.0.1:{http_port}", grpc_port)
+        nursery.start_soon(_keep_tail, process, hub.output)
+        try:
+            await wait_http(hub.http_url, process)
+            yield hub
+        finally:
+            await stop_process(process)
+            nursery.cancel_scope.cancel()
+
+
+async def _run_process(
+    command: list[str],
+    env: dict[str, str],
+    stdout: int | None,
+    *,
+    task_status: trio.TaskStatus[trio.Process] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    await trio.run_process(
+        command, env=env, stdout=stdout, stderr=subprocess.STDOUT if stdout else None,
+        check=False, task_status=task_status,
+    )  # fmt: skip
+
+
+async def _keep_tail(process: trio.Process, tail: deque[str]) -> None:
+    assert process.stdout is not None
+    buffer = b""
+    async for chunk in process.stdout:
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        tail.extend(line.decode(errors="replace") for line in lines)
+
+
+async def wait_http(base_url: str, process: trio.Process, timeout_s: float = 60) -> None:
+    """Return once `GET /health/live` answers; fail if the process exits first."""
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        with trio.fail_after(timeout_s):
+            while process.poll() is None:
+                try:
+                    if (await http.get("/health/live")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await trio.sleep(0.05)
+    raise RuntimeError(f"the process exited with {process.returncode} before serving HTTP")
+
+
+async def stop_process(process: trio.Process, grace_s: float = 30) -> None:
+    """SIGTERM, then SIGKILL after `grace_s`."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    with trio.CancelScope(shield=True):
+        with trio.move_on_after(grace_s):
+            await process.wait()
+        if process.poll() is None:
+            process.kill()
+            await process.wait()
+
+
+async def connected_vehicles(http: httpx.AsyncClient) -> int:
+    """How many vehicles the hub has registered (from `/health/ready`)."""
+    answer = (await http.get("/health/ready")).json()
+    count: int = answer.get("connected_vehicles", 0)
+    return count
+
+
+async def wait_connected(hub: HubProcess, count: int, timeout_s: float) -> float:
+    """Seconds until the hub has `count` vehicles registered (polling every 50 ms)."""
+    started = trio.current_time()
+    async with httpx.AsyncClient(base_url=hub.http_url, timeout=30) as http:
+        with trio.fail_after(timeout_s):
+            for _ in range(int(timeout_s / 0.05) + 1):  # polling: the hub has no push for this
+                if await connected_vehicles(http) >= count:
+                    break
+                await trio.sleep(0.05)
+    return trio.current_time() - started
+
+
+@dataclass
+class Fleet:
+    """Simulator processes, each running part of the fleet."""
+
+    processes: list[trio.Process]
+
+    @property
+    def pids(self) -> list[int]:
+        """Their process ids."""
+        return [p.pid for p in self.processes]
+
+    def signal_all(self, signum: int) -> None:
+        """Send `signum` to every simulator process."""
+        for process in self.processes:
+            process.send_signal(signum)
+
+
+@asynccontextmanager
+async def open_fleet(
+    specs: Sequence[VehicleSpec],
+    grpc_port: int,
+    workdir: Path,
+    *,
+    processes: int = 2,
+    event_latency_ms: float = 0.0,
+    extra: Sequence[str] = (),
+) -> AsyncIterator[Fleet]:
+    """Run the vehicles of `specs` spread over `processes` simulator processes."""
+    commands = []
+    for index in range(processes):
+        part = specs[index::processes]
+        if not part:
+            continue
+        fleet_file = workdir / f"fleet-{index}.json"
+        fleet_file.write_text(
+            json.dumps({"vehicles": [{"vin": s.vin, "token": s.token} for s in part]})
+        )
+        commands.append(
+            [
+                sys.executable,
+                "-m",
+                "bench.simulator",
+                "--hub",
+                f"127.0.0.1:{grpc_port}",
+                "--fleet-file",
+                str(fleet_file),
+                "--event-latency-ms",
+                str(event_latency_ms),
+                *extra,
+            ]
+        )
+    async with trio.open_nursery() as nursery:
+        started = [
+            await nursery.start(_run_process, command, dict(os.environ), None)
+            for command in commands
+        ]
+        try:
+            yield Fleet(started)
+        finally:
+            for process in started:
+                await stop_process(process, grace_s=10)
