@@ -18,6 +18,7 @@ import structlog
 import trio
 from grpclib.const import Status
 
+from hub.batching import LastSeen
 from hub.commands import CommandTracker, Outcome
 from hub.config import HubConfig
 from hub.link import Link
@@ -78,16 +79,24 @@ class VehicleActor:
         self.connected_since = connected_at
 
 
+@dataclass(frozen=True, slots=True)
+class ActorContext:
+    """What every actor of a hub shares."""
+
+    config: HubConfig
+    journal: CommandJournal
+    bus: EventBus
+    registry: Registry[VehicleActor]
+    last_seen: LastSeen
+
+
 class _ActorLoop:
-    def __init__(
-        self, actor: VehicleActor, config: HubConfig, journal: CommandJournal, bus: EventBus
-    ) -> None:
+    def __init__(self, actor: VehicleActor, context: ActorContext) -> None:
         self.actor = actor
-        self.config = config
-        self.journal = journal
-        self.bus = bus
-        self.tracker = CommandTracker(config.max_in_flight)
-        self.silence_limit_s = 3 * config.heartbeat_interval_s
+        self.journal = context.journal
+        self.bus = context.bus
+        self.tracker = CommandTracker(context.config.max_in_flight)
+        self.silence_limit_s = 3 * context.config.heartbeat_interval_s
         self.last_heard = trio.current_time()
 
     async def run(self, mailbox: trio.MemoryReceiveChannel[ActorMessage]) -> str:
@@ -201,30 +210,28 @@ async def record_and_publish(
 
 async def run_actor(
     link: Link,
+    context: ActorContext,
     *,
-    config: HubConfig,
-    journal: CommandJournal,
-    bus: EventBus,
-    registry: Registry[VehicleActor],
     task_status: trio.TaskStatus[VehicleActor] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the actor of `link.vin` until its link ends; registered in `registry` meanwhile.
+    """Run the actor of `link.vin` until its link ends; registered meanwhile.
 
     On the way out, whether the link ended or the task was cancelled, every
     command it still held (running, queued, or waiting in its mailbox) is
     recorded as `interrupted`; the link is ended with `UNAVAILABLE` when the
     hub stops it.
     """
-    send, receive = trio.open_memory_channel[ActorMessage](config.mailbox_size)
+    send, receive = trio.open_memory_channel[ActorMessage](context.config.mailbox_size)
     actor = VehicleActor(link, send, _utcnow())
-    loop = _ActorLoop(actor, config, journal, bus)
-    registry.add(actor)
+    loop = _ActorLoop(actor, context)
+    context.registry.add(actor)
     reason: str | None = None
     try:
         task_status.started(actor)
         reason = await loop.run(receive)
     finally:
-        registry.remove(actor)
+        context.registry.remove(actor)
+        context.last_seen.mark(link.vin, _utcnow())
         if reason is None:
             reason = "the hub stopped"
             actor.link.close(Status.UNAVAILABLE, "the hub is shutting down")
@@ -235,8 +242,11 @@ async def run_actor(
             if isinstance(message, Dispatch):
                 loop.tracker.submit(message.command)
         changes = loop.interrupt_all(f"link lost: {reason}")
-        with trio.CancelScope(shield=True), trio.move_on_after(FINAL_WRITE_TIMEOUT_S):
-            await record_and_publish(journal, bus, (), changes)
+        try:
+            with trio.CancelScope(shield=True), trio.move_on_after(FINAL_WRITE_TIMEOUT_S):
+                await record_and_publish(context.journal, context.bus, (), changes)
+        finally:
+            context.registry.retire()
         log.info("vehicle.disconnected", vin=link.vin, reason=reason)
 
 

@@ -7,7 +7,6 @@ get `shutdown_grace_s` to record what they interrupted, then are cancelled.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -17,7 +16,15 @@ import structlog
 import trio
 from grpclib.const import Status
 
-from hub.actor import ActorMessage, Dispatch, LinkAttached, VehicleActor, run_actor
+from hub.actor import (
+    ActorContext,
+    ActorMessage,
+    Dispatch,
+    LinkAttached,
+    VehicleActor,
+    run_actor,
+)
+from hub.batching import GroupCommitJournal, LastSeen
 from hub.config import HubConfig
 from hub.credentials import verify_vehicle_token
 from hub.errors import MailboxFull, VehicleNotConnected, VehicleRefused
@@ -57,9 +64,11 @@ class Hub:
         self.bus = bus
         self.grpc_port = config.grpc_port
         self._directory = directory
-        self._journal = journal
         self._nursery: trio.Nursery | None = None
         self._actors: Registry[VehicleActor] = Registry()
+        self.last_seen = LastSeen(directory)
+        self.journal = GroupCommitJournal(journal)
+        self._context = ActorContext(config, self.journal, bus, self._actors, self.last_seen)
         self._attach_lock = trio.Lock()
         self._stopping = False
 
@@ -120,7 +129,7 @@ class Hub:
             else:
                 await actor.mailbox.send(LinkAttached(link))
             inbox = actor.mailbox.clone()
-        await self._directory.record_seen(hello.vin, datetime.now(UTC))
+        self.last_seen.mark(hello.vin, datetime.now(UTC))
         log.info("vehicle.connected", vin=hello.vin, session=link.session_id)
         return inbox
 
@@ -138,15 +147,7 @@ class Hub:
         return self._nursery
 
     async def _start_actor(self, link: Link) -> VehicleActor:
-        run = functools.partial(
-            run_actor,
-            link,
-            config=self.config,
-            journal=self._journal,
-            bus=self.bus,
-            registry=self._actors,
-        )
-        actor: VehicleActor = await self._actor_nursery.start(run)
+        actor: VehicleActor = await self._actor_nursery.start(run_actor, link, self._context)
         return actor
 
     def deliver(self, inbox: trio.MemorySendChannel[ActorMessage], message: ActorMessage) -> None:
@@ -191,7 +192,11 @@ async def open_hub(
 
     hub = Hub(config, directory, journal, bus)
     async with trio.open_nursery() as nursery:
+        # The writers outlive the actors, which record what they interrupt as they stop.
+        await nursery.start(hub.journal.run)
+        await nursery.start(hub.last_seen.run)
         await nursery.start(hub.run)
         async with serve_gateway(hub, config.grpc_host, config.grpc_port) as port:
             hub.grpc_port = port
             yield hub
+        nursery.cancel_scope.cancel()

@@ -7,7 +7,7 @@ only ever talks to these Protocols, so nothing in `hub/` imports `storage/`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol, TypeAlias
@@ -26,8 +26,8 @@ class VehicleDirectory(Protocol):
         """The vehicle's credentials, or None when the VIN is not registered."""
         ...
 
-    async def record_seen(self, vin: str, at: datetime) -> None:
-        """Remember that the vehicle's link was up at `at` (its `last_seen_at`)."""
+    async def record_seen(self, seen: Mapping[str, datetime]) -> None:
+        """Remember when each vehicle's link was last up (`last_seen_at`), in one transaction."""
         ...
 
 

@@ -16,10 +16,16 @@ A = TypeVar("A", bound=_HasVin)
 
 
 class Registry(Generic[A]):
-    """VIN -> actor. Actors add and remove themselves (in their own try/finally)."""
+    """VIN -> actor. Actors add and remove themselves (in their own try/finally).
+
+    An actor is *removed* as soon as it stops taking messages, and *retired*
+    once it has also recorded what it interrupted; `wait_empty` waits for the
+    latter, so a stopping hub does not close the journal under a last write.
+    """
 
     def __init__(self) -> None:
         self._actors: dict[str, A] = {}
+        self._live = 0
         self._empty = trio.Event()
         self._empty.set()
 
@@ -28,13 +34,18 @@ class Registry(Generic[A]):
         if actor.vin in self._actors:
             raise KeyError(f"vehicle {actor.vin} already has an actor")
         self._actors[actor.vin] = actor
+        self._live += 1
         if self._empty.is_set():
             self._empty = trio.Event()
 
     def remove(self, actor: A) -> None:
-        """Unregister `actor`."""
+        """Unregister `actor`: nothing can reach it through the registry any more."""
         del self._actors[actor.vin]
-        if not self._actors:
+
+    def retire(self) -> None:
+        """An actor removed earlier has finished all its work."""
+        self._live -= 1
+        if self._live == 0:
             self._empty.set()
 
     def get(self, vin: str) -> A | None:
@@ -48,5 +59,5 @@ class Registry(Generic[A]):
         return len(self._actors)
 
     async def wait_empty(self) -> None:
-        """Return once no actor is registered."""
+        """Return once every actor has retired."""
         await self._empty.wait()

@@ -6,7 +6,7 @@ tested through real gRPC sockets with nothing else running.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from hub.credentials import hash_vehicle_token
@@ -27,8 +27,8 @@ class MemoryDirectory:
     async def find_vehicle(self, vin: str) -> VehicleCredentials | None:
         return self.vehicles.get(vin)
 
-    async def record_seen(self, vin: str, at: datetime) -> None:
-        self.seen[vin] = at
+    async def record_seen(self, seen: Mapping[str, datetime]) -> None:
+        self.seen.update(seen)
 
 
 class MemoryJournal:

@@ -9,7 +9,7 @@ them need a running `trio_asyncio.open_loop()`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -244,9 +244,10 @@ class Database:
         """The vehicle's credentials, or None when the VIN is not registered."""
         return await self._run(queries.find_vehicle, self._reader, vin)
 
-    async def record_seen(self, vin: str, at: datetime) -> None:
-        """Set the vehicle's `last_seen_at` to `at`; never moves it back in time."""
-        await self._run(queries.record_seen, self._writer, vin, at)
+    async def record_seen(self, seen: Mapping[str, datetime]) -> None:
+        """Set each vehicle's `last_seen_at` (one transaction); never moves it back in time."""
+        if seen:
+            await self._run(queries.record_seen, self._writer, seen)
 
     # -- commands ----------------------------------------------------------
 

@@ -9,11 +9,11 @@ engine for read-only work, `writer` the same pool with the write option
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import cast
 
-from sqlalchemy import Insert, func, insert, literal, select, text, update
+from sqlalchemy import Insert, Table, bindparam, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -180,14 +180,17 @@ async def find_vehicle(reader: AsyncEngine, vin: str) -> VehicleCredentials | No
     return None if row is None else VehicleCredentials(vin, row.token_hash, row.enabled)
 
 
-async def record_seen(writer: AsyncEngine, vin: str, at: datetime) -> None:
-    last_seen = VehicleModel.last_seen_at
+async def record_seen(writer: AsyncEngine, seen: Mapping[str, datetime]) -> None:
+    table = cast(Table, VehicleModel.__table__)
+    last_seen = table.c.last_seen_at
+    statement = (
+        update(table)
+        .where(table.c.vin == bindparam("b_vin"))
+        .where(last_seen.is_(None) | (last_seen < bindparam("b_at")))
+        .values(last_seen_at=bindparam("b_at"))
+    )
     async with writer.begin() as conn:
-        await conn.execute(
-            update(VehicleModel)
-            .where(VehicleModel.vin == vin, last_seen.is_(None) | (last_seen < at))
-            .values(last_seen_at=at)
-        )
+        await conn.execute(statement, [{"b_vin": vin, "b_at": at} for vin, at in seen.items()])
 
 
 # -- commands ----------------------------------------------------------------

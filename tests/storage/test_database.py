@@ -75,7 +75,7 @@ async def test_naive_datetimes_are_refused(database: Database) -> None:
     await database.add_vehicle("WVWZZZ1JZXW000001", make="VW", model="Golf", year=2021)
 
     with pytest.raises(Exception, match="naive datetime") as caught:
-        await database.record_seen("WVWZZZ1JZXW000001", datetime(2025, 1, 1))
+        await database.record_seen({"WVWZZZ1JZXW000001": datetime(2025, 1, 1)})
     assert not isinstance(caught.value, StorageError)  # a caller's bug, not the database's
 
 
@@ -96,7 +96,7 @@ async def test_concurrent_writers_all_commit(database: Database) -> None:
         for index in range(len(commands)):
             nursery.start_soon(submit_and_finish, index)
         for n in range(10):
-            nursery.start_soon(database.record_seen, vin, datetime.now(UTC))
+            nursery.start_soon(database.record_seen, {vin: datetime.now(UTC)})
             nursery.start_soon(
                 partial(database.append_audit, actor="hub", action="x", target=f"{n}")
             )

@@ -68,7 +68,7 @@ async def test_list_vehicles_is_ordered_by_vin(database: Database) -> None:
 async def test_unknown_vin(database: Database) -> None:
     assert await database.find_vehicle(VIN_A) is None
     assert await database.get_vehicle(VIN_A) is None
-    await database.record_seen(VIN_A, datetime.now(UTC))  # nothing to update, no error
+    await database.record_seen({VIN_A: datetime.now(UTC)})  # nothing to update, no error
 
 
 async def test_record_seen_stores_utc_and_never_goes_back(database: Database) -> None:
@@ -76,8 +76,8 @@ async def test_record_seen_stores_utc_and_never_goes_back(database: Database) ->
     cest = timezone(timedelta(hours=2))
     seen = datetime(2025, 6, 1, 14, 30, 0, 123456, tzinfo=cest)
 
-    await database.record_seen(VIN_A, seen)
-    await database.record_seen(VIN_A, seen - timedelta(minutes=5))  # late, out of order
+    await database.record_seen({VIN_A: seen})
+    await database.record_seen({VIN_A: seen - timedelta(minutes=5)})  # late, out of order
 
     vehicle = await database.get_vehicle(VIN_A)
     assert vehicle is not None

@@ -1,0 +1,134 @@
+"""Group commit: many actors' writes, one transaction.
+
+`GroupCommitJournal` wraps the storage journal: every `record` call joins the
+batch being collected while the previous one commits, and returns once its
+batch has committed, so "recorded before published" still holds for each
+caller while the database sees one transaction per batch instead of one per
+event. `LastSeen` does the same for vehicles' `last_seen_at`, without waiting:
+a fleet reconnecting after an outage costs a handful of writes, not one each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+import trio
+
+from hub.errors import HubError
+from hub.model import CommandEventRecord, StatusChange
+from hub.ports import CommandJournal, VehicleDirectory
+
+log = structlog.get_logger("hub.batching")
+
+#: How long stopping may spend writing what is still pending.
+FINAL_FLUSH_TIMEOUT_S = 5.0
+#: The longest one batch may take to commit before its callers are told it failed.
+COMMIT_TIMEOUT_S = 30.0
+
+
+class JournalWriteFailed(HubError):
+    """The batch holding these records could not be committed."""
+
+
+@dataclass
+class _Pending:
+    events: Sequence[CommandEventRecord]
+    changes: Sequence[StatusChange]
+    done: trio.Event = field(default_factory=trio.Event)
+    error: BaseException | None = None
+
+
+class GroupCommitJournal:
+    """A `CommandJournal` that commits concurrent records together; run `run` in a nursery."""
+
+    def __init__(self, inner: CommandJournal) -> None:
+        self._inner = inner
+        self._pending: list[_Pending] = []
+        self._wakeup = trio.Event()
+        self.batches = 0
+        self.records = 0
+
+    async def record(
+        self, events: Sequence[CommandEventRecord], changes: Sequence[StatusChange]
+    ) -> None:
+        """Join the next batch; return once it has committed (`JournalWriteFailed` if not).
+
+        Cancelling the caller does not withdraw the records: they are written.
+        """
+        pending = _Pending(events, changes)
+        self._pending.append(pending)
+        self._wakeup.set()
+        await pending.done.wait()
+        if pending.error is not None:
+            raise JournalWriteFailed(f"could not record: {pending.error}") from pending.error
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Commit batches until cancelled; then commit what is left (bounded)."""
+        task_status.started()
+        try:
+            while True:
+                await self._wakeup.wait()
+                await self._commit()
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(FINAL_FLUSH_TIMEOUT_S):
+                while self._pending:
+                    await self._commit()
+
+    async def _commit(self) -> None:
+        self._wakeup = trio.Event()
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        error: BaseException | None = TimeoutError(f"no commit within {COMMIT_TIMEOUT_S:g} s")
+        # A batch taken is committed whole: cancelling the writer must not drop it.
+        with trio.CancelScope(shield=True), trio.move_on_after(COMMIT_TIMEOUT_S):
+            try:
+                await self._inner.record(
+                    [e for p in batch for e in p.events], [c for p in batch for c in p.changes]
+                )
+                error = None
+            except Exception as exc:
+                log.exception("journal.batch_failed", records=len(batch))
+                error = exc
+        self.batches += 1
+        self.records += len(batch)
+        for pending in batch:
+            pending.error = error
+            pending.done.set()
+
+
+class LastSeen:
+    """Collects vehicles' last-seen times and writes them in batches; run `run` in a nursery."""
+
+    def __init__(self, directory: VehicleDirectory) -> None:
+        self._directory = directory
+        self._pending: dict[str, datetime] = {}
+        self._wakeup = trio.Event()
+
+    def mark(self, vin: str, at: datetime) -> None:
+        """Remember that `vin`'s link was up at `at`; written soon, never blocks."""
+        self._pending[vin] = at
+        self._wakeup.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Write batches until cancelled; then write what is left (bounded)."""
+        task_status.started()
+        try:
+            while True:
+                await self._wakeup.wait()
+                await self._write()
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(FINAL_FLUSH_TIMEOUT_S):
+                await self._write()
+
+    async def _write(self) -> None:
+        self._wakeup = trio.Event()
+        batch, self._pending = self._pending, {}
+        if batch:
+            try:
+                await self._directory.record_seen(batch)
+            except Exception:
+                log.exception("last_seen.write_failed", vehicles=len(batch))
