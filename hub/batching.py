@@ -127,7 +127,9 @@ class LastSeen:
     async def _write(self) -> None:
         self._wakeup = trio.Event()
         batch, self._pending = self._pending, {}
-        if batch:
+        if not batch:
+            return
+        with trio.CancelScope(shield=True), trio.move_on_after(COMMIT_TIMEOUT_S):
             try:
                 await self._directory.record_seen(batch)
             except Exception:
