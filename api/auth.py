@@ -17,6 +17,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
 ALGORITHM = "HS256"
+#: Verified tokens remembered (oldest forgotten first).
+VERIFIED_CACHE_SIZE = 4096
 
 
 class Role(enum.StrEnum):
@@ -50,6 +52,7 @@ class TokenIssuer:
     def __init__(self, secret: str, ttl_s: int) -> None:
         self._key = OctKey.import_key(secret.encode())
         self.ttl_s = ttl_s
+        self._verified: dict[str, tuple[Principal, float]] = {}
         self._claims = jwt.JWTClaimsRegistry(
             exp={"essential": True},
             sub={"essential": True},
@@ -69,7 +72,21 @@ class TokenIssuer:
         return jwt.encode({"alg": ALGORITHM}, claims, self._key)
 
     def verify(self, token: str) -> Principal:
-        """The principal of a valid token; raises `InvalidToken` saying what is wrong."""
+        """The principal of a valid token; raises `InvalidToken` saying what is wrong.
+
+        Verified tokens are remembered until they expire, so a script sending
+        many requests with one token pays for the signature check once.
+        """
+        cached = self._verified.get(token)
+        if cached is not None and cached[1] > time.time():
+            return cached[0]
+        principal, expires_at = self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))  # the oldest entry
+        self._verified[token] = (principal, expires_at)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             decoded = jwt.decode(token, self._key, algorithms=[ALGORITHM])
             self._claims.validate(decoded.claims)
@@ -77,7 +94,8 @@ class TokenIssuer:
             raise InvalidToken(f"invalid access token: {exc.description or exc.error}") from exc
         except ValueError as exc:
             raise InvalidToken(f"invalid access token: {exc}") from exc
-        return Principal(str(decoded.claims["sub"]), Role(decoded.claims["role"]))
+        claims = decoded.claims
+        return Principal(str(claims["sub"]), Role(claims["role"])), float(claims["exp"])
 
 
 def bearer_token(header: str | None) -> str:

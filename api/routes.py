@@ -90,9 +90,9 @@ async def submit_command(data: SubmitCommand) -> tuple[Response, int, dict[str, 
     s = state()
     sovd = _catalog_request(data)
     timeout_s = _timeout(data.timeout_s)
-    if await s.db.get_vehicle(data.vin) is None:
-        raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {data.vin} is registered")
-    if s.hub.connection(data.vin) is None:
+    if s.hub.connection(data.vin) is None:  # connected implies registered: no query needed
+        if await s.db.get_vehicle(data.vin) is None:
+            raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {data.vin} is registered")
         raise ApiError(409, "vehicle_offline", f"vehicle {data.vin} is not connected")
     command = Command(
         id=uuid.uuid4(),
