@@ -26,7 +26,7 @@ from hub.model import Command, CommandEventRecord, StatusChange
 from hub.ports import CommandJournal, EventBus, command_topic
 from hub.registry import Registry
 from hub.wire import WireError, cancel_command, command_request, event_record
-from proto import HubMessage, VehicleMessage
+from proto import VehicleMessage
 
 log = structlog.get_logger("hub.actor")
 
@@ -97,27 +97,35 @@ class _ActorLoop:
         self.bus = context.bus
         self.tracker = CommandTracker(context.config.max_in_flight)
         self.silence_limit_s = 3 * context.config.heartbeat_interval_s
-        self.last_heard = trio.current_time()
 
     async def run(self, mailbox: trio.MemoryReceiveChannel[ActorMessage]) -> str:
         """Serve messages until the current link ends; returns why it ended."""
         while True:
-            message: ActorMessage | None = None
-            with trio.move_on_at(self._next_wakeup()):
-                message = await mailbox.receive()
-            now = trio.current_time()
+            message = await self._next_message(mailbox)
             if message is not None:
                 ended = await self._handle(message)
                 if ended is not None:
                     return ended
-            await self._record(changes=self.tracker.expire(now, _utcnow()), cancel=True)
-            if now - self.last_heard >= self.silence_limit_s:
+            now = trio.current_time()
+            if now >= self.tracker.next_deadline():
+                await self._record(changes=self.tracker.expire(now, _utcnow()), cancel=True)
+            if now - self.actor.link.last_heard >= self.silence_limit_s:
                 reason = f"no message from the vehicle for {self.silence_limit_s:g} s"
                 self.actor.link.close(Status.UNAVAILABLE, reason)
                 return reason
 
-    def _next_wakeup(self) -> float:
-        return min(self.tracker.next_deadline(), self.last_heard + self.silence_limit_s)
+    async def _next_message(
+        self, mailbox: trio.MemoryReceiveChannel[ActorMessage]
+    ) -> ActorMessage | None:
+        """The next message, or None when a deadline or the liveness check is due first."""
+        try:
+            return mailbox.receive_nowait()  # busy: no timer to set up
+        except trio.WouldBlock:
+            pass
+        silence_check = self.actor.link.last_heard + self.silence_limit_s
+        with trio.move_on_at(min(self.tracker.next_deadline(), silence_check)):
+            return await mailbox.receive()
+        return None
 
     async def _handle(self, message: ActorMessage) -> str | None:
         match message:
@@ -125,7 +133,6 @@ class _ActorLoop:
                 self.tracker.submit(command)
                 await self._start_ready()
             case FromVehicle(link_id, vehicle_message) if link_id == self.actor.link.id:
-                self.last_heard = trio.current_time()
                 await self._on_vehicle_message(vehicle_message)
             case LinkClosed(link_id, reason) if link_id == self.actor.link.id:
                 return reason
@@ -134,7 +141,6 @@ class _ActorLoop:
                 old.close(Status.ABORTED, "replaced by a newer connection of the same vehicle")
                 self.actor.link = link
                 self.actor.connected_since = _utcnow()
-                self.last_heard = trio.current_time()
                 reason = "the vehicle reconnected while the command ran"
                 await self._record(changes=self.tracker.interrupt_running(_utcnow(), reason))
                 await self._start_ready()
@@ -153,8 +159,6 @@ class _ActorLoop:
                 outcome = self.tracker.on_event(record)
                 await self._apply(outcome)
                 await self._start_ready()
-            case "heartbeat":
-                self.actor.link.send_nowait(HubMessage(heartbeat=message.heartbeat))
             case other:
                 log.warning("vehicle.unexpected_message", vin=self.actor.vin, kind=other)
 

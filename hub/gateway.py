@@ -112,6 +112,11 @@ async def _read(
     stream: VehicleStream, link: Link, inbox: trio.MemorySendChannel[ActorMessage]
 ) -> None:
     async for message in stream:
+        link.last_heard = trio.current_time()
+        if message.WhichOneof("kind") == "heartbeat":
+            # Answered here: liveness needs no trip through the actor.
+            link.send_nowait(HubMessage(heartbeat=message.heartbeat))
+            continue
         item = FromVehicle(link.id, message)
         try:
             inbox.send_nowait(item)

@@ -12,6 +12,7 @@ import asyncio
 import itertools
 from dataclasses import dataclass
 
+import trio
 from grpclib.const import Status
 
 from proto import HubMessage
@@ -36,6 +37,8 @@ class Link:
         self.session_id = session_id
         self._outbox: asyncio.Queue[HubMessage | LinkEnd] = asyncio.Queue()
         self._ended: LinkEnd | None = None
+        #: trio time of the last message from the vehicle (set by the gateway's reader).
+        self.last_heard = trio.current_time()
 
     @property
     def ended(self) -> LinkEnd | None:
