@@ -31,8 +31,15 @@ proto: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m grpc_tools.protoc -I. \
 		--python_out=. --pyi_out=. --grpclib_python_out=. proto/vehicle_link.proto
 
+# `make bench`: the short run of every scenario with charts, then BENCHMARKS.md;
+# `make bench ARGS="hold --vehicles 20000"`: one scenario.
 bench: install
+ifeq ($(strip $(ARGS)),)
+	$(BIN)/python -m bench all --quick --chart
+	$(BIN)/python -m bench report
+else
 	$(BIN)/python -m bench $(ARGS)
+endif
 
 # Re-resolve the pinned versions (run after changing pyproject.toml's dependencies).
 lock:

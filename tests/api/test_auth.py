@@ -18,7 +18,7 @@ def test_a_cached_token_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
     assert issuer.verify(token) == Principal("eve", Role.ENGINEER)
     assert issuer.verify(token) == Principal("eve", Role.ENGINEER)  # from the cache
     later = time.time() + 120
-    monkeypatch.setattr(auth.time, "time", lambda: later)
+    monkeypatch.setattr(time, "time", lambda: later)
     with pytest.raises(InvalidToken, match="expired"):
         issuer.verify(token)
 

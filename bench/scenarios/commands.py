@@ -1,0 +1,372 @@
+"""`commands`: open-loop REST submissions to M vehicles, each followed to its end over WebSocket.
+
+The hub runs with its database and a simulated fleet; G `bench.loadgen`
+processes share the rate and the VINs. Afterwards every completed command is
+looked up in the database. Then, unless --skip-noop, the same generators run
+at the same rate against `bench.noop_server` (the bare Quart-Trio edge of the
+same API), so CPU per command and p99 are also given as ratios to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import math
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import trio
+
+from bench.loadgen import planned_count
+from bench.procstat import CpuMeter, cpu_seconds, pids_named
+from bench.scenarios import Outcome
+from bench.stack import (
+    BENCH_PASSWORD,
+    BENCH_USER,
+    bench_vin,
+    free_port,
+    open_bench_database,
+    open_fleet,
+    open_hub_process,
+    provision,
+    stop_process,
+    wait_connected,
+    wait_http,
+)
+from bench.stats import percentile, thin
+from hub import CommandStatus
+from storage import open_database
+
+HELP = "open-loop commands at a rate: end-to-end latency, hub CPU per command, vs a no-op server"
+QUICK = ["--vehicles", "20", "--rate", "200", "--duration-s", "15"]
+TINY = [
+    "--vehicles", "3", "--rate", "10", "--duration-s", "3", "--generators", "1",
+    "--database", "sqlite",
+]  # fmt: skip
+#: Generators get this long to start, log in and authenticate before the common start.
+START_DELAY_S = 3.0
+#: Latency samples kept per target for the chart.
+MAX_SAMPLES = 5000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The scenario's options."""
+    parser.add_argument("--vehicles", type=int, default=50, help="connected vehicles (M)")
+    parser.add_argument("--rate", type=float, default=300.0, help="commands per second")
+    parser.add_argument("--ramp-to", type=float, help="ramp linearly from --rate to this")
+    parser.add_argument("--duration-s", type=float, default=20.0)
+    parser.add_argument("--generators", type=int, default=2, help="load generator processes")
+    parser.add_argument("--fleet-processes", type=int, default=1, help="simulator processes")
+    parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--event-latency-ms", type=float, default=0.0, help="simulator latency")
+    parser.add_argument("--timeout-s", type=float, default=10.0, help="per-command wait")
+    parser.add_argument("--skip-noop", action="store_true", help="do not measure the no-op edge")
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
+    """Measure the hub, check its database, then measure the no-op server the same way."""
+    parameters = {
+        "vehicles": args.vehicles,
+        "rate_per_s": args.rate,
+        "ramp_to_per_s": args.ramp_to,
+        "duration_s": args.duration_s,
+        "generators": args.generators,
+        "fleet_processes": args.fleet_processes,
+        "database": args.database,
+        "event_latency_ms": args.event_latency_ms,
+        "timeout_s": args.timeout_s,
+        "command": "ReadDTC 0x10 (2 progress + 1 result events)",
+    }
+    vin_files = _write_vin_files(args, workdir)
+    async with open_bench_database(args.database, workdir) as url:
+        specs = await provision(url, args.vehicles)
+        async with open_hub_process(url) as hub, open_fleet(
+            specs, hub.grpc_port, workdir,
+            processes=args.fleet_processes, event_latency_ms=args.event_latency_ms,
+        ) as fleet:  # fmt: skip
+            await wait_connected(hub, args.vehicles, timeout_s=120)
+            meters = [
+                CpuMeter("hub", [hub.pid]),
+                CpuMeter("fleet", fleet.pids),
+                _NamedCpuMeter("postgres"),
+            ]
+            hub_run = await _drive(args, hub.http_url, vin_files, meters)
+        check = await _check_database(url, hub_run)
+    figures = _figures("hub", hub_run, args)
+    figures.update(check)
+    series = {"hub_latency_ms": thin(hub_run["latencies_ms"], MAX_SAMPLES)}
+    if args.ramp_to is not None:
+        series.update(_ramp_series(hub_run, args, "hub"))
+    if not args.skip_noop:
+        noop_run = await _measure_noop(args, vin_files)
+        figures.update(_figures("noop", noop_run, args))
+        figures.update(_ratios(figures))
+        series["noop_latency_ms"] = thin(noop_run["latencies_ms"], MAX_SAMPLES)
+        if args.ramp_to is not None:
+            series.update(_ramp_series(noop_run, args, "noop"))
+    return Outcome(parameters, figures, series)
+
+
+class _NamedCpuMeter(CpuMeter):
+    """CPU of the processes named `label`, per process: backends that come and go don't skew it.
+
+    A process that ends during the measurement loses its share (undercount).
+    """
+
+    def __init__(self, label: str) -> None:
+        super().__init__(label, [])
+        self.at_start: dict[int, float] = {}
+
+    def _each(self) -> dict[int, float]:
+        found = {}
+        for pid in pids_named(self.label):
+            with contextlib.suppress(OSError):
+                found[pid] = cpu_seconds(pid)
+        return found
+
+    def start(self) -> None:
+        """Begin a measurement."""
+        self.at_start = self._each()
+
+    def stop(self) -> float:
+        """CPU seconds spent since `start` by the processes alive now."""
+        now = self._each()
+        self.spent = sum(cpu - self.at_start.get(pid, 0.0) for pid, cpu in now.items())
+        return self.spent
+
+
+class _MachineMeter(CpuMeter):
+    """Busy CPU seconds of the whole machine (all cores, from /proc/stat)."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(label, [])
+
+    def _total(self) -> float:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _write_vin_files(args: argparse.Namespace, workdir: Path) -> list[Path]:
+    vins = [bench_vin(n) for n in range(1, args.vehicles + 1)]
+    generators = max(1, min(args.generators, args.vehicles))
+    files = []
+    for index in range(generators):
+        path = workdir / f"vins-{index}.json"
+        path.write_bytes(orjson.dumps(vins[index::generators]))
+        files.append(path)
+    return files
+
+
+async def _drive(
+    args: argparse.Namespace, http_url: str, vin_files: list[Path], meters: list[CpuMeter]
+) -> dict[str, Any]:
+    """Run the generators in parallel against `http_url`; their merged results and CPU."""
+    share = len(vin_files)
+    command = [
+        sys.executable, "-m", "bench.loadgen", "--url", http_url,
+        "--username", BENCH_USER, "--password", BENCH_PASSWORD,
+        "--rate", str(args.rate / share), "--duration-s", str(args.duration_s),
+        "--timeout-s", str(args.timeout_s),
+    ]  # fmt: skip
+    if args.ramp_to is not None:
+        command += ["--ramp-to", str(args.ramp_to / share)]
+    outputs: list[dict[str, Any]] = []
+
+    async def one(vin_file: Path) -> None:
+        done = await trio.run_process(
+            [*command, "--vins-file", str(vin_file)],
+            capture_stdout=True, capture_stderr=True, check=False, env=dict(os.environ),
+        )  # fmt: skip
+        if done.returncode != 0:
+            tail = done.stderr.decode(errors="replace")[-2000:]
+            raise RuntimeError(f"a load generator exited with {done.returncode}:\n{tail}")
+        outputs.append(orjson.loads(done.stdout.splitlines()[-1]))
+
+    meters = [*meters, _MachineMeter("machine")]
+    start_at = time.time() + START_DELAY_S
+    command += ["--start-at", repr(start_at)]
+    async with trio.open_nursery() as nursery:
+        for vin_file in vin_files:
+            nursery.start_soon(one, vin_file)
+        await trio.sleep(max(0.0, start_at - time.time()))
+        for meter in meters:
+            meter.start()
+        started = trio.current_time()
+    wall_s = trio.current_time() - started
+    cpu = {meter.label: meter.stop() for meter in meters}
+    return _merge(outputs, cpu, wall_s)
+
+
+def _merge(outputs: list[dict[str, Any]], cpu: dict[str, float], wall_s: float) -> dict[str, Any]:
+    errors: dict[str, int] = {}
+    statuses: dict[str, int] = {}
+    for output in outputs:
+        for kind, count in output["errors"].items():
+            errors[kind] = errors.get(kind, 0) + count
+        for status, count in output["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
+    return {
+        "sent": sum(o["sent"] for o in outputs),
+        "completed": sum(o["completed"] for o in outputs),
+        "errors": errors,
+        "statuses": statuses,
+        "latencies_ms": [v for o in outputs for v in o["latencies_ms"]],
+        "offsets_s": [v for o in outputs for v in o["offsets_s"]],
+        "post_ms": [v for o in outputs for v in o["post_ms"]],
+        "ids": [v for o in outputs for v in o["ids"]],
+        "unfinished_ids": [v for o in outputs for v in o["unfinished_ids"]],
+        "lag_max_ms": max((o["lag_max_ms"] for o in outputs), default=0.0),
+        "lag_p99_ms": max((o["lag_p99_ms"] for o in outputs), default=0.0),
+        "start_late_ms": max((o["start_late_ms"] for o in outputs), default=0.0),
+        "generator_cpu_s": sum(o["cpu_load_s"] for o in outputs),
+        "generator_cpu_total_s": sum(o["cpu_s"] for o in outputs),
+        "cpu": cpu,
+        "wall_s": wall_s,
+    }
+
+
+async def _check_database(url: str, run: dict[str, Any]) -> dict[str, Any]:
+    """Every completed command stored as `succeeded`; every accepted one stored at all."""
+    missing: list[str] = []
+    not_succeeded: dict[str, int] = {}
+    unfinished: dict[str, int] = {}  # what became of the commands we saw no status frame for
+    completed = set(run["ids"])
+    async with open_database(url) as db:
+        for text in [*run["ids"], *run["unfinished_ids"]]:
+            row = await db.get_command(uuid.UUID(text))
+            if row is None:
+                missing.append(text)
+            elif text not in completed:
+                unfinished[row.status.value] = unfinished.get(row.status.value, 0) + 1
+            elif row.status is not CommandStatus.SUCCEEDED:
+                not_succeeded[row.status.value] = not_succeeded.get(row.status.value, 0) + 1
+    return {
+        "database_checked": len(run["ids"]) + len(run["unfinished_ids"]),
+        "missing_in_database": len(missing),
+        "not_succeeded": sum(not_succeeded.values()),
+        "not_succeeded_by_status": not_succeeded,
+        "unfinished_in_database_by_status": unfinished,
+    }
+
+
+async def _measure_noop(args: argparse.Namespace, vin_files: list[Path]) -> dict[str, Any]:
+    """Start the no-op server, drive it like the hub, stop it."""
+    port = free_port()
+    command = [sys.executable, "-m", "bench.noop_server", "--http-bind", f"127.0.0.1:{port}"]
+    async with trio.open_nursery() as nursery:
+        serve = functools.partial(
+            trio.run_process, command,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
+        )  # fmt: skip
+        process: trio.Process = await nursery.start(serve)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            await wait_http(url, process)
+            return await _drive(args, url, vin_files, [CpuMeter("noop", [process.pid])])
+        finally:
+            await stop_process(process, grace_s=5)
+
+
+def _figures(label: str, run: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    latencies = run["latencies_ms"]
+    completed = run["completed"]
+    server_cpu = run["cpu"][label]
+    figures: dict[str, Any] = {
+        f"{label}_offered_rate_per_s": round(
+            planned_count(args.rate, args.ramp_to, args.duration_s) / args.duration_s, 1
+        ),
+        f"{label}_achieved_rate_per_s": round(completed / args.duration_s, 1),
+        f"{label}_sent": run["sent"],
+        f"{label}_completed": completed,
+        # latencies are of completed commands only: read them beside this
+        f"{label}_completed_fraction": round(completed / run["sent"], 4) if run["sent"] else 0.0,
+        f"{label}_errors": run["errors"],
+        f"{label}_final_statuses": run["statuses"],
+    }
+    for name, q in (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100)):
+        figures[f"{label}_latency_{name}_ms"] = _round(percentile(latencies, q))
+    figures[f"{label}_post_p50_ms"] = _round(percentile(run["post_ms"], 50))
+    figures[f"{label}_post_p99_ms"] = _round(percentile(run["post_ms"], 99))
+    figures[f"{label}_cpu_s"] = round(server_cpu, 2)
+    figures[f"{label}_cpu_ms_per_command"] = _round(
+        1000 * server_cpu / completed if completed else math.nan, 3
+    )
+    for other, spent in run["cpu"].items():
+        if other not in (label, "machine"):
+            figures[f"{label}_run_{other}_cpu_s"] = round(spent, 2)
+    figures[f"{label}_run_generator_cpu_s"] = round(run["generator_cpu_s"], 2)
+    figures[f"{label}_run_generator_cpu_ms_per_command"] = _round(
+        1000 * run["generator_cpu_s"] / completed if completed else math.nan, 3
+    )
+    figures[f"{label}_run_wall_s"] = round(run["wall_s"], 2)
+    ours = sum(v for k, v in run["cpu"].items() if k != "machine") + run["generator_cpu_s"]
+    # CPU of processes not part of this run (another benchmark on the machine skews everything)
+    figures[f"{label}_run_foreign_cpu_s"] = round(max(0.0, run["cpu"]["machine"] - ours), 2)
+    figures[f"{label}_generator_lag_max_ms"] = run["lag_max_ms"]
+    figures[f"{label}_generator_lag_p99_ms"] = run["lag_p99_ms"]
+    figures[f"{label}_generator_start_late_ms"] = run["start_late_ms"]
+    if args.ramp_to is not None:
+        figures[f"{label}_highest_rate_p99_under_100ms"] = _highest_rate_under(run, args, 100.0)
+    return figures
+
+
+def _ratios(figures: dict[str, Any]) -> dict[str, Any]:
+    def ratio(a: str, b: str) -> float | None:
+        x, y = figures.get(a), figures.get(b)
+        return round(x / y, 2) if isinstance(x, float) and isinstance(y, float) and y else None
+
+    found = {
+        "hub_vs_noop_cpu_per_command": ratio("hub_cpu_ms_per_command", "noop_cpu_ms_per_command"),
+        "hub_vs_noop_p99": ratio("hub_latency_p99_ms", "noop_latency_p99_ms"),
+    }
+    if "hub_highest_rate_p99_under_100ms" in figures:
+        found["hub_vs_noop_highest_rate_p99_under_100ms"] = ratio(
+            "hub_highest_rate_p99_under_100ms", "noop_highest_rate_p99_under_100ms"
+        )
+    return found
+
+
+def _bins(run: dict[str, Any], args: argparse.Namespace) -> list[tuple[float, float]]:
+    """(scheduled rate, p99 ms) per second of a ramp, from the commands due in that second."""
+    buckets: dict[int, list[float]] = {}
+    for offset, latency in zip(run["offsets_s"], run["latencies_ms"], strict=True):
+        buckets.setdefault(int(offset), []).append(latency)
+    span = args.ramp_to - args.rate
+    return [
+        (args.rate + span * (second + 0.5) / args.duration_s, percentile(values, 99))
+        for second, values in sorted(buckets.items())
+    ]
+
+
+def _ramp_series(run: dict[str, Any], args: argparse.Namespace, label: str) -> dict[str, list[Any]]:
+    bins = _bins(run, args)
+    return {
+        f"{label}_ramp_rate_per_s": [round(rate, 1) for rate, _ in bins],
+        f"{label}_ramp_p99_ms": [_round(p99) for _, p99 in bins],
+    }
+
+
+def _highest_rate_under(run: dict[str, Any], args: argparse.Namespace, limit_ms: float) -> float:
+    """The highest scheduled rate of a ramp below which every second kept p99 under the limit.
+
+    A second in which commands failed (an error or timeout lands in no bucket)
+    is not detected here; read the errors beside it.
+    """
+    best = 0.0
+    for rate, p99 in sorted(_bins(run, args)):
+        if p99 >= limit_ms:
+            break
+        best = rate
+    return round(best, 1)
+
+
+def _round(value: float, digits: int = 2) -> float:
+    return value if math.isnan(value) else round(value, digits)

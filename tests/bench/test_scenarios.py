@@ -1,0 +1,144 @@
+"""Smoke tests of `python -m bench`: every scenario at its TINY size, the report, the charts.
+
+The scenarios run as `python -m bench <name>` subprocesses (each starts its
+own hub and load processes), so they cannot rot unnoticed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from bench import environment
+from bench.charts import write_chart
+from bench.report import reproduce, write_report
+from bench.scenarios import NAMES, Outcome, load
+
+ROOT = Path(__file__).parents[2]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SCENARIO_TIMEOUT_S = 180
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+async def test_scenario_runs_at_tiny_size(name: str, tmp_path: Path) -> None:
+    command = [
+        sys.executable, "-m", "bench", name, *load(name).TINY, "--results-dir", str(tmp_path),
+    ]  # fmt: skip
+    with trio.fail_after(SCENARIO_TIMEOUT_S):
+        done = await trio.run_process(
+            command, cwd=ROOT, capture_stdout=True, stderr=subprocess.STDOUT, check=False
+        )
+    output = done.stdout.decode(errors="replace")
+    assert done.returncode == 0, f"{' '.join(command)} exited {done.returncode}:\n{output[-4000:]}"
+    document = _only_result(tmp_path, name, output)
+    assert document["scenario"] == name
+    assert document["figures"], "the scenario reported no figures"
+    assert document["machine"]["cores"] >= 1
+
+
+def _only_result(results_dir: Path, name: str, output: str) -> dict[str, Any]:
+    results = list(results_dir.glob(f"{name}-*.json"))
+    assert len(results) == 1, output[-2000:]
+    document: dict[str, Any] = json.loads(results[0].read_text())
+    return document
+
+
+def _fake_outcomes() -> dict[str, Outcome]:
+    latencies = [float(v % 37) for v in range(200)]
+    return {
+        "hold": Outcome(
+            {"vehicles": 20000, "fleet_processes": 4, "database": "sqlite"},
+            {"hub_rss_per_vehicle_kib": 31.5, "connected": 20000},
+            {"t_s": [0.0, 1.0, 2.0], "connected": [0, 10000, 20000], "rss_mib": [60, 360, 660]},
+        ),
+        "commands": Outcome(
+            {"vehicles": 3, "rate_per_s": 300.0, "ramp_to_per_s": None, "database": "sqlite"},
+            {"hub_vs_noop_cpu_per_command": 1.6, "hub_latency_p99_ms": 42.0, "errors": {}},
+            {"latency_ms": latencies, "rate": [100, 200, 300], "p99": [10, 20, 90]},
+        ),
+        "fanout": Outcome(
+            {"subscribers": 200, "commands": 2},
+            {"submit_to_final_event_ms_p99": 12.5},
+            {"latency_ms": latencies},
+        ),
+        "reconnect": Outcome(
+            {"vehicles": 10000},
+            {"time_until_all_registered_again_s": 8.2, "commands_lost": 0},
+            {"t_s": [0.0, 0.5, 1.0], "connected": [10000, 0, 10000]},
+        ),
+        "baseline": Outcome(
+            {"streams": 4, "window": 2, "duration_s": 1.0, "database": "sqlite"},
+            {
+                "baseline_cpu_us_per_message": 16.0,
+                "hub_cpu_us_per_message": 40.0,
+                "hub_vs_baseline_cpu_per_message": 2.5,
+            },
+            {"server": ["baseline", "hub"], "cpu_us_per_message": [16.0, 40.0]},
+        ),
+        "unknown": Outcome({}, {"something": 1}, {"odd": ["a", "b"]}),
+    }
+
+
+@pytest.mark.parametrize("name", [*_fake_outcomes()])
+def test_write_chart_writes_a_png(name: str, tmp_path: Path) -> None:
+    path = write_chart(name, _fake_outcomes()[name], tmp_path / f"{name}.png")
+
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_write_chart_without_series_writes_a_text_figure(tmp_path: Path) -> None:
+    path = write_chart("hold", Outcome({}, {"connected": 3}), tmp_path / "hold.png")
+
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def _save(results_dir: Path, name: str, outcome: Outcome) -> Path:
+    return environment.save_result(name, outcome.parameters, outcome.figures, results_dir)
+
+
+def test_report_has_a_section_per_scenario_with_targets_and_commands(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    outcomes = _fake_outcomes()
+    paths = {name: _save(results, name, outcomes[name]) for name in NAMES}
+    chart = write_chart("baseline", outcomes["baseline"], paths["baseline"].with_suffix(".png"))
+    output = tmp_path / "BENCHMARKS.md"
+
+    assert write_report(results, output) == output
+    text = output.read_text()
+
+    assert "make bench" in text and "python -m bench report" in text
+    assert "cores" in text and "git revision" in text
+    for name in NAMES:
+        assert f"## {name}" in text
+        assert reproduce(name, outcomes[name].parameters) in text
+    assert "python -m bench baseline --streams 4 --window 2 --duration-s 1 --database sqlite" in (
+        text
+    )
+    assert "| `hub_vs_baseline_cpu_per_message` | 2.5 | **not met** |" in text
+    assert "| `hub_rss_per_vehicle_kib` | 31.5 | met |" in text
+    assert "| `time_until_all_registered_again_s` | 8.2 | met |" in text
+    assert f"![baseline chart](results/{chart.name})" in text
+
+
+def test_report_says_when_a_target_size_was_not_run(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    small: dict[str, Any] = {"vehicles": 2000}
+    _save(results, "hold", Outcome(small, {"hub_rss_per_vehicle_kib": 30.0}))
+
+    text = write_report(results, tmp_path / "B.md").read_text()
+
+    assert "not shown: run with vehicles = 2000" in text
+    assert "| met |" not in text
+
+
+def test_report_without_results_says_so(tmp_path: Path) -> None:
+    text = write_report(tmp_path, tmp_path / "B.md").read_text()
+
+    assert "No results yet" in text
