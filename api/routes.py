@@ -28,6 +28,7 @@ from hub import (
     CatalogError,
     Command,
     CommandStatus,
+    JournalWriteFailed,
     MailboxFull,
     SovdRequest,
     StatusChange,
@@ -104,9 +105,12 @@ async def submit_command(data: SubmitCommand) -> tuple[Response, int, dict[str, 
         submitted_by=current_principal().username,
         submitted_at=datetime.now(UTC),
     )
-    await s.db.create_command(command)
     try:
-        s.hub.dispatch(command)
+        await s.hub.submit(command)
+    except JournalWriteFailed as exc:
+        raise ApiError(
+            503, "storage_unavailable", f"the command could not be recorded: {exc.__cause__}"
+        ) from None
     except (VehicleNotConnected, MailboxFull) as exc:
         await _fail_undispatched(command, str(exc))
         if isinstance(exc, MailboxFull):

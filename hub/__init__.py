@@ -4,6 +4,7 @@ Other packages use only the names exported here. `hub` imports neither
 `storage` nor `api`; they plug in through the Protocols of `hub.ports`.
 """
 
+from hub.batching import JournalWriteFailed
 from hub.bus import InProcessBus
 from hub.catalog import CATALOG, build_request
 from hub.config import HubConfig, load_config, parse_bind, read_config_file
@@ -48,6 +49,7 @@ __all__ = [
     "HubConfig",
     "HubError",
     "InProcessBus",
+    "JournalWriteFailed",
     "MailboxFull",
     "SovdRequest",
     "StatusChange",

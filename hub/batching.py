@@ -18,7 +18,7 @@ import structlog
 import trio
 
 from hub.errors import HubError
-from hub.model import CommandEventRecord, StatusChange
+from hub.model import Command, CommandEventRecord, StatusChange
 from hub.ports import CommandJournal, VehicleDirectory
 
 log = structlog.get_logger("hub.batching")
@@ -37,6 +37,7 @@ class JournalWriteFailed(HubError):
 class _Pending:
     events: Sequence[CommandEventRecord]
     changes: Sequence[StatusChange]
+    commands: Sequence[Command]
     done: trio.Event = field(default_factory=trio.Event)
     error: BaseException | None = None
 
@@ -52,13 +53,16 @@ class GroupCommitJournal:
         self.records = 0
 
     async def record(
-        self, events: Sequence[CommandEventRecord], changes: Sequence[StatusChange]
+        self,
+        events: Sequence[CommandEventRecord],
+        changes: Sequence[StatusChange],
+        commands: Sequence[Command] = (),
     ) -> None:
         """Join the next batch; return once it has committed (`JournalWriteFailed` if not).
 
         Cancelling the caller does not withdraw the records: they are written.
         """
-        pending = _Pending(events, changes)
+        pending = _Pending(events, changes, commands)
         self._pending.append(pending)
         self._wakeup.set()
         await pending.done.wait()
@@ -82,22 +86,34 @@ class GroupCommitJournal:
         batch, self._pending = self._pending, []
         if not batch:
             return
-        error: BaseException | None = TimeoutError(f"no commit within {COMMIT_TIMEOUT_S:g} s")
+        for pending in batch:  # unless the commit below finishes in time
+            pending.error = TimeoutError(f"no commit within {COMMIT_TIMEOUT_S:g} s")
         # A batch taken is committed whole: cancelling the writer must not drop it.
         with trio.CancelScope(shield=True), trio.move_on_after(COMMIT_TIMEOUT_S):
-            try:
-                await self._inner.record(
-                    [e for p in batch for e in p.events], [c for p in batch for c in p.changes]
-                )
-                error = None
-            except Exception as exc:
-                log.exception("journal.batch_failed", records=len(batch))
-                error = exc
+            error = await self._write(batch)
+            if error is not None and len(batch) > 1:
+                # Whatever broke the batch must fail only its own caller.
+                for pending in batch:
+                    pending.error = await self._write([pending])
+            else:
+                for pending in batch:
+                    pending.error = error
         self.batches += 1
         self.records += len(batch)
         for pending in batch:
-            pending.error = error
             pending.done.set()
+
+    async def _write(self, batch: list[_Pending]) -> BaseException | None:
+        try:
+            await self._inner.record(
+                [e for p in batch for e in p.events],
+                [c for p in batch for c in p.changes],
+                [c for p in batch for c in p.commands],
+            )
+        except Exception as exc:
+            log.exception("journal.batch_failed", records=len(batch))
+            return exc
+        return None
 
 
 class LastSeen:

@@ -79,6 +79,17 @@ class Hub:
             return None
         return Connection(vin, actor.link.session_id, actor.connected_since)
 
+    async def submit(self, command: Command) -> None:
+        """Record a new command (group commit) and hand it to its vehicle's actor.
+
+        Returns once the command and its audit event are committed and the
+        actor has it. Raises `JournalWriteFailed` when it could not be
+        recorded (nothing was dispatched), `VehicleNotConnected` or
+        `MailboxFull` when it was recorded but could not be dispatched.
+        """
+        await self.journal.record((), (), [command])
+        self.dispatch(command)
+
     def dispatch(self, command: Command) -> None:
         """Hand `command` to its vehicle's actor without waiting.
 

@@ -14,7 +14,7 @@ from typing import Protocol, TypeAlias
 
 import trio
 
-from hub.model import CommandEventRecord, StatusChange, VehicleCredentials
+from hub.model import Command, CommandEventRecord, StatusChange, VehicleCredentials
 
 BusMessage: TypeAlias = CommandEventRecord | StatusChange
 
@@ -35,10 +35,14 @@ class CommandJournal(Protocol):
     """Where the actors record what happens to commands."""
 
     async def record(
-        self, events: Sequence[CommandEventRecord], changes: Sequence[StatusChange]
+        self,
+        events: Sequence[CommandEventRecord],
+        changes: Sequence[StatusChange],
+        commands: Sequence[Command] = (),
     ) -> None:
-        """Store events and status changes in one transaction; returns once committed.
+        """Store new commands, events and status changes in one transaction; returns once committed.
 
+        New commands are stored as pending, with a "command.submitted" audit event.
         Events already stored (same command id and seq) are ignored. A change
         to a final status also appends an audit event.
         """

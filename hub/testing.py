@@ -10,7 +10,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from hub.credentials import hash_vehicle_token
-from hub.model import CommandEventRecord, CommandStatus, StatusChange, VehicleCredentials
+from hub.model import (
+    Command,
+    CommandEventRecord,
+    CommandStatus,
+    StatusChange,
+    VehicleCredentials,
+)
 
 
 class MemoryDirectory:
@@ -35,12 +41,17 @@ class MemoryJournal:
     """A `CommandJournal` keeping events and status changes in lists."""
 
     def __init__(self) -> None:
+        self.commands: list[Command] = []
         self.events: list[CommandEventRecord] = []
         self.changes: list[StatusChange] = []
 
     async def record(
-        self, events: Sequence[CommandEventRecord], changes: Sequence[StatusChange]
+        self,
+        events: Sequence[CommandEventRecord],
+        changes: Sequence[StatusChange],
+        commands: Sequence[Command] = (),
     ) -> None:
+        self.commands.extend(commands)
         known = {(e.command_id, e.seq) for e in self.events}
         self.events.extend(e for e in events if (e.command_id, e.seq) not in known)
         self.changes.extend(changes)

@@ -271,17 +271,22 @@ class Database:
         return await self._run(queries.list_events, self._reader, command_id, from_seq)
 
     async def record(
-        self, events: Sequence[CommandEventRecord], changes: Sequence[StatusChange]
+        self,
+        events: Sequence[CommandEventRecord],
+        changes: Sequence[StatusChange],
+        commands: Sequence[Command] = (),
     ) -> None:
-        """Store events and status changes in one transaction; returns once committed.
+        """Store new commands, events and status changes in one transaction.
 
-        Events already stored (same command id and seq) are ignored. Changes
-        apply in order: RUNNING sets `started_at` once; a final status sets
+        Returns once committed. New commands are stored as pending with their
+        "command.submitted" audit events. Events already stored (same command
+        id and seq) are ignored. Statuses only move forward: RUNNING sets
+        `started_at` once; the first final status of a command sets
         `finished_at` and `error` and appends a "command.<status>" audit
-        event. A change never moves a command that is already final.
+        event; a change never moves a command that is already final.
         """
-        if events or changes:
-            await self._run(queries.record, self._writer, events, changes)
+        if commands or events or changes:
+            await self._run(queries.record, self._writer, commands, events, changes)
 
     async def interrupt_unfinished(self, at: datetime, reason: str) -> int:
         """Mark every non-final command interrupted, with `reason` and an audit event.

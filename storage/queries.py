@@ -13,7 +13,17 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import cast
 
-from sqlalchemy import Insert, Table, bindparam, func, insert, literal, select, text, update
+from sqlalchemy import (
+    Insert,
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -197,36 +207,49 @@ async def record_seen(writer: AsyncEngine, seen: Mapping[str, datetime]) -> None
 
 
 async def create_command(writer: AsyncEngine, command: Command) -> None:
-    sovd: dict[str, JSON] = {
-        "method": command.sovd.method,
-        "path": command.sovd.path,
-        "query": dict(command.sovd.query),
-        "body": command.sovd.body,
-    }
-    details: dict[str, JSON] = {"vin": command.vin, "name": command.name, "params": command.params}
     try:
         async with writer.begin() as conn:
-            await conn.execute(
-                insert(CommandModel).values(
-                    id=command.id,
-                    vin=command.vin,
-                    submitted_by=command.submitted_by,
-                    name=command.name,
-                    params=command.params,
-                    sovd=sovd,
-                    status=CommandStatus.PENDING.value,
-                    timeout_s=command.timeout_s,
-                    submitted_at=command.submitted_at,
-                )
-            )
-            target = f"command:{command.id}"
-            actor = command.submitted_by
-            await _audit(conn, command.submitted_at, actor, "command.submitted", target, details)
+            await _insert_commands(conn, [command])
     except IntegrityError as exc:
         # Only on this error path: is it the VIN (foreign key) or the id (primary key)?
         if await find_vehicle(writer, command.vin) is None:
             raise UnknownVehicleError(f"vehicle {command.vin} is not registered") from exc
         raise ConflictError(f"command {command.id} already exists") from exc
+
+
+async def _insert_commands(conn: AsyncConnection, commands: Sequence[Command]) -> None:
+    """New commands as pending, each with its "command.submitted" audit event."""
+    rows = [
+        {
+            "id": c.id,
+            "vin": c.vin,
+            "submitted_by": c.submitted_by,
+            "name": c.name,
+            "params": c.params,
+            "sovd": {
+                "method": c.sovd.method,
+                "path": c.sovd.path,
+                "query": dict(c.sovd.query),
+                "body": c.sovd.body,
+            },
+            "status": CommandStatus.PENDING.value,
+            "timeout_s": c.timeout_s,
+            "submitted_at": c.submitted_at,
+        }
+        for c in commands
+    ]
+    audits = [
+        {
+            "at": c.submitted_at,
+            "actor": c.submitted_by,
+            "action": "command.submitted",
+            "target": f"command:{c.id}",
+            "details": {"vin": c.vin, "name": c.name, "params": c.params},
+        }
+        for c in commands
+    ]
+    await conn.execute(insert(_COMMANDS), rows)
+    await conn.execute(insert(_AUDIT), audits)
 
 
 async def get_command(reader: AsyncEngine, command_id: uuid.UUID) -> CommandRow | None:
@@ -283,9 +306,14 @@ async def list_events(
 
 
 async def record(
-    writer: AsyncEngine, events: Sequence[CommandEventRecord], changes: Sequence[StatusChange]
+    writer: AsyncEngine,
+    commands: Sequence[Command],
+    events: Sequence[CommandEventRecord],
+    changes: Sequence[StatusChange],
 ) -> None:
     async with writer.begin() as conn:
+        if commands:
+            await _insert_commands(conn, commands)
         if events:
             rows = [
                 {
@@ -300,8 +328,8 @@ async def record(
                 for e in events
             ]
             await conn.execute(_insert_events_ignoring_duplicates(conn), rows)
-        for change in changes:
-            await _apply_change(conn, change)
+        if changes:
+            await _apply_changes(conn, changes)
 
 
 async def interrupt_unfinished(writer: AsyncEngine, at: datetime, reason: str) -> int:
@@ -331,25 +359,80 @@ async def interrupt_unfinished(writer: AsyncEngine, at: datetime, reason: str) -
     return len(ids)
 
 
-async def _apply_change(conn: AsyncConnection, change: StatusChange) -> None:
-    status = CommandStatus(change.status)
-    values: dict[str, object] = {"status": status.value}
-    if status is CommandStatus.RUNNING:
-        # Typed literal: the UTC conversion of UTCDateTime must apply inside COALESCE too.
-        at = literal(change.at, CommandModel.started_at.type)
-        values["started_at"] = func.coalesce(CommandModel.started_at, at)
-    if status.is_final:
-        values["finished_at"] = change.at
-        values["error"] = change.error
-    result = await conn.execute(
-        update(CommandModel)
-        .where(CommandModel.id == change.command_id, CommandModel.status.in_(_ACTIVE))
-        .values(values)
+_COMMANDS = cast(Table, CommandModel.__table__)
+_AUDIT = cast(Table, AuditEventModel.__table__)
+# Inlined literals, not an expanding IN: these statements run with executemany.
+_ACTIVE_ROW = (_COMMANDS.c.id == bindparam("b_id")) & _COMMANDS.c.status.in_(
+    [literal_column(f"'{status}'") for status in _ACTIVE]
+)
+_SET_DISPATCHED = update(_COMMANDS).where(_ACTIVE_ROW).values(status=bindparam("b_status"))
+_SET_RUNNING = (
+    update(_COMMANDS)
+    .where(_ACTIVE_ROW)
+    .values(
+        status=bindparam("b_status"),
+        started_at=func.coalesce(
+            _COMMANDS.c.started_at, bindparam("b_at", type_=_COMMANDS.c.started_at.type)
+        ),
     )
-    if status.is_final and result.rowcount == 1:
-        target = f"command:{change.command_id}"
-        details: dict[str, JSON] = {"error": change.error}
-        await _audit(conn, change.at, "hub", f"command.{status.value}", target, details)
+)
+_SET_FINAL = (
+    update(_COMMANDS)
+    .where(_ACTIVE_ROW)
+    .values(status=bindparam("b_status"), finished_at=bindparam("b_at"), error=bindparam("b_error"))
+)
+
+
+async def _apply_changes(conn: AsyncConnection, changes: Sequence[StatusChange]) -> None:
+    """Apply a batch of changes with one statement per kind (statuses only move forward).
+
+    A final change appends its audit event only if the command was still
+    active, i.e. the first final status of a command wins.
+    """
+    phases: dict[str, list[StatusChange]] = {"dispatched": [], "running": [], "final": []}
+    for change in changes:
+        status = CommandStatus(change.status)
+        phase = "final" if status.is_final else status.value
+        phases.setdefault(phase, []).append(change)
+    for phase, statement in (("dispatched", _SET_DISPATCHED), ("running", _SET_RUNNING)):
+        if phases[phase]:
+            params = [
+                {"b_id": c.command_id, "b_status": c.status.value, "b_at": c.at}
+                for c in phases[phase]
+            ]
+            await conn.execute(statement, params)
+    final = await _still_active(conn, phases["final"])
+    if final:
+        final_params = [
+            {"b_id": c.command_id, "b_status": c.status.value, "b_at": c.at, "b_error": c.error}
+            for c in final
+        ]
+        await conn.execute(_SET_FINAL, final_params)
+        audits = [
+            {
+                "at": c.at,
+                "actor": "hub",
+                "action": f"command.{c.status.value}",
+                "target": f"command:{c.command_id}",
+                "details": {"error": c.error},
+            }
+            for c in final
+        ]
+        await conn.execute(insert(_AUDIT), audits)
+
+
+async def _still_active(conn: AsyncConnection, changes: list[StatusChange]) -> list[StatusChange]:
+    """The first change of each command that is not final yet (rows locked on Postgres)."""
+    if not changes:
+        return []
+    ids = {c.command_id for c in changes}
+    query = select(_COMMANDS.c.id).where(_COMMANDS.c.id.in_(ids), _COMMANDS.c.status.in_(_ACTIVE))
+    active = set((await conn.execute(query.with_for_update())).scalars())
+    first: dict[uuid.UUID, StatusChange] = {}
+    for change in changes:
+        if change.command_id in active:
+            first.setdefault(change.command_id, change)
+    return list(first.values())
 
 
 def _insert_events_ignoring_duplicates(conn: AsyncConnection) -> Insert:

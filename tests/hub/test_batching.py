@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from hub.batching import GroupCommitJournal, JournalWriteFailed, LastSeen
-from hub.model import CommandEventRecord, CommandStatus, StatusChange
+from hub.model import Command, CommandEventRecord, CommandStatus, StatusChange
 from hub.testing import MemoryDirectory, MemoryJournal
 
 
@@ -23,13 +23,16 @@ class SlowJournal(MemoryJournal):
         self.fail = False
 
     async def record(
-        self, events: Sequence[CommandEventRecord], changes: Sequence[StatusChange]
+        self,
+        events: Sequence[CommandEventRecord],
+        changes: Sequence[StatusChange],
+        commands: Sequence[Command] = (),
     ) -> None:
         self.transactions += 1
         await trio.sleep(0.01)
-        if self.fail:
+        if self.fail or any(c.error == "poison" for c in changes):
             raise OSError("database went away")
-        await super().record(events, changes)
+        await super().record(events, changes, commands)
 
 
 def _change() -> StatusChange:
@@ -103,3 +106,26 @@ async def test_last_seen_writes_in_batches(autojump_clock: trio.abc.Clock) -> No
         nursery.cancel_scope.cancel()
     assert directory.writes == [1, 100, 1]
     assert sorted(directory.seen)[-2:] == ["A" * 17, "B" * 17] and len(directory.seen) == 102
+
+
+async def test_a_bad_record_fails_alone(autojump_clock: trio.abc.Clock) -> None:
+    inner = SlowJournal()
+    journal = GroupCommitJournal(inner)
+    good = [_change() for _ in range(3)]
+    poison = StatusChange(uuid.uuid4(), CommandStatus.FAILED, datetime.now(UTC), "poison")
+    failures: list[BaseException] = []
+
+    async def record(change: StatusChange) -> None:
+        try:
+            await journal.record((), [change])
+        except JournalWriteFailed as exc:
+            failures.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(journal.run)
+        async with trio.open_nursery() as writers:
+            for change in [*good, poison]:
+                writers.start_soon(record, change)
+        nursery.cancel_scope.cancel()
+    assert sorted(c.command_id for c in inner.changes) == sorted(c.command_id for c in good)
+    assert len(failures) == 1
