@@ -255,3 +255,28 @@ async def test_interrupt_unfinished_moves_only_non_final_commands(
     row = await database.get_command(done.id)
     assert row is not None
     assert row.status is CommandStatus.SUCCEEDED
+
+
+async def test_one_record_holds_a_whole_batch(database: Database, vehicle: str) -> None:
+    first, second = make_command(), make_command()
+    t1 = T0 + timedelta(seconds=1)
+    await database.record(
+        [make_event(first, 0, final=True)],
+        [
+            StatusChange(first.id, CommandStatus.DISPATCHED, t1),
+            StatusChange(second.id, CommandStatus.DISPATCHED, t1),
+            StatusChange(first.id, CommandStatus.RUNNING, t1),
+            StatusChange(first.id, CommandStatus.SUCCEEDED, t1),
+            StatusChange(second.id, CommandStatus.TIMED_OUT, t1, "no final event"),
+            StatusChange(second.id, CommandStatus.FAILED, t1, "too late"),  # first final wins
+        ],
+        [first, second],
+    )
+    rows = [await database.get_command(c.id) for c in (first, second)]
+    assert [(r.status, r.error) for r in rows if r] == [
+        (CommandStatus.SUCCEEDED, None),
+        (CommandStatus.TIMED_OUT, "no final event"),
+    ]
+    assert [e.seq for e in await database.list_events(first.id)] == [0]
+    audit = [a.action for a in await database.list_audit(target=f"command:{second.id}")]
+    assert audit == ["command.submitted", "command.timed_out"]
