@@ -166,12 +166,12 @@ class _Session:
         from_seq: int,
         live: trio.MemoryReceiveChannel[BusMessage],
     ) -> None:
-        row = await self.s.db.get_command(command_id)
+        row, stored = await self.s.db.command_with_events(command_id, from_seq)
         if row is None or not can_read_command(self.principal, row):
             raise ClientError("unknown_command", f"no command {command_id} visible to you", topic)
         await self.send.send({"type": "subscribed", "topic": topic, "from_seq": from_seq})
         last = from_seq - 1
-        for event in await self.s.db.list_events(command_id, from_seq):
+        for event in stored:
             await self.send.send(_event_frame(topic, event))
             last = event.seq
         if row.status.is_final:

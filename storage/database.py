@@ -270,6 +270,15 @@ class Database:
         """The command's stored events with `seq >= from_seq`, ordered by seq."""
         return await self._run(queries.list_events, self._reader, command_id, from_seq)
 
+    async def command_with_events(
+        self, command_id: uuid.UUID, from_seq: int = 0
+    ) -> tuple[CommandRow | None, list[CommandEventRecord]]:
+        """The command and its events from `from_seq` (one bridge crossing; None, [] if absent).
+
+        The command is read first, so when it is final the events are complete.
+        """
+        return await self._run(queries.command_with_events, self._reader, command_id, from_seq)
+
     async def record(
         self,
         events: Sequence[CommandEventRecord],

@@ -305,6 +305,16 @@ async def list_events(
     ]
 
 
+async def command_with_events(
+    reader: AsyncEngine, command_id: uuid.UUID, from_seq: int
+) -> tuple[CommandRow | None, list[CommandEventRecord]]:
+    # The command first: if it is final then, all its events are already stored.
+    command = await get_command(reader, command_id)
+    if command is None:
+        return None, []
+    return command, await list_events(reader, command_id, from_seq)
+
+
 async def record(
     writer: AsyncEngine,
     commands: Sequence[Command],
