@@ -494,11 +494,25 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def _serve(specs: list[VehicleSpec], host: str, port: int, behaviour: Behaviour) -> None:
+    """Run the fleet until SIGINT/SIGTERM; SIGUSR1 breaks every link at once (an outage).
+
+    The vehicles are built here, not by `run_fleet`, so that the signal can
+    reach them; each is kept connected by the same `_keep_connected` loop, so
+    a broken vehicle reconnects after the usual jittered backoff.
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    vehicles = [SimulatedVehicle(spec, host, port, behaviour) for spec in specs]
+
+    def break_all() -> None:
+        log.warning("SIGUSR1: breaking the links of %d vehicles", len(vehicles))
+        for vehicle in vehicles:
+            vehicle.break_link()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    fleet = asyncio.create_task(run_fleet(specs, host, port, behaviour))
+    loop.add_signal_handler(signal.SIGUSR1, break_all)
+    fleet = asyncio.create_task(_keep_all_connected(vehicles))
     stopper = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait([fleet, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -507,8 +521,20 @@ async def _serve(specs: list[VehicleSpec], host: str, port: int, behaviour: Beha
         for task in (fleet, stopper):
             task.cancel()
         await asyncio.gather(fleet, stopper, return_exceptions=True)
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
             loop.remove_signal_handler(sig)
+
+
+async def _keep_all_connected(vehicles: Sequence[SimulatedVehicle]) -> None:
+    # run_fleet's body, over vehicles built by the caller.
+    async with asyncio.TaskGroup() as group:
+        for vehicle in vehicles:
+            group.create_task(_keep_connected(vehicle), name=f"vehicle {vehicle.spec.vin}")
+
+
+def _not_injected(record: logging.LogRecord) -> bool:
+    args = record.args if isinstance(record.args, tuple) else ()
+    return not any(isinstance(arg, LinkLost) and arg.injected for arg in args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -518,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # A SIGUSR1 outage breaks every link on purpose: one line for it, not one per vehicle.
+    log.addFilter(_not_injected)
     try:
         specs = load_fleet(args.fleet_file)
     except FleetFileError as exc:

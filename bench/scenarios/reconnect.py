@@ -1,0 +1,217 @@
+"""`reconnect`: every vehicle link cut at once; how fast the fleet is back, and no command lost.
+
+N vehicles connect (spread over simulator processes). A few commands are
+submitted to different vehicles, with `--event-latency-ms` long enough that
+they are still running. Then SIGUSR1 to every simulator process makes each
+of its vehicles `break_link()` (an abrupt close of its TCP connection), and
+`run_fleet`'s loop reconnects each after its jittered backoff: uniform in
+0.25-0.5 s after a welcomed session, doubling per failed attempt. That
+backoff is a floor under `time_until_all_registered_again_s`.
+
+The time is measured from the signal, polling `/health/ready`
+(`connected_vehicles`) every 50 ms: when it first drops, its minimum, and
+when all N are registered again. Afterwards every submitted command is read
+from the database: each must have ended `succeeded` or `interrupted` (the
+link ended while it ran); one still pending/dispatched/running is lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+from bench.procstat import CpuMeter, pids_named
+from bench.scenarios import Outcome
+from bench.stack import (
+    BENCH_PASSWORD,
+    BENCH_USER,
+    bench_vin,
+    connected_vehicles,
+    open_bench_database,
+    open_fleet,
+    open_hub_process,
+    provision,
+)
+from storage import open_database
+
+HELP = "cut every vehicle link at once: time until all are back, no command lost"
+QUICK = ["--vehicles", "2000"]
+TINY = [
+    "--vehicles", "20", "--fleet-processes", "1", "--commands", "5", "--database", "sqlite",
+]  # fmt: skip
+#: What the fleet's reconnect loop waits after a lost session (`bench.simulator`).
+BACKOFF_AFTER_SESSION_S = (0.25, 0.5)
+_POLL_S = 0.05
+_PROBE_TIMEOUT_S = 300.0  # under a connect storm /health/ready waits for a database connection
+_SERIES_LIMIT = 5000
+
+
+@dataclass
+class _Probe:
+    """Polls `connected_vehicles`, timing each answer (it pings the database first)."""
+
+    http: httpx.AsyncClient
+    slowest_s: float = 0.0
+
+    async def count(self) -> int:
+        """The hub's registered vehicles, now."""
+        asked = trio.current_time()
+        count = await connected_vehicles(self.http)
+        self.slowest_s = max(self.slowest_s, trio.current_time() - asked)
+        return count
+
+    async def wait_for(self, vehicles: int, timeout_s: float) -> float:
+        """Seconds until `vehicles` are registered."""
+        started = trio.current_time()
+        with trio.fail_after(timeout_s):
+            while True:  # polling: the hub has no push for this
+                if await self.count() >= vehicles:
+                    return trio.current_time() - started
+                await trio.sleep(_POLL_S)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The scenario's options."""
+    parser.add_argument("--vehicles", type=int, default=10000, help="vehicles connected (N)")
+    parser.add_argument("--fleet-processes", type=int, default=4, help="simulator processes")
+    parser.add_argument(
+        "--commands", type=int, default=20, help="commands running when the links are cut"
+    )
+    parser.add_argument(
+        "--event-latency-ms",
+        type=float,
+        default=3000.0,
+        help="vehicle delay before each event (keeps the commands running across the cut)",
+    )
+    parser.add_argument("--heartbeat-s", type=float, default=10.0, help="hub heartbeat interval")
+    parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--connect-timeout-s", type=float, default=300.0)
+    parser.add_argument("--reconnect-timeout-s", type=float, default=120.0)
+
+
+async def _submit_commands(http: httpx.AsyncClient, vehicles: int, count: int) -> list[uuid.UUID]:
+    """ReadDTC to `count` different vehicles (as many as there are) as the bench engineer."""
+    login = await http.post(
+        "/api/v1/auth/login", json={"username": BENCH_USER, "password": BENCH_PASSWORD}
+    )
+    login.raise_for_status()
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    ids = []
+    for index in range(count):
+        vin = bench_vin(1 + index * max(vehicles // max(count, 1), 1) % vehicles)
+        body = {"vin": vin, "command": "ReadDTC", "params": {"ecuAddress": "0x10"}}
+        response = await http.post("/api/v1/commands", json=body, headers=headers)
+        if response.status_code != 202:
+            raise RuntimeError(f"submit to {vin} answered {response.status_code}: {response.text}")
+        ids.append(uuid.UUID(response.json()["id"]))
+    return ids
+
+
+async def _final_statuses(url: str, ids: list[uuid.UUID], settle_s: float) -> Counter[str]:
+    """Each command's status from the database, once none has moved for a moment.
+
+    A command the hub is still finishing (an event in flight when the link
+    broke) may take a few milliseconds to reach its final status; wait up to
+    `settle_s` for every one to be final before counting.
+    """
+    deadline = trio.current_time() + settle_s
+    async with open_database(url, pool_size=1) as db:
+        while True:
+            rows = [await db.get_command(command_id) for command_id in ids]
+            final = all(row is not None and row.status.is_final for row in rows)
+            if final or trio.current_time() > deadline:
+                break
+            await trio.sleep(0.2)
+    return Counter(row.status.value if row is not None else "missing" for row in rows)
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
+    """Connect the fleet, start commands, cut every link, watch the fleet come back."""
+    parameters = {
+        "vehicles": args.vehicles,
+        "fleet_processes": args.fleet_processes,
+        "commands": args.commands,
+        "event_latency_ms": args.event_latency_ms,
+        "heartbeat_interval_s": args.heartbeat_s,
+        "database": args.database,
+        "fleet_backoff_after_session_s": list(BACKOFF_AFTER_SESSION_S),
+    }
+    settings = {"SOVD_HUB_HEARTBEAT_INTERVAL_S": str(args.heartbeat_s)}
+    series: dict[str, list[Any]] = {"t_s": [], "connected": []}
+    async with open_bench_database(args.database, workdir) as url:
+        specs = await provision(url, args.vehicles)
+        async with (
+            open_hub_process(url, settings) as hub,
+            open_fleet(
+                specs,
+                hub.grpc_port,
+                workdir,
+                processes=args.fleet_processes,
+                event_latency_ms=args.event_latency_ms,
+            ) as fleet,
+            httpx.AsyncClient(base_url=hub.http_url, timeout=_PROBE_TIMEOUT_S) as http,
+        ):
+            probe = _Probe(http)
+            connect_s = await probe.wait_for(args.vehicles, args.connect_timeout_s)
+            slowest_probe_connect_s, probe.slowest_s = probe.slowest_s, 0.0
+            await trio.sleep(1)  # let the last handshakes' database writes settle
+            ids = await _submit_commands(http, args.vehicles, args.commands)
+            meters = [
+                CpuMeter("hub", [hub.pid]),
+                CpuMeter("fleet", fleet.pids),
+                CpuMeter("postgres", pids_named("postgres")),
+            ]
+            for meter in meters:
+                meter.start()
+            cut_at = trio.current_time()
+            fleet.signal_all(signal.SIGUSR1)
+            first_drop_s: float | None = None
+            min_seen = args.vehicles
+            all_back = False
+            with trio.move_on_after(args.reconnect_timeout_s):  # report how far it got
+                while True:
+                    count = await probe.count()
+                    elapsed = trio.current_time() - cut_at
+                    series["t_s"].append(round(elapsed, 3))
+                    series["connected"].append(count)
+                    min_seen = min(min_seen, count)
+                    if count < args.vehicles and first_drop_s is None:
+                        first_drop_s = elapsed
+                    if first_drop_s is not None and count >= args.vehicles:
+                        all_back = True
+                        break
+                    await trio.sleep(_POLL_S)
+            back_s = trio.current_time() - cut_at
+            cpu = {m.label: m.stop() for m in meters}
+            statuses = await _final_statuses(url, ids, settle_s=10)
+    lost = sum(n for status, n in statuses.items() if status not in ("succeeded", "interrupted"))
+    figures = {
+        "vehicles": args.vehicles,
+        "initial_connect_s": round(connect_s, 2),
+        "slowest_ready_probe_during_connect_s": round(slowest_probe_connect_s, 2),
+        "slowest_ready_probe_during_reconnect_s": round(probe.slowest_s, 2),
+        "first_drop_seen_after_s": round(first_drop_s, 3) if first_drop_s is not None else None,
+        "min_connected_seen": min_seen,
+        "all_registered_again": all_back,
+        "connected_at_end": series["connected"][-1] if series["connected"] else None,
+        "time_until_all_registered_again_s": round(back_s, 2) if all_back else None,
+        "reconnect_rate_per_s": round(args.vehicles / back_s, 1) if all_back else None,
+        "commands_submitted": len(ids),
+        "commands_by_final_status": dict(statuses),
+        "commands_lost": lost,
+        "hub_cpu_during_reconnect_s": round(cpu["hub"], 2),
+        "fleet_cpu_during_reconnect_s": round(cpu["fleet"], 2),
+        "postgres_cpu_during_reconnect_s": round(cpu["postgres"], 2),
+    }
+    if len(series["t_s"]) > _SERIES_LIMIT:
+        step = len(series["t_s"]) / _SERIES_LIMIT
+        series = {k: [v[int(i * step)] for i in range(_SERIES_LIMIT)] for k, v in series.items()}
+    return Outcome(parameters, figures, series)
