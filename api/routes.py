@@ -218,9 +218,9 @@ def _command_out(row: CommandRow) -> CommandOut:
 
 
 @health.get("/health/live")
-async def live() -> dict[str, str]:
-    """The process is up."""
-    return {"status": "ok"}
+async def live() -> dict[str, object]:
+    """The process is up; with the hub's counters (no database query)."""
+    return {"status": "ok", **state().hub.statistics()}
 
 
 @health.get("/health/ready")

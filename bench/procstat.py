@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
@@ -39,26 +39,30 @@ def pids_named(name: str) -> list[int]:
 
 @dataclass
 class CpuMeter:
-    """CPU seconds a group of processes spends between `start()` and `stop()`."""
+    """CPU seconds a group of processes spends between `start()` and `stop()`.
+
+    Each process is measured on its own: one that ends before `stop()`
+    contributes nothing (measure before stopping processes), never a negative.
+    """
 
     label: str
     pids: list[int]
-    started: float = 0.0
+    started: dict[int, float] = field(default_factory=dict)
     spent: float = 0.0
 
-    def _total(self) -> float:
-        total = 0.0
+    def _read(self) -> dict[int, float]:
+        seen = {}
         for pid in self.pids:
-            # A process that ended is skipped: measure before stopping processes.
-            with contextlib.suppress(OSError):
-                total += cpu_seconds(pid)
-        return total
+            with contextlib.suppress(OSError):  # it ended
+                seen[pid] = cpu_seconds(pid)
+        return seen
 
     def start(self) -> None:
         """Begin a measurement."""
-        self.started = self._total()
+        self.started = self._read()
 
     def stop(self) -> float:
         """End the measurement; returns (and keeps) the CPU seconds spent since `start`."""
-        self.spent = self._total() - self.started
+        now = self._read()
+        self.spent = sum(now[pid] - t for pid, t in self.started.items() if pid in now)
         return self.spent

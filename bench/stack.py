@@ -196,8 +196,8 @@ async def stop_process(process: trio.Process, grace_s: float = 30) -> None:
 
 
 async def connected_vehicles(http: httpx.AsyncClient) -> int:
-    """How many vehicles the hub has registered (from `/health/ready`)."""
-    answer = (await http.get("/health/ready")).json()
+    """How many vehicles the hub has registered (from `/health/live`: no database query)."""
+    answer = (await http.get("/health/live")).json()
     count: int = answer.get("connected_vehicles", 0)
     return count
 

@@ -4,8 +4,9 @@
 batch being collected while the previous one commits, and returns once its
 batch has committed, so "recorded before published" still holds for each
 caller while the database sees one transaction per batch instead of one per
-event. `LastSeen` does the same for vehicles' `last_seen_at`, without waiting:
-a fleet reconnecting after an outage costs a handful of writes, not one each.
+event. `LastSeen` does the same for vehicles' `last_seen_at`, without waiting, and
+`CredentialLookup` for the credentials checked when a vehicle connects: a
+fleet reconnecting after an outage costs a handful of queries, not two each.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import structlog
 import trio
 
 from hub.errors import HubError
-from hub.model import Command, CommandEventRecord, StatusChange
+from hub.model import Command, CommandEventRecord, StatusChange, VehicleCredentials
 from hub.ports import CommandJournal, VehicleDirectory
 
 log = structlog.get_logger("hub.batching")
@@ -150,3 +151,52 @@ class LastSeen:
                 await self._directory.record_seen(batch)
             except Exception:
                 log.exception("last_seen.write_failed", vehicles=len(batch))
+
+
+@dataclass
+class _LookupBatch:
+    wanted: set[str] = field(default_factory=set)
+    done: trio.Event = field(default_factory=trio.Event)
+    outcome: dict[str, VehicleCredentials] | BaseException = field(default_factory=dict)
+
+
+class CredentialLookup:
+    """Looks vehicles' credentials up in batches; run `run` in a nursery."""
+
+    def __init__(self, directory: VehicleDirectory) -> None:
+        self._directory = directory
+        self._collecting = _LookupBatch()
+        self._wakeup = trio.Event()
+
+    async def find(self, vin: str) -> VehicleCredentials | None:
+        """The vehicle's credentials, or None when the VIN is not registered.
+
+        Raises `LookupFailed` when the batch's query failed.
+        """
+        batch = self._collecting
+        batch.wanted.add(vin)
+        self._wakeup.set()
+        await batch.done.wait()
+        if isinstance(batch.outcome, BaseException):
+            raise LookupFailed(f"could not look vehicle {vin} up: {batch.outcome}") from (
+                batch.outcome
+            )
+        return batch.outcome.get(vin)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Answer batches of lookups until cancelled."""
+        task_status.started()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            batch, self._collecting = self._collecting, _LookupBatch()
+            try:
+                batch.outcome = await self._directory.find_vehicles(batch.wanted)
+            except Exception as exc:
+                log.exception("credentials.lookup_failed", vehicles=len(batch.wanted))
+                batch.outcome = exc
+            batch.done.set()
+
+
+class LookupFailed(HubError):
+    """The vehicle directory could not be queried."""

@@ -24,7 +24,7 @@ from hub.actor import (
     VehicleActor,
     run_actor,
 )
-from hub.batching import GroupCommitJournal, LastSeen
+from hub.batching import CredentialLookup, GroupCommitJournal, LastSeen, LookupFailed
 from hub.config import HubConfig
 from hub.credentials import verify_vehicle_token
 from hub.errors import MailboxFull, VehicleNotConnected, VehicleRefused
@@ -63,10 +63,10 @@ class Hub:
         self.config = config
         self.bus = bus
         self.grpc_port = config.grpc_port
-        self._directory = directory
         self._nursery: trio.Nursery | None = None
         self._actors: Registry[VehicleActor] = Registry()
         self.last_seen = LastSeen(directory)
+        self.credentials = CredentialLookup(directory)
         self.journal = GroupCommitJournal(journal)
         self._context = ActorContext(config, self.journal, bus, self._actors, self.last_seen)
         self._attach_lock = trio.Lock()
@@ -120,7 +120,10 @@ class Hub:
         """
         if self._stopping:
             raise VehicleRefused(Status.UNAVAILABLE, "the hub is shutting down")
-        credentials = await self._directory.find_vehicle(hello.vin)
+        try:
+            credentials = await self.credentials.find(hello.vin)
+        except LookupFailed as exc:
+            raise VehicleRefused(Status.UNAVAILABLE, f"{exc}; retry later") from exc
         if credentials is None:
             raise VehicleRefused(Status.UNAUTHENTICATED, f"unknown VIN {hello.vin!r}")
         if not verify_vehicle_token(token, credentials.token_hash):
@@ -206,6 +209,7 @@ async def open_hub(
         # The writers outlive the actors, which record what they interrupt as they stop.
         await nursery.start(hub.journal.run)
         await nursery.start(hub.last_seen.run)
+        await nursery.start(hub.credentials.run)
         await nursery.start(hub.run)
         async with serve_gateway(hub, config.grpc_host, config.grpc_port) as port:
             hub.grpc_port = port

@@ -7,7 +7,7 @@ only ever talks to these Protocols, so nothing in `hub/` imports `storage/`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol, TypeAlias
@@ -22,8 +22,8 @@ BusMessage: TypeAlias = CommandEventRecord | StatusChange
 class VehicleDirectory(Protocol):
     """The vehicle registry, as the gateway sees it."""
 
-    async def find_vehicle(self, vin: str) -> VehicleCredentials | None:
-        """The vehicle's credentials, or None when the VIN is not registered."""
+    async def find_vehicles(self, vins: Collection[str]) -> dict[str, VehicleCredentials]:
+        """Credentials of the registered vehicles among `vins` (absent: not registered)."""
         ...
 
     async def record_seen(self, seen: Mapping[str, datetime]) -> None:

@@ -6,7 +6,7 @@ tested through real gRPC sockets with nothing else running.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from hub.credentials import hash_vehicle_token
@@ -30,8 +30,8 @@ class MemoryDirectory:
         """Register `vin` with `token`."""
         self.vehicles[vin] = VehicleCredentials(vin, hash_vehicle_token(token), enabled)
 
-    async def find_vehicle(self, vin: str) -> VehicleCredentials | None:
-        return self.vehicles.get(vin)
+    async def find_vehicles(self, vins: Collection[str]) -> dict[str, VehicleCredentials]:
+        return {vin: self.vehicles[vin] for vin in vins if vin in self.vehicles}
 
     async def record_seen(self, seen: Mapping[str, datetime]) -> None:
         self.seen.update(seen)

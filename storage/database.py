@@ -9,7 +9,14 @@ them need a running `trio_asyncio.open_loop()`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -243,6 +250,12 @@ class Database:
     async def find_vehicle(self, vin: str) -> VehicleCredentials | None:
         """The vehicle's credentials, or None when the VIN is not registered."""
         return await self._run(queries.find_vehicle, self._reader, vin)
+
+    async def find_vehicles(self, vins: Collection[str]) -> dict[str, VehicleCredentials]:
+        """Credentials of the registered vehicles among `vins`, in one query."""
+        if not vins:
+            return {}
+        return await self._run(queries.find_vehicles, self._reader, vins)
 
     async def record_seen(self, seen: Mapping[str, datetime]) -> None:
         """Set each vehicle's `last_seen_at` (one transaction); never moves it back in time."""

@@ -9,7 +9,7 @@ engine for read-only work, `writer` the same pool with the write option
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import cast
 
@@ -188,6 +188,16 @@ async def find_vehicle(reader: AsyncEngine, vin: str) -> VehicleCredentials | No
     async with reader.connect() as conn:
         row = (await conn.execute(query)).one_or_none()
     return None if row is None else VehicleCredentials(vin, row.token_hash, row.enabled)
+
+
+async def find_vehicles(
+    reader: AsyncEngine, vins: Collection[str]
+) -> dict[str, VehicleCredentials]:
+    v = VehicleModel
+    query = select(v.vin, v.token_hash, v.enabled).where(v.vin.in_(list(vins)))
+    async with reader.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return {row.vin: VehicleCredentials(row.vin, row.token_hash, row.enabled) for row in rows}
 
 
 async def record_seen(writer: AsyncEngine, seen: Mapping[str, datetime]) -> None:

@@ -8,7 +8,7 @@ of its vehicles `break_link()` (an abrupt close of its TCP connection), and
 0.25-0.5 s after a welcomed session, doubling per failed attempt. That
 backoff is a floor under `time_until_all_registered_again_s`.
 
-The time is measured from the signal, polling `/health/ready`
+The time is measured from the signal, polling `/health/live`
 (`connected_vehicles`) every 50 ms: when it first drops, its minimum, and
 when all N are registered again. Afterwards every submitted command is read
 from the database: each must have ended `succeeded` or `interrupted` (the
@@ -50,13 +50,13 @@ TINY = [
 #: What the fleet's reconnect loop waits after a lost session (`bench.simulator`).
 BACKOFF_AFTER_SESSION_S = (0.25, 0.5)
 _POLL_S = 0.05
-_PROBE_TIMEOUT_S = 300.0  # under a connect storm /health/ready waits for a database connection
+_PROBE_TIMEOUT_S = 300.0  # a hub busy with a connect storm answers slowly
 _SERIES_LIMIT = 5000
 
 
 @dataclass
 class _Probe:
-    """Polls `connected_vehicles`, timing each answer (it pings the database first)."""
+    """Polls `connected_vehicles`, timing each answer (a busy hub answers slowly)."""
 
     http: httpx.AsyncClient
     slowest_s: float = 0.0
@@ -196,8 +196,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
     figures = {
         "vehicles": args.vehicles,
         "initial_connect_s": round(connect_s, 2),
-        "slowest_ready_probe_during_connect_s": round(slowest_probe_connect_s, 2),
-        "slowest_ready_probe_during_reconnect_s": round(probe.slowest_s, 2),
+        "slowest_count_probe_during_connect_s": round(slowest_probe_connect_s, 2),
+        "slowest_count_probe_during_reconnect_s": round(probe.slowest_s, 2),
         "first_drop_seen_after_s": round(first_drop_s, 3) if first_drop_s is not None else None,
         "min_connected_seen": min_seen,
         "all_registered_again": all_back,

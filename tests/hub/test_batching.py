@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
 import pytest
 import trio
 
-from hub.batching import GroupCommitJournal, JournalWriteFailed, LastSeen
-from hub.model import Command, CommandEventRecord, CommandStatus, StatusChange
+from hub.batching import CredentialLookup, GroupCommitJournal, JournalWriteFailed, LastSeen
+from hub.model import (
+    Command,
+    CommandEventRecord,
+    CommandStatus,
+    StatusChange,
+    VehicleCredentials,
+)
 from hub.testing import MemoryDirectory, MemoryJournal
 
 
@@ -129,3 +135,37 @@ async def test_a_bad_record_fails_alone(autojump_clock: trio.abc.Clock) -> None:
         nursery.cancel_scope.cancel()
     assert sorted(c.command_id for c in inner.changes) == sorted(c.command_id for c in good)
     assert len(failures) == 1
+
+
+async def test_credential_lookups_share_a_query(autojump_clock: trio.abc.Clock) -> None:
+    class CountingDirectory(MemoryDirectory):
+        def __init__(self) -> None:
+            super().__init__()
+            self.queries: list[int] = []
+
+        async def find_vehicles(self, vins: Collection[str]) -> dict[str, VehicleCredentials]:
+            self.queries.append(len(vins))
+            await trio.sleep(0.01)
+            return await super().find_vehicles(vins)
+
+    directory = CountingDirectory()
+    vins = [f"{n:017d}" for n in range(50)]
+    for vin in vins[:-1]:
+        directory.add(vin, "token")
+    lookup = CredentialLookup(directory)
+    found: dict[str, VehicleCredentials | None] = {}
+
+    async def find(vin: str) -> None:
+        found[vin] = await lookup.find(vin)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lookup.run)
+        async with trio.open_nursery() as finders:
+            finders.start_soon(find, vins[0])
+            await trio.sleep(0.005)
+            for vin in vins[1:]:
+                finders.start_soon(find, vin)
+        nursery.cancel_scope.cancel()
+    assert directory.queries == [1, 49]
+    assert found[vins[-1]] is None
+    assert all(found[vin] == directory.vehicles[vin] for vin in vins[:-1])

@@ -22,7 +22,9 @@ async def test_database_serves_the_hub_ports(database: Database) -> None:
     directory: VehicleDirectory = database
     journal: CommandJournal = database
 
-    assert await directory.find_vehicle("WVWZZZ1JZXW000001") is None
+    await database.add_vehicle("WVWZZZ1JZXW000002", make="VW", model="Golf", year=2021)
+    found = await directory.find_vehicles(["WVWZZZ1JZXW000001", "WVWZZZ1JZXW000002"])
+    assert list(found) == ["WVWZZZ1JZXW000002"] and found["WVWZZZ1JZXW000002"].enabled
     await journal.record([], [])
 
 
