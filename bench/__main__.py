@@ -81,7 +81,14 @@ def _run_one(name: str, args: argparse.Namespace) -> None:
             with tempfile.TemporaryDirectory(prefix=f"sovd-bench-{name}-") as workdir:
                 return await scenario.run(args, Path(workdir))
 
-    outcome = trio.run(run)
+    try:
+        outcome = trio.run(run)
+    except BaseExceptionGroup as group:  # a scenario's refusal (SystemExit) comes wrapped
+        refusal = _first_exit(group)
+        if refusal is None:
+            raise
+        raise refusal from None
+
     path = environment.save_result(name, outcome.parameters, outcome.figures, args.results_dir)
     for key, value in outcome.figures.items():
         print(f"  {key}: {value}")
@@ -90,6 +97,15 @@ def _run_one(name: str, args: argparse.Namespace) -> None:
         from bench.charts import write_chart
 
         print(f"  -> {write_chart(name, outcome, path.with_suffix('.png'))}")
+
+
+def _first_exit(group: BaseExceptionGroup[BaseException]) -> SystemExit | None:
+    for inner in group.exceptions:
+        if isinstance(inner, SystemExit):
+            return inner
+        if isinstance(inner, BaseExceptionGroup) and (found := _first_exit(inner)):
+            return found
+    return None
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -44,6 +45,23 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def check_open_files(vehicles: int, spare: int = 200) -> None:
+    """Fail early, saying why, when one process may not hold `vehicles` connections.
+
+    Each connected vehicle is one open file in the hub (and in its simulator
+    process); the hard limit (`ulimit -Hn`) cannot be raised without privileges.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
+    if vehicles + spare > hard:
+        raise SystemExit(
+            f"{vehicles} vehicles need about {vehicles + spare} open files in the hub process, "
+            f"but this machine allows {hard} per process (ulimit -Hn); use --vehicles "
+            f"{hard - spare} or fewer"
+        )
 
 
 def bench_vin(number: int) -> str:

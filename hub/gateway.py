@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("hub.gateway")
 
+#: Pending connections the kernel queues for us (capped by net.core.somaxconn): a fleet
+#: reconnecting after an outage arrives all at once, and grpclib's default of 100 drops most.
+LISTEN_BACKLOG = 4096
 #: How long the handler waits for the actor to end a link the vehicle closed.
 LINK_END_TIMEOUT_S = 5.0
 
@@ -159,10 +162,10 @@ async def serve_gateway(hub: Hub, host: str, port: int) -> AsyncIterator[int]:
     `shutdown_grace_s`) before the server closes, since grpclib's own close
     tells clients nothing. Must run inside `trio_asyncio.open_loop()`.
     """
-    sock = socket.create_server((host, port), family=_family(host), reuse_port=False)
+    sock = socket.create_server((host, port), family=_family(host), backlog=LISTEN_BACKLOG)
     gateway = VehicleGateway(hub)
     server = Server([gateway])
-    await run_asyncio(server.start, sock=sock)
+    await run_asyncio(server.start, sock=sock, backlog=LISTEN_BACKLOG)
     try:
         yield sock.getsockname()[1]
     finally:

@@ -11,6 +11,7 @@ import trio
 from bench.procstat import CpuMeter, pids_named, rss_bytes
 from bench.scenarios import Outcome
 from bench.stack import (
+    check_open_files,
     connected_vehicles,
     open_bench_database,
     open_fleet,
@@ -35,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
     """Connect the fleet, watch RSS grow, then measure the hub at rest."""
+    check_open_files(args.vehicles)
     parameters = {
         "vehicles": args.vehicles,
         "fleet_processes": args.fleet_processes,

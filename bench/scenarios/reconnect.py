@@ -34,6 +34,7 @@ from bench.stack import (
     BENCH_PASSWORD,
     BENCH_USER,
     bench_vin,
+    check_open_files,
     connected_vehicles,
     open_bench_database,
     open_fleet,
@@ -135,6 +136,7 @@ async def _final_statuses(url: str, ids: list[uuid.UUID], settle_s: float) -> Co
 
 async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
     """Connect the fleet, start commands, cut every link, watch the fleet come back."""
+    check_open_files(args.vehicles)
     parameters = {
         "vehicles": args.vehicles,
         "fleet_processes": args.fleet_processes,
