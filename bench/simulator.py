@@ -159,8 +159,13 @@ class SimulatedVehicle:
         port: int,
         behaviour: Behaviour = Behaviour(),
         agent_version: str = DEFAULT_AGENT_VERSION,
+        handshakes: asyncio.Semaphore | None = None,
     ) -> None:
         self.spec = spec
+        # Shared by a fleet: how many vehicles may be between connecting and Welcome at once
+        # (a real fleet's jittered start; an unbounded herd measures the herd, not the hub).
+        self._handshakes = handshakes
+        self._in_handshake = False
         self.host = host
         self.port = port
         self.behaviour = behaviour
@@ -173,6 +178,11 @@ class SimulatedVehicle:
         self._channel: Channel | None = None
         self._broken = asyncio.Event()
         self._commands: dict[str, _CommandRun] = {}
+
+    def _end_handshake(self) -> None:
+        if self._in_handshake and self._handshakes is not None:
+            self._in_handshake = False
+            self._handshakes.release()
 
     def break_link(self) -> None:
         """Close the connection abruptly, as a lost cellular link would; `run()` raises LinkLost."""
@@ -189,6 +199,9 @@ class SimulatedVehicle:
         """
         self.session_id = None
         self._broken = asyncio.Event()
+        if self._handshakes is not None:
+            await self._handshakes.acquire()
+            self._in_handshake = True
         channel = Channel(self.host, self.port)
         self._channel = channel
         metadata = {"authorization": f"Bearer {self.spec.token}"}
@@ -206,6 +219,7 @@ class SimulatedVehicle:
                 raise LinkLost(f"cannot reach hub {self.host}:{self.port}: {exc!r}") from exc
             raise LinkLost(f"link to {self.host}:{self.port} lost: {exc!r}") from exc
         finally:
+            self._end_handshake()
             self.connected.clear()
             self._channel = None
             channel.close()
@@ -231,6 +245,7 @@ class SimulatedVehicle:
             raise ProtocolViolation(f"expected Welcome, got {first.WhichOneof('kind')}")
         self.session_id = first.welcome.session_id
         interval_s = first.welcome.heartbeat_interval_ms / 1000
+        self._end_handshake()
         self.connected.set()
         log.info("%s connected, session %s", self.spec.vin, self.session_id)
 
@@ -489,11 +504,19 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--drop-after-events", type=int, default=None, help="drop the link after N events"
     )
+    parser.add_argument(
+        "--max-connecting",
+        type=int,
+        default=100,
+        help="vehicles of this process between connect and Welcome at once (0: no limit)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log at INFO instead of WARNING")
     return parser.parse_args(argv)
 
 
-async def _serve(specs: list[VehicleSpec], host: str, port: int, behaviour: Behaviour) -> None:
+async def _serve(
+    specs: list[VehicleSpec], host: str, port: int, behaviour: Behaviour, max_connecting: int
+) -> None:
     """Run the fleet until SIGINT/SIGTERM; SIGUSR1 breaks every link at once (an outage).
 
     The vehicles are built here, not by `run_fleet`, so that the signal can
@@ -502,7 +525,10 @@ async def _serve(specs: list[VehicleSpec], host: str, port: int, behaviour: Beha
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    vehicles = [SimulatedVehicle(spec, host, port, behaviour) for spec in specs]
+    handshakes = asyncio.Semaphore(max_connecting) if max_connecting > 0 else None
+    vehicles = [
+        SimulatedVehicle(spec, host, port, behaviour, handshakes=handshakes) for spec in specs
+    ]
 
     def break_all() -> None:
         log.warning("SIGUSR1: breaking the links of %d vehicles", len(vehicles))
@@ -562,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     host, port = args.hub
     log.info("starting %d vehicles against %s:%d", len(specs), host, port)
-    asyncio.run(_serve(specs, host, port, behaviour))
+    asyncio.run(_serve(specs, host, port, behaviour, args.max_connecting))
     return 0
 
 
