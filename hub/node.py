@@ -183,8 +183,12 @@ class Hub:
         self._actor_nursery.cancel_scope.cancel()
 
     def statistics(self) -> dict[str, int]:
-        """Counters for health and metrics."""
-        return {"connected_vehicles": len(self._actors)}
+        """Counters for health and metrics (journal: records written, in how many batches)."""
+        return {
+            "connected_vehicles": len(self._actors),
+            "journal_records": self.journal.records,
+            "journal_batches": self.journal.batches,
+        }
 
 
 async def _send_later(inbox: trio.MemorySendChannel[ActorMessage], message: ActorMessage) -> None:
