@@ -96,12 +96,3 @@ def save_result(
     path = results_dir / f"{scenario}-{stamp}.json"
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
-
-
-def latest_results() -> dict[str, dict[str, Any]]:
-    """The newest result of each scenario in `bench/results/`."""
-    latest: dict[str, dict[str, Any]] = {}
-    for path in sorted(RESULTS_DIR.glob("*.json")):
-        document = json.loads(path.read_text())
-        latest[document["scenario"]] = document
-    return latest

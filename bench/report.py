@@ -96,23 +96,29 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
 }
 
 
-def latest_results(results_dir: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
-    """The newest result of each scenario in `results_dir`, with its file."""
-    latest: dict[str, tuple[Path, dict[str, Any]]] = {}
-    for path in sorted(results_dir.glob("*.json")):  # names end in a sortable UTC time
+def all_results(results_dir: Path) -> dict[str, list[tuple[Path, dict[str, Any]]]]:
+    """Every result in `results_dir` by scenario, newest first, with its file."""
+    runs: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
+    for path in sorted(results_dir.glob("*.json"), reverse=True):  # names end in a UTC time
         document = json.loads(path.read_text())
-        latest[document["scenario"]] = (path, document)
-    return latest
+        runs.setdefault(document["scenario"], []).append((path, document))
+    return runs
 
 
 def write_report(results_dir: Path = environment.RESULTS_DIR, output: Path = OUTPUT) -> Path:
-    """Write the report of the newest results in `results_dir` to `output`; returns `output`."""
-    results = latest_results(results_dir)
+    """Write the report of the results in `results_dir` to `output`; returns `output`.
+
+    The summary shows each scenario's newest run; each section shows every run
+    kept in `results_dir` (e.g. a ramp and a fixed rate of `commands`).
+    """
+    runs = all_results(results_dir)
+    results = {name: scenario_runs[0] for name, scenario_runs in runs.items()}
     order = [n for n in NAMES if n in results] + sorted(set(results) - set(NAMES))
     lines = _header(results, order)
     for name in order:
-        path, document = results[name]
-        lines += _section(name, path, document, output.parent)
+        for index, (path, document) in enumerate(runs[name]):
+            heading = f"## {name}" if index == 0 else f"### {name}: an earlier run"
+            lines += _section(name, path, document, output.parent, heading)
     output.write_text("\n".join(lines).rstrip() + "\n")
     return output
 
@@ -121,7 +127,7 @@ def _header(results: dict[str, tuple[Path, dict[str, Any]]], order: list[str]) -
     lines = [
         "# Benchmarks",
         "",
-        "The newest result of each `python -m bench` scenario (issue 3): how many vehicles one",
+        "Results of the `python -m bench` scenarios (issue 3): how many vehicles one",
         "hub process holds, commands end to end, fan-out to WebSockets, a fleet reconnecting,",
         "and the hub's cost per vehicle message against a pure-asyncio grpclib baseline.",
         "Targets are goals to report against, not assertions.",
@@ -172,10 +178,12 @@ def _headline(name: str, document: dict[str, Any]) -> str:
     return "; ".join(parts) or "-"
 
 
-def _section(name: str, path: Path, document: dict[str, Any], base: Path) -> list[str]:
+def _section(
+    name: str, path: Path, document: dict[str, Any], base: Path, heading: str
+) -> list[str]:
     figures: dict[str, Any] = document.get("figures", {})
     parameters: dict[str, Any] = document.get("parameters", {})
-    lines = [f"## {name}", ""]
+    lines = [heading, ""]
     with contextlib.suppress(ImportError):
         lines += [str(load(name).HELP), ""]
     lines += [
@@ -217,8 +225,9 @@ def _verdict(target: Target, document: dict[str, Any]) -> str:
         size = document.get("parameters", {}).get(target.size)
         if not isinstance(size, int | float) or size < target.at_least:
             return (
-                f"not shown: run with {target.size} = {size}, the target needs"
-                f" {target.at_least:,g} ({'within' if met else 'outside'} the limit at that size)"
+                f"not judged: this run has {target.size} = {size}, the target is set at"
+                f" {target.at_least:,g} (at this size the figure is"
+                f" {'within' if met else 'outside'} its limit)"
             )
     return "met" if met else "**not met**"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +135,20 @@ def test_report_says_when_a_target_size_was_not_run(tmp_path: Path) -> None:
 
     text = write_report(results, tmp_path / "B.md").read_text()
 
-    assert "not shown: run with vehicles = 2000" in text
+    assert "not judged: this run has vehicles = 2000, the target is set at 20,000" in text
     assert "| met |" not in text
+
+
+def test_report_shows_every_run_newest_first(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    for rate in (100, 300):
+        _save(results, "commands", Outcome({"rate_per_s": rate}, {"hub_latency_p99_ms": 40.0}))
+        time.sleep(1.1)  # result names carry the second they were saved
+
+    text = write_report(results, tmp_path / "B.md").read_text()
+
+    newest, earlier = text.index("## commands"), text.index("### commands: an earlier run")
+    assert newest < text.index("--rate 300") < earlier < text.index("--rate 100")
 
 
 def test_report_without_results_says_so(tmp_path: Path) -> None:
