@@ -154,6 +154,35 @@ async def get_command(command_id: uuid.UUID) -> CommandOut:
     return _command_out(await _readable_command(command_id))
 
 
+@api.post("/commands/<uuid:command_id>/cancel")
+@requires(Role.ENGINEER)
+@validate_response(CommandOut, 202)
+async def cancel_command(command_id: uuid.UUID) -> tuple[CommandOut, int]:
+    """Cancel a command: a waiting one at once, a running one once the vehicle confirms.
+
+    202 with the command as it is now; follow it to `cancelled` (or to its own
+    end, if it finished first) on the WebSocket. 409 if it has already ended.
+    """
+    s = state()
+    row = await _readable_command(command_id)
+    if row.status.is_final:
+        raise ApiError(
+            409, "command_finished", f"command {command_id} has already ended: {row.status.value}"
+        )
+    by = current_principal().username
+    try:
+        handed = s.hub.cancel(command_id, row.vin, by)
+    except MailboxFull as exc:
+        headers = {"Retry-After": str(exc.retry_after_s)}
+        raise ApiError(503, "vehicle_busy", str(exc), headers=headers) from None
+    if not handed:  # no live actor holds it: nothing can still run it
+        cancelled = StatusChange(
+            command_id, CommandStatus.CANCELLED, datetime.now(UTC), f"cancelled by {by}"
+        )
+        await s.db.record((), [cancelled])
+    return _command_out(await _readable_command(command_id)), 202
+
+
 @api.get("/commands/<uuid:command_id>/events")
 @requires(Role.VIEWER)
 @validate_response(EventList)

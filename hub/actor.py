@@ -9,6 +9,7 @@ so a subscriber that reads the journal after subscribing misses nothing.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +43,14 @@ class Dispatch:
 
 
 @dataclass(frozen=True, slots=True)
+class Cancel:
+    """An operator (`by`) asks to cancel `command_id`."""
+
+    command_id: uuid.UUID
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
 class FromVehicle:
     """A message that arrived on link `link_id`."""
 
@@ -64,7 +73,7 @@ class LinkAttached:
     link: Link
 
 
-ActorMessage: TypeAlias = Dispatch | FromVehicle | LinkClosed | LinkAttached
+ActorMessage: TypeAlias = Dispatch | Cancel | FromVehicle | LinkClosed | LinkAttached
 
 
 class VehicleActor:
@@ -96,6 +105,7 @@ class _ActorLoop:
         self.journal = context.journal
         self.bus = context.bus
         self.tracker = CommandTracker(context.config.max_in_flight)
+        self.cancel_grace_s = context.config.cancel_grace_s
         self.silence_limit_s = 3 * context.config.heartbeat_interval_s
 
     async def run(self, mailbox: trio.MemoryReceiveChannel[ActorMessage]) -> str:
@@ -132,6 +142,12 @@ class _ActorLoop:
             case Dispatch(command):
                 self.tracker.submit(command)
                 await self._start_ready()
+            case Cancel(command_id, by):
+                now, at = trio.current_time(), _utcnow()
+                changes, ask = self.tracker.cancel(command_id, by, now, at, self.cancel_grace_s)
+                await self._record(changes=changes)
+                if ask:
+                    self.actor.link.send_nowait(cancel_command(command_id))
             case FromVehicle(link_id, vehicle_message) if link_id == self.actor.link.id:
                 await self._on_vehicle_message(vehicle_message)
             case LinkClosed(link_id, reason) if link_id == self.actor.link.id:

@@ -24,6 +24,12 @@ class _Running:
     deadline: float
     status: CommandStatus = CommandStatus.DISPATCHED
     next_seq: int = 0
+    #: Set once an operator asked to cancel: (who asked, when the vehicle must have confirmed).
+    cancel: tuple[str, float] | None = None
+
+    @property
+    def due(self) -> float:
+        return self.deadline if self.cancel is None else min(self.deadline, self.cancel[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,27 +81,39 @@ class CommandTracker:
             changes.append(StatusChange(event.command_id, CommandStatus.RUNNING, event.received_at))
         if event.final:
             del self.running[event.command_id]
-            changes.append(_final_change(event))
+            changes.append(_final_change(event, entry.cancel))
         return Outcome(events=(event,), changes=tuple(changes))
 
+    def cancel(
+        self, command_id: uuid.UUID, by: str, now: float, at: datetime, grace_s: float
+    ) -> tuple[list[StatusChange], bool]:
+        """An operator's cancel: returns the changes to record, and whether to ask the vehicle.
+
+        A queued command ends `cancelled` at once. A running one waits up to
+        `grace_s` for the vehicle to confirm (a final event), then ends
+        `cancelled` anyway. An unknown or already ending command is left alone.
+        """
+        for queued in self.queued:
+            if queued.id == command_id:
+                self.queued.remove(queued)
+                error = f"cancelled by {by} before it was sent"
+                return [StatusChange(command_id, CommandStatus.CANCELLED, at, error)], False
+        entry = self.running.get(command_id)
+        if entry is None or entry.cancel is not None:
+            return [], False
+        entry.cancel = (by, now + grace_s)
+        return [], True
+
     def next_deadline(self) -> float:
-        """The earliest deadline of a running command (infinity when none runs)."""
-        return min((r.deadline for r in self.running.values()), default=math.inf)
+        """The earliest deadline (or cancel grace) of a running command; infinity when none."""
+        return min((r.due for r in self.running.values()), default=math.inf)
 
     def expire(self, now: float, at: datetime) -> list[StatusChange]:
-        """End every running command whose deadline has passed as `timed_out`."""
-        expired = [r for r in self.running.values() if r.deadline <= now]
+        """End running commands past their deadline (`timed_out`) or cancel grace (`cancelled`)."""
+        expired = [r for r in self.running.values() if r.due <= now]
         for entry in expired:
             del self.running[entry.command.id]
-        return [
-            StatusChange(
-                r.command.id,
-                CommandStatus.TIMED_OUT,
-                at,
-                f"no final event within {r.command.timeout_s:g} s",
-            )
-            for r in expired
-        ]
+        return [_expiry(r, at) for r in expired]
 
     def interrupt_running(self, at: datetime, reason: str) -> list[StatusChange]:
         """End every running command as `interrupted` (its link went down)."""
@@ -111,9 +129,21 @@ class CommandTracker:
         return changes
 
 
-def _final_change(event: CommandEventRecord) -> StatusChange:
+def _expiry(entry: _Running, at: datetime) -> StatusChange:
+    if entry.cancel is not None and entry.cancel[1] <= entry.deadline:
+        by = entry.cancel[0]
+        error = f"cancelled by {by}; the vehicle did not confirm in time"
+        return StatusChange(entry.command.id, CommandStatus.CANCELLED, at, error)
+    error = f"no final event within {entry.command.timeout_s:g} s"
+    return StatusChange(entry.command.id, CommandStatus.TIMED_OUT, at, error)
+
+
+def _final_change(event: CommandEventRecord, cancel: tuple[str, float] | None) -> StatusChange:
     if event.kind is not EventKind.ERROR:
         return StatusChange(event.command_id, CommandStatus.SUCCEEDED, event.received_at)
+    if cancel is not None:  # the vehicle confirms the cancel with its final error
+        error = f"cancelled by {cancel[0]}"
+        return StatusChange(event.command_id, CommandStatus.CANCELLED, event.received_at, error)
     message = event.body.get("message") if isinstance(event.body, dict) else None
     error = str(message) if message else f"vehicle reported status {event.status}"
     return StatusChange(event.command_id, CommandStatus.FAILED, event.received_at, error)

@@ -36,6 +36,7 @@ class HubConfig:
     max_in_flight: int = 4
     default_command_timeout_s: float = 30.0
     max_command_timeout_s: float = 600.0
+    cancel_grace_s: float = 5.0
     shutdown_grace_s: float = 5.0
 
     def __post_init__(self) -> None:
@@ -45,6 +46,7 @@ class HubConfig:
             "hello_timeout_s",
             "default_command_timeout_s",
             "max_command_timeout_s",
+            "cancel_grace_s",
             "shutdown_grace_s",
         ):
             check_positive(name, getattr(self, name))

@@ -7,6 +7,7 @@ get `shutdown_grace_s` to record what they interrupted, then are cancelled.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from grpclib.const import Status
 from hub.actor import (
     ActorContext,
     ActorMessage,
+    Cancel,
     Dispatch,
     LinkAttached,
     VehicleActor,
@@ -96,18 +98,32 @@ class Hub:
         Raises `VehicleNotConnected` when the vehicle has no link here and
         `MailboxFull` when its actor is saturated.
         """
-        actor = self._actors.get(command.vin)
-        if actor is None:
+        if not self._send(command.vin, Dispatch(command)):
             raise VehicleNotConnected(f"vehicle {command.vin} is not connected")
+
+    def cancel(self, command_id: uuid.UUID, vin: str, by: str) -> bool:
+        """Ask `vin`'s actor to cancel a command; False when the vehicle has no actor here.
+
+        Raises `MailboxFull` when the actor is saturated. The outcome (`cancelled`,
+        or the command's own end if it finishes first) is recorded and published.
+        """
+        return self._send(vin, Cancel(command_id, by))
+
+    def _send(self, vin: str, message: ActorMessage) -> bool:
+        """Put `message` in `vin`'s mailbox now; False without an actor; MailboxFull if full."""
+        actor = self._actors.get(vin)
+        if actor is None:
+            return False
         try:
-            actor.mailbox.send_nowait(Dispatch(command))
+            actor.mailbox.send_nowait(message)
         except trio.WouldBlock:
             raise MailboxFull(
-                f"vehicle {command.vin} has {self.config.mailbox_size} messages waiting "
+                f"vehicle {vin} has {self.config.mailbox_size} messages waiting "
                 "(mailbox_size); retry later"
             ) from None
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise VehicleNotConnected(f"vehicle {command.vin} is not connected") from None
+            return False
+        return True
 
     async def attach(
         self, hello: Hello, token: str, link: Link

@@ -172,7 +172,13 @@ async def collect_until_status(ws: trio_websocket.WebSocketConnection) -> list[d
 async def node(aio_loop: object, database_url: str) -> AsyncIterator[Node]:
     """A node with users admin/engineer/viewer/other (password PASSWORD) and three vehicles
     registered (none connected: tests connect them with `node.connect_vehicle`)."""
-    hub_config = HubConfig(grpc_port=0, shutdown_grace_s=2, default_command_timeout_s=5)
+    hub_config = HubConfig(
+        grpc_port=0,
+        shutdown_grace_s=2,
+        default_command_timeout_s=5,
+        max_in_flight=1,
+        cancel_grace_s=0.5,
+    )
     api_config = ApiConfig(http_port=0, jwt_secret=JWT_SECRET, ws_auth_timeout_s=1)
     storage = StorageConfig(database_url=database_url, bcrypt_rounds=4)  # fast hashes for tests
     async with open_node(hub_config, api_config, storage) as (addresses, db):

@@ -251,3 +251,58 @@ def test_interrupt_all_ends_running_and_queued() -> None:
     assert tracker.running == {}
     assert list(tracker.queued) == []
     assert tracker.start_ready(now=2.0, at=T1) == []
+
+
+def test_cancelling_a_waiting_command_ends_it_at_once() -> None:
+    running, waiting = _command(), _command()
+    tracker = _tracker_running(running, waiting, max_in_flight=1)
+
+    changes, ask_vehicle = tracker.cancel(waiting.id, "alice", now=1.0, at=T1, grace_s=5)
+
+    assert not ask_vehicle
+    assert [(c.command_id, c.status, c.error) for c in changes] == [
+        (waiting.id, CommandStatus.CANCELLED, "cancelled by alice before it was sent")
+    ]
+    assert [c.id for c, _ in tracker.start_ready(now=1.0, at=T1)] == []  # nothing left queued
+
+
+def test_a_running_command_ends_cancelled_when_the_vehicle_confirms() -> None:
+    command = _command()
+    tracker = _tracker_running(command)
+    tracker.on_event(_event(command, 0))
+
+    changes, ask_vehicle = tracker.cancel(command.id, "alice", now=1.0, at=T1, grace_s=5)
+    assert (changes, ask_vehicle) == ([], True)
+    assert tracker.cancel(command.id, "bob", now=1.5, at=T1, grace_s=5) == ([], False)  # once
+
+    confirm = tracker.on_event(_event(command, 1, EventKind.ERROR, final=True, status=499))
+    assert [(c.status, c.error) for c in confirm.changes] == [
+        (CommandStatus.CANCELLED, "cancelled by alice")
+    ]
+
+
+def test_a_command_that_finishes_before_the_cancel_lands_succeeds() -> None:
+    command = _command()
+    tracker = _tracker_running(command)
+    tracker.cancel(command.id, "alice", now=1.0, at=T1, grace_s=5)
+    done = tracker.on_event(_event(command, 0, EventKind.RESULT, final=True))
+    assert _statuses(done.changes) == [CommandStatus.RUNNING, CommandStatus.SUCCEEDED]
+
+
+def test_an_unconfirmed_cancel_ends_cancelled_after_the_grace() -> None:
+    command = _command(timeout_s=30)
+    tracker = _tracker_running(command)
+    tracker.cancel(command.id, "alice", now=1.0, at=T1, grace_s=5)
+
+    assert tracker.next_deadline() == 6.0
+    assert tracker.expire(now=5.9, at=T1) == []
+    [change] = tracker.expire(now=6.0, at=T1)
+    assert (change.status, change.error) == (
+        CommandStatus.CANCELLED,
+        "cancelled by alice; the vehicle did not confirm in time",
+    )
+
+
+def test_cancelling_an_unknown_command_changes_nothing() -> None:
+    tracker = _tracker_running(_command())
+    assert tracker.cancel(uuid.uuid4(), "alice", now=1.0, at=T1, grace_s=5) == ([], False)
