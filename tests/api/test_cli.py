@@ -14,10 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+from grpclib.const import Status
 
 from bench.simulator import Behaviour, LinkLost, LinkRefused, SimulatedVehicle, VehicleSpec
 from hub.bridge import run_asyncio
-from storage import open_database
+from storage import NewVehicle, open_database
 
 VIN = "WVWZZZ1JZXW000007"
 SECRET = "cli-test-secret-" + "z" * 40
@@ -144,54 +145,76 @@ async def _run_vehicle(vehicle: SimulatedVehicle) -> None:
         vehicle.refusal = exc  # type: ignore[attr-defined]
 
 
-async def _submit_silent_command(
-    database_url: str, http_url: str, grpc_port: int, nursery: trio.Nursery
-) -> tuple[SimulatedVehicle, uuid.UUID]:
+async def _connect_silent_fleet(
+    database_url: str, grpc_port: int, nursery: trio.Nursery, count: int
+) -> list[SimulatedVehicle]:
+    """`count` registered vehicles that take commands and never answer, all connected."""
     async with open_database(database_url, bcrypt_rounds=4) as db:
         await db.add_user("eve", "long enough password", "engineer")
-        _, token = await db.add_vehicle(VIN, make="VW", model="ID.3", year=2022)
-    vehicle = SimulatedVehicle(
-        VehicleSpec(VIN, token), "127.0.0.1", grpc_port, Behaviour(silent=True)
-    )
-    nursery.start_soon(_run_vehicle, vehicle)
-    with trio.fail_after(10):
-        await run_asyncio(vehicle.connected.wait)
+        added = await db.add_vehicles(
+            [NewVehicle(f"WVWZZZ1JZXW{n:06d}", "VW", "ID.3", 2022) for n in range(count)]
+        )
+    vehicles = [
+        SimulatedVehicle(VehicleSpec(v.vin, token), "127.0.0.1", grpc_port, Behaviour(silent=True))
+        for v, token in added
+    ]
+    for vehicle in vehicles:
+        nursery.start_soon(_run_vehicle, vehicle)
+    with trio.fail_after(30):
+        for vehicle in vehicles:
+            await run_asyncio(vehicle.connected.wait)
+    return vehicles
+
+
+async def _submit_and_wait_dispatched(http_url: str, vins: list[str]) -> list[uuid.UUID]:
     async with httpx.AsyncClient(base_url=http_url) as http:
         login = await http.post(
             "/api/v1/auth/login", json={"username": "eve", "password": "long enough password"}
         )
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        body = {"vin": VIN, "command": "ReadDTC", "params": {"ecuAddress": "0x10"}}
-        submitted = await http.post("/api/v1/commands", json=body, headers=headers)
-        assert submitted.status_code == 202, submitted.text
-        location = submitted.headers["Location"]
-        for _ in range(100):  # until the hub has sent it to the vehicle
-            if (await http.get(location, headers=headers)).json()["status"] == "dispatched":
-                break
-            await trio.sleep(0.05)
-    return vehicle, uuid.UUID(submitted.json()["id"])
+        ids = []
+        for vin in vins:
+            body = {"vin": vin, "command": "ReadDTC", "params": {"ecuAddress": "0x10"}}
+            submitted = await http.post("/api/v1/commands", json=body, headers=headers)
+            assert submitted.status_code == 202, submitted.text
+            ids.append(uuid.UUID(submitted.json()["id"]))
+        for command_id in ids:
+            for _ in range(100):  # until the hub has sent it to the vehicle
+                answer = await http.get(f"/api/v1/commands/{command_id}", headers=headers)
+                if answer.json()["status"] == "dispatched":
+                    break
+                await trio.sleep(0.05)
+    return ids
 
 
 @pytest.mark.slow
-async def test_sigterm_ends_links_with_unavailable_and_interrupts_commands(
+async def test_sigterm_ends_200_links_with_unavailable_and_interrupts_commands(
     database_url: str, aio_loop: object
 ) -> None:
     async with trio.open_nursery() as nursery:
         process, http_url, grpc_port = await _start_serve(nursery, database_url)
-        vehicle, command_id = await _submit_silent_command(
-            database_url, http_url, grpc_port, nursery
-        )
+        vehicles = await _connect_silent_fleet(database_url, grpc_port, nursery, 200)
+        busy = vehicles[::10]
+        command_ids = await _submit_and_wait_dispatched(http_url, [v.spec.vin for v in busy])
         process.send_signal(signal.SIGTERM)
         with trio.fail_after(15):
             assert await process.wait() == 0
-    refusal = getattr(vehicle, "refusal", None)
-    assert isinstance(refusal, LinkRefused), "the vehicle's stream did not end with an error"
-    assert (refusal.status.name, refusal.message) == ("UNAVAILABLE", "the hub is shutting down")
+    endings = {
+        (type(r).__name__, getattr(r, "status", None), getattr(r, "message", None))
+        for r in (getattr(v, "refusal", None) for v in vehicles)
+    }
+    assert endings == {("LinkRefused", Status.UNAVAILABLE, "the hub is shutting down")}
+    assert all(v.commands_received == 1 for v in busy)
     async with open_database(database_url) as db:
-        row = await db.get_command(command_id)
-    assert row is not None and row.status.value == "interrupted"
-    assert row.error == "link lost: the hub ended the link"
-    assert vehicle.commands_received == 1
+        rows = [await db.get_command(command_id) for command_id in command_ids]
+        audits = [await db.list_audit(target=f"command:{command_id}") for command_id in command_ids]
+    assert {(r.status.value, r.error) for r in rows if r} == {
+        ("interrupted", "link lost: the hub ended the link")
+    }
+    assert all(
+        [a.action for a in audit] == ["command.submitted", "command.interrupted"]
+        for audit in audits
+    )
 
 
 @pytest.mark.slow
@@ -200,7 +223,8 @@ async def test_a_restart_marks_commands_a_crash_left_unfinished(
 ) -> None:
     async with trio.open_nursery() as nursery:
         process, http_url, grpc_port = await _start_serve(nursery, database_url)
-        _, command_id = await _submit_silent_command(database_url, http_url, grpc_port, nursery)
+        [vehicle] = await _connect_silent_fleet(database_url, grpc_port, nursery, 1)
+        [command_id] = await _submit_and_wait_dispatched(http_url, [vehicle.spec.vin])
         process.kill()  # no chance to record anything
         await process.wait()
         restarted, _, _ = await _start_serve(nursery, database_url)
