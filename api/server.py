@@ -12,6 +12,7 @@ import structlog
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
+from quart_trio import QuartTrio
 
 from api.app import create_app
 from api.config import ApiConfig, StorageConfig
@@ -68,10 +69,10 @@ async def open_node(
 
 
 async def _serve_http(
-    app: object,
+    app: QuartTrio,
     config: HypercornConfig,
     stop: trio.Event,
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    await serve(app, config, shutdown_trigger=stop.wait, task_status=task_status)  # type: ignore[arg-type]
+    await serve(app, config, shutdown_trigger=stop.wait, task_status=task_status)

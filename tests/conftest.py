@@ -21,7 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 import pytest
 import trio_asyncio
 from sqlalchemy.engine import make_url

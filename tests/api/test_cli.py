@@ -138,15 +138,20 @@ async def _drain(process: trio.Process) -> None:
         pass
 
 
-async def _run_vehicle(vehicle: SimulatedVehicle) -> None:
+async def _run_vehicle(vehicle: SimulatedVehicle, endings: dict[str, Exception]) -> None:
+    """Run `vehicle`; how its session ended (LinkRefused / LinkLost) goes into `endings`."""
     try:
         await run_asyncio(vehicle.run)
     except (LinkRefused, LinkLost) as exc:
-        vehicle.refusal = exc  # type: ignore[attr-defined]
+        endings[vehicle.spec.vin] = exc
 
 
 async def _connect_silent_fleet(
-    database_url: str, grpc_port: int, nursery: trio.Nursery, count: int
+    database_url: str,
+    grpc_port: int,
+    nursery: trio.Nursery,
+    count: int,
+    endings: dict[str, Exception],
 ) -> list[SimulatedVehicle]:
     """`count` registered vehicles that take commands and never answer, all connected."""
     async with open_database(database_url, bcrypt_rounds=4) as db:
@@ -159,7 +164,7 @@ async def _connect_silent_fleet(
         for v, token in added
     ]
     for vehicle in vehicles:
-        nursery.start_soon(_run_vehicle, vehicle)
+        nursery.start_soon(_run_vehicle, vehicle, endings)
     with trio.fail_after(30):
         for vehicle in vehicles:
             await run_asyncio(vehicle.connected.wait)
@@ -193,17 +198,18 @@ async def test_sigterm_ends_200_links_with_unavailable_and_interrupts_commands(
 ) -> None:
     async with trio.open_nursery() as nursery:
         process, http_url, grpc_port = await _start_serve(nursery, database_url)
-        vehicles = await _connect_silent_fleet(database_url, grpc_port, nursery, 200)
+        endings: dict[str, Exception] = {}
+        vehicles = await _connect_silent_fleet(database_url, grpc_port, nursery, 200, endings)
         busy = vehicles[::10]
         command_ids = await _submit_and_wait_dispatched(http_url, [v.spec.vin for v in busy])
         process.send_signal(signal.SIGTERM)
         with trio.fail_after(15):
             assert await process.wait() == 0
-    endings = {
+    kinds = {
         (type(r).__name__, getattr(r, "status", None), getattr(r, "message", None))
-        for r in (getattr(v, "refusal", None) for v in vehicles)
+        for r in (endings.get(v.spec.vin) for v in vehicles)
     }
-    assert endings == {("LinkRefused", Status.UNAVAILABLE, "the hub is shutting down")}
+    assert kinds == {("LinkRefused", Status.UNAVAILABLE, "the hub is shutting down")}
     assert all(v.commands_received == 1 for v in busy)
     async with open_database(database_url) as db:
         rows = [await db.get_command(command_id) for command_id in command_ids]
@@ -223,7 +229,7 @@ async def test_a_restart_marks_commands_a_crash_left_unfinished(
 ) -> None:
     async with trio.open_nursery() as nursery:
         process, http_url, grpc_port = await _start_serve(nursery, database_url)
-        [vehicle] = await _connect_silent_fleet(database_url, grpc_port, nursery, 1)
+        [vehicle] = await _connect_silent_fleet(database_url, grpc_port, nursery, 1, {})
         [command_id] = await _submit_and_wait_dispatched(http_url, [vehicle.spec.vin])
         process.kill()  # no chance to record anything
         await process.wait()
