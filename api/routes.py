@@ -63,13 +63,33 @@ async def list_vehicles() -> VehicleList:
     return VehicleList(items=[_vehicle_out(v) for v in vehicles], total=len(vehicles))
 
 
+@api.get("/vehicles/<vin>")
+@requires(Role.VIEWER)
+@validate_response(VehicleOut)
+async def get_vehicle(vin: str) -> VehicleOut:
+    """One vehicle with its live connection status on this node."""
+    vehicle = await state().db.get_vehicle(vin)
+    if vehicle is None:
+        raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {vin} is registered")
+    return _vehicle_out(vehicle)
+
+
 def _vehicle_out(vehicle: Vehicle) -> VehicleOut:
-    connection = state().hub.connection(vehicle.vin)
-    status = ConnectionOut(
-        status="connected" if connection else "disconnected",
-        since=connection.since if connection else vehicle.last_seen_at,
-        last_seen_at=vehicle.last_seen_at,
-    )
+    hub = state().hub
+    connection = hub.connection(vehicle.vin)
+    if connection is not None:
+        status = ConnectionOut(
+            status="connected", since=connection.since, last_seen_at=vehicle.last_seen_at
+        )
+    else:
+        ended = hub.last_disconnect(vehicle.vin)
+        status = ConnectionOut(
+            status="disconnected",
+            since=ended.at if ended else vehicle.last_seen_at,
+            last_seen_at=vehicle.last_seen_at,
+            reason=ended.reason.value if ended else None,
+            detail=ended.detail if ended else None,
+        )
     return VehicleOut(
         vin=vehicle.vin,
         make=vehicle.make,

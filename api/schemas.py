@@ -32,6 +32,12 @@ class ConnectionOut(BaseModel):
     status: Literal["connected", "disconnected"]
     since: datetime | None
     last_seen_at: datetime | None
+    reason: str | None = Field(
+        default=None,
+        description="why the last link ended: closed_by_vehicle, connection_lost, "
+        "heartbeat_timeout, hub_shutdown or refused (null while connected or never seen)",
+    )
+    detail: str | None = None
 
 
 class VehicleOut(BaseModel):

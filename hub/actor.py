@@ -23,7 +23,7 @@ from hub.batching import LastSeen
 from hub.commands import CommandTracker, Outcome
 from hub.config import HubConfig
 from hub.link import Link
-from hub.model import Command, CommandEventRecord, StatusChange
+from hub.model import Command, CommandEventRecord, Disconnect, DisconnectReason, StatusChange
 from hub.ports import CommandJournal, EventBus, command_topic
 from hub.registry import Registry
 from hub.wire import WireError, cancel_command, command_request, event_record
@@ -60,10 +60,11 @@ class FromVehicle:
 
 @dataclass(frozen=True, slots=True)
 class LinkClosed:
-    """Link `link_id` ended (the vehicle closed it or the connection broke)."""
+    """Link `link_id` ended: why, and a sentence for people."""
 
     link_id: int
-    reason: str
+    reason: DisconnectReason
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,7 @@ class ActorContext:
     bus: EventBus
     registry: Registry[VehicleActor]
     last_seen: LastSeen
+    disconnects: dict[str, Disconnect]
 
 
 class _ActorLoop:
@@ -108,7 +110,7 @@ class _ActorLoop:
         self.cancel_grace_s = context.config.cancel_grace_s
         self.silence_limit_s = 3 * context.config.heartbeat_interval_s
 
-    async def run(self, mailbox: trio.MemoryReceiveChannel[ActorMessage]) -> str:
+    async def run(self, mailbox: trio.MemoryReceiveChannel[ActorMessage]) -> Disconnect:
         """Serve messages until the current link ends; returns why it ended."""
         while True:
             message = await self._next_message(mailbox)
@@ -120,9 +122,10 @@ class _ActorLoop:
             if now >= self.tracker.next_deadline():
                 await self._record(changes=self.tracker.expire(now, _utcnow()), cancel=True)
             if now - self.actor.link.last_heard >= self.silence_limit_s:
-                reason = f"no message from the vehicle for {self.silence_limit_s:g} s"
-                self.actor.link.close(Status.UNAVAILABLE, reason)
-                return reason
+                detail = f"no message from the vehicle for {self.silence_limit_s:g} s"
+                timeout = DisconnectReason.HEARTBEAT_TIMEOUT
+                self.actor.link.close(Status.UNAVAILABLE, detail, timeout)
+                return Disconnect(timeout, detail, _utcnow())
 
     async def _next_message(
         self, mailbox: trio.MemoryReceiveChannel[ActorMessage]
@@ -137,7 +140,7 @@ class _ActorLoop:
             return await mailbox.receive()
         return None
 
-    async def _handle(self, message: ActorMessage) -> str | None:
+    async def _handle(self, message: ActorMessage) -> Disconnect | None:
         match message:
             case Dispatch(command):
                 self.tracker.submit(command)
@@ -150,15 +153,19 @@ class _ActorLoop:
                     self.actor.link.send_nowait(cancel_command(command_id))
             case FromVehicle(link_id, vehicle_message) if link_id == self.actor.link.id:
                 await self._on_vehicle_message(vehicle_message)
-            case LinkClosed(link_id, reason) if link_id == self.actor.link.id:
-                return reason
+            case LinkClosed(link_id, reason, detail) if link_id == self.actor.link.id:
+                return Disconnect(reason, detail, _utcnow())
             case LinkAttached(link):
                 old = self.actor.link
-                old.close(Status.ABORTED, "replaced by a newer connection of the same vehicle")
+                old.close(
+                    Status.ABORTED,
+                    "replaced by a newer connection of the same vehicle",
+                    DisconnectReason.REPLACED,
+                )
                 self.actor.link = link
                 self.actor.connected_since = _utcnow()
-                reason = "the vehicle reconnected while the command ran"
-                await self._record(changes=self.tracker.interrupt_running(_utcnow(), reason))
+                why = "the vehicle reconnected while the command ran"
+                await self._record(changes=self.tracker.interrupt_running(_utcnow(), why))
                 await self._start_ready()
             case FromVehicle() | LinkClosed():
                 pass  # from a link this vehicle has since replaced
@@ -245,29 +252,31 @@ async def run_actor(
     actor = VehicleActor(link, send, _utcnow())
     loop = _ActorLoop(actor, context)
     context.registry.add(actor)
-    reason: str | None = None
+    ended: Disconnect | None = None
     try:
         task_status.started(actor)
-        reason = await loop.run(receive)
+        ended = await loop.run(receive)
     finally:
         context.registry.remove(actor)
         context.last_seen.mark(link.vin, _utcnow())
-        if reason is None:
-            reason = "the hub stopped"
-            actor.link.close(Status.UNAVAILABLE, "the hub is shutting down")
+        if ended is None:
+            shutdown = DisconnectReason.HUB_SHUTDOWN
+            ended = Disconnect(shutdown, "the hub stopped", _utcnow())
+            actor.link.close(Status.UNAVAILABLE, "the hub is shutting down", shutdown)
         else:
-            actor.link.close(None, reason)
+            actor.link.close(None, ended.detail, ended.reason)
+        context.disconnects[link.vin] = ended
         send.close()
         for message in _drain(receive):
             if isinstance(message, Dispatch):
                 loop.tracker.submit(message.command)
-        changes = loop.interrupt_all(f"link lost: {reason}")
+        changes = loop.interrupt_all(f"link lost: {ended.detail}")
         try:
             with trio.CancelScope(shield=True), trio.move_on_after(FINAL_WRITE_TIMEOUT_S):
                 await record_and_publish(context.journal, context.bus, (), changes)
         finally:
             context.registry.retire()
-        log.info("vehicle.disconnected", vin=link.vin, reason=reason)
+        log.info("vehicle.disconnected", vin=link.vin, reason=ended.reason, detail=ended.detail)
 
 
 def _drain(receive: trio.MemoryReceiveChannel[ActorMessage]) -> list[ActorMessage]:

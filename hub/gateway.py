@@ -26,6 +26,7 @@ from hub.actor import ActorMessage, FromVehicle, LinkClosed
 from hub.bridge import run_asyncio, run_trio
 from hub.errors import VehicleRefused
 from hub.link import Link, LinkEnd
+from hub.model import DisconnectReason
 from proto import HubMessage, VehicleLinkBase, VehicleMessage
 
 if TYPE_CHECKING:
@@ -92,22 +93,24 @@ class VehicleGateway(VehicleLinkBase):
         """Run both pumps until the link ends; the actor always learns that it ended."""
         reader = asyncio.ensure_future(_read(stream, link, inbox))
         writer = asyncio.ensure_future(_write(stream, link))
-        reason = "the connection was lost"  # unless we learn better below
+        closed: LinkClosed | None = LinkClosed(
+            link.id, DisconnectReason.CONNECTION_LOST, "the connection was lost"
+        )
         try:
             await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-            if writer.done():
-                reason = "the hub ended the link"
+            if writer.done():  # the hub ended the link: the actor knows why
                 return writer.result()
-            reason = _read_end_reason(reader)
-            self._hub.deliver(inbox, LinkClosed(link.id, reason))
-            reason = ""  # delivered
+            self._hub.deliver(inbox, _read_end(link, reader))
+            closed = None
             async with asyncio.timeout(LINK_END_TIMEOUT_S):
                 return await writer  # the actor ends the link in reply
         finally:
             reader.cancel()
             writer.cancel()
-            if reason:
-                self._hub.deliver(inbox, LinkClosed(link.id, reason))
+            if closed is not None:
+                if link.ended is not None:
+                    closed = LinkClosed(link.id, link.ended.reason, link.ended.message)
+                self._hub.deliver(inbox, closed)
             inbox.close()
 
 
@@ -135,13 +138,14 @@ async def _write(stream: VehicleStream, link: Link) -> LinkEnd:
         await stream.send_message(item)
 
 
-def _read_end_reason(reader: asyncio.Future[None]) -> str:
+def _read_end(link: Link, reader: asyncio.Future[None]) -> LinkClosed:
     exc = reader.exception()
     if exc is None:
-        return "the vehicle closed the stream"
+        detail = "the vehicle closed the stream"
+        return LinkClosed(link.id, DisconnectReason.CLOSED_BY_VEHICLE, detail)
     if isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError):
-        return "the vehicle's actor stopped"
-    return f"the stream failed: {exc!r}"
+        return LinkClosed(link.id, DisconnectReason.HUB_SHUTDOWN, "the vehicle's actor stopped")
+    return LinkClosed(link.id, DisconnectReason.CONNECTION_LOST, f"the stream failed: {exc!r}")
 
 
 def _bearer_token(metadata: object) -> str:

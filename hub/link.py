@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import trio
 from grpclib.const import Status
 
+from hub.model import DisconnectReason
 from proto import HubMessage
 
 _ids = itertools.count(1)
@@ -26,6 +27,7 @@ class LinkEnd:
 
     status: Status | None
     message: str
+    reason: DisconnectReason
 
 
 class Link:
@@ -50,10 +52,10 @@ class Link:
         if self._ended is None:
             self._outbox.put_nowait(message)
 
-    def close(self, status: Status | None, message: str) -> None:
+    def close(self, status: Status | None, message: str, reason: DisconnectReason) -> None:
         """End the stream after what is queued, with `status` and `message`; idempotent."""
         if self._ended is None:
-            self._ended = LinkEnd(status, message)
+            self._ended = LinkEnd(status, message, reason)
             self._outbox.put_nowait(self._ended)
 
     async def next_outgoing(self) -> HubMessage | LinkEnd:

@@ -101,3 +101,23 @@ class VehicleCredentials:
     vin: str
     token_hash: str
     enabled: bool
+
+
+class DisconnectReason(enum.StrEnum):
+    """Why a vehicle's link ended (or why its last attempt was refused)."""
+
+    CLOSED_BY_VEHICLE = "closed_by_vehicle"
+    CONNECTION_LOST = "connection_lost"
+    HEARTBEAT_TIMEOUT = "heartbeat_timeout"
+    REPLACED = "replaced"
+    HUB_SHUTDOWN = "hub_shutdown"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """How and when a vehicle's link last ended; `detail` is for people."""
+
+    reason: DisconnectReason
+    detail: str
+    at: datetime

@@ -31,7 +31,7 @@ from hub.config import HubConfig
 from hub.credentials import verify_vehicle_token
 from hub.errors import MailboxFull, VehicleNotConnected, VehicleRefused
 from hub.link import Link
-from hub.model import Command
+from hub.model import Command, Disconnect, DisconnectReason
 from hub.ports import CommandJournal, EventBus, VehicleDirectory
 from hub.registry import Registry
 from proto import Hello, HubMessage, Welcome
@@ -70,7 +70,10 @@ class Hub:
         self.last_seen = LastSeen(directory)
         self.credentials = CredentialLookup(directory)
         self.journal = GroupCommitJournal(journal)
-        self._context = ActorContext(config, self.journal, bus, self._actors, self.last_seen)
+        self._disconnects: dict[str, Disconnect] = {}
+        self._context = ActorContext(
+            config, self.journal, bus, self._actors, self.last_seen, self._disconnects
+        )
         self._attach_lock = trio.Lock()
         self._stopping = False
 
@@ -91,6 +94,10 @@ class Hub:
         """
         await self.journal.record((), (), [command])
         self.dispatch(command)
+
+    def last_disconnect(self, vin: str) -> Disconnect | None:
+        """How the vehicle's last link to this node ended (None if never, or connected now)."""
+        return None if vin in self._actors else self._disconnects.get(vin)
 
     def dispatch(self, command: Command) -> None:
         """Hand `command` to its vehicle's actor without waiting.
@@ -143,8 +150,10 @@ class Hub:
         if credentials is None:
             raise VehicleRefused(Status.UNAUTHENTICATED, f"unknown VIN {hello.vin!r}")
         if not verify_vehicle_token(token, credentials.token_hash):
+            self._refused(hello.vin, f"wrong token for VIN {hello.vin}")
             raise VehicleRefused(Status.UNAUTHENTICATED, f"wrong token for VIN {hello.vin}")
         if not credentials.enabled:
+            self._refused(hello.vin, f"vehicle {hello.vin} is disabled")
             raise VehicleRefused(Status.PERMISSION_DENIED, f"vehicle {hello.vin} is disabled")
         interval_ms = int(self.config.heartbeat_interval_s * 1000)
         link.send_nowait(
@@ -176,6 +185,11 @@ class Hub:
             raise RuntimeError("the hub is not running: use open_hub()")
         return self._nursery
 
+    def _refused(self, vin: str, detail: str) -> None:
+        # Kept for registered vehicles only: unknown VINs must not grow our memory.
+        if vin not in self._actors:
+            self._disconnects[vin] = Disconnect(DisconnectReason.REFUSED, detail, datetime.now(UTC))
+
     async def _start_actor(self, link: Link) -> VehicleActor:
         actor: VehicleActor = await self._actor_nursery.start(run_actor, link, self._context)
         return actor
@@ -193,7 +207,9 @@ class Hub:
         """End every link with `UNAVAILABLE`; wait up to `shutdown_grace_s` for the actors."""
         self._stopping = True
         for actor in self._actors:
-            actor.link.close(Status.UNAVAILABLE, "the hub is shutting down")
+            actor.link.close(
+                Status.UNAVAILABLE, "the hub is shutting down", DisconnectReason.HUB_SHUTDOWN
+            )
         with trio.move_on_after(self.config.shutdown_grace_s):
             await self._actors.wait_empty()
         self._actor_nursery.cancel_scope.cancel()

@@ -52,6 +52,9 @@ class Registry(Generic[A]):
         """The actor of `vin`, or None."""
         return self._actors.get(vin)
 
+    def __contains__(self, vin: object) -> bool:
+        return vin in self._actors
+
     def __iter__(self) -> Iterator[A]:
         return iter(list(self._actors.values()))
 

@@ -215,7 +215,7 @@ async def test_sigterm_ends_200_links_with_unavailable_and_interrupts_commands(
         rows = [await db.get_command(command_id) for command_id in command_ids]
         audits = [await db.list_audit(target=f"command:{command_id}") for command_id in command_ids]
     assert {(r.status.value, r.error) for r in rows if r} == {
-        ("interrupted", "link lost: the hub ended the link")
+        ("interrupted", "link lost: the hub is shutting down")
     }
     assert all(
         [a.action for a in audit] == ["command.submitted", "command.interrupted"]

@@ -6,7 +6,7 @@ import pytest
 import trio
 from grpclib.const import Status
 
-from bench.simulator import LinkRefused, SimulatedVehicle, VehicleSpec
+from bench.simulator import Behaviour, LinkRefused, SimulatedVehicle, VehicleSpec
 from hub.bridge import run_asyncio
 from tests.api.conftest import VINS, Node
 
@@ -22,7 +22,13 @@ async def test_vehicle_list_shows_who_is_connected(node: Node) -> None:
     assert first["connection"]["status"] == "connected"
     assert first["connection"]["since"] is not None
     assert first["connection"]["last_seen_at"] is not None
-    assert second["connection"] == {"status": "disconnected", "since": None, "last_seen_at": None}
+    assert second["connection"] == {
+        "status": "disconnected",
+        "since": None,
+        "last_seen_at": None,
+        "reason": None,
+        "detail": None,
+    }
 
 
 @pytest.mark.parametrize(
@@ -51,3 +57,26 @@ async def test_a_refused_vehicle_does_not_disturb_the_others(
         "disconnected",
         "disconnected",
     ]
+    refused = listing["items"][1]["connection"]
+    if vin == VINS[1]:  # a registered vehicle shows why its attempt failed
+        assert (refused["reason"], refused["detail"]) == ("refused", message)
+    else:
+        assert refused["reason"] is None
+
+
+async def test_one_vehicle_and_why_its_link_ended(node: Node) -> None:
+    await node.connect_vehicle(VINS[0], Behaviour(drop_after_events=1))
+    missing = await node.http.get(
+        "/api/v1/vehicles/WVWZZZ1JZXW999999", headers=await node.headers()
+    )
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "unknown_vehicle"
+
+    connected = await node.http.get(f"/api/v1/vehicles/{VINS[0]}", headers=await node.headers())
+    assert connected.json()["connection"]["status"] == "connected"
+    command_id = (await node.submit(VINS[0], "ReadDTC", {"ecuAddress": "0x10"})).json()["id"]
+    await node.wait_final(command_id)  # the vehicle drops its link after the first event
+    vehicle = await node.http.get(f"/api/v1/vehicles/{VINS[0]}", headers=await node.headers())
+    connection = vehicle.json()["connection"]
+    assert (connection["status"], connection["reason"]) == ("disconnected", "connection_lost")
+    assert connection["since"] is not None

@@ -17,6 +17,7 @@ from grpclib.exceptions import GRPCError
 from hub import (
     Command,
     CommandStatus,
+    DisconnectReason,
     HubConfig,
     InProcessBus,
     MailboxFull,
@@ -161,6 +162,8 @@ async def test_a_silent_link_is_closed_and_its_command_interrupted(
     assert [m.WhichOneof("kind") for m in vehicle.received] == ["welcome", "command"]
     assert journal.status_of(command.id) is CommandStatus.INTERRUPTED
     assert hub.connection(VIN) is None
+    ended = hub.last_disconnect(VIN)
+    assert ended is not None and ended.reason is DisconnectReason.HEARTBEAT_TIMEOUT
 
 
 async def test_a_second_connection_replaces_the_first(
@@ -224,3 +227,39 @@ async def test_shutdown_ends_links_with_unavailable_and_interrupts_commands(
     assert vehicle.ended is not None and vehicle.ended.status is Status.UNAVAILABLE
     assert vehicle.ended.message == "the hub is shutting down"
     assert journal.status_of(command.id) is CommandStatus.INTERRUPTED
+    ended = hub.last_disconnect(VIN)
+    assert ended is not None and ended.reason is DisconnectReason.HUB_SHUTDOWN
+
+
+async def test_a_vehicle_that_ends_its_stream_is_closed_by_vehicle(
+    env: tuple[Hub, MemoryDirectory, MemoryJournal],
+) -> None:
+    hub, _, _ = env
+
+    async def hello_then_end() -> None:
+        channel = grpclib.client.Channel("127.0.0.1", hub.grpc_port)
+        try:
+            async with VehicleLinkStub(channel).Connect.open(
+                metadata={"authorization": f"Bearer {TOKEN}"}
+            ) as stream:
+                await stream.send_message(VehicleMessage(hello=Hello(vin=VIN)))
+                welcome = await stream.recv_message()
+                assert welcome is not None and welcome.WhichOneof("kind") == "welcome"
+                await stream.end()
+                while await stream.recv_message() is not None:
+                    pass
+        finally:
+            channel.close()
+
+    with trio.fail_after(5):
+        await run_asyncio(hello_then_end)
+        for _ in range(500):  # the actor notices at once; poll its registration
+            if hub.connection(VIN) is None:
+                break
+            await trio.sleep(0.01)
+    ended = hub.last_disconnect(VIN)
+    assert ended is not None
+    assert (ended.reason, ended.detail) == (
+        DisconnectReason.CLOSED_BY_VEHICLE,
+        "the vehicle closed the stream",
+    )
