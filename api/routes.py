@@ -132,7 +132,6 @@ async def submit_command(data: SubmitCommand) -> tuple[Response, int, dict[str, 
             503, "storage_unavailable", f"the command could not be recorded: {exc.__cause__}"
         ) from None
     except (VehicleNotConnected, MailboxFull) as exc:
-        await _fail_undispatched(command, str(exc))
         if isinstance(exc, MailboxFull):
             raise ApiError(
                 503, "vehicle_busy", str(exc), headers={"Retry-After": str(exc.retry_after_s)}
@@ -159,11 +158,6 @@ def _timeout(requested: float | None) -> float:
         detail: dict[str, JSON] = {"field": "timeout_s", "rule": "maximum", "message": message}
         raise ApiError(422, "validation_failed", message, details=[detail])
     return requested
-
-
-async def _fail_undispatched(command: Command, reason: str) -> None:
-    failed = StatusChange(command.id, CommandStatus.FAILED, datetime.now(UTC), reason)
-    await state().db.record((), [failed])
 
 
 @api.get("/commands/<uuid:command_id>")

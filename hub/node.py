@@ -29,9 +29,9 @@ from hub.actor import (
 from hub.batching import CredentialLookup, GroupCommitJournal, LastSeen, LookupFailed
 from hub.config import HubConfig
 from hub.credentials import verify_vehicle_token
-from hub.errors import MailboxFull, VehicleNotConnected, VehicleRefused
+from hub.errors import DispatchError, MailboxFull, VehicleNotConnected, VehicleRefused
 from hub.link import Link
-from hub.model import Command, Disconnect, DisconnectReason
+from hub.model import Command, CommandStatus, Disconnect, DisconnectReason, StatusChange
 from hub.ports import CommandJournal, EventBus, VehicleDirectory
 from hub.registry import Registry
 from proto import Hello, HubMessage, Welcome
@@ -88,12 +88,23 @@ class Hub:
         """Record a new command (group commit) and hand it to its vehicle's actor.
 
         Returns once the command and its audit event are committed and the
-        actor has it. Raises `JournalWriteFailed` when it could not be
-        recorded (nothing was dispatched), `VehicleNotConnected` or
-        `MailboxFull` when it was recorded but could not be dispatched.
+        actor has it. A vehicle that is not connected (`VehicleNotConnected`)
+        or whose mailbox is full (`MailboxFull`) is refused before anything is
+        written; only if that changes during the commit is the command
+        recorded and then refused. `JournalWriteFailed`: nothing was recorded.
         """
+        actor = self._actors.get(command.vin)
+        if actor is None:
+            raise VehicleNotConnected(f"vehicle {command.vin} is not connected")
+        if actor.mailbox.statistics().current_buffer_used >= self.config.mailbox_size:
+            raise self._mailbox_full(command.vin)
         await self.journal.record((), (), [command])
-        self.dispatch(command)
+        try:
+            self.dispatch(command)
+        except DispatchError as exc:  # the link went or the mailbox filled meanwhile
+            failed = StatusChange(command.id, CommandStatus.FAILED, datetime.now(UTC), str(exc))
+            await self.journal.record((), [failed])
+            raise
 
     def last_disconnect(self, vin: str) -> Disconnect | None:
         """How the vehicle's last link to this node ended (None if never, or connected now)."""
@@ -124,10 +135,7 @@ class Hub:
         try:
             actor.mailbox.send_nowait(message)
         except trio.WouldBlock:
-            raise MailboxFull(
-                f"vehicle {vin} has {self.config.mailbox_size} messages waiting "
-                "(mailbox_size); retry later"
-            ) from None
+            raise self._mailbox_full(vin) from None
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return False
         return True
@@ -184,6 +192,12 @@ class Hub:
         if self._nursery is None:
             raise RuntimeError("the hub is not running: use open_hub()")
         return self._nursery
+
+    def _mailbox_full(self, vin: str) -> MailboxFull:
+        return MailboxFull(
+            f"vehicle {vin} has {self.config.mailbox_size} messages waiting (mailbox_size); "
+            "retry later"
+        )
 
     def _refused(self, vin: str, detail: str) -> None:
         # Kept for registered vehicles only: unknown VINs must not grow our memory.

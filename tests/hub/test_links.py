@@ -197,7 +197,7 @@ async def test_a_second_connection_replaces_the_first(
 async def test_a_full_mailbox_refuses_instead_of_blocking(
     env: tuple[Hub, MemoryDirectory, MemoryJournal],
 ) -> None:
-    hub, _, _ = env
+    hub, _, journal = env
     vehicle = RawVehicle(hub.grpc_port)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(vehicle.run)
@@ -207,6 +207,10 @@ async def test_a_full_mailbox_refuses_instead_of_blocking(
         hub.dispatch(_command())
         with pytest.raises(MailboxFull, match=r"has 1 messages waiting \(mailbox_size\)"):
             hub.dispatch(_command())
+        refused = _command()
+        with pytest.raises(MailboxFull):
+            await hub.submit(refused)  # refused before anything is written
+        assert refused not in journal.commands
         nursery.cancel_scope.cancel()
 
 
