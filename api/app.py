@@ -15,6 +15,7 @@ from api.config import ApiConfig
 from api.errors import install_error_handlers
 from api.routes import api, health
 from api.state import AppState, attach_state
+from api.vehicles import vehicles
 from api.websocket import ws
 from hub import Hub, HubConfig
 from storage import Database
@@ -45,6 +46,7 @@ def create_app(hub: Hub, db: Database, config: ApiConfig, hub_config: HubConfig)
     )
     app.register_blueprint(api)
     app.register_blueprint(health)
+    app.register_blueprint(vehicles)
     app.register_blueprint(ws)
     install_error_handlers(app)
 

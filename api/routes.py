@@ -13,14 +13,11 @@ from api.auth import Principal, Role
 from api.errors import ApiError
 from api.schemas import (
     CommandOut,
-    ConnectionOut,
     EventList,
     EventOut,
     LoginRequest,
     SubmitCommand,
     TokenResponse,
-    VehicleList,
-    VehicleOut,
 )
 from api.state import state
 from hub import (
@@ -35,7 +32,7 @@ from hub import (
     VehicleNotConnected,
     build_request,
 )
-from storage import CommandRow, DatabaseUnavailable, Vehicle
+from storage import CommandRow, DatabaseUnavailable
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 health = Blueprint("health", __name__)
@@ -52,51 +49,6 @@ async def login(data: LoginRequest) -> TokenResponse:
         raise ApiError(401, "invalid_credentials", "invalid username or password")
     token = s.tokens.issue(Principal(user.username, Role(user.role)))
     return TokenResponse(access_token=token, expires_in=s.tokens.ttl_s)
-
-
-@api.get("/vehicles")
-@requires(Role.VIEWER)
-@validate_response(VehicleList)
-async def list_vehicles() -> VehicleList:
-    """Every registered vehicle with its live connection status on this node."""
-    vehicles = await state().db.list_vehicles()
-    return VehicleList(items=[_vehicle_out(v) for v in vehicles], total=len(vehicles))
-
-
-@api.get("/vehicles/<vin>")
-@requires(Role.VIEWER)
-@validate_response(VehicleOut)
-async def get_vehicle(vin: str) -> VehicleOut:
-    """One vehicle with its live connection status on this node."""
-    vehicle = await state().db.get_vehicle(vin)
-    if vehicle is None:
-        raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {vin} is registered")
-    return _vehicle_out(vehicle)
-
-
-def _vehicle_out(vehicle: Vehicle) -> VehicleOut:
-    hub = state().hub
-    connection = hub.connection(vehicle.vin)
-    if connection is not None:
-        status = ConnectionOut(
-            status="connected", since=connection.since, last_seen_at=vehicle.last_seen_at
-        )
-    else:
-        ended = hub.last_disconnect(vehicle.vin)
-        status = ConnectionOut(
-            status="disconnected",
-            since=ended.at if ended else vehicle.last_seen_at,
-            last_seen_at=vehicle.last_seen_at,
-            reason=ended.reason.value if ended else None,
-            detail=ended.detail if ended else None,
-        )
-    return VehicleOut(
-        vin=vehicle.vin,
-        make=vehicle.make,
-        model=vehicle.model,
-        year=vehicle.year,
-        connection=status,
-    )
 
 
 @api.post("/commands")

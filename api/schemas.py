@@ -53,6 +53,23 @@ class VehicleList(BaseModel):
     total: int
 
 
+class NewVehicleIn(Strict):
+    vin: str = Field(pattern=VIN_PATTERN, description="17-character VIN (no I, O or Q)")
+    make: str = Field(min_length=1, max_length=64)
+    model: str = Field(min_length=1, max_length=64)
+    year: int = Field(ge=1980, le=2100)
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class VehicleCreated(VehicleOut):
+    token: str = Field(description="the vehicle's secret token: shown once, only its hash is kept")
+
+
+class VehicleToken(BaseModel):
+    vin: str
+    token: str = Field(description="the new token: shown once; the old one no longer works")
+
+
 class SubmitCommand(Strict):
     vin: str = Field(pattern=VIN_PATTERN, description="17-character VIN (no I, O or Q)")
     command: str = Field(description="a catalog command: ReadDTC, ClearDTC, ReadDataByID")

@@ -112,6 +112,7 @@ class DisconnectReason(enum.StrEnum):
     REPLACED = "replaced"
     HUB_SHUTDOWN = "hub_shutdown"
     REFUSED = "refused"
+    REVOKED = "revoked"
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,6 +106,17 @@ class Hub:
             await self.journal.record((), [failed])
             raise
 
+    def revoke(self, vin: str, status: Status, message: str) -> bool:
+        """End `vin`'s live link (its credentials changed) with `status`; False if not connected.
+
+        Its running commands end `interrupted`, as for any lost link.
+        """
+        actor = self._actors.get(vin)
+        if actor is None:
+            return False
+        actor.link.close(status, message, DisconnectReason.REVOKED)
+        return True
+
     def last_disconnect(self, vin: str) -> Disconnect | None:
         """How the vehicle's last link to this node ended (None if never, or connected now)."""
         return None if vin in self._actors else self._disconnects.get(vin)

@@ -206,8 +206,13 @@ class Database:
         [added] = await self.add_vehicles([NewVehicle(vin, make, model, year, metadata or {})])
         return added
 
-    async def add_vehicles(self, vehicles: Sequence[NewVehicle]) -> list[tuple[Vehicle, str]]:
-        """Register many vehicles in one transaction (all or none); each with its new token."""
+    async def add_vehicles(
+        self, vehicles: Sequence[NewVehicle], *, by: str = "hub"
+    ) -> list[tuple[Vehicle, str]]:
+        """Register many vehicles in one transaction (all or none), audited as `by`.
+
+        Returns each with its new token (shown once: only its hash is stored).
+        """
         now = datetime.now(UTC)
         added = []
         for new in vehicles:
@@ -225,18 +230,27 @@ class Database:
             )
             added.append((vehicle, new_vehicle_token()))
         rows = [(vehicle, hash_vehicle_token(token)) for vehicle, token in added]
-        await self._run(queries.add_vehicles, self._writer, rows)
+        await self._run(queries.add_vehicles, self._writer, rows, by)
         return added
 
-    async def rotate_vehicle_token(self, vin: str) -> str:
-        """Issue the vehicle a new token (audited) and return it; the old one stops working.
+    async def rotate_vehicle_token(self, vin: str, *, by: str = "hub") -> str:
+        """Issue the vehicle a new token (audited as `by`) and return it; the old one stops working.
 
         Raises `UnknownVehicleError` if the VIN is not registered. A link that
-        is already up stays up until it reconnects.
+        is already up is the hub's to close.
         """
         token = new_vehicle_token()
-        await self._run(queries.set_token_hash, self._writer, vin, hash_vehicle_token(token))
+        values: dict[str, object] = {"token_hash": hash_vehicle_token(token)}
+        await self._run(
+            queries.update_vehicle, self._writer, vin, values, "vehicle.token_rotated", by
+        )
         return token
+
+    async def set_vehicle_enabled(self, vin: str, enabled: bool, *, by: str = "hub") -> None:
+        """Enable or disable a vehicle (audited as `by`); `UnknownVehicleError` if unregistered."""
+        action = "vehicle.enabled" if enabled else "vehicle.disabled"
+        values: dict[str, object] = {"enabled": enabled}
+        await self._run(queries.update_vehicle, self._writer, vin, values, action, by)
 
     async def list_vehicles(self) -> list[Vehicle]:
         """Every registered vehicle, ordered by VIN."""

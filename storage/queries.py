@@ -117,7 +117,9 @@ async def get_user(reader: AsyncEngine, username: str) -> tuple[User, str] | Non
 # -- vehicles ----------------------------------------------------------------
 
 
-async def add_vehicles(writer: AsyncEngine, vehicles: Sequence[tuple[Vehicle, str]]) -> None:
+async def add_vehicles(
+    writer: AsyncEngine, vehicles: Sequence[tuple[Vehicle, str]], actor: str
+) -> None:
     """Insert vehicles (each with its token hash) and their audit events in one transaction."""
     rows = [
         {
@@ -135,7 +137,7 @@ async def add_vehicles(writer: AsyncEngine, vehicles: Sequence[tuple[Vehicle, st
     audits = [
         {
             "at": v.created_at,
-            "actor": "hub",
+            "actor": actor,
             "action": "vehicle.added",
             "target": f"vehicle:{v.vin}",
             "details": {"make": v.make, "model": v.model, "year": v.year},
@@ -153,15 +155,18 @@ async def add_vehicles(writer: AsyncEngine, vehicles: Sequence[tuple[Vehicle, st
         raise VehicleExistsError(f"a vehicle among {vins} is already registered") from exc
 
 
-async def set_token_hash(writer: AsyncEngine, vin: str, token_hash: str) -> None:
+async def update_vehicle(
+    writer: AsyncEngine, vin: str, values: dict[str, object], action: str, actor: str
+) -> None:
+    """Change a vehicle's columns and audit `action` by `actor`, in one transaction."""
     now = datetime.now(UTC)
     async with writer.begin() as conn:
         result = await conn.execute(
-            update(VehicleModel).where(VehicleModel.vin == vin).values(token_hash=token_hash)
+            update(VehicleModel).where(VehicleModel.vin == vin).values(**values)
         )
         if result.rowcount != 1:
             raise UnknownVehicleError(f"vehicle {vin} is not registered")
-        await _audit(conn, now, "hub", "vehicle.token_rotated", f"vehicle:{vin}", {})
+        await _audit(conn, now, actor, action, f"vehicle:{vin}", {})
 
 
 async def list_vehicles(reader: AsyncEngine, vin: str | None) -> list[Vehicle]:

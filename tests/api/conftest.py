@@ -7,7 +7,6 @@ operators use real HTTP (httpx) and WebSocket (trio-websocket) clients.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -43,6 +42,9 @@ class Node:
     nursery: trio.Nursery
     vehicle_tokens: dict[str, str]
     vehicles: dict[str, SimulatedVehicle] = field(default_factory=dict)
+    #: How each vehicle's last session ended (set once it has), and when it did.
+    endings: dict[str, LinkLost | LinkRefused] = field(default_factory=dict)
+    ended: dict[str, trio.Event] = field(default_factory=dict)
     access_tokens: dict[str, str] = field(default_factory=dict)
 
     async def token(self, username: str) -> str:
@@ -70,7 +72,8 @@ class Node:
             behaviour or Behaviour(),
         )
         self.vehicles[vin] = vehicle
-        self.nursery.start_soon(_run_vehicle, vehicle)
+        self.ended[vin] = trio.Event()
+        self.nursery.start_soon(_run_vehicle, vehicle, self)
         with trio.fail_after(5):
             await run_asyncio(vehicle.connected.wait)
         return vehicle
@@ -129,10 +132,15 @@ async def authenticated_socket(
         yield ws
 
 
-async def _run_vehicle(vehicle: SimulatedVehicle) -> None:
+async def _run_vehicle(vehicle: SimulatedVehicle, node: Node) -> None:
     # Fault-injection tests break links on purpose; what the hub does about it is asserted.
-    with contextlib.suppress(LinkLost, LinkRefused):
+    ended = node.ended.setdefault(vehicle.spec.vin, trio.Event())
+    try:
         await run_asyncio(vehicle.run)
+    except (LinkLost, LinkRefused) as exc:
+        node.endings[vehicle.spec.vin] = exc
+    finally:
+        ended.set()
 
 
 async def send_json(ws: trio_websocket.WebSocketConnection, message: dict[str, JSON]) -> None:
