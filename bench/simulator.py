@@ -26,6 +26,7 @@ import random
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,10 @@ class Behaviour:
 
     `silent`: receive commands, never answer. `drop_after_events`: after
     sending that many events of one command, close the connection abruptly.
+    `fault` (fault injection, see `FAULTS`): `malformed` sends a first event
+    whose body is not JSON, `oversized` one whose body is `fault_size` bytes,
+    `repeat_seq` sends every event twice, `skip_seq` skips a seq after the
+    first event, `flood` sends `fault_size` events for an unknown command first.
     `hub_silence_intervals`: the link is dead when the hub sends nothing for
     that many heartbeat intervals (None: never). `welcome_timeout_s`: how
     long to wait for Welcome after Hello.
@@ -117,8 +122,12 @@ class Behaviour:
     drop_after_events: int | None = None
     hub_silence_intervals: int | None = 3
     welcome_timeout_s: float = 30.0
+    fault: str | None = None
+    fault_size: int = 100_000
 
     def __post_init__(self) -> None:
+        if self.fault is not None and self.fault not in FAULTS:
+            raise ValueError(f"fault must be one of {', '.join(FAULTS)}, got {self.fault!r}")
         if self.event_latency_s < 0:
             raise ValueError(f"event_latency_s must be >= 0, got {self.event_latency_s}")
         if self.drop_after_events is not None and self.drop_after_events < 0:
@@ -129,6 +138,9 @@ class Behaviour:
             )
         if self.welcome_timeout_s <= 0:
             raise ValueError(f"welcome_timeout_s must be > 0, got {self.welcome_timeout_s}")
+
+
+FAULTS = ("malformed", "oversized", "repeat_seq", "skip_seq", "flood")
 
 
 @dataclass(slots=True)
@@ -321,18 +333,34 @@ class SimulatedVehicle:
     async def _answer(
         self, run: _CommandRun, events: list[EventSpec], outbox: asyncio.Queue[_Outgoing]
     ) -> None:
+        fault = self.behaviour.fault
         try:
-            for spec in events:
+            if fault == "flood":
+                for n in range(self.behaviour.fault_size):
+                    await outbox.put(_event(str(uuid.uuid4()), n, events[0]))
+            for index, spec in enumerate(events):
                 # Latency before every event, the first too: an ECU takes time to answer.
                 if self.behaviour.event_latency_s > 0:
                     await asyncio.sleep(self.behaviour.event_latency_s)
                 # put() only suspends while the outbox is full, and a cancelled put()
                 # enqueues nothing, so next_seq always names the next event to send.
-                await outbox.put(_event(run.command_id, run.next_seq, spec))
-                run.next_seq += 1
+                await outbox.put(_event(run.command_id, run.next_seq, spec, self._body(index)))
+                if fault == "repeat_seq":
+                    await outbox.put(_event(run.command_id, run.next_seq, spec))
+                run.next_seq += 2 if fault == "skip_seq" and index == 0 else 1
         finally:
             if self._commands.get(run.command_id) is run:
                 del self._commands[run.command_id]
+
+    def _body(self, index: int) -> bytes | None:
+        """A faulty body for the first event, when the behaviour asks for one."""
+        if index > 0:
+            return None
+        if self.behaviour.fault == "malformed":
+            return b"{this is not json"
+        if self.behaviour.fault == "oversized":
+            return json.dumps({"pad": "x" * self.behaviour.fault_size}).encode()
+        return None
 
     async def _on_cancel(self, command_id: str, outbox: asyncio.Queue[_Outgoing]) -> None:
         run = self._commands.pop(command_id, None)
@@ -381,13 +409,13 @@ class SimulatedVehicle:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _event(command_id: str, seq: int, spec: EventSpec) -> _Outgoing:
+def _event(command_id: str, seq: int, spec: EventSpec, body: bytes | None = None) -> _Outgoing:
     event = pb.CommandEvent(
         command_id=command_id,
         seq=seq,
         kind=_KIND_TO_PB[spec.kind],
         status=spec.status,
-        body=json.dumps(spec.body, separators=(",", ":")).encode(),
+        body=json.dumps(spec.body, separators=(",", ":")).encode() if body is None else body,
         final=spec.final,
     )
     return _Outgoing(pb.VehicleMessage(event=event), command_id, spec.final)

@@ -24,7 +24,7 @@ from hub.commands import CommandTracker, Outcome
 from hub.config import HubConfig
 from hub.link import Link
 from hub.model import Command, CommandEventRecord, Disconnect, DisconnectReason, StatusChange
-from hub.ports import CommandJournal, EventBus, command_topic
+from hub.ports import AuditTrail, CommandJournal, EventBus, command_topic
 from hub.registry import Registry
 from hub.wire import WireError, cancel_command, command_request, event_record
 from proto import VehicleMessage
@@ -99,6 +99,7 @@ class ActorContext:
     registry: Registry[VehicleActor]
     last_seen: LastSeen
     disconnects: dict[str, Disconnect]
+    audit: AuditTrail
 
 
 class _ActorLoop:
@@ -108,6 +109,7 @@ class _ActorLoop:
         self.bus = context.bus
         self.tracker = CommandTracker(context.config.max_in_flight)
         self.cancel_grace_s = context.config.cancel_grace_s
+        self.max_event_bytes = context.config.max_event_bytes
         self.silence_limit_s = 3 * context.config.heartbeat_interval_s
 
     async def run(self, mailbox: trio.MemoryReceiveChannel[ActorMessage]) -> Disconnect:
@@ -152,7 +154,7 @@ class _ActorLoop:
                 if ask:
                     self.actor.link.send_nowait(cancel_command(command_id))
             case FromVehicle(link_id, vehicle_message) if link_id == self.actor.link.id:
-                await self._on_vehicle_message(vehicle_message)
+                return await self._on_vehicle_message(vehicle_message)
             case LinkClosed(link_id, reason, detail) if link_id == self.actor.link.id:
                 return Disconnect(reason, detail, _utcnow())
             case LinkAttached(link):
@@ -171,19 +173,27 @@ class _ActorLoop:
                 pass  # from a link this vehicle has since replaced
         return None
 
-    async def _on_vehicle_message(self, message: VehicleMessage) -> None:
+    async def _on_vehicle_message(self, message: VehicleMessage) -> Disconnect | None:
+        """Handle one message; a message that breaks the protocol ends the link."""
         match message.WhichOneof("kind"):
             case "event":
                 try:
-                    record = event_record(message.event, _utcnow())
+                    record = event_record(message.event, _utcnow(), self.max_event_bytes)
                 except WireError as exc:
-                    log.warning("vehicle.bad_event", vin=self.actor.vin, problem=str(exc))
-                    return
+                    return self._protocol_error(Status.INVALID_ARGUMENT, str(exc))
                 outcome = self.tracker.on_event(record)
                 await self._apply(outcome)
                 await self._start_ready()
             case other:
-                log.warning("vehicle.unexpected_message", vin=self.actor.vin, kind=other)
+                return self._protocol_error(
+                    Status.INVALID_ARGUMENT, f"unexpected {other} message after Hello"
+                )
+        return None
+
+    def _protocol_error(self, status: Status, detail: str) -> Disconnect:
+        log.warning("vehicle.protocol_error", vin=self.actor.vin, detail=detail)
+        self.actor.link.close(status, detail, DisconnectReason.PROTOCOL_ERROR)
+        return Disconnect(DisconnectReason.PROTOCOL_ERROR, detail, _utcnow())
 
     async def _apply(self, outcome: Outcome) -> None:
         if outcome.ignored is not None:
@@ -274,9 +284,23 @@ async def run_actor(
         try:
             with trio.CancelScope(shield=True), trio.move_on_after(FINAL_WRITE_TIMEOUT_S):
                 await record_and_publish(context.journal, context.bus, (), changes)
+                if ended.reason is DisconnectReason.PROTOCOL_ERROR:
+                    await _audit_protocol_error(context.audit, link.vin, ended.detail)
         finally:
             context.registry.retire()
         log.info("vehicle.disconnected", vin=link.vin, reason=ended.reason, detail=ended.detail)
+
+
+async def _audit_protocol_error(audit: AuditTrail, vin: str, detail: str) -> None:
+    try:
+        await audit.append_audit(
+            actor=f"vehicle:{vin}",
+            action="vehicle.protocol_error",
+            target=f"vehicle:{vin}",
+            details={"detail": detail},
+        )
+    except Exception:
+        log.exception("audit.write_failed", vin=vin)
 
 
 def _drain(receive: trio.MemoryReceiveChannel[ActorMessage]) -> list[ActorMessage]:

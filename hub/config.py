@@ -38,6 +38,8 @@ class HubConfig:
     max_command_timeout_s: float = 600.0
     cancel_grace_s: float = 5.0
     shutdown_grace_s: float = 5.0
+    max_event_bytes: int = 65536
+    max_vehicle_messages_per_s: float = 200.0
 
     def __post_init__(self) -> None:
         check_port("grpc_port", self.grpc_port)
@@ -50,7 +52,12 @@ class HubConfig:
             "shutdown_grace_s",
         ):
             check_positive(name, getattr(self, name))
-        for name in ("mailbox_size", "max_in_flight"):
+        for name in (
+            "mailbox_size",
+            "max_in_flight",
+            "max_event_bytes",
+            "max_vehicle_messages_per_s",
+        ):
             check_positive(name, getattr(self, name))
         if self.default_command_timeout_s > self.max_command_timeout_s:
             raise ConfigError(

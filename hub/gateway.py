@@ -91,7 +91,8 @@ class VehicleGateway(VehicleLinkBase):
         self, stream: VehicleStream, link: Link, inbox: trio.MemorySendChannel[ActorMessage]
     ) -> LinkEnd:
         """Run both pumps until the link ends; the actor always learns that it ended."""
-        reader = asyncio.ensure_future(_read(stream, link, inbox))
+        limit = self._hub.config.max_vehicle_messages_per_s
+        reader = asyncio.ensure_future(_read(stream, link, inbox, limit))
         writer = asyncio.ensure_future(_write(stream, link))
         closed: LinkClosed | None = LinkClosed(
             link.id, DisconnectReason.CONNECTION_LOST, "the connection was lost"
@@ -115,10 +116,23 @@ class VehicleGateway(VehicleLinkBase):
 
 
 async def _read(
-    stream: VehicleStream, link: Link, inbox: trio.MemorySendChannel[ActorMessage]
+    stream: VehicleStream,
+    link: Link,
+    inbox: trio.MemorySendChannel[ActorMessage],
+    max_per_s: float,
 ) -> None:
+    allowance, refilled = max_per_s, trio.current_time()  # a token bucket of one second
     async for message in stream:
-        link.last_heard = trio.current_time()
+        now = link.last_heard = trio.current_time()
+        allowance = min(max_per_s, allowance + (now - refilled) * max_per_s) - 1
+        refilled = now
+        if allowance < 0:
+            detail = (
+                f"the vehicle sent more than {max_per_s:g} messages per second "
+                "(max_vehicle_messages_per_s)"
+            )
+            link.close(Status.RESOURCE_EXHAUSTED, detail, DisconnectReason.PROTOCOL_ERROR)
+            return
         if message.WhichOneof("kind") == "heartbeat":
             # Answered here: liveness needs no trip through the actor.
             link.send_nowait(HubMessage(heartbeat=message.heartbeat))
@@ -140,6 +154,8 @@ async def _write(stream: VehicleStream, link: Link) -> LinkEnd:
 
 def _read_end(link: Link, reader: asyncio.Future[None]) -> LinkClosed:
     exc = reader.exception()
+    if link.ended is not None:  # the reader itself ended the link (a flood)
+        return LinkClosed(link.id, link.ended.reason, link.ended.message)
     if exc is None:
         detail = "the vehicle closed the stream"
         return LinkClosed(link.id, DisconnectReason.CLOSED_BY_VEHICLE, detail)

@@ -113,6 +113,7 @@ class DisconnectReason(enum.StrEnum):
     HUB_SHUTDOWN = "hub_shutdown"
     REFUSED = "refused"
     REVOKED = "revoked"
+    PROTOCOL_ERROR = "protocol_error"
 
 
 @dataclass(frozen=True, slots=True)

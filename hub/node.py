@@ -32,7 +32,7 @@ from hub.credentials import verify_vehicle_token
 from hub.errors import DispatchError, MailboxFull, VehicleNotConnected, VehicleRefused
 from hub.link import Link
 from hub.model import Command, CommandStatus, Disconnect, DisconnectReason, StatusChange
-from hub.ports import CommandJournal, EventBus, VehicleDirectory
+from hub.ports import AuditTrail, CommandJournal, EventBus, VehicleDirectory
 from hub.registry import Registry
 from proto import Hello, HubMessage, Welcome
 
@@ -61,6 +61,7 @@ class Hub:
         directory: VehicleDirectory,
         journal: CommandJournal,
         bus: EventBus,
+        audit: AuditTrail,
     ) -> None:
         self.config = config
         self.bus = bus
@@ -72,7 +73,7 @@ class Hub:
         self.journal = GroupCommitJournal(journal)
         self._disconnects: dict[str, Disconnect] = {}
         self._context = ActorContext(
-            config, self.journal, bus, self._actors, self.last_seen, self._disconnects
+            config, self.journal, bus, self._actors, self.last_seen, self._disconnects, audit
         )
         self._attach_lock = trio.Lock()
         self._stopping = False
@@ -255,7 +256,11 @@ async def _send_later(inbox: trio.MemorySendChannel[ActorMessage], message: Acto
 
 @asynccontextmanager
 async def open_hub(
-    config: HubConfig, directory: VehicleDirectory, journal: CommandJournal, bus: EventBus
+    config: HubConfig,
+    directory: VehicleDirectory,
+    journal: CommandJournal,
+    bus: EventBus,
+    audit: AuditTrail,
 ) -> AsyncIterator[Hub]:
     """Run a hub node serving vehicles on `config.grpc_host:grpc_port` while the context is open.
 
@@ -265,7 +270,7 @@ async def open_hub(
     """
     from hub.gateway import serve_gateway  # the gateway needs Hub, defined above
 
-    hub = Hub(config, directory, journal, bus)
+    hub = Hub(config, directory, journal, bus, audit)
     async with trio.open_nursery() as nursery:
         # The writers outlive the actors, which record what they interrupt as they stop.
         await nursery.start(hub.journal.run)

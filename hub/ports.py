@@ -14,7 +14,7 @@ from typing import Protocol, TypeAlias
 
 import trio
 
-from hub.model import Command, CommandEventRecord, StatusChange, VehicleCredentials
+from hub.model import JSON, Command, CommandEventRecord, StatusChange, VehicleCredentials
 
 BusMessage: TypeAlias = CommandEventRecord | StatusChange
 
@@ -46,6 +46,16 @@ class CommandJournal(Protocol):
         Events already stored (same command id and seq) are ignored. A change
         to a final status also appends an audit event.
         """
+        ...
+
+
+class AuditTrail(Protocol):
+    """The append-only audit trail, for what the hub itself must answer for."""
+
+    async def append_audit(
+        self, *, actor: str, action: str, target: str, details: dict[str, JSON] | None = None
+    ) -> None:
+        """Append one audit event."""
         ...
 
 

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from hub.credentials import hash_vehicle_token
 from hub.model import (
+    JSON,
     Command,
     CommandEventRecord,
     CommandStatus,
@@ -60,3 +61,15 @@ class MemoryJournal:
         """The last status recorded for `command_id`."""
         statuses = [c.status for c in self.changes if c.command_id == command_id]
         return statuses[-1] if statuses else None
+
+
+class MemoryAudit:
+    """An `AuditTrail` keeping (actor, action, target, details) tuples in a list."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str, dict[str, JSON]]] = []
+
+    async def append_audit(
+        self, *, actor: str, action: str, target: str, details: dict[str, JSON] | None = None
+    ) -> None:
+        self.events.append((actor, action, target, details or {}))

@@ -40,8 +40,15 @@ def cancel_command(command_id: uuid.UUID) -> HubMessage:
     return HubMessage(cancel=CancelCommand(command_id=str(command_id)))
 
 
-def event_record(event: CommandEvent, received_at: datetime) -> CommandEventRecord:
+def event_record(
+    event: CommandEvent, received_at: datetime, max_body_bytes: int
+) -> CommandEventRecord:
     """Decode a vehicle's `CommandEvent`; raises `WireError` naming what is wrong."""
+    if len(event.body) > max_body_bytes:
+        raise WireError(
+            f"event {event.seq} of command {event.command_id}: body is {len(event.body)} bytes, "
+            f"more than max_event_bytes ({max_body_bytes})"
+        )
     try:
         command_id = uuid.UUID(event.command_id)
     except ValueError:

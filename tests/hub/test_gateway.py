@@ -27,7 +27,7 @@ from hub import (
 )
 from hub.bridge import run_asyncio
 from hub.catalog import build_request
-from hub.testing import MemoryDirectory, MemoryJournal
+from hub.testing import MemoryAudit, MemoryDirectory, MemoryJournal
 from proto import CommandEvent, Hello, VehicleLinkStub, VehicleMessage
 
 VIN = "WVWZZZ1JZXW000001"
@@ -42,7 +42,7 @@ async def hub_env() -> AsyncIterator[tuple[Hub, MemoryDirectory, MemoryJournal]]
     config = HubConfig(grpc_port=0, shutdown_grace_s=2)
     async with (
         trio_asyncio.open_loop(),
-        open_hub(config, directory, journal, InProcessBus()) as hub,
+        open_hub(config, directory, journal, InProcessBus(), MemoryAudit()) as hub,
     ):
         yield hub, directory, journal
 

@@ -28,7 +28,7 @@ from hub import (
 )
 from hub.bridge import run_asyncio
 from hub.node import Hub
-from hub.testing import MemoryDirectory, MemoryJournal
+from hub.testing import MemoryAudit, MemoryDirectory, MemoryJournal
 from proto import Hello, HubMessage, VehicleLinkStub, VehicleMessage
 
 VIN = "WVWZZZ1JZXW000001"
@@ -82,7 +82,7 @@ async def env() -> AsyncIterator[tuple[Hub, MemoryDirectory, MemoryJournal]]:
     config = HubConfig(grpc_port=0, heartbeat_interval_s=0.1, mailbox_size=1, shutdown_grace_s=2)
     async with (
         trio_asyncio.open_loop(),
-        open_hub(config, directory, journal, InProcessBus()) as hub,
+        open_hub(config, directory, journal, InProcessBus(), MemoryAudit()) as hub,
     ):
         yield hub, directory, journal
 
