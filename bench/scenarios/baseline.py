@@ -87,7 +87,11 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
                 baseline = await _measure(args, fleet_file, port, process.pid)
             finally:
                 await stop_process(process, grace_s=10)
-        settings = {"SOVD_HUB_HEARTBEAT_INTERVAL_S": str(HUB_HEARTBEAT_INTERVAL_S)}
+        settings = {
+            "SOVD_HUB_HEARTBEAT_INTERVAL_S": str(HUB_HEARTBEAT_INTERVAL_S),
+            # The driver sends as fast as the hub echoes: lift the per-vehicle flood limit.
+            "SOVD_HUB_MAX_VEHICLE_MESSAGES_PER_S": "1000000",
+        }
         async with open_hub_process(url, settings) as hub:
             real = await _measure(args, fleet_file, hub.grpc_port, hub.pid)
     return Outcome(parameters, _figures(baseline, real), _series(baseline, real))
