@@ -26,6 +26,7 @@ from hub.link import Link
 from hub.model import Command, CommandEventRecord, Disconnect, DisconnectReason, StatusChange
 from hub.ports import AuditTrail, CommandJournal, EventBus, command_topic
 from hub.registry import Registry
+from hub.supervisor import GaveUp, Restart, RestartBudget, supervise
 from hub.wire import WireError, cancel_command, command_request, event_record
 from proto import VehicleMessage
 
@@ -265,7 +266,7 @@ async def run_actor(
     ended: Disconnect | None = None
     try:
         task_status.started(actor)
-        ended = await loop.run(receive)
+        ended = await _supervised(loop, receive, context)
     finally:
         context.registry.remove(actor)
         context.last_seen.mark(link.vin, _utcnow())
@@ -285,22 +286,50 @@ async def run_actor(
             with trio.CancelScope(shield=True), trio.move_on_after(FINAL_WRITE_TIMEOUT_S):
                 await record_and_publish(context.journal, context.bus, (), changes)
                 if ended.reason is DisconnectReason.PROTOCOL_ERROR:
-                    await _audit_protocol_error(context.audit, link.vin, ended.detail)
+                    await _audit(context.audit, link.vin, "vehicle.protocol_error", ended.detail)
         finally:
             context.registry.retire()
         log.info("vehicle.disconnected", vin=link.vin, reason=ended.reason, detail=ended.detail)
 
 
-async def _audit_protocol_error(audit: AuditTrail, vin: str, detail: str) -> None:
+async def _supervised(
+    loop: _ActorLoop, mailbox: trio.MemoryReceiveChannel[ActorMessage], context: ActorContext
+) -> Disconnect:
+    """Run the actor's loop, restarting it (its queue and commands intact) when it crashes.
+
+    Past the restart budget the link is ended with `INTERNAL` and the vehicle
+    is marked `error`; the caller then interrupts its commands.
+    """
+    vin = loop.actor.vin
+    config = context.config
+    budget = RestartBudget(config.actor_max_restarts, config.actor_restart_window_s)
+
+    async def restarted(crash: Exception) -> None:
+        log.error("vehicle.actor_crashed", vin=vin, exc_info=crash)
+        await _audit(context.audit, vin, "vehicle.actor_restarted", repr(crash))
+
+    try:
+        return await supervise(
+            lambda: loop.run(mailbox), policy=Restart.TRANSIENT, budget=budget, on_restart=restarted
+        )
+    except GaveUp as exc:
+        log.error("vehicle.actor_failed", vin=vin, exc_info=exc)
+        detail = f"the hub failed to serve this vehicle: {exc}"
+        loop.actor.link.close(Status.INTERNAL, detail, DisconnectReason.ERROR)
+        await _audit(context.audit, vin, "vehicle.actor_failed", detail)
+        return Disconnect(DisconnectReason.ERROR, detail, _utcnow())
+
+
+async def _audit(audit: AuditTrail, vin: str, action: str, detail: str) -> None:
     try:
         await audit.append_audit(
             actor=f"vehicle:{vin}",
-            action="vehicle.protocol_error",
+            action=action,
             target=f"vehicle:{vin}",
             details={"detail": detail},
         )
     except Exception:
-        log.exception("audit.write_failed", vin=vin)
+        log.exception("audit.write_failed", vin=vin, action=action)
 
 
 def _drain(receive: trio.MemoryReceiveChannel[ActorMessage]) -> list[ActorMessage]:

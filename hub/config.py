@@ -40,6 +40,8 @@ class HubConfig:
     shutdown_grace_s: float = 5.0
     max_event_bytes: int = 65536
     max_vehicle_messages_per_s: float = 200.0
+    actor_max_restarts: int = 3
+    actor_restart_window_s: float = 60.0
 
     def __post_init__(self) -> None:
         check_port("grpc_port", self.grpc_port)

@@ -114,6 +114,7 @@ class DisconnectReason(enum.StrEnum):
     REFUSED = "refused"
     REVOKED = "revoked"
     PROTOCOL_ERROR = "protocol_error"
+    ERROR = "error"
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,13 @@ class RawVehicle:
         self.welcomed = trio.Event()
         self.ended: GRPCError | None = None
         self.finished = trio.Event()
+        self._arrival = trio.Event()
+
+    async def wait_received(self, count: int) -> None:
+        """Return once `count` messages have arrived from the hub."""
+        while len(self.received) < count:
+            self._arrival = trio.Event()
+            await self._arrival.wait()
 
     async def run(self, first: VehicleMessage | None = None) -> None:
         """Connect and read until the hub ends the stream."""
@@ -63,6 +70,7 @@ class RawVehicle:
                 await stream.send_message(first)
                 while (message := await stream.recv_message()) is not None:
                     self.received.append(message)
+                    self._arrival.set()
                     if message.WhichOneof("kind") == "welcome":
                         self.welcomed.set()
                 await stream.end()
