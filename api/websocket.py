@@ -7,6 +7,9 @@ Protocol (JSON text frames):
   hub:    {"type": "subscribed", "topic", "from_seq"}
           {"type": "event", "topic", "seq", "kind", "status", "body", "final"} ...
           {"type": "status", "topic", "status", "error", "at"}   when the command has ended
+  client: {"type": "subscribe", "topic": "vehicle:<vin>"}  or  "fleet" (every vehicle)
+  hub:    {"type": "subscribed", "topic"}, then for vehicle:<vin> its state now, then each change:
+          {"type": "vehicle", "topic", "vin", "status", "reason", "detail", "at"}
   client: {"type": "unsubscribe", "topic"}  ·  {"type": "ping"} -> {"type": "pong"}
   hub:    {"type": "error", "code", "message", "topic"?}  for a bad message; the socket stays open
 
@@ -28,7 +31,16 @@ from quart import Blueprint, websocket
 from api.access import can_read_command
 from api.auth import InvalidToken, Principal
 from api.state import AppState, state
-from hub import JSON, BusMessage, CommandEventRecord, CommandStatus, command_topic
+from hub import (
+    FLEET_TOPIC,
+    JSON,
+    BusMessage,
+    CommandEventRecord,
+    CommandStatus,
+    StatusChange,
+    VehicleStatus,
+    command_topic,
+)
 
 ws = Blueprint("ws", __name__)
 
@@ -125,10 +137,15 @@ class _Session:
         """Act on one client message; returns the immediate reply, if any."""
         match message.get("type"):
             case "subscribe":
+                topic = message.get("topic")
+                if isinstance(topic, str) and (
+                    topic == FLEET_TOPIC or topic.startswith("vehicle:")
+                ):
+                    scope = self._new_subscription(topic)
+                    self.nursery.start_soon(self._stream_vehicles, topic, scope)
+                    return None
                 topic, command_id, from_seq = _subscription_request(message)
-                if topic in self.subscriptions:
-                    raise ClientError("already_subscribed", f"already subscribed to {topic}", topic)
-                scope = self.subscriptions[topic] = trio.CancelScope()
+                scope = self._new_subscription(topic)
                 self.nursery.start_soon(self._stream_command, topic, command_id, from_seq, scope)
                 return None
             case "unsubscribe":
@@ -144,6 +161,48 @@ class _Session:
                     "unknown_type",
                     f"unknown message type {other!r}; expected subscribe, unsubscribe or ping",
                 )
+
+    def _new_subscription(self, topic: str) -> trio.CancelScope:
+        if topic in self.subscriptions:
+            raise ClientError("already_subscribed", f"already subscribed to {topic}", topic)
+        scope = self.subscriptions[topic] = trio.CancelScope()
+        return scope
+
+    async def _stream_vehicles(self, topic: str, scope: trio.CancelScope) -> None:
+        """Connection changes of one vehicle (`vehicle:<vin>`, its state first) or all (`fleet`)."""
+        with scope:
+            try:
+                async with self.s.hub.bus.subscribe(topic) as live:
+                    await self._send_vehicle_snapshot(topic)
+                    async for message in live:
+                        if isinstance(message, VehicleStatus):
+                            await self.send.send(_vehicle_frame(topic, message))
+                    raise ClientError("overflow", "you fell behind; subscribe again", topic)
+            except ClientError as exc:
+                await self.send.send(exc.frame)
+            finally:
+                if self.subscriptions.get(topic) is scope:
+                    del self.subscriptions[topic]
+
+    async def _send_vehicle_snapshot(self, topic: str) -> None:
+        await self.send.send({"type": "subscribed", "topic": topic})
+        if topic == FLEET_TOPIC:
+            return
+        vin = topic.removeprefix("vehicle:")
+        vehicle = await self.s.db.get_vehicle(vin)
+        if vehicle is None:
+            raise ClientError("unknown_vehicle", f"no vehicle with VIN {vin} is registered", topic)
+        hub = self.s.hub
+        connection = hub.connection(vin)
+        if connection is not None:
+            status = VehicleStatus(vin, True, connection.since)
+        else:
+            ended = hub.last_disconnect(vin)
+            at = ended.at if ended else vehicle.last_seen_at or vehicle.created_at
+            status = VehicleStatus(
+                vin, False, at, ended.reason if ended else None, ended.detail if ended else None
+            )
+        await self.send.send(_vehicle_frame(topic, status))
 
     async def _stream_command(
         self, topic: str, command_id: uuid.UUID, from_seq: int, scope: trio.CancelScope
@@ -182,7 +241,7 @@ class _Session:
                 if message.seq > last:
                     await self.send.send(_event_frame(topic, message))
                     last = message.seq
-            elif message.status.is_final:
+            elif isinstance(message, StatusChange) and message.status.is_final:
                 await self.send.send(
                     _status_frame(topic, message.status, message.error, message.at)
                 )
@@ -195,7 +254,9 @@ class _Session:
 def _subscription_request(message: Message) -> tuple[str, uuid.UUID, int]:
     topic = message.get("topic")
     if not isinstance(topic, str) or not topic.startswith("command:"):
-        raise ClientError("bad_topic", f"topic must be 'command:<id>', got {topic!r}")
+        raise ClientError(
+            "bad_topic", f"topic must be 'command:<id>', 'vehicle:<vin>' or 'fleet', got {topic!r}"
+        )
     try:
         command_id = uuid.UUID(topic.removeprefix("command:"))
     except ValueError:
@@ -206,6 +267,18 @@ def _subscription_request(message: Message) -> tuple[str, uuid.UUID, int]:
             "bad_from_seq", f"from_seq must be an integer >= 0, got {from_seq!r}", topic
         )
     return command_topic(command_id), command_id, from_seq
+
+
+def _vehicle_frame(topic: str, status: VehicleStatus) -> Message:
+    return {
+        "type": "vehicle",
+        "topic": topic,
+        "vin": status.vin,
+        "status": "connected" if status.connected else "disconnected",
+        "reason": status.reason.value if status.reason else None,
+        "detail": status.detail,
+        "at": status.at.isoformat(),
+    }
 
 
 def _event_frame(topic: str, event: CommandEventRecord) -> Message:

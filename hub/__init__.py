@@ -29,13 +29,25 @@ from hub.model import (
     SovdRequest,
     StatusChange,
     VehicleCredentials,
+    VehicleStatus,
 )
 from hub.node import Connection, Hub, open_hub
-from hub.ports import BusMessage, CommandJournal, EventBus, VehicleDirectory, command_topic
+from hub.ports import (
+    FLEET_TOPIC,
+    AuditTrail,
+    BusMessage,
+    CommandJournal,
+    EventBus,
+    VehicleDirectory,
+    command_topic,
+    vehicle_topic,
+)
 
 __all__ = [
     "CATALOG",
+    "FLEET_TOPIC",
     "JSON",
+    "AuditTrail",
     "BusMessage",
     "CatalogError",
     "Command",
@@ -61,6 +73,7 @@ __all__ = [
     "VehicleDirectory",
     "VehicleNotConnected",
     "VehicleRefused",
+    "VehicleStatus",
     "build_request",
     "command_topic",
     "hash_vehicle_token",
@@ -69,5 +82,6 @@ __all__ = [
     "open_hub",
     "parse_bind",
     "read_config_file",
+    "vehicle_topic",
     "verify_vehicle_token",
 ]

@@ -23,8 +23,22 @@ from hub.batching import LastSeen
 from hub.commands import CommandTracker, Outcome
 from hub.config import HubConfig
 from hub.link import Link
-from hub.model import Command, CommandEventRecord, Disconnect, DisconnectReason, StatusChange
-from hub.ports import AuditTrail, CommandJournal, EventBus, command_topic
+from hub.model import (
+    Command,
+    CommandEventRecord,
+    Disconnect,
+    DisconnectReason,
+    StatusChange,
+    VehicleStatus,
+)
+from hub.ports import (
+    FLEET_TOPIC,
+    AuditTrail,
+    CommandJournal,
+    EventBus,
+    command_topic,
+    vehicle_topic,
+)
 from hub.registry import Registry
 from hub.supervisor import GaveUp, Restart, RestartBudget, supervise
 from hub.wire import WireError, cancel_command, command_request, event_record
@@ -263,6 +277,7 @@ async def run_actor(
     actor = VehicleActor(link, send, _utcnow())
     loop = _ActorLoop(actor, context)
     context.registry.add(actor)
+    _publish_status(context.bus, VehicleStatus(link.vin, True, actor.connected_since))
     ended: Disconnect | None = None
     try:
         task_status.started(actor)
@@ -277,6 +292,9 @@ async def run_actor(
         else:
             actor.link.close(None, ended.detail, ended.reason)
         context.disconnects[link.vin] = ended
+        _publish_status(
+            context.bus, VehicleStatus(link.vin, False, ended.at, ended.reason, ended.detail)
+        )
         send.close()
         for message in _drain(receive):
             if isinstance(message, Dispatch):
@@ -290,6 +308,11 @@ async def run_actor(
         finally:
             context.registry.retire()
         log.info("vehicle.disconnected", vin=link.vin, reason=ended.reason, detail=ended.detail)
+
+
+def _publish_status(bus: EventBus, status: VehicleStatus) -> None:
+    bus.publish(vehicle_topic(status.vin), status)
+    bus.publish(FLEET_TOPIC, status)
 
 
 async def _supervised(

@@ -124,3 +124,14 @@ class Disconnect:
     reason: DisconnectReason
     detail: str
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleStatus:
+    """A vehicle's link came up (`connected`) or ended (with `reason` and `detail`)."""
+
+    vin: str
+    connected: bool
+    at: datetime
+    reason: DisconnectReason | None = None
+    detail: str | None = None

@@ -14,9 +14,19 @@ from typing import Protocol, TypeAlias
 
 import trio
 
-from hub.model import JSON, Command, CommandEventRecord, StatusChange, VehicleCredentials
+from hub.model import (
+    JSON,
+    Command,
+    CommandEventRecord,
+    StatusChange,
+    VehicleCredentials,
+    VehicleStatus,
+)
 
-BusMessage: TypeAlias = CommandEventRecord | StatusChange
+BusMessage: TypeAlias = CommandEventRecord | StatusChange | VehicleStatus
+
+#: The bus topic of every vehicle's connection changes.
+FLEET_TOPIC = "fleet"
 
 
 class VehicleDirectory(Protocol):
@@ -80,3 +90,8 @@ class EventBus(Protocol):
 def command_topic(command_id: object) -> str:
     """The bus topic of one command's events and status changes."""
     return f"command:{command_id}"
+
+
+def vehicle_topic(vin: str) -> str:
+    """The bus topic of one vehicle's connection changes."""
+    return f"vehicle:{vin}"

@@ -54,7 +54,7 @@ async def test_bad_messages_get_error_frames_and_the_socket_stays_open(node: Nod
         cases = [
             ("not json", "malformed_message"),
             ('{"type": "dance"}', "unknown_type"),
-            ('{"type": "subscribe", "topic": "vehicle:1"}', "bad_topic"),
+            ('{"type": "subscribe", "topic": "weather:today"}', "bad_topic"),
             ('{"type": "subscribe", "topic": "command:nope"}', "bad_topic"),
             (
                 f'{{"type": "subscribe", "topic": "command:{new_id()}", "from_seq": -1}}',
@@ -81,3 +81,34 @@ async def test_another_engineers_command_cannot_be_followed(node: Node) -> None:
         assert (reply["type"], reply["code"]) == ("error", "unknown_command")
     async with node.websocket("admin") as ws:
         await subscribe(ws, command_id)
+
+
+async def test_vehicle_and_fleet_topics_follow_connections(node: Node) -> None:
+    async with node.websocket("viewer") as ws:
+        await send_json(ws, {"type": "subscribe", "topic": "fleet"})
+        assert await receive_json(ws) == {"type": "subscribed", "topic": "fleet"}
+        await send_json(ws, {"type": "subscribe", "topic": f"vehicle:{VINS[0]}"})
+        assert await receive_json(ws) == {"type": "subscribed", "topic": f"vehicle:{VINS[0]}"}
+        snapshot = await receive_json(ws)
+        assert (snapshot["type"], snapshot["status"], snapshot["reason"]) == (
+            "vehicle",
+            "disconnected",
+            None,
+        )
+
+        await node.connect_vehicle(VINS[0], Behaviour(drop_after_events=1))
+        connected = [await receive_json(ws) for _ in range(2)]
+        assert {(f["topic"], f["status"]) for f in connected} == {
+            ("fleet", "connected"),
+            (f"vehicle:{VINS[0]}", "connected"),
+        }
+        await node.submit(VINS[0], "ReadDTC", {"ecuAddress": "0x10"})  # the vehicle drops
+        dropped = [await receive_json(ws) for _ in range(2)]
+        assert {(f["status"], f["reason"]) for f in dropped} == {
+            ("disconnected", "connection_lost")
+        }
+
+        await send_json(ws, {"type": "subscribe", "topic": "vehicle:WVWZZZ1JZXW999999"})
+        assert (await receive_json(ws))["type"] == "subscribed"
+        refused = await receive_json(ws)
+        assert (refused["type"], refused["code"]) == ("error", "unknown_vehicle")
