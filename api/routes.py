@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from quart import Blueprint, Response, jsonify
 from quart_schema import validate_request, validate_response
@@ -58,24 +58,33 @@ async def submit_command(data: SubmitCommand) -> tuple[Response, int, dict[str, 
     """Validate a catalog command, record it, and hand it to the vehicle's actor.
 
     202 means the command and its audit event are committed. 409 when the
-    vehicle is not connected, 503 (with Retry-After) when its mailbox is full.
+    vehicle is not connected (unless `ttl_s` lets the command wait for it),
+    503 (with Retry-After) when its mailbox is full.
     """
     s = state()
     sovd = _catalog_request(data)
-    timeout_s = _timeout(data.timeout_s)
+    timeout_s = _limited("timeout_s", data.timeout_s, s.hub_config.max_command_timeout_s)
+    ttl_s = _limited("ttl_s", data.ttl_s, s.hub_config.max_command_ttl_s)
     if s.hub.connection(data.vin) is None:  # connected implies registered: no query needed
         if await s.db.get_vehicle(data.vin) is None:
             raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {data.vin} is registered")
-        raise ApiError(409, "vehicle_offline", f"vehicle {data.vin} is not connected")
+        if ttl_s is None:
+            raise ApiError(
+                409,
+                "vehicle_offline",
+                f"vehicle {data.vin} is not connected; send ttl_s to let the command wait for it",
+            )
+    now = datetime.now(UTC)
     command = Command(
         id=uuid.uuid4(),
         vin=data.vin,
         name=data.command,
         params=dict(data.params),
         sovd=sovd,
-        timeout_s=timeout_s,
+        timeout_s=timeout_s or s.hub_config.default_command_timeout_s,
         submitted_by=current_principal().username,
-        submitted_at=datetime.now(UTC),
+        submitted_at=now,
+        expires_at=now + timedelta(seconds=ttl_s) if ttl_s else None,
     )
     try:
         await s.hub.submit(command)
@@ -101,13 +110,10 @@ def _catalog_request(data: SubmitCommand) -> SovdRequest:
         raise ApiError(422, "invalid_command", exc.message, details=[detail]) from None
 
 
-def _timeout(requested: float | None) -> float:
-    config = state().hub_config
-    if requested is None:
-        return config.default_command_timeout_s
-    if requested > config.max_command_timeout_s:
-        message = f"timeout_s must be at most {config.max_command_timeout_s:g}, got {requested:g}"
-        detail: dict[str, JSON] = {"field": "timeout_s", "rule": "maximum", "message": message}
+def _limited(field: str, requested: float | None, limit: float) -> float | None:
+    if requested is not None and requested > limit:
+        message = f"{field} must be at most {limit:g}, got {requested:g}"
+        detail: dict[str, JSON] = {"field": field, "rule": "maximum", "message": message}
         raise ApiError(422, "validation_failed", message, details=[detail])
     return requested
 
@@ -191,6 +197,7 @@ def _row_of(command: Command) -> CommandRow:
         submitted_at=command.submitted_at,
         started_at=None,
         finished_at=None,
+        expires_at=command.expires_at,
     )
 
 
@@ -207,6 +214,7 @@ def _command_out(row: CommandRow) -> CommandOut:
         submitted_at=row.submitted_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
+        expires_at=row.expires_at,
         timeout_s=row.timeout_s,
         links={"self": base, "events": f"{base}/events", "stream": "/api/v1/ws"},
     )

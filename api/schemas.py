@@ -75,6 +75,11 @@ class SubmitCommand(Strict):
     command: str = Field(description="a catalog command: ReadDTC, ClearDTC, ReadDataByID")
     params: dict[str, JsonValue] = Field(default_factory=dict)
     timeout_s: float | None = Field(default=None, gt=0, description="deadline for the vehicle")
+    ttl_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="how long the command may wait for an offline vehicle (else offline is 409)",
+    )
 
 
 class CommandOut(BaseModel):
@@ -88,6 +93,7 @@ class CommandOut(BaseModel):
     submitted_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    expires_at: datetime | None = None
     timeout_s: float
     links: dict[str, str]
 

@@ -50,7 +50,7 @@ async def open_node(
         )
         if interrupted:
             log.warning("commands.interrupted_at_start", count=interrupted)
-        async with open_hub(hub_config, db, db, InProcessBus(), db) as hub:
+        async with open_hub(hub_config, db, db, InProcessBus(), db, db) as hub:
             app = create_app(hub, db, api_config, hub_config)
             config = HypercornConfig()
             config.bind = [f"{api_config.http_host}:{api_config.http_port}"]

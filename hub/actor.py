@@ -216,6 +216,10 @@ class _ActorLoop:
             return
         await self._record(outcome.events, outcome.changes)
 
+    async def start_waiting(self) -> None:
+        """Send the commands that waited for the vehicle (up to `max_in_flight`)."""
+        await self._start_ready()
+
     async def _start_ready(self) -> None:
         started = self.tracker.start_ready(trio.current_time(), _utcnow())
         if not started:
@@ -263,6 +267,7 @@ async def record_and_publish(
 async def run_actor(
     link: Link,
     context: ActorContext,
+    waiting: Sequence[Command] = (),
     *,
     task_status: trio.TaskStatus[VehicleActor] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -276,11 +281,14 @@ async def run_actor(
     send, receive = trio.open_memory_channel[ActorMessage](context.config.mailbox_size)
     actor = VehicleActor(link, send, _utcnow())
     loop = _ActorLoop(actor, context)
+    for command in waiting:  # commands that waited for this vehicle, in submission order
+        loop.tracker.submit(command)
     context.registry.add(actor)
     _publish_status(context.bus, VehicleStatus(link.vin, True, actor.connected_since))
     ended: Disconnect | None = None
     try:
         task_status.started(actor)
+        await loop.start_waiting()
         ended = await _supervised(loop, receive, context)
     finally:
         context.registry.remove(actor)

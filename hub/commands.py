@@ -122,9 +122,17 @@ class CommandTracker:
         return changes
 
     def interrupt_all(self, at: datetime, reason: str) -> list[StatusChange]:
-        """End running and queued commands as `interrupted` (the actor is stopping)."""
+        """End running and queued commands as `interrupted` (the actor is stopping).
+
+        Queued commands that may wait for the vehicle (`expires_at`) are left
+        pending instead: they are delivered when it reconnects, or expire.
+        """
         changes = self.interrupt_running(at, reason)
-        changes += [StatusChange(c.id, CommandStatus.INTERRUPTED, at, reason) for c in self.queued]
+        changes += [
+            StatusChange(c.id, CommandStatus.INTERRUPTED, at, reason)
+            for c in self.queued
+            if c.expires_at is None
+        ]
         self.queued.clear()
         return changes
 

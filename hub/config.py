@@ -42,6 +42,8 @@ class HubConfig:
     max_vehicle_messages_per_s: float = 200.0
     actor_max_restarts: int = 3
     actor_restart_window_s: float = 60.0
+    max_command_ttl_s: float = 7 * 24 * 3600.0
+    expiry_sweep_s: float = 1.0
 
     def __post_init__(self) -> None:
         check_port("grpc_port", self.grpc_port)

@@ -69,6 +69,8 @@ class Command:
     timeout_s: float
     submitted_by: str
     submitted_at: datetime
+    #: Set when the command may wait for its vehicle to come online until then.
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

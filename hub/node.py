@@ -32,7 +32,14 @@ from hub.credentials import verify_vehicle_token
 from hub.errors import DispatchError, MailboxFull, VehicleNotConnected, VehicleRefused
 from hub.link import Link
 from hub.model import Command, CommandStatus, Disconnect, DisconnectReason, StatusChange
-from hub.ports import AuditTrail, CommandJournal, EventBus, VehicleDirectory
+from hub.ports import (
+    AuditTrail,
+    CommandBacklog,
+    CommandJournal,
+    EventBus,
+    VehicleDirectory,
+    command_topic,
+)
 from hub.registry import Registry
 from proto import Hello, HubMessage, Welcome
 
@@ -62,8 +69,10 @@ class Hub:
         journal: CommandJournal,
         bus: EventBus,
         audit: AuditTrail,
+        backlog: CommandBacklog,
     ) -> None:
         self.config = config
+        self._backlog = backlog
         self.bus = bus
         self.grpc_port = config.grpc_port
         self._nursery: trio.Nursery | None = None
@@ -75,6 +84,9 @@ class Hub:
         self._context = ActorContext(
             config, self.journal, bus, self._actors, self.last_seen, self._disconnects, audit
         )
+        # Held while an actor starts (and loads its waiting commands), while a command
+        # is left waiting for an offline vehicle, and while waiting commands expire:
+        # so a command is either handed to a starting actor or expired, never both.
         self._attach_lock = trio.Lock()
         self._stopping = False
 
@@ -89,12 +101,20 @@ class Hub:
         """Record a new command (group commit) and hand it to its vehicle's actor.
 
         Returns once the command and its audit event are committed and the
-        actor has it. A vehicle that is not connected (`VehicleNotConnected`)
+        actor has it, or, for a command with `expires_at` whose vehicle is
+        offline, once it is committed as pending: it is delivered when the
+        vehicle connects, or ends `expired`. A vehicle that is not connected (`VehicleNotConnected`)
         or whose mailbox is full (`MailboxFull`) is refused before anything is
         written; only if that changes during the commit is the command
         recorded and then refused. `JournalWriteFailed`: nothing was recorded.
         """
         actor = self._actors.get(command.vin)
+        if actor is None and command.expires_at is not None:
+            async with self._attach_lock:
+                if self._actors.get(command.vin) is None:
+                    await self.journal.record((), (), [command])  # waits, pending
+                    return
+            actor = self._actors.get(command.vin)
         if actor is None:
             raise VehicleNotConnected(f"vehicle {command.vin} is not connected")
         if actor.mailbox.statistics().current_buffer_used >= self.config.mailbox_size:
@@ -184,7 +204,8 @@ class Hub:
         async with self._attach_lock:
             actor = self._actors.get(hello.vin)
             if actor is None:
-                actor = await self._start_actor(link)
+                waiting = await self._backlog.waiting_commands(hello.vin)
+                actor = await self._start_actor(link, waiting)
             else:
                 await actor.mailbox.send(LinkAttached(link))
             inbox = actor.mailbox.clone()
@@ -216,9 +237,28 @@ class Hub:
         if vin not in self._actors:
             self._disconnects[vin] = Disconnect(DisconnectReason.REFUSED, detail, datetime.now(UTC))
 
-    async def _start_actor(self, link: Link) -> VehicleActor:
-        actor: VehicleActor = await self._actor_nursery.start(run_actor, link, self._context)
+    async def _start_actor(self, link: Link, waiting: list[Command]) -> VehicleActor:
+        actor: VehicleActor = await self._actor_nursery.start(
+            run_actor, link, self._context, waiting
+        )
         return actor
+
+    async def expire_waiting(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Every `expiry_sweep_s`, end commands whose vehicle stayed offline past their expiry."""
+        task_status.started()
+        while True:
+            await trio.sleep(self.config.expiry_sweep_s)
+            async with self._attach_lock:
+                try:
+                    connected = {actor.vin for actor in self._actors}
+                    expired = await self._backlog.expire_waiting(datetime.now(UTC), connected)
+                except Exception:
+                    log.exception("commands.expiry_failed")
+                    continue
+            for change in expired:
+                self.bus.publish(command_topic(change.command_id), change)
 
     def deliver(self, inbox: trio.MemorySendChannel[ActorMessage], message: ActorMessage) -> None:
         """Send `message` to an actor now, or as soon as its mailbox has room; never blocks."""
@@ -261,6 +301,7 @@ async def open_hub(
     journal: CommandJournal,
     bus: EventBus,
     audit: AuditTrail,
+    backlog: CommandBacklog,
 ) -> AsyncIterator[Hub]:
     """Run a hub node serving vehicles on `config.grpc_host:grpc_port` while the context is open.
 
@@ -270,13 +311,14 @@ async def open_hub(
     """
     from hub.gateway import serve_gateway  # the gateway needs Hub, defined above
 
-    hub = Hub(config, directory, journal, bus, audit)
+    hub = Hub(config, directory, journal, bus, audit, backlog)
     async with trio.open_nursery() as nursery:
         # The writers outlive the actors, which record what they interrupt as they stop.
         await nursery.start(hub.journal.run)
         await nursery.start(hub.last_seen.run)
         await nursery.start(hub.credentials.run)
         await nursery.start(hub.run)
+        await nursery.start(hub.expire_waiting)
         async with serve_gateway(hub, config.grpc_host, config.grpc_port) as port:
             hub.grpc_port = port
             yield hub

@@ -59,6 +59,18 @@ class CommandJournal(Protocol):
         ...
 
 
+class CommandBacklog(Protocol):
+    """Commands that wait, durably, for their vehicle to come online."""
+
+    async def waiting_commands(self, vin: str) -> list[Command]:
+        """`vin`'s commands still waiting (pending, with an expiry), oldest first."""
+        ...
+
+    async def expire_waiting(self, now: datetime, spare: Collection[str]) -> list[StatusChange]:
+        """End waiting commands past their expiry as `expired`, except those of `spare` VINs."""
+        ...
+
+
 class AuditTrail(Protocol):
     """The append-only audit trail, for what the hub itself must answer for."""
 

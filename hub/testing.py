@@ -39,7 +39,7 @@ class MemoryDirectory:
 
 
 class MemoryJournal:
-    """A `CommandJournal` keeping events and status changes in lists."""
+    """A `CommandJournal` (and `CommandBacklog`) keeping commands, events and changes in lists."""
 
     def __init__(self) -> None:
         self.commands: list[Command] = []
@@ -56,6 +56,25 @@ class MemoryJournal:
         known = {(e.command_id, e.seq) for e in self.events}
         self.events.extend(e for e in events if (e.command_id, e.seq) not in known)
         self.changes.extend(changes)
+
+    async def waiting_commands(self, vin: str) -> list[Command]:
+        return [
+            c
+            for c in self.commands
+            if c.vin == vin and c.expires_at is not None and self.status_of(c.id) is None
+        ]
+
+    async def expire_waiting(self, now: datetime, spare: Collection[str]) -> list[StatusChange]:
+        expired = [
+            StatusChange(c.id, CommandStatus.EXPIRED, now, "the vehicle stayed offline")
+            for c in self.commands
+            if c.expires_at is not None
+            and c.expires_at <= now
+            and c.vin not in spare
+            and self.status_of(c.id) is None
+        ]
+        self.changes.extend(expired)
+        return expired
 
     def status_of(self, command_id: object) -> CommandStatus | None:
         """The last status recorded for `command_id`."""

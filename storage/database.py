@@ -297,6 +297,14 @@ class Database:
         """The command's stored events with `seq >= from_seq`, ordered by seq."""
         return await self._run(queries.list_events, self._reader, command_id, from_seq)
 
+    async def waiting_commands(self, vin: str) -> list[Command]:
+        """`vin`'s commands waiting for it to come online (pending, expiring), oldest first."""
+        return await self._run(queries.waiting_commands, self._reader, vin)
+
+    async def expire_waiting(self, now: datetime, spare: Collection[str]) -> list[StatusChange]:
+        """Waiting commands past their expiry become `expired` (audited), except `spare` VINs'."""
+        return await self._run(queries.expire_waiting, self._writer, now, spare)
+
     async def command_with_events(
         self, command_id: uuid.UUID, from_seq: int = 0
     ) -> tuple[CommandRow | None, list[CommandEventRecord]]:

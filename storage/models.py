@@ -138,6 +138,7 @@ class CommandModel(Base):
     __table_args__ = (
         Index("ix_commands_vin_submitted_at", "vin", "submitted_at"),
         Index("ix_commands_status", "status"),
+        Index("ix_commands_status_expires_at", "status", "expires_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True)
@@ -152,6 +153,8 @@ class CommandModel(Base):
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: Set for a command that may wait for its offline vehicle until then (`ttl_s`).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class CommandEventModel(Base):

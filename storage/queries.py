@@ -250,6 +250,7 @@ async def _insert_commands(conn: AsyncConnection, commands: Sequence[Command]) -
             "status": CommandStatus.PENDING.value,
             "timeout_s": c.timeout_s,
             "submitted_at": c.submitted_at,
+            "expires_at": c.expires_at,
         }
         for c in commands
     ]
@@ -282,6 +283,7 @@ async def get_command(reader: AsyncEngine, command_id: uuid.UUID) -> CommandRow 
         c.submitted_at,
         c.started_at,
         c.finished_at,
+        c.expires_at,
     ).where(c.id == command_id)
     async with reader.connect() as conn:
         row = (await conn.execute(query)).one_or_none()
@@ -300,7 +302,58 @@ async def get_command(reader: AsyncEngine, command_id: uuid.UUID) -> CommandRow 
         submitted_at=row.submitted_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
+        expires_at=row.expires_at,
     )
+
+
+async def waiting_commands(reader: AsyncEngine, vin: str) -> list[Command]:
+    """`vin`'s commands waiting for it (pending, with an expiry), oldest first."""
+    c = CommandModel
+    query = (
+        select(
+            c.id, c.vin, c.name, c.params, c.sovd, c.timeout_s, c.submitted_by,
+            c.submitted_at, c.expires_at,
+        )
+        .where(c.vin == vin, c.status == CommandStatus.PENDING.value, c.expires_at.is_not(None))
+        .order_by(c.submitted_at)
+    )  # fmt: skip
+    async with reader.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [
+        Command(
+            id=row.id,
+            vin=row.vin,
+            name=row.name,
+            params=row.params,
+            sovd=_sovd_request(row.sovd),
+            timeout_s=row.timeout_s,
+            submitted_by=row.submitted_by,
+            submitted_at=row.submitted_at,
+            expires_at=row.expires_at,
+        )
+        for row in rows
+    ]
+
+
+async def expire_waiting(
+    writer: AsyncEngine, now: datetime, spare: Collection[str]
+) -> list[StatusChange]:
+    """Pending commands past their expiry, except for the VINs in `spare`, become expired."""
+    c = CommandModel
+    due = select(c.id, c.vin).where(
+        c.status == CommandStatus.PENDING.value, c.expires_at.is_not(None), c.expires_at <= now
+    )
+    async with writer.begin() as conn:
+        rows = (await conn.execute(due.with_for_update())).all()
+        error = "the vehicle stayed offline past the command's ttl_s"
+        changes = [
+            StatusChange(row.id, CommandStatus.EXPIRED, now, error)
+            for row in rows
+            if row.vin not in spare
+        ]
+        if changes:
+            await _apply_changes(conn, changes)
+    return changes
 
 
 async def list_events(

@@ -51,6 +51,7 @@ class CommandRow:
     submitted_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -186,6 +186,7 @@ async def node(aio_loop: object, database_url: str) -> AsyncIterator[Node]:
         default_command_timeout_s=5,
         max_in_flight=1,
         cancel_grace_s=0.5,
+        expiry_sweep_s=0.1,
     )
     api_config = ApiConfig(http_port=0, jwt_secret=JWT_SECRET, ws_auth_timeout_s=1)
     storage = StorageConfig(database_url=database_url, bcrypt_rounds=4)  # fast hashes for tests

@@ -116,7 +116,9 @@ async def test_unknown_vin_is_404(node: Node) -> None:
 async def test_offline_vehicle_is_409(node: Node) -> None:
     response = await node.submit(VINS[2], "ReadDTC", {"ecuAddress": "0x10"})
     assert response.status_code == 409
-    assert response.json()["error"]["message"] == f"vehicle {VINS[2]} is not connected"
+    assert response.json()["error"]["message"] == (
+        f"vehicle {VINS[2]} is not connected; send ttl_s to let the command wait for it"
+    )
     await _nothing_written(node)
 
 

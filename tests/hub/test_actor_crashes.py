@@ -37,7 +37,7 @@ async def env() -> AsyncIterator[Env]:
     config = HubConfig(grpc_port=0, actor_max_restarts=2, shutdown_grace_s=2)
     async with (
         trio_asyncio.open_loop(),
-        open_hub(config, directory, journal, InProcessBus(), audit) as hub,
+        open_hub(config, directory, journal, InProcessBus(), audit, journal) as hub,
     ):
         yield hub, journal, audit
 

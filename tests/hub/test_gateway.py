@@ -42,7 +42,7 @@ async def hub_env() -> AsyncIterator[tuple[Hub, MemoryDirectory, MemoryJournal]]
     config = HubConfig(grpc_port=0, shutdown_grace_s=2)
     async with (
         trio_asyncio.open_loop(),
-        open_hub(config, directory, journal, InProcessBus(), MemoryAudit()) as hub,
+        open_hub(config, directory, journal, InProcessBus(), MemoryAudit(), journal) as hub,
     ):
         yield hub, directory, journal
 

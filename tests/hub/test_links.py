@@ -90,7 +90,7 @@ async def env() -> AsyncIterator[tuple[Hub, MemoryDirectory, MemoryJournal]]:
     config = HubConfig(grpc_port=0, heartbeat_interval_s=0.1, mailbox_size=1, shutdown_grace_s=2)
     async with (
         trio_asyncio.open_loop(),
-        open_hub(config, directory, journal, InProcessBus(), MemoryAudit()) as hub,
+        open_hub(config, directory, journal, InProcessBus(), MemoryAudit(), journal) as hub,
     ):
         yield hub, directory, journal
 
