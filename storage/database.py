@@ -335,7 +335,8 @@ class Database:
     async def interrupt_unfinished(self, at: datetime, reason: str) -> int:
         """Mark every non-final command interrupted, with `reason` and an audit event.
 
-        Startup recovery; returns how many commands it moved.
+        Startup recovery; returns how many commands it moved. Commands waiting
+        for an offline vehicle (pending, with an expiry) keep waiting.
         """
         return await self._run(queries.interrupt_unfinished, self._writer, at, reason)
 

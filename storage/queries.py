@@ -413,9 +413,11 @@ async def record(
 async def interrupt_unfinished(writer: AsyncEngine, at: datetime, reason: str) -> int:
     status = CommandStatus.INTERRUPTED
     async with writer.begin() as conn:
+        c = CommandModel
+        waiting = (c.status == CommandStatus.PENDING.value) & c.expires_at.is_not(None)
         result = await conn.execute(
-            update(CommandModel)
-            .where(CommandModel.status.in_(_ACTIVE))
+            update(c)
+            .where(c.status.in_(_ACTIVE), ~waiting)  # commands waiting for a vehicle keep waiting
             .values(status=status.value, finished_at=at, error=reason)
             .returning(CommandModel.id)
         )

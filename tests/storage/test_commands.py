@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -280,3 +281,21 @@ async def test_one_record_holds_a_whole_batch(database: Database, vehicle: str) 
     assert [e.seq for e in await database.list_events(first.id)] == [0]
     audit = [a.action for a in await database.list_audit(target=f"command:{second.id}")]
     assert audit == ["command.submitted", "command.timed_out"]
+
+
+async def test_waiting_commands_survive_a_restart_and_expire_on_time(
+    database: Database, vehicle: str
+) -> None:
+    waiting = replace(make_command(), expires_at=T0 + timedelta(minutes=5))
+    later = replace(make_command(at=T0 + timedelta(seconds=1)), expires_at=T0 + timedelta(hours=1))
+    await database.record([], [], [later, waiting])
+
+    assert await database.interrupt_unfinished(T0, "hub restarted") == 0
+    assert [c.id for c in await database.waiting_commands(vehicle)] == [waiting.id, later.id]
+
+    assert await database.expire_waiting(T0 + timedelta(minutes=10), spare={vehicle}) == []
+    [expired] = await database.expire_waiting(T0 + timedelta(minutes=10), spare=())
+    assert (expired.command_id, expired.status) == (waiting.id, CommandStatus.EXPIRED)
+    row = await database.get_command(waiting.id)
+    assert row is not None and row.status is CommandStatus.EXPIRED
+    assert [c.id for c in await database.waiting_commands(vehicle)] == [later.id]
