@@ -122,7 +122,7 @@ class _ActorLoop:
         self.actor = actor
         self.journal = context.journal
         self.bus = context.bus
-        self.tracker = CommandTracker(context.config.max_in_flight)
+        self.tracker = CommandTracker(context.config.max_in_flight_per_vehicle)
         self.cancel_grace_s = context.config.cancel_grace_s
         self.max_event_bytes = context.config.max_event_bytes
         self.silence_limit_s = 3 * context.config.heartbeat_interval_s
@@ -217,7 +217,7 @@ class _ActorLoop:
         await self._record(outcome.events, outcome.changes)
 
     async def start_waiting(self) -> None:
-        """Send the commands that waited for the vehicle (up to `max_in_flight`)."""
+        """Send the commands that waited for the vehicle (up to `max_in_flight_per_vehicle`)."""
         await self._start_ready()
 
     async def _start_ready(self) -> None:

@@ -33,7 +33,7 @@ class HubConfig:
     heartbeat_interval_s: float = 10.0
     hello_timeout_s: float = 10.0
     mailbox_size: int = 64
-    max_in_flight: int = 4
+    max_in_flight_per_vehicle: int = 4
     default_command_timeout_s: float = 30.0
     max_command_timeout_s: float = 600.0
     cancel_grace_s: float = 5.0
@@ -58,7 +58,7 @@ class HubConfig:
             check_positive(name, getattr(self, name))
         for name in (
             "mailbox_size",
-            "max_in_flight",
+            "max_in_flight_per_vehicle",
             "max_event_bytes",
             "max_vehicle_messages_per_s",
         ):

@@ -184,7 +184,7 @@ async def node(aio_loop: object, database_url: str) -> AsyncIterator[Node]:
         grpc_port=0,
         shutdown_grace_s=2,
         default_command_timeout_s=5,
-        max_in_flight=1,
+        max_in_flight_per_vehicle=1,
         cancel_grace_s=0.5,
         expiry_sweep_s=0.1,
     )

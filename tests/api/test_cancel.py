@@ -49,7 +49,9 @@ async def test_an_unconfirmed_cancel_ends_after_the_grace(node: Node) -> None:
 
 async def test_a_waiting_command_is_cancelled_at_once(node: Node) -> None:
     vehicle = await node.connect_vehicle(VINS[0], Behaviour(silent=True))
-    await node.submit(VINS[0], "ReadDTC", {"ecuAddress": "0x10"})  # occupies max_in_flight=1
+    await node.submit(
+        VINS[0], "ReadDTC", {"ecuAddress": "0x10"}
+    )  # occupies max_in_flight_per_vehicle=1
     waiting = (await node.submit(VINS[0], "ReadDTC", {"ecuAddress": "0x18"})).json()["id"]
     assert (await _cancel(node, waiting))[0] == 202
     command = await node.wait_final(waiting)

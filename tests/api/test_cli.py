@@ -88,7 +88,11 @@ async def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
         ([], {"SOVD_HUB_JWT_SECRET": ""}, b"jwt_secret must be at least 32 bytes"),
         (["--http-bind", "localhost"], {}, b"--http-bind must look like HOST:PORT"),
         ([], {"SOVD_HUB_GRPC_PORT": "http"}, b"grpc_port (from environment SOVD_HUB_GRPC_PORT)"),
-        ([], {"SOVD_HUB_MAX_IN_FLIGHT": "0"}, b"max_in_flight must be a finite number greater"),
+        (
+            [],
+            {"SOVD_HUB_MAX_IN_FLIGHT_PER_VEHICLE": "0"},
+            b"max_in_flight_per_vehicle must be a finite number greater",
+        ),
     ],
 )
 async def test_bad_configuration_is_refused_with_the_setting_named(

@@ -24,7 +24,7 @@ async def test_waiting_commands_are_delivered_in_order_when_the_vehicle_connects
     done = [await node.wait_final(r.json()["id"]) for r in (first, second)]
     assert [c["status"] for c in done] == ["succeeded", "succeeded"]
     started = [str(c["started_at"]) for c in done]  # ISO 8601 in UTC: sorts as text
-    assert started[0] < started[1]  # max_in_flight=1: one after the other, in order
+    assert started[0] < started[1]  # max_in_flight_per_vehicle=1: one after the other, in order
     assert vehicle.commands_received == 2
 
 
@@ -47,7 +47,7 @@ async def test_a_waiting_command_survives_a_lost_link(node: Node) -> None:
     running = (await node.submit(VINS[0], "ReadDTC", {"ecuAddress": "0x10"})).json()["id"]
     waiting = (await node.submit(VINS[0], "ReadDTC", {"ecuAddress": "0x18"}, ttl_s=60)).json()[
         "id"
-    ]  # behind the running one: max_in_flight=1
+    ]  # behind the running one: max_in_flight_per_vehicle=1
     silent.break_link()
     assert (await node.wait_final(running))["status"] == "interrupted"
     with trio.fail_after(5):

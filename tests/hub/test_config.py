@@ -25,14 +25,14 @@ def test_defaults_when_nothing_is_set() -> None:
 def test_keyword_beats_environment_beats_file_beats_default() -> None:
     config = load_config(
         HubConfig,
-        file_values={"grpc_port": 1001, "mailbox_size": 11, "max_in_flight": 2},
+        file_values={"grpc_port": 1001, "mailbox_size": 11, "max_in_flight_per_vehicle": 2},
         environ={"SOVD_HUB_GRPC_PORT": "2002", "SOVD_HUB_MAILBOX_SIZE": "22"},
         grpc_port=3003,
     )
 
     assert config.grpc_port == 3003  # keyword over environment and file
     assert config.mailbox_size == 22  # environment over file
-    assert config.max_in_flight == 2  # file over default
+    assert config.max_in_flight_per_vehicle == 2  # file over default
     assert config.heartbeat_interval_s == HubConfig().heartbeat_interval_s  # default
 
 
@@ -51,11 +51,14 @@ def test_environment_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> 
 def test_environment_strings_are_coerced() -> None:
     config = load_config(
         HubConfig,
-        environ={"SOVD_HUB_HEARTBEAT_INTERVAL_S": " 2.5 ", "SOVD_HUB_MAX_IN_FLIGHT": "8"},
+        environ={
+            "SOVD_HUB_HEARTBEAT_INTERVAL_S": " 2.5 ",
+            "SOVD_HUB_MAX_IN_FLIGHT_PER_VEHICLE": "8",
+        },
     )
 
     assert config.heartbeat_interval_s == 2.5
-    assert config.max_in_flight == 8
+    assert config.max_in_flight_per_vehicle == 8
 
 
 def test_int_in_file_is_accepted_for_a_float_setting() -> None:
@@ -77,8 +80,8 @@ def test_int_in_file_is_accepted_for_a_float_setting() -> None:
             "mailbox_size (from config file) must be int, got 1.5",
         ),
         (
-            {"environ": {}, "file_values": {"max_in_flight": True}},
-            "max_in_flight (from config file) must be int, got True",
+            {"environ": {}, "file_values": {"max_in_flight_per_vehicle": True}},
+            "max_in_flight_per_vehicle (from config file) must be int, got True",
         ),
         (
             {"environ": {}, "file_values": {"grpc_host": 127}},
@@ -133,7 +136,10 @@ def test_unknown_file_key() -> None:
         ),
         ({"grpc_port": -1}, "grpc_port must be a TCP port 0-65535 (0 = any free port), got -1"),
         ({"mailbox_size": 0}, "mailbox_size must be a finite number greater than 0, got 0"),
-        ({"max_in_flight": -2}, "max_in_flight must be a finite number greater than 0, got -2"),
+        (
+            {"max_in_flight_per_vehicle": -2},
+            "max_in_flight_per_vehicle must be a finite number greater than 0, got -2",
+        ),
         (
             {"heartbeat_interval_s": 0},
             "heartbeat_interval_s must be a finite number greater than 0, got 0.0",
