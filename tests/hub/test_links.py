@@ -55,19 +55,23 @@ class RawVehicle:
             self._arrival = trio.Event()
             await self._arrival.wait()
 
-    async def run(self, first: VehicleMessage | None = None) -> None:
-        """Connect and read until the hub ends the stream."""
+    async def run(self, first: VehicleMessage | None = None, *, silent: bool = False) -> None:
+        """Connect, send `first` (Hello by default; nothing if `silent`), read until the end."""
+        hello = VehicleMessage(hello=Hello(vin=self.vin))
         try:
-            await run_asyncio(self._run, first or VehicleMessage(hello=Hello(vin=self.vin)))
+            await run_asyncio(self._run, None if silent else first or hello)
         finally:
             self.finished.set()
 
-    async def _run(self, first: VehicleMessage) -> None:
+    async def _run(self, first: VehicleMessage | None) -> None:
         channel = grpclib.client.Channel("127.0.0.1", self.port)
         metadata = {"authorization": f"Bearer {self.token}"} if self.token else {}
         try:
             async with VehicleLinkStub(channel).Connect.open(metadata=metadata) as stream:
-                await stream.send_message(first)
+                if first is None:
+                    await stream.send_request()
+                else:
+                    await stream.send_message(first)
                 while (message := await stream.recv_message()) is not None:
                     self.received.append(message)
                     self._arrival.set()
@@ -275,3 +279,19 @@ async def test_a_vehicle_that_ends_its_stream_is_closed_by_vehicle(
         DisconnectReason.CLOSED_BY_VEHICLE,
         "the vehicle closed the stream",
     )
+
+
+async def test_no_hello_within_the_deadline_is_refused() -> None:
+    directory = MemoryDirectory()
+    directory.add(VIN, TOKEN)
+    journal = MemoryJournal()
+    config = HubConfig(grpc_port=0, hello_timeout_s=0.2, shutdown_grace_s=2)
+    async with (
+        trio_asyncio.open_loop(),
+        open_hub(config, directory, journal, InProcessBus(), MemoryAudit(), journal) as hub,
+    ):
+        vehicle = RawVehicle(hub.grpc_port)
+        with trio.fail_after(5):
+            await vehicle.run(silent=True)
+    assert vehicle.ended is not None and vehicle.ended.status is Status.DEADLINE_EXCEEDED
+    assert vehicle.ended.message == "no Hello within 0.2 s (hello_timeout_s)"
