@@ -111,7 +111,8 @@ class Behaviour:
     `fault` (fault injection, see `FAULTS`): `malformed` sends a first event
     whose body is not JSON, `oversized` one whose body is `fault_size` bytes,
     `repeat_seq` sends every event twice, `skip_seq` skips a seq after the
-    first event, `flood` sends `fault_size` events for an unknown command first.
+    first event, `flood` sends `fault_size` events for an unknown command first,
+    `crash_loop` drops the link right after every Welcome (an agent that keeps crashing).
     `hub_silence_intervals`: the link is dead when the hub sends nothing for
     that many heartbeat intervals (None: never). `welcome_timeout_s`: how
     long to wait for Welcome after Hello.
@@ -140,7 +141,7 @@ class Behaviour:
             raise ValueError(f"welcome_timeout_s must be > 0, got {self.welcome_timeout_s}")
 
 
-FAULTS = ("malformed", "oversized", "repeat_seq", "skip_seq", "flood")
+FAULTS = ("malformed", "oversized", "repeat_seq", "skip_seq", "flood", "crash_loop")
 
 
 @dataclass(slots=True)
@@ -172,8 +173,12 @@ class SimulatedVehicle:
         behaviour: Behaviour = Behaviour(),
         agent_version: str = DEFAULT_AGENT_VERSION,
         handshakes: asyncio.Semaphore | None = None,
+        alternates: Sequence[tuple[str, int]] = (),
     ) -> None:
         self.spec = spec
+        # Where to go after a failed attempt: the next hub endpoint, round-robin.
+        self._endpoints = [(host, port), *alternates]
+        self._endpoint = 0
         # Shared by a fleet: how many vehicles may be between connecting and Welcome at once
         # (a real fleet's jittered start; an unbounded herd measures the herd, not the hub).
         self._handshakes = handshakes
@@ -187,9 +192,15 @@ class SimulatedVehicle:
         self.connected = asyncio.Event()
         self.commands_received = 0
         self.events_sent = 0
+        self.sessions = 0
         self._channel: Channel | None = None
         self._broken = asyncio.Event()
         self._commands: dict[str, _CommandRun] = {}
+
+    def _next_endpoint(self) -> None:
+        """Fail over: the next attempt goes to the next hub endpoint."""
+        self._endpoint = (self._endpoint + 1) % len(self._endpoints)
+        self.host, self.port = self._endpoints[self._endpoint]
 
     def _end_handshake(self) -> None:
         if self._in_handshake and self._handshakes is not None:
@@ -223,10 +234,13 @@ class SimulatedVehicle:
             async with VehicleLinkStub(channel).Connect.open(metadata=metadata) as stream:
                 await self._session(stream)
         except GRPCError as exc:
+            if exc.status is Status.UNAVAILABLE:
+                self._next_endpoint()
             raise LinkRefused(exc.status, exc.message) from exc
         except _LINK_ERRORS as exc:
             if self._broken.is_set():
                 raise LinkLost("link broken by break_link()", injected=True) from exc
+            self._next_endpoint()
             if self.session_id is None:
                 raise LinkLost(f"cannot reach hub {self.host}:{self.port}: {exc!r}") from exc
             raise LinkLost(f"link to {self.host}:{self.port} lost: {exc!r}") from exc
@@ -259,6 +273,9 @@ class SimulatedVehicle:
         interval_s = first.welcome.heartbeat_interval_ms / 1000
         self._end_handshake()
         self.connected.set()
+        self.sessions += 1
+        if self.behaviour.fault == "crash_loop":
+            self.break_link()
         log.info("%s connected, session %s", self.spec.vin, self.session_id)
 
         outbox: asyncio.Queue[_Outgoing] = asyncio.Queue(_OUTBOX_SIZE)
@@ -433,6 +450,7 @@ async def run_fleet(
     host: str,
     port: int,
     behaviour: Behaviour = Behaviour(),
+    alternates: Sequence[tuple[str, int]] = (),
 ) -> None:
     """Run every vehicle concurrently, each on its own connection, until cancelled.
 
@@ -443,11 +461,12 @@ async def run_fleet(
     """
     async with asyncio.TaskGroup() as group:
         for spec in specs:
-            vehicle = SimulatedVehicle(spec, host, port, behaviour)
-            group.create_task(_keep_connected(vehicle), name=f"vehicle {spec.vin}")
+            vehicle = SimulatedVehicle(spec, host, port, behaviour, alternates=alternates)
+            group.create_task(keep_connected(vehicle), name=f"vehicle {spec.vin}")
 
 
-async def _keep_connected(vehicle: SimulatedVehicle) -> None:
+async def keep_connected(vehicle: SimulatedVehicle) -> None:
+    """Run `vehicle` session after session, with jittered backoff, until refused for good."""
     vin = vehicle.spec.vin
     delay_s = _BACKOFF_FIRST_S
     failures = 0  # in a row; only the first is a warning, so an outage logs once per vehicle
@@ -510,20 +529,28 @@ def load_fleet(path: Path) -> list[VehicleSpec]:
     return specs
 
 
-def _hub_address(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(
-            f"expected HOST:PORT such as 127.0.0.1:50051, got {text!r}"
-        )
-    return host.strip("[]"), int(port)
+def _hub_addresses(text: str) -> list[tuple[str, int]]:
+    addresses = []
+    for item in text.split(","):
+        host, sep, port = item.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise argparse.ArgumentTypeError(
+                f"expected HOST:PORT[,HOST:PORT...] such as 127.0.0.1:50051, got {text!r}"
+            )
+        addresses.append((host.strip("[]"), int(port)))
+    return addresses
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.simulator", description="Run a simulated vehicle fleet against a hub."
     )
-    parser.add_argument("--hub", type=_hub_address, required=True, help="hub gRPC HOST:PORT")
+    parser.add_argument(
+        "--hub",
+        type=_hub_addresses,
+        required=True,
+        help="hub gRPC HOST:PORT; several, comma-separated, to fail over between them",
+    )
     parser.add_argument("--fleet-file", type=Path, required=True, help="JSON fleet file")
     parser.add_argument(
         "--event-latency-ms", type=float, default=0.0, help="delay before each event (ms)"
@@ -543,19 +570,24 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def _serve(
-    specs: list[VehicleSpec], host: str, port: int, behaviour: Behaviour, max_connecting: int
+    specs: list[VehicleSpec],
+    hubs: list[tuple[str, int]],
+    behaviour: Behaviour,
+    max_connecting: int,
 ) -> None:
     """Run the fleet until SIGINT/SIGTERM; SIGUSR1 breaks every link at once (an outage).
 
     The vehicles are built here, not by `run_fleet`, so that the signal can
-    reach them; each is kept connected by the same `_keep_connected` loop, so
+    reach them; each is kept connected by the same `keep_connected` loop, so
     a broken vehicle reconnects after the usual jittered backoff.
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     handshakes = asyncio.Semaphore(max_connecting) if max_connecting > 0 else None
+    (host, port), *alternates = hubs
     vehicles = [
-        SimulatedVehicle(spec, host, port, behaviour, handshakes=handshakes) for spec in specs
+        SimulatedVehicle(spec, host, port, behaviour, handshakes=handshakes, alternates=alternates)
+        for spec in specs
     ]
 
     def break_all() -> None:
@@ -583,7 +615,7 @@ async def _keep_all_connected(vehicles: Sequence[SimulatedVehicle]) -> None:
     # run_fleet's body, over vehicles built by the caller.
     async with asyncio.TaskGroup() as group:
         for vehicle in vehicles:
-            group.create_task(_keep_connected(vehicle), name=f"vehicle {vehicle.spec.vin}")
+            group.create_task(keep_connected(vehicle), name=f"vehicle {vehicle.spec.vin}")
 
 
 def _not_injected(record: logging.LogRecord) -> bool:
@@ -614,9 +646,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc} (from --event-latency-ms / --drop-after-events)", file=sys.stderr)
         return 2
-    host, port = args.hub
-    log.info("starting %d vehicles against %s:%d", len(specs), host, port)
-    asyncio.run(_serve(specs, host, port, behaviour, args.max_connecting))
+    log.info("starting %d vehicles against %s", len(specs), args.hub)
+    asyncio.run(_serve(specs, args.hub, behaviour, args.max_connecting))
     return 0
 
 

@@ -112,7 +112,7 @@ def test_bad_hub_address_exits_2(
         main(["--hub", hub, "--fleet-file", str(path)])
 
     assert exit_info.value.code == 2
-    assert "expected HOST:PORT such as 127.0.0.1:50051" in capsys.readouterr().err
+    assert "expected HOST:PORT[,HOST:PORT...] such as 127.0.0.1:50051" in capsys.readouterr().err
 
 
 def test_negative_latency_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
