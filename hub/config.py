@@ -44,6 +44,9 @@ class HubConfig:
     actor_restart_window_s: float = 60.0
     max_command_ttl_s: float = 7 * 24 * 3600.0
     expiry_sweep_s: float = 1.0
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_client_ca_file: str | None = None
 
     def __post_init__(self) -> None:
         check_port("grpc_port", self.grpc_port)
@@ -63,6 +66,12 @@ class HubConfig:
             "max_vehicle_messages_per_s",
         ):
             check_positive(name, getattr(self, name))
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ConfigError("tls_cert_file and tls_key_file go together: set both or neither")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ConfigError(
+                "tls_client_ca_file (mutual TLS) needs TLS: set tls_cert_file and tls_key_file"
+            )
         if self.default_command_timeout_s > self.max_command_timeout_s:
             raise ConfigError(
                 f"default_command_timeout_s ({self.default_command_timeout_s}) must not exceed "

@@ -27,6 +27,7 @@ from hub.bridge import run_asyncio, run_trio
 from hub.errors import VehicleRefused
 from hub.link import Link, LinkEnd
 from hub.model import DisconnectReason
+from hub.tls import certificate_identity, server_context
 from proto import HubMessage, VehicleLinkBase, VehicleMessage
 
 if TYPE_CHECKING:
@@ -77,6 +78,13 @@ class VehicleGateway(VehicleLinkBase):
             ) from None
         if first is None or first.WhichOneof("kind") != "hello":
             raise GRPCError(Status.INVALID_ARGUMENT, "the first message must be Hello")
+        if self._hub.config.tls_client_ca_file is not None:
+            identity = certificate_identity(stream.peer.cert())
+            if identity != first.hello.vin:
+                raise GRPCError(
+                    Status.PERMISSION_DENIED,
+                    f"the client certificate is for {identity!r}, not VIN {first.hello.vin}",
+                )
         link = Link(first.hello.vin, uuid.uuid4().hex)
         try:
             inbox = await run_trio(self._hub.attach, first.hello, token, link)
@@ -185,7 +193,8 @@ async def serve_gateway(hub: Hub, host: str, port: int) -> AsyncIterator[int]:
     sock = socket.create_server((host, port), family=_family(host), backlog=LISTEN_BACKLOG)
     gateway = VehicleGateway(hub)
     server = Server([gateway])
-    await run_asyncio(server.start, sock=sock, backlog=LISTEN_BACKLOG)
+    tls = server_context(hub.config)
+    await run_asyncio(server.start, sock=sock, backlog=LISTEN_BACKLOG, ssl=tls)
     try:
         yield sock.getsockname()[1]
     finally:
