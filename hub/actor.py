@@ -26,6 +26,7 @@ from hub.link import Link
 from hub.model import (
     Command,
     CommandEventRecord,
+    CommandStatus,
     Disconnect,
     DisconnectReason,
     StatusChange,
@@ -124,6 +125,7 @@ class _ActorLoop:
         self.bus = context.bus
         self.tracker = CommandTracker(context.config.max_in_flight_per_vehicle)
         self.cancel_grace_s = context.config.cancel_grace_s
+        self.current: ActorMessage | None = None
         self.max_event_bytes = context.config.max_event_bytes
         self.silence_limit_s = 3 * context.config.heartbeat_interval_s
 
@@ -132,7 +134,9 @@ class _ActorLoop:
         while True:
             message = await self._next_message(mailbox)
             if message is not None:
+                self.current = message  # what a crash interrupted (see `lost_in_crash`)
                 ended = await self._handle(message)
+                self.current = None
                 if ended is not None:
                     return ended
             now = trio.current_time()
@@ -243,6 +247,14 @@ class _ActorLoop:
             for change in changes:
                 self.actor.link.send_nowait(cancel_command(change.command_id))
 
+    def lost_in_crash(self, crash: Exception) -> list[StatusChange]:
+        """A command whose Dispatch a crash interrupted before the tracker took it ends `failed`."""
+        message, self.current = self.current, None
+        if not isinstance(message, Dispatch) or self.tracker.holds(message.command.id):
+            return []
+        error = f"the hub failed while taking the command: {crash!r}"
+        return [StatusChange(message.command.id, CommandStatus.FAILED, _utcnow(), error)]
+
     def interrupt_all(self, reason: str) -> list[StatusChange]:
         return self.tracker.interrupt_all(_utcnow(), reason)
 
@@ -337,6 +349,7 @@ async def _supervised(
 
     async def restarted(crash: Exception) -> None:
         log.error("vehicle.actor_crashed", vin=vin, exc_info=crash)
+        await record_and_publish(context.journal, context.bus, (), loop.lost_in_crash(crash))
         await _audit(context.audit, vin, "vehicle.actor_restarted", repr(crash))
 
     try:
@@ -345,6 +358,10 @@ async def _supervised(
         )
     except GaveUp as exc:
         log.error("vehicle.actor_failed", vin=vin, exc_info=exc)
+        assert isinstance(exc.__cause__, Exception)
+        await record_and_publish(
+            context.journal, context.bus, (), loop.lost_in_crash(exc.__cause__)
+        )
         detail = f"the hub failed to serve this vehicle: {exc}"
         loop.actor.link.close(Status.INTERNAL, detail, DisconnectReason.ERROR)
         await _audit(context.audit, vin, "vehicle.actor_failed", detail)

@@ -49,6 +49,10 @@ class CommandTracker:
     queued: deque[Command] = field(default_factory=deque)
     running: dict[uuid.UUID, _Running] = field(default_factory=dict)
 
+    def holds(self, command_id: uuid.UUID) -> bool:
+        """True while `command_id` is queued or running here."""
+        return command_id in self.running or any(c.id == command_id for c in self.queued)
+
     def submit(self, command: Command) -> None:
         """Queue `command` behind the ones already submitted."""
         self.queued.append(command)

@@ -73,7 +73,7 @@ def _crash_on_dispatch(monkeypatch: pytest.MonkeyPatch, vin: str, times: int) ->
 async def test_a_crashed_actor_restarts_and_keeps_its_link(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    hub, _, audit = env
+    hub, journal, audit = env
     crashes = _crash_on_dispatch(monkeypatch, VIN, times=1)
     vehicle = RawVehicle(hub.grpc_port)
     async with trio.open_nursery() as nursery:
@@ -88,6 +88,7 @@ async def test_a_crashed_actor_restarts_and_keeps_its_link(
         nursery.cancel_scope.cancel()
     assert crashes == [1]
     assert [m.command.command_id for m in vehicle.received[1:]] == [str(kept.id)]
+    assert journal.status_of(lost.id) is CommandStatus.FAILED  # recorded, not forgotten
     assert [(a[1], a[3]["detail"]) for a in audit.events] == [
         ("vehicle.actor_restarted", "RuntimeError('bug 1')")
     ]
@@ -104,8 +105,9 @@ async def test_an_actor_that_keeps_crashing_is_given_up_on(
         nursery.start_soon(other.run)
         await vehicle.welcomed.wait()
         await other.welcomed.wait()
-        for _ in range(3):  # two restarts allowed, the third crash gives up
-            hub.dispatch(_command())
+        crashed = [_command() for _ in range(3)]
+        for command in crashed:  # two restarts allowed, the third crash gives up
+            hub.dispatch(command)
             await trio.sleep(0.01)
         with trio.fail_after(5):
             await vehicle.finished.wait()
@@ -125,3 +127,4 @@ async def test_an_actor_that_keeps_crashing_is_given_up_on(
         "vehicle.actor_failed",
     ]
     assert journal.status_of(survivor.id) is CommandStatus.DISPATCHED
+    assert {journal.status_of(c.id) for c in crashed} == {CommandStatus.FAILED}
