@@ -26,7 +26,6 @@ import random
 import signal
 import sys
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,7 +110,8 @@ class Behaviour:
     `fault` (fault injection, see `FAULTS`): `malformed` sends a first event
     whose body is not JSON, `oversized` one whose body is `fault_size` bytes,
     `repeat_seq` sends every event twice, `skip_seq` skips a seq after the
-    first event, `flood` sends `fault_size` events for an unknown command first,
+    first event, `flood` sends `fault_size` heartbeats at once first, `stranger`
+    first sends an event for a command it was never given,
     `crash_loop` drops the link right after every Welcome (an agent that keeps crashing).
     `hub_silence_intervals`: the link is dead when the hub sends nothing for
     that many heartbeat intervals (None: never). `welcome_timeout_s`: how
@@ -141,7 +141,7 @@ class Behaviour:
             raise ValueError(f"welcome_timeout_s must be > 0, got {self.welcome_timeout_s}")
 
 
-FAULTS = ("malformed", "oversized", "repeat_seq", "skip_seq", "flood", "crash_loop")
+FAULTS = ("malformed", "oversized", "repeat_seq", "skip_seq", "flood", "stranger", "crash_loop")
 
 
 @dataclass(slots=True)
@@ -352,9 +352,12 @@ class SimulatedVehicle:
     ) -> None:
         fault = self.behaviour.fault
         try:
+            if fault == "stranger":
+                await outbox.put(_event(str(uuid.uuid4()), 0, events[0]))
             if fault == "flood":
-                for n in range(self.behaviour.fault_size):
-                    await outbox.put(_event(str(uuid.uuid4()), n, events[0]))
+                beat = pb.VehicleMessage(heartbeat=pb.Heartbeat(sent_at_ms=0))
+                for _ in range(self.behaviour.fault_size):
+                    await outbox.put(_Outgoing(beat))
             for index, spec in enumerate(events):
                 # Latency before every event, the first too: an ECU takes time to answer.
                 if self.behaviour.event_latency_s > 0:

@@ -201,6 +201,8 @@ class _ActorLoop:
                 except WireError as exc:
                     return self._protocol_error(Status.INVALID_ARGUMENT, str(exc))
                 outcome = self.tracker.on_event(record)
+                if outcome.violation is not None:
+                    return self._protocol_error(Status.INVALID_ARGUMENT, outcome.violation)
                 await self._apply(outcome)
                 await self._start_ready()
             case other:

@@ -32,13 +32,21 @@ class _Running:
         return self.deadline if self.cancel is None else min(self.deadline, self.cancel[1])
 
 
+#: Ended commands remembered per vehicle, so their late events are told from bogus ones.
+REMEMBERED_ENDED = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What one vehicle event changes: records to store and publish, or why it was ignored."""
+    """What one vehicle event changes: records to store and publish, or why it was ignored.
+
+    `violation` says why the event breaks the protocol (the link should end).
+    """
 
     events: tuple[CommandEventRecord, ...] = ()
     changes: tuple[StatusChange, ...] = ()
     ignored: str | None = None
+    violation: str | None = None
 
 
 @dataclass(slots=True)
@@ -48,6 +56,13 @@ class CommandTracker:
     max_in_flight: int
     queued: deque[Command] = field(default_factory=deque)
     running: dict[uuid.UUID, _Running] = field(default_factory=dict)
+    ended: dict[uuid.UUID, None] = field(default_factory=dict)  # insertion-ordered set
+
+    def _end(self, command_id: uuid.UUID) -> None:
+        del self.running[command_id]
+        self.ended[command_id] = None
+        if len(self.ended) > REMEMBERED_ENDED:
+            del self.ended[next(iter(self.ended))]
 
     def holds(self, command_id: uuid.UUID) -> bool:
         """True while `command_id` is queued or running here."""
@@ -69,12 +84,15 @@ class CommandTracker:
     def on_event(self, event: CommandEventRecord) -> Outcome:
         """Correlate one vehicle event with its running command."""
         entry = self.running.get(event.command_id)
+        if entry is None and event.command_id in self.ended:
+            return Outcome(ignored=f"late event for command {event.command_id}, which has ended")
         if entry is None:
-            return Outcome(ignored=f"event for command {event.command_id}, which is not running")
+            never = f"event for command {event.command_id}, which this vehicle was never given"
+            return Outcome(violation=never)
         if event.seq < entry.next_seq:
             return Outcome(ignored=f"repeated seq {event.seq} of command {event.command_id}")
         if event.seq > entry.next_seq:
-            del self.running[event.command_id]
+            self._end(event.command_id)
             error = f"vehicle skipped from seq {entry.next_seq} to {event.seq}"
             failed = StatusChange(event.command_id, CommandStatus.FAILED, event.received_at, error)
             return Outcome(changes=(failed,))
@@ -84,7 +102,7 @@ class CommandTracker:
             entry.status = CommandStatus.RUNNING
             changes.append(StatusChange(event.command_id, CommandStatus.RUNNING, event.received_at))
         if event.final:
-            del self.running[event.command_id]
+            self._end(event.command_id)
             changes.append(_final_change(event, entry.cancel))
         return Outcome(events=(event,), changes=tuple(changes))
 
@@ -116,13 +134,14 @@ class CommandTracker:
         """End running commands past their deadline (`timed_out`) or cancel grace (`cancelled`)."""
         expired = [r for r in self.running.values() if r.due <= now]
         for entry in expired:
-            del self.running[entry.command.id]
+            self._end(entry.command.id)
         return [_expiry(r, at) for r in expired]
 
     def interrupt_running(self, at: datetime, reason: str) -> list[StatusChange]:
         """End every running command as `interrupted` (its link went down)."""
         changes = [StatusChange(cid, CommandStatus.INTERRUPTED, at, reason) for cid in self.running]
-        self.running.clear()
+        for command_id in list(self.running):
+            self._end(command_id)
         return changes
 
     def interrupt_all(self, at: datetime, reason: str) -> list[StatusChange]:

@@ -37,6 +37,7 @@ async def _protocol_error(
     [
         ("malformed", 0, Status.INVALID_ARGUMENT, "body is not JSON"),
         ("oversized", 70_000, Status.INVALID_ARGUMENT, "more than max_event_bytes (65536)"),
+        ("stranger", 0, Status.INVALID_ARGUMENT, "which this vehicle was never given"),
         (
             "flood",
             1_000,

@@ -158,7 +158,7 @@ def test_skipped_seq_fails_the_command() -> None:
     assert tracker.on_event(_event(command, 1)).ignored is not None
 
 
-def test_event_for_unknown_command_is_ignored() -> None:
+def test_event_for_a_command_never_given_is_a_violation() -> None:
     tracker = _tracker_running(_command())
     stranger = _command()
 
@@ -166,17 +166,30 @@ def test_event_for_unknown_command_is_ignored() -> None:
 
     assert outcome.events == ()
     assert outcome.changes == ()
-    assert outcome.ignored == f"event for command {stranger.id}, which is not running"
+    assert outcome.violation == (
+        f"event for command {stranger.id}, which this vehicle was never given"
+    )
 
 
-def test_event_for_a_queued_command_is_ignored() -> None:
+def test_event_for_a_queued_command_is_a_violation() -> None:
     running, queued = _command(), _command()
     tracker = _tracker_running(running, queued, max_in_flight=1)
 
     outcome = tracker.on_event(_event(queued, 0))
 
-    assert outcome.ignored == f"event for command {queued.id}, which is not running"
+    assert outcome.violation == f"event for command {queued.id}, which this vehicle was never given"
     assert list(tracker.queued) == [queued]
+
+
+def test_a_late_event_after_a_timeout_is_ignored() -> None:
+    command = _command(timeout_s=5)
+    tracker = _tracker_running(command)
+    tracker.expire(now=10.0, at=T1)
+
+    outcome = tracker.on_event(_event(command, 0))
+
+    assert outcome.ignored == f"late event for command {command.id}, which has ended"
+    assert outcome.violation is None
 
 
 def test_event_after_the_final_one_is_ignored() -> None:
@@ -186,7 +199,7 @@ def test_event_after_the_final_one_is_ignored() -> None:
 
     outcome = tracker.on_event(_event(command, 1))
 
-    assert outcome.ignored == f"event for command {command.id}, which is not running"
+    assert outcome.ignored == f"late event for command {command.id}, which has ended"
     assert outcome.changes == ()
 
 
