@@ -103,10 +103,11 @@ class Hub:
         Returns once the command and its audit event are committed and the
         actor has it, or, for a command with `expires_at` whose vehicle is
         offline, once it is committed as pending: it is delivered when the
-        vehicle connects, or ends `expired`. A vehicle that is not connected (`VehicleNotConnected`)
-        or whose mailbox is full (`MailboxFull`) is refused before anything is
-        written; only if that changes during the commit is the command
-        recorded and then refused. `JournalWriteFailed`: nothing was recorded.
+        vehicle connects, or ends `expired`. A vehicle that is not connected
+        (`VehicleNotConnected`) or whose mailbox is full (`MailboxFull`) is
+        refused before anything is written; only if that changes during the
+        commit is the command recorded and then refused (or, if it may wait,
+        left waiting). `JournalWriteFailed`: nothing was recorded.
         """
         actor = self._actors.get(command.vin)
         if actor is None and command.expires_at is not None:
@@ -123,6 +124,8 @@ class Hub:
         try:
             self.dispatch(command)
         except DispatchError as exc:  # the link went or the mailbox filled meanwhile
+            if isinstance(exc, VehicleNotConnected) and command.expires_at is not None:
+                return  # committed as pending: delivered on reconnect, or expired
             failed = StatusChange(command.id, CommandStatus.FAILED, datetime.now(UTC), str(exc))
             await self.journal.record((), [failed])
             raise
