@@ -41,18 +41,21 @@ def pids_named(name: str) -> list[int]:
 class CpuMeter:
     """CPU seconds a group of processes spends between `start()` and `stop()`.
 
-    Each process is measured on its own: one that ends before `stop()`
-    contributes nothing (measure before stopping processes), never a negative.
+    The group is `pids`, or, with `by_name`, every process of that name alive
+    at either end (so database backends that come and go count from their
+    start). Each process is measured on its own: one that ends before `stop()`
+    loses its share (measure before stopping processes), never a negative.
     """
 
     label: str
-    pids: list[int]
+    pids: list[int] = field(default_factory=list)
+    by_name: str | None = None
     started: dict[int, float] = field(default_factory=dict)
     spent: float = 0.0
 
     def _read(self) -> dict[int, float]:
         seen = {}
-        for pid in self.pids:
+        for pid in pids_named(self.by_name) if self.by_name else self.pids:
             with contextlib.suppress(OSError):  # it ended
                 seen[pid] = cpu_seconds(pid)
         return seen
@@ -64,5 +67,14 @@ class CpuMeter:
     def stop(self) -> float:
         """End the measurement; returns (and keeps) the CPU seconds spent since `start`."""
         now = self._read()
-        self.spent = sum(now[pid] - t for pid, t in self.started.items() if pid in now)
+        self.spent = sum(cpu - self.started.get(pid, 0.0) for pid, cpu in now.items())
         return self.spent
+
+
+class MachineMeter(CpuMeter):
+    """Busy CPU seconds of the whole machine (all cores, from /proc/stat)."""
+
+    def _read(self) -> dict[int, float]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return {0: (sum(fields[:8]) - idle) / _TICKS_PER_S}

@@ -10,7 +10,6 @@ same API), so CPU per command and p99 are also given as ratios to it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import math
 import os
@@ -25,7 +24,7 @@ import orjson
 import trio
 
 from bench.loadgen import planned_count
-from bench.procstat import CpuMeter, cpu_seconds, pids_named
+from bench.procstat import CpuMeter, MachineMeter
 from bench.scenarios import Outcome
 from bench.stack import (
     BENCH_PASSWORD,
@@ -95,7 +94,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
             meters = [
                 CpuMeter("hub", [hub.pid]),
                 CpuMeter("fleet", fleet.pids),
-                _NamedCpuMeter("postgres"),
+                CpuMeter("postgres", by_name="postgres"),
             ]
             hub_run = await _drive(args, hub.http_url, vin_files, meters)
         check = await _check_database(url, hub_run)
@@ -112,46 +111,6 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
         if args.ramp_to is not None:
             series.update(_ramp_series(noop_run, args, "noop"))
     return Outcome(parameters, figures, series)
-
-
-class _NamedCpuMeter(CpuMeter):
-    """CPU of the processes named `label`, per process: backends that come and go don't skew it.
-
-    A process that ends during the measurement loses its share (undercount).
-    """
-
-    def __init__(self, label: str) -> None:
-        super().__init__(label, [])
-        self.at_start: dict[int, float] = {}
-
-    def _each(self) -> dict[int, float]:
-        found = {}
-        for pid in pids_named(self.label):
-            with contextlib.suppress(OSError):
-                found[pid] = cpu_seconds(pid)
-        return found
-
-    def start(self) -> None:
-        """Begin a measurement."""
-        self.at_start = self._each()
-
-    def stop(self) -> float:
-        """CPU seconds spent since `start` by the processes alive now."""
-        now = self._each()
-        self.spent = sum(cpu - self.at_start.get(pid, 0.0) for pid, cpu in now.items())
-        return self.spent
-
-
-class _MachineMeter(CpuMeter):
-    """Busy CPU seconds of the whole machine (all cores, from /proc/stat)."""
-
-    def __init__(self, label: str) -> None:
-        super().__init__(label, [])
-
-    def _total(self) -> float:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        idle = fields[3] + fields[4]  # idle + iowait
-        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def _write_vin_files(args: argparse.Namespace, workdir: Path) -> list[Path]:
@@ -190,7 +149,7 @@ async def _drive(
             raise RuntimeError(f"a load generator exited with {done.returncode}:\n{tail}")
         outputs.append(orjson.loads(done.stdout.splitlines()[-1]))
 
-    meters = [*meters, _MachineMeter("machine")]
+    meters = [*meters, MachineMeter("machine")]
     start_at = time.time() + START_DELAY_S
     command += ["--start-at", repr(start_at)]
     async with trio.open_nursery() as nursery:

@@ -37,7 +37,7 @@ import orjson
 import trio
 
 from bench.fanout_client import TOKEN_ENV
-from bench.procstat import CpuMeter, pids_named
+from bench.procstat import CpuMeter
 from bench.scenarios import Outcome
 from bench.stack import (
     BENCH_PASSWORD,
@@ -194,7 +194,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
                     CpuMeter("hub", [hub.pid]),
                     CpuMeter("subscribers", [s.process.pid for s in subscribers]),
                     CpuMeter("fleet", fleet.pids),
-                    CpuMeter("postgres", pids_named("postgres")),
+                    CpuMeter("postgres", by_name="postgres"),
                 ]
                 for meter in meters:
                     meter.start()

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import trio
 
-from bench.procstat import CpuMeter, pids_named, rss_bytes
+from bench.procstat import CpuMeter, rss_bytes
 from bench.scenarios import Outcome
 from bench.stack import (
     check_open_files,
@@ -73,7 +73,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
                 meters = [
                     CpuMeter("hub", [hub.pid]),
                     CpuMeter("fleet", fleet.pids),
-                    CpuMeter("postgres", pids_named("postgres")),
+                    CpuMeter("postgres", by_name="postgres"),
                 ]
                 for meter in meters:
                     meter.start()

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import trio
 
-from bench.procstat import CpuMeter, pids_named
+from bench.procstat import CpuMeter
 from bench.scenarios import Outcome
 from bench.stack import (
     BENCH_PASSWORD,
@@ -169,7 +169,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
             meters = [
                 CpuMeter("hub", [hub.pid]),
                 CpuMeter("fleet", fleet.pids),
-                CpuMeter("postgres", pids_named("postgres")),
+                CpuMeter("postgres", by_name="postgres"),
             ]
             for meter in meters:
                 meter.start()
