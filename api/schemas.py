@@ -110,13 +110,3 @@ class EventOut(BaseModel):
 class EventList(BaseModel):
     items: list[EventOut]
     total: int
-
-
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-    correlation_id: str | None
-
-
-class ErrorEnvelope(BaseModel):
-    error: ErrorBody
