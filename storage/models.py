@@ -28,6 +28,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -40,6 +41,7 @@ __all__ = [
     "Base",
     "CommandEventModel",
     "CommandModel",
+    "SessionModel",
     "UTCDateTime",
     "UserModel",
     "VehicleModel",
@@ -110,6 +112,34 @@ class UserModel(Base):
     password_hash: Mapped[str] = mapped_column(String(100))
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=true())
+
+
+class SessionModel(Base):
+    """One login: a family of refresh tokens, each used once, and the access tokens they gave.
+
+    Only the hash of the current refresh token is kept. Revoking the session
+    (logout, reuse of an old refresh token, a disabled user) ends the family
+    and every access token that names it.
+    """
+
+    __tablename__ = "sessions"
+    __table_args__ = (
+        Index("ix_sessions_user_id", "user_id"),
+        Index("ix_sessions_revoked_at", "revoked_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, ForeignKey("users.id"))
+    refresh_hash: Mapped[str] = mapped_column(String(64))
+    generation: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(256), nullable=True)
 
 
 class VehicleModel(Base):
@@ -139,6 +169,9 @@ class CommandModel(Base):
         Index("ix_commands_vin_submitted_at", "vin", "submitted_at"),
         Index("ix_commands_status", "status"),
         Index("ix_commands_status_expires_at", "status", "expires_at"),
+        Index("ix_commands_submitted_by_submitted_at", "submitted_by", "submitted_at"),
+        Index("ix_commands_submitted_at", "submitted_at"),
+        UniqueConstraint("submitted_by", "idempotency_key"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True)
@@ -155,6 +188,9 @@ class CommandModel(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     #: Set for a command that may wait for its offline vehicle until then (`ttl_s`).
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: The operator's `Idempotency-Key` and the hash of the body it came with.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class CommandEventModel(Base):
