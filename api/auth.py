@@ -1,15 +1,30 @@
-"""Operator authentication: short-lived HS256 access tokens (joserfc) and role checks.
+"""Operator authentication: access tokens (HS256 JWT), refresh tokens, revoked sessions, roles.
 
 joserfc's `jwt.decode` checks the signature only; expiry and the required
 claims are checked by a `JWTClaimsRegistry` as a second step. The algorithm is
 pinned, so `alg: none` and other algorithms are refused.
+
+An access token names its session (`sid`). A session is revoked in the
+database (logout, a reused refresh token, a disabled user...) and, at once,
+in this node's `SessionRevocations`, which every verification consults, cached
+or not: a dictionary lookup, so the command hot path stays cheap.
+
+A refresh token is opaque: `<session id>.<generation>.<nonce>.<mac>`. The
+MAC (HMAC-SHA256 under a key derived from the JWT secret) proves we issued
+it, so an old generation presented again is known to be a real, reused
+token (revoke the session), not a guess at a session id (ignore it).
 """
 
 from __future__ import annotations
 
+import base64
 import enum
+import hashlib
+import hmac
+import secrets
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from joserfc import jwt
@@ -19,6 +34,11 @@ from joserfc.jwk import OctKey
 ALGORITHM = "HS256"
 #: Verified tokens remembered (oldest forgotten first).
 VERIFIED_CACHE_SIZE = 4096
+#: Operators' passwords set over the API are at least this long.
+MIN_PASSWORD_LENGTH = 12
+#: Revocations are kept this much longer than an access token lives (clock skew).
+REVOCATION_MARGIN_S = 60.0
+_REFRESH_KEY_LABEL = b"sovd-hub refresh token v1"
 
 
 class Role(enum.StrEnum):
@@ -36,22 +56,79 @@ class Role(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The authenticated operator behind a request."""
+    """The authenticated operator behind a request, and the session of their token."""
 
     username: str
     role: Role
+    session_id: uuid.UUID | None = None
 
 
 class InvalidToken(Exception):
-    """The bearer token is missing, malformed, forged or expired; the text says which."""
+    """The token is missing, malformed, forged, expired or revoked; the text says which.
+
+    `code` is the error code the API answers with.
+    """
+
+    def __init__(self, message: str, code: str = "unauthenticated") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class SessionRevocations:
+    """The sessions revoked recently, as this node knows them.
+
+    A session id is kept `retention_s` after its revocation (an access
+    token's lifetime plus a margin): by then every access token naming it
+    has expired. Seeded from the database at start (`load`), updated on
+    every revocation made on this node (`revoke`). Other nodes' revocations
+    do not reach it yet: that is for the multi-node bus (issue 7), which
+    only needs to call `revoke` here.
+    """
+
+    def __init__(self, retention_s: float) -> None:
+        self.retention_s = retention_s
+        self._revoked: dict[uuid.UUID, float] = {}  # oldest revocation first
+
+    def __contains__(self, session_id: object) -> bool:
+        return session_id in self._revoked
+
+    def __len__(self) -> int:
+        return len(self._revoked)
+
+    def revoke(self, session_id: uuid.UUID, at: float | None = None) -> None:
+        """Refuse access tokens of `session_id` from now on (`at`: epoch seconds, default now)."""
+        now = time.time()
+        self._revoked.pop(session_id, None)
+        self._revoked[session_id] = now if at is None else at
+        self._forget_before(now - self.retention_s)
+
+    def revoke_all(self, session_ids: Iterable[uuid.UUID]) -> None:
+        """`revoke` each of `session_ids`, now."""
+        for session_id in session_ids:
+            self.revoke(session_id)
+
+    def load(self, revoked: Iterable[tuple[uuid.UUID, float]]) -> None:
+        """Add revocations read from the database, `(session id, epoch seconds)`."""
+        for session_id, at in sorted(revoked, key=lambda item: item[1]):
+            self._revoked.setdefault(session_id, at)
+        self._forget_before(time.time() - self.retention_s)
+
+    def _forget_before(self, horizon: float) -> None:
+        while self._revoked:
+            oldest, at = next(iter(self._revoked.items()))
+            if at >= horizon:
+                return
+            del self._revoked[oldest]
 
 
 class TokenIssuer:
-    """Issues and verifies access tokens with one HS256 key."""
+    """Issues and verifies access tokens with one HS256 key, and refresh tokens with another."""
 
     def __init__(self, secret: str, ttl_s: int) -> None:
         self._key = OctKey.import_key(secret.encode())
+        self._refresh_key = hmac.new(secret.encode(), _REFRESH_KEY_LABEL, hashlib.sha256).digest()
         self.ttl_s = ttl_s
+        self.revocations = SessionRevocations(ttl_s + REVOCATION_MARGIN_S)
         self._verified: dict[str, tuple[Principal, float]] = {}
         self._claims = jwt.JWTClaimsRegistry(
             exp={"essential": True},
@@ -60,30 +137,40 @@ class TokenIssuer:
         )
 
     def issue(self, principal: Principal) -> str:
-        """A signed access token for `principal`, valid for `ttl_s` seconds."""
+        """A signed access token for `principal` (and its session), valid for `ttl_s` seconds."""
         now = int(time.time())
-        claims = {
+        claims: dict[str, object] = {
             "sub": principal.username,
             "role": principal.role.value,
             "iat": now,
             "exp": now + self.ttl_s,
             "jti": uuid.uuid4().hex,
         }
+        if principal.session_id is not None:
+            claims["sid"] = str(principal.session_id)
         return jwt.encode({"alg": ALGORITHM}, claims, self._key)
 
     def verify(self, token: str) -> Principal:
         """The principal of a valid token; raises `InvalidToken` saying what is wrong.
 
         Verified tokens are remembered until they expire, so a script sending
-        many requests with one token pays for the signature check once.
+        many requests with one token pays for the signature check once; the
+        revocation of its session is checked every time.
         """
         cached = self._verified.get(token)
         if cached is not None and cached[1] > time.time():
-            return cached[0]
-        principal, expires_at = self._verify(token)
-        if len(self._verified) >= VERIFIED_CACHE_SIZE:
-            self._verified.pop(next(iter(self._verified)))  # the oldest entry
-        self._verified[token] = (principal, expires_at)
+            principal = cached[0]
+        else:
+            principal, expires_at = self._verify(token)
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                self._verified.pop(next(iter(self._verified)))  # the oldest entry
+            self._verified[token] = (principal, expires_at)
+        if principal.session_id is not None and principal.session_id in self.revocations:
+            raise InvalidToken(
+                "the session of this access token was revoked (logout, password or role "
+                "change, or a reused refresh token): log in again",
+                code="session_revoked",
+            )
         return principal
 
     def _verify(self, token: str) -> tuple[Principal, float]:
@@ -95,7 +182,44 @@ class TokenIssuer:
         except ValueError as exc:
             raise InvalidToken(f"invalid access token: {exc}") from exc
         claims = decoded.claims
-        return Principal(str(claims["sub"]), Role(claims["role"])), float(claims["exp"])
+        sid = claims.get("sid")
+        try:
+            session_id = uuid.UUID(sid) if isinstance(sid, str) else None
+        except ValueError:
+            raise InvalidToken("invalid access token: its sid is not a session id") from None
+        principal = Principal(str(claims["sub"]), Role(claims["role"]), session_id)
+        return principal, float(claims["exp"])
+
+    def issue_refresh(self, session_id: uuid.UUID, generation: int) -> str:
+        """A new refresh token of `session_id` at `generation` (random: never issued twice)."""
+        body = f"{session_id.hex}.{generation}.{secrets.token_urlsafe(24)}"
+        return f"{body}.{self._mac(body)}"
+
+    def parse_refresh(self, token: str) -> tuple[uuid.UUID, int]:
+        """The session and generation of a refresh token we issued; else `InvalidToken`."""
+        body, _, mac = token.rpartition(".")
+        parts = body.split(".")
+        if len(parts) == 3 and hmac.compare_digest(mac, self._mac(body)):
+            try:
+                session_id, generation = uuid.UUID(hex=parts[0]), int(parts[1])
+            except ValueError:
+                pass
+            else:
+                if generation >= 0:
+                    return session_id, generation
+        raise InvalidToken(
+            "the refresh token is not one this hub issued (or is damaged): log in again",
+            code="invalid_refresh_token",
+        )
+
+    def _mac(self, body: str) -> str:
+        digest = hmac.new(self._refresh_key, body.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def refresh_hash(token: str) -> str:
+    """What the database keeps of a refresh token: its SHA-256, in hex."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def bearer_token(header: str | None) -> str:

@@ -97,6 +97,9 @@ def _add_node_options(parser: argparse.ArgumentParser) -> None:
         "--http-bind", help=f"HOST:PORT for REST/WebSocket, default {DEFAULT_HTTP_BIND}"
     )
     parser.add_argument("--grpc-bind", help=f"HOST:PORT for vehicles, default {DEFAULT_GRPC_BIND}")
+    parser.add_argument(
+        "--redis-url", help="redis://host:6379/0 shared by nodes; default none (SOVD_HUB_REDIS_URL)"
+    )
 
 
 def config_file(args: argparse.Namespace) -> dict[str, dict[str, object]]:
@@ -118,7 +121,10 @@ def config_file(args: argparse.Namespace) -> dict[str, dict[str, object]]:
 def storage_config(args: argparse.Namespace) -> StorageConfig:
     """Storage settings from `--database-url` > environment > file > default."""
     return load_config(
-        StorageConfig, file_values=config_file(args).get("storage"), database_url=args.database_url
+        StorageConfig,
+        file_values=config_file(args).get("storage"),
+        database_url=args.database_url,
+        redis_url=getattr(args, "redis_url", None),  # only `serve` and `demo` take --redis-url
     )
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from hub.config import check_port, check_positive
 from hub.errors import ConfigError
+from storage.urls import mask_url
 
 #: HS256 keys shorter than this are refused (joserfc only warns).
 MIN_JWT_SECRET_BYTES = 32
@@ -19,8 +21,41 @@ class ApiConfig:
     http_port: int = 8080
     jwt_secret: str = ""
     access_token_ttl_s: int = 900
+    #: A session's refresh token expires when unused this long (each refresh renews it).
+    refresh_token_ttl_s: int = 14 * 24 * 3600
+    #: Reverse proxies in front of the node whose `X-Forwarded-For` is trusted (0: ignore it).
+    forwarded_for_hops: int = 0
     ws_auth_timeout_s: float = 5.0
+    #: Frames queued per WebSocket; a client that lets it fill is told `lagged` and closed (1013).
     ws_buffer_messages: int = 256
+    #: How often a WebSocket re-checks its access token: expired or revoked closes it (4401).
+    ws_token_check_s: float = 5.0
+    #: Request bodies above this are refused with 413 (also when sent chunked).
+    max_body_bytes: int = 64 * 1024
+    #: Serve Prometheus metrics at `/metrics` (unauthenticated: restrict it in the network).
+    metrics_enabled: bool = True
+    #: Browser origins allowed to call the API (`scheme://host[:port]`, or `*`); empty: CORS off.
+    cors_allow_origins: tuple[str, ...] = ()
+    cors_allow_methods: tuple[str, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE")
+    cors_allow_headers: tuple[str, ...] = (
+        "Authorization",
+        "Content-Type",
+        "Idempotency-Key",
+        "X-Request-ID",
+    )
+    #: Send `Access-Control-Allow-Credentials` (cookies); not allowed with origin `*`.
+    cors_allow_credentials: bool = False
+    cors_max_age_s: int = 600
+    # Rate limits (token buckets: `*_burst` at once, refilled at `*_rate_per_s`).
+    submit_rate_per_s: float = 10.0  # command submissions per user
+    submit_burst: int = 50
+    login_rate_per_s: float = 1.0  # login attempts per client address
+    login_burst: int = 30
+    # Failed-login throttling: this many failures within the window locks further attempts
+    # (of that username / from that address) until the window ends.
+    login_max_failures_per_user: int = 5
+    login_max_failures_per_address: int = 20
+    login_failure_window_s: float = 900.0
 
     def __post_init__(self) -> None:
         check_port("http_port", self.http_port)
@@ -31,8 +66,69 @@ class ApiConfig:
                 f"`python -c 'import secrets; print(secrets.token_urlsafe(48))'`), "
                 f"got {len(self.jwt_secret.encode())} bytes"
             )
-        for name in ("access_token_ttl_s", "ws_auth_timeout_s", "ws_buffer_messages"):
+        for name in (
+            "access_token_ttl_s",
+            "ws_auth_timeout_s",
+            "ws_buffer_messages",
+            "ws_token_check_s",
+            "max_body_bytes",
+            "cors_max_age_s",
+        ):
             check_positive(name, getattr(self, name))
+        check_cors(self)
+        check_sessions(self)
+        for name in (
+            "submit_rate_per_s",
+            "submit_burst",
+            "login_rate_per_s",
+            "login_burst",
+            "login_max_failures_per_user",
+            "login_max_failures_per_address",
+            "login_failure_window_s",
+        ):
+            check_positive(name, getattr(self, name))
+
+
+def check_sessions(config: ApiConfig) -> None:
+    """Raise ConfigError naming the session setting that does not fit the others."""
+    if config.refresh_token_ttl_s <= config.access_token_ttl_s:
+        raise ConfigError(
+            f"refresh_token_ttl_s ({config.refresh_token_ttl_s}) must be longer than "
+            f"access_token_ttl_s ({config.access_token_ttl_s}): a session outlives its access "
+            "tokens (set SOVD_HUB_REFRESH_TOKEN_TTL_S, e.g. to 1209600 for 14 days)"
+        )
+    if not 0 <= config.forwarded_for_hops <= 10:
+        raise ConfigError(
+            "forwarded_for_hops must be 0 (ignore X-Forwarded-For) to 10 (the number of reverse "
+            f"proxies in front of the node), got {config.forwarded_for_hops}"
+        )
+
+
+#: An origin as browsers send it: scheme, host, optional port; no path, no trailing slash.
+_ORIGIN = re.compile(
+    r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$"
+)
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def check_cors(config: ApiConfig) -> None:
+    """Raise ConfigError naming the `cors_*` key whose value browsers could not use."""
+    for origin in config.cors_allow_origins:
+        if origin != "*" and not _ORIGIN.match(origin):
+            raise ConfigError(
+                f"cors_allow_origins: {origin!r} is not an origin; write it as a browser sends it, "
+                "e.g. https://console.example.com or http://localhost:3000 (no path, no "
+                "trailing slash), or * for any origin"
+            )
+    if "*" in config.cors_allow_origins and config.cors_allow_credentials:
+        raise ConfigError(
+            "cors_allow_credentials cannot be used with cors_allow_origins '*' (browsers refuse "
+            "it): list the exact origins instead"
+        )
+    for key in ("cors_allow_methods", "cors_allow_headers"):
+        for value in getattr(config, key):
+            if not _TOKEN.match(value):
+                raise ConfigError(f"{key}: {value!r} is not an HTTP method or header name")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -42,10 +138,34 @@ class StorageConfig:
     database_url: str = "sqlite:///sovd-hub.db"
     database_pool_size: int = 10
     bcrypt_rounds: int = 12
+    redis_url: str | None = None  # None: no Redis, this node keeps its rate limits in memory
+    redis_key_prefix: str = "sovd-hub:"
+    redis_pool_size: int = 16
+    redis_timeout_s: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.database_url:
             raise ConfigError("database_url (SOVD_HUB_DATABASE_URL) must not be empty")
+        _check_redis(self)
         check_positive("database_pool_size", self.database_pool_size)
         if not 4 <= self.bcrypt_rounds <= 31:
             raise ConfigError(f"bcrypt_rounds must be between 4 and 31, got {self.bcrypt_rounds}")
+
+
+def _check_redis(config: StorageConfig) -> None:
+    if config.redis_url is not None and not config.redis_url.startswith(
+        ("redis://", "rediss://", "unix://")
+    ):
+        raise ConfigError(
+            "redis_url (SOVD_HUB_REDIS_URL) must look like redis://host:6379/0, "
+            "rediss://host:6379/0 or unix:///path/to/redis.sock (leave it unset for no Redis), "
+            f"got {mask_url(config.redis_url)!r}"
+        )
+    prefix = config.redis_key_prefix
+    if not 1 <= len(prefix) <= 64 or not prefix.isprintable() or " " in prefix:
+        raise ConfigError(
+            "redis_key_prefix (SOVD_HUB_REDIS_KEY_PREFIX) must be 1-64 printable characters "
+            f"without spaces, such as 'sovd-hub:', got {prefix!r}"
+        )
+    check_positive("redis_pool_size", config.redis_pool_size)
+    check_positive("redis_timeout_s", config.redis_timeout_s)

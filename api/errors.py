@@ -3,17 +3,25 @@
 ApiError                 an HTTP error with a stable `code` and a message for people
 (plus handlers here for quart-schema validation, werkzeug HTTP errors,
 undecodable bodies and anything unexpected, which becomes a logged 500)
+
+Codes of the generic failures: `not_found` (404, no such route),
+`method_not_allowed` (405, with `Allow`), `malformed_request` (400, a body
+that is not JSON or not UTF-8), `payload_too_large` (413, a body over
+`max_body_bytes`, also when sent chunked), `unsupported_media_type` (415, a
+JSON body sent without `Content-Type: application/json`),
+`validation_failed` (422, with `details`), `internal_error` (500).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
-from quart import Quart, Response, g, jsonify
+from pydantic import BaseModel, Field, JsonValue, ValidationError
+from quart import Quart, Response, current_app, g, jsonify, request
 from quart_schema import RequestSchemaValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from hub.model import JSON
 
@@ -38,6 +46,23 @@ class ApiError(Exception):
         self.message = message
         self.details = details
         self.headers = headers or {}
+
+
+class ErrorBody(BaseModel):
+    """What went wrong: a stable `code` for programs, a `message` for people."""
+
+    code: str = Field(description="stable, machine-readable, e.g. validation_failed")
+    message: str = Field(description="what was expected, what came, and what to change")
+    correlation_id: str | None = Field(description="the request's X-Request-ID; quote it")
+    details: list[dict[str, JsonValue]] | None = Field(
+        default=None, description="per-field problems: field, rule, message"
+    )
+
+
+class ErrorResponse(BaseModel):
+    """The one envelope of every error answer."""
+
+    error: ErrorBody
 
 
 def envelope(code: str, message: str, details: list[dict[str, JSON]] | None = None) -> JSON:
@@ -70,6 +95,19 @@ def _validation_details(exc: ValidationError) -> list[dict[str, JSON]]:
     ]
 
 
+def _path_exists(methods: Iterable[str]) -> bool:
+    """True if the request's path matches a route for one of `methods`."""
+    adapter = current_app.create_url_adapter(request)
+    for method in methods:
+        try:
+            if adapter is not None:
+                adapter.match(method=method)
+                return True
+        except HTTPException:
+            continue
+    return False
+
+
 def install_error_handlers(app: Quart) -> None:
     """Map every failure to the envelope."""
 
@@ -79,6 +117,16 @@ def install_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(RequestSchemaValidationError)
     async def schema_error(err: RequestSchemaValidationError) -> Response:
+        if type(err) is RequestSchemaValidationError and not request.is_json:  # a body, not JSON
+            given = request.mimetype or "no Content-Type"
+            return _respond(
+                ApiError(
+                    415,
+                    "unsupported_media_type",
+                    f"the request body must be JSON sent with Content-Type: application/json; "
+                    f"got {given}",
+                )
+            )
         cause: Any = err.validation_error
         if isinstance(cause, ValidationError):
             details = _validation_details(cause)
@@ -91,10 +139,17 @@ def install_error_handlers(app: Quart) -> None:
     @app.errorhandler(HTTPException)
     async def http_error(err: HTTPException) -> Response:
         status = err.code or 500
+        if isinstance(err, MethodNotAllowed) and not _path_exists(err.valid_methods or ()):
+            err = NotFound()  # werkzeug says 405 when a path matched no rule's converters
+            status = 404
         code = (err.name or "error").lower().replace(" ", "_")
         message = err.description or err.name or "error"
         if status == 400:
             code, message = "malformed_request", "the request body is not valid JSON"
+        elif status == 413:
+            limit = current_app.config["MAX_CONTENT_LENGTH"]
+            code = "payload_too_large"
+            message = f"the request body is over {limit} bytes (max_body_bytes); send less"
         headers = {k: v for k, v in err.get_headers() if k.lower() != "content-type"}
         return _respond(ApiError(status, code, message, headers=headers))
 

@@ -1,23 +1,33 @@
-"""REST routes: login, the vehicle list, command submission and its results, health."""
+"""REST routes: command submission and its results (login: api/accounts.py)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from quart import Blueprint, Response, jsonify
-from quart_schema import validate_request, validate_response
+import structlog
+from quart import Blueprint
+from quart_schema import (
+    validate_headers,
+    validate_querystring,
+    validate_request,
+    validate_response,
+)
 
 from api.access import can_read_command, current_principal, requires
-from api.auth import Principal, Role
+from api.auth import Role
 from api.errors import ApiError
+from api.idempotency import IdempotencyClaim, key_locks, request_hash
+from api.openapi import errors
+from api.ratelimit import limit_submissions
 from api.schemas import (
+    CommandList,
     CommandOut,
+    CommandQuery,
     EventList,
     EventOut,
-    LoginRequest,
+    IdempotencyHeaders,
     SubmitCommand,
-    TokenResponse,
 )
 from api.state import state
 from hub import (
@@ -25,6 +35,7 @@ from hub import (
     CatalogError,
     Command,
     CommandStatus,
+    IdempotencyKeyTaken,
     JournalWriteFailed,
     MailboxFull,
     SovdRequest,
@@ -32,35 +43,60 @@ from hub import (
     VehicleNotConnected,
     build_request,
 )
-from storage import CommandRow, DatabaseUnavailable
+from storage import CommandFilter, CommandRow
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
-health = Blueprint("health", __name__)
-
-
-@api.post("/auth/login")
-@validate_request(LoginRequest)
-@validate_response(TokenResponse)
-async def login(data: LoginRequest) -> TokenResponse:
-    """Exchange a username and password for a short-lived access token."""
-    s = state()
-    user = await s.db.authenticate_user(data.username, data.password)
-    if user is None:
-        raise ApiError(401, "invalid_credentials", "invalid username or password")
-    token = s.tokens.issue(Principal(user.username, Role(user.role)))
-    return TokenResponse(access_token=token, expires_in=s.tokens.ttl_s)
+log = structlog.get_logger("api.commands")
 
 
 @api.post("/commands")
+@errors(404, 409, 429, 503)
 @requires(Role.ENGINEER)
+@limit_submissions
+@validate_headers(IdempotencyHeaders)
 @validate_request(SubmitCommand)
-async def submit_command(data: SubmitCommand) -> tuple[Response, int, dict[str, str]]:
+@validate_response(CommandOut, 202)
+@validate_response(CommandOut, 200)
+async def submit_command(
+    data: SubmitCommand, headers: IdempotencyHeaders
+) -> tuple[CommandOut, int, dict[str, str]]:
     """Validate a catalog command, record it, and hand it to the vehicle's actor.
 
     202 means the command and its audit event are committed. 409 when the
     vehicle is not connected (unless `ttl_s` lets the command wait for it),
-    503 (with Retry-After) when its mailbox is full.
+    503 (with Retry-After) when its mailbox is full. With an `Idempotency-Key`,
+    a retry with the same key and body answers 200 with the first command (sent
+    to the vehicle once); the same key with another body is 409.
     """
+    key = headers.idempotency_key
+    if key is None:
+        return await _submit(data, None)
+    username = current_principal().username
+    claim = IdempotencyClaim(key, request_hash(data))
+    async with key_locks().hold(username, key):
+        earlier = await state().db.find_idempotent(username, key)
+        if earlier is None:
+            try:
+                return await _submit(data, claim)
+            except IdempotencyKeyTaken:  # another node stored it between lookup and commit
+                earlier = await state().db.find_idempotent(username, key)
+                if earlier is None:
+                    raise
+    row, stored_hash = earlier
+    if stored_hash != claim.request_hash:
+        raise ApiError(
+            409,
+            "idempotency_key_reused",
+            f"Idempotency-Key {key!r} was already used for command {row.id} with a different "
+            "body; send that body again to get the command back, or use a new key",
+        )
+    headers_out = {"Location": f"/api/v1/commands/{row.id}", "Idempotent-Replayed": "true"}
+    return _command_out(row), 200, headers_out
+
+
+async def _submit(
+    data: SubmitCommand, claim: IdempotencyClaim | None
+) -> tuple[CommandOut, int, dict[str, str]]:
     s = state()
     sovd = _catalog_request(data)
     timeout_s = _limited("timeout_s", data.timeout_s, s.hub_config.max_command_timeout_s)
@@ -85,7 +121,10 @@ async def submit_command(data: SubmitCommand) -> tuple[Response, int, dict[str, 
         submitted_by=current_principal().username,
         submitted_at=now,
         expires_at=now + timedelta(seconds=ttl_s) if ttl_s else None,
+        idempotency_key=claim.key if claim is not None else None,
+        request_hash=claim.request_hash if claim is not None else None,
     )
+    structlog.contextvars.bind_contextvars(vin=command.vin, command_id=str(command.id))
     try:
         await s.hub.submit(command)
     except JournalWriteFailed as exc:
@@ -98,8 +137,8 @@ async def submit_command(data: SubmitCommand) -> tuple[Response, int, dict[str, 
                 503, "vehicle_busy", str(exc), headers={"Retry-After": str(exc.retry_after_s)}
             ) from None
         raise ApiError(409, "vehicle_offline", str(exc)) from None
-    body = _command_out(_row_of(command)).model_dump(mode="json")
-    return jsonify(body), 202, {"Location": f"/api/v1/commands/{command.id}"}
+    log.debug("command.submitted", command=command.name, waits=command.expires_at is not None)
+    return _command_out(_row_of(command)), 202, {"Location": f"/api/v1/commands/{command.id}"}
 
 
 def _catalog_request(data: SubmitCommand) -> SovdRequest:
@@ -118,6 +157,44 @@ def _limited(field: str, requested: float | None, limit: float) -> float | None:
     return requested
 
 
+@api.get("/commands")
+@requires(Role.VIEWER)
+@validate_querystring(CommandQuery)
+@validate_response(CommandList)
+async def list_commands(query_args: CommandQuery) -> CommandList:
+    """Command history, newest first: admins see everyone's, others only their own.
+
+    `total` counts every command that matches, not just this page. Naming
+    someone else in `submitted_by` is 403 unless you are an admin.
+    """
+    principal = current_principal()
+    submitted_by = query_args.submitted_by
+    if principal.role is not Role.ADMIN:
+        if submitted_by not in (None, principal.username):
+            raise ApiError(
+                403,
+                "forbidden",
+                f"only admins may list other users' commands (you are {principal.role.value}); "
+                f"leave out submitted_by or set it to {principal.username}",
+            )
+        submitted_by = principal.username
+    wanted = CommandFilter(
+        vin=query_args.vin,
+        statuses=query_args.statuses(),
+        submitted_by=submitted_by,
+        name=query_args.command,
+        since=query_args.since,
+        until=query_args.until,
+    )
+    page = await state().db.list_commands(wanted, limit=query_args.limit, offset=query_args.offset)
+    return CommandList(
+        items=[_command_out(row) for row in page.items],
+        total=page.total,
+        limit=query_args.limit,
+        offset=query_args.offset,
+    )
+
+
 @api.get("/commands/<uuid:command_id>")
 @requires(Role.VIEWER)
 @validate_response(CommandOut)
@@ -127,6 +204,7 @@ async def get_command(command_id: uuid.UUID) -> CommandOut:
 
 
 @api.post("/commands/<uuid:command_id>/cancel")
+@errors(409, 503)
 @requires(Role.ENGINEER)
 @validate_response(CommandOut, 202)
 async def cancel_command(command_id: uuid.UUID) -> tuple[CommandOut, int]:
@@ -151,7 +229,7 @@ async def cancel_command(command_id: uuid.UUID) -> tuple[CommandOut, int]:
         cancelled = StatusChange(
             command_id, CommandStatus.CANCELLED, datetime.now(UTC), f"cancelled by {by}"
         )
-        await s.db.record((), [cancelled])
+        await s.hub.journal.record((), [cancelled])  # group commit; counted in the metrics
     return _command_out(await _readable_command(command_id)), 202
 
 
@@ -218,20 +296,3 @@ def _command_out(row: CommandRow) -> CommandOut:
         timeout_s=row.timeout_s,
         links={"self": base, "events": f"{base}/events", "stream": "/api/v1/ws"},
     )
-
-
-@health.get("/health/live")
-async def live() -> dict[str, object]:
-    """The process is up; with the hub's counters (no database query)."""
-    return {"status": "ok", **state().hub.statistics()}
-
-
-@health.get("/health/ready")
-async def ready() -> tuple[dict[str, object], int]:
-    """Ready to take commands: the database answers."""
-    s = state()
-    try:
-        await s.db.ping()
-    except DatabaseUnavailable as exc:
-        return {"status": "unavailable", "database": str(exc)}, 503
-    return {"status": "ok", "database": "ok", **s.hub.statistics()}, 200

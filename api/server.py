@@ -17,7 +17,7 @@ from quart_trio import QuartTrio
 from api.app import create_app
 from api.config import ApiConfig, StorageConfig
 from hub import HubConfig, InProcessBus, open_hub
-from storage import Database, open_database
+from storage import Database, KeyValue, open_database, open_keyvalue
 
 log = structlog.get_logger("api.server")
 
@@ -50,8 +50,11 @@ async def open_node(
         )
         if interrupted:
             log.warning("commands.interrupted_at_start", count=interrupted)
-        async with open_hub(hub_config, db, db, InProcessBus(), db, db) as hub:
-            app = create_app(hub, db, api_config, hub_config)
+        async with (
+            _open_redis(storage_config) as keyvalue,
+            open_hub(hub_config, db, db, InProcessBus(), db, db) as hub,
+        ):
+            app = create_app(hub, db, api_config, hub_config, keyvalue)
             config = HypercornConfig()
             config.bind = [f"{api_config.http_host}:{api_config.http_port}"]
             config.accesslog = None
@@ -66,6 +69,22 @@ async def open_node(
                     yield addresses, db
                 finally:
                     stop_http.set()
+
+
+@asynccontextmanager
+async def _open_redis(storage_config: StorageConfig) -> AsyncIterator[KeyValue | None]:
+    """Redis when `redis_url` is set (connected lazily: readiness reports it), else None."""
+    if storage_config.redis_url is None:
+        yield None
+        return
+    async with open_keyvalue(
+        storage_config.redis_url,
+        key_prefix=storage_config.redis_key_prefix,
+        pool_size=storage_config.redis_pool_size,
+        timeout_s=storage_config.redis_timeout_s,
+    ) as keyvalue:
+        log.info("redis.configured", url=keyvalue.where, key_prefix=keyvalue.key_prefix)
+        yield keyvalue
 
 
 async def _serve_http(

@@ -9,7 +9,7 @@ from quart import current_app
 from api.auth import TokenIssuer
 from api.config import ApiConfig
 from hub import Hub, HubConfig
-from storage import Database
+from storage import Database, KeyValue
 
 _KEY = "sovd_hub"
 
@@ -23,6 +23,8 @@ class AppState:
     tokens: TokenIssuer
     config: ApiConfig
     hub_config: HubConfig
+    #: Redis, when the node is configured with one (`redis_url`); shared with other nodes.
+    keyvalue: KeyValue | None = None
 
 
 def state() -> AppState:

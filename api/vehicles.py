@@ -4,35 +4,69 @@ from __future__ import annotations
 
 from grpclib.const import Status
 from quart import Blueprint
-from quart_schema import validate_request, validate_response
+from quart_schema import validate_querystring, validate_request, validate_response
 
 from api.access import current_principal, requires
 from api.auth import Role
 from api.errors import ApiError
+from api.openapi import errors
+from api.routes import _command_out
 from api.schemas import (
+    ConnectionDetail,
     ConnectionOut,
     NewVehicleIn,
     VehicleCreated,
+    VehicleDetail,
     VehicleList,
     VehicleOut,
+    VehiclePatch,
+    VehicleQuery,
     VehicleToken,
 )
 from api.state import state
-from storage import NewVehicle, UnknownVehicleError, Vehicle, VehicleExistsError
+from storage import (
+    NewVehicle,
+    UnknownVehicleError,
+    Vehicle,
+    VehicleChanges,
+    VehicleExistsError,
+    VehicleFilter,
+)
 
 vehicles = Blueprint("vehicles", __name__, url_prefix="/api/v1/vehicles")
+
+#: How many of a vehicle's newest commands `GET /api/v1/vehicles/<vin>` shows.
+RECENT = 10
 
 
 @vehicles.get("")
 @requires(Role.VIEWER)
+@validate_querystring(VehicleQuery)
 @validate_response(VehicleList)
-async def list_vehicles() -> VehicleList:
-    """Every registered vehicle with its live connection status on this node."""
-    fleet = await state().db.list_vehicles()
-    return VehicleList(items=[_vehicle_out(v) for v in fleet], total=len(fleet))
+async def list_vehicles(query_args: VehicleQuery) -> VehicleList:
+    """A page of the registered vehicles, ordered by VIN, with their live connection status.
+
+    `status` filters on the links to this node at the time of the request;
+    `total` counts every vehicle that matches, not just this page.
+    """
+    s = state()
+    connected = s.hub.connected_vins() if query_args.status is not None else None
+    wanted = VehicleFilter(
+        search=query_args.search,
+        vins=connected if query_args.status == "connected" else None,
+        not_vins=connected if query_args.status == "disconnected" else None,
+    )
+    page = await s.db.search_vehicles(wanted, limit=query_args.limit, offset=query_args.offset)
+    return VehicleList(
+        items=[_vehicle_out(v) for v in page.items],
+        total=page.total,
+        limit=query_args.limit,
+        offset=query_args.offset,
+    )
 
 
 @vehicles.post("")
+@errors(409)
 @requires(Role.ADMIN)
 @validate_request(NewVehicleIn)
 @validate_response(VehicleCreated, 201)
@@ -48,10 +82,53 @@ async def register_vehicle(data: NewVehicleIn) -> tuple[VehicleCreated, int]:
 
 @vehicles.get("/<vin>")
 @requires(Role.VIEWER)
+@validate_response(VehicleDetail)
+async def get_vehicle(vin: str) -> VehicleDetail:
+    """One vehicle: its live link to this node, active command counts, and latest commands.
+
+    `recent_commands` are its 10 newest: anyone's for admins, only the
+    caller's own for engineers and viewers (as in `GET /api/v1/commands`).
+    """
+    _check_shape(vin)
+    principal = current_principal()
+    commands_of = None if principal.role is Role.ADMIN else principal.username
+    overview = await state().db.vehicle_overview(vin, commands_of=commands_of, recent=RECENT)
+    if overview is None:
+        raise _unknown(vin)
+    out = _vehicle_out(overview.vehicle)
+    connection = state().hub.connection(vin)
+    return VehicleDetail(
+        **out.model_dump(exclude={"connection"}),
+        connection=ConnectionDetail(
+            **out.connection.model_dump(),
+            session_id=connection.session_id if connection is not None else None,
+        ),
+        active_commands=overview.active_commands,
+        recent_commands=[_command_out(row) for row in overview.recent_commands],
+    )
+
+
+@vehicles.patch("/<vin>")
+@requires(Role.ADMIN)
+@validate_request(VehiclePatch)
 @validate_response(VehicleOut)
-async def get_vehicle(vin: str) -> VehicleOut:
-    """One vehicle with its live connection status on this node."""
-    return _vehicle_out(await _registered(vin))
+async def update_vehicle(vin: str, data: VehiclePatch) -> VehicleOut:
+    """Change a vehicle's make, model, year or metadata (audited `vehicle.updated`).
+
+    Only the fields in the body change; `metadata` replaces the whole object.
+    """
+    _check_shape(vin)
+    changes = VehicleChanges(
+        make=data.make,
+        model=data.model,
+        year=data.year,
+        metadata=dict(data.metadata) if data.metadata is not None else None,
+    )
+    try:
+        vehicle = await state().db.update_vehicle(vin, changes, by=current_principal().username)
+    except UnknownVehicleError:
+        raise _unknown(vin) from None
+    return _vehicle_out(vehicle)
 
 
 @vehicles.post("/<vin>/token")
@@ -62,6 +139,7 @@ async def rotate_token(vin: str) -> VehicleToken:
 
     A live link made with the old token is ended with `UNAUTHENTICATED`.
     """
+    _check_shape(vin)
     s = state()
     try:
         token = await s.db.rotate_vehicle_token(vin, by=current_principal().username)
@@ -78,6 +156,7 @@ async def rotate_token(vin: str) -> VehicleToken:
 @validate_response(VehicleOut)
 async def disable_vehicle(vin: str) -> VehicleOut:
     """Refuse the vehicle from now on (`PERMISSION_DENIED`), ending its live link."""
+    _check_shape(vin)
     s = state()
     try:
         await s.db.set_vehicle_enabled(vin, False, by=current_principal().username)
@@ -92,6 +171,7 @@ async def disable_vehicle(vin: str) -> VehicleOut:
 @validate_response(VehicleOut)
 async def enable_vehicle(vin: str) -> VehicleOut:
     """Admit the vehicle again."""
+    _check_shape(vin)
     try:
         await state().db.set_vehicle_enabled(vin, True, by=current_principal().username)
     except UnknownVehicleError:
@@ -104,6 +184,12 @@ async def _registered(vin: str) -> Vehicle:
     if vehicle is None:
         raise _unknown(vin)
     return vehicle
+
+
+def _check_shape(vin: str) -> None:
+    """404 at once for what cannot be a VIN (and Postgres would refuse, e.g. a NUL)."""
+    if len(vin) != 17 or not vin.isprintable():
+        raise _unknown(vin)
 
 
 def _unknown(vin: str) -> ApiError:
@@ -131,5 +217,8 @@ def _vehicle_out(vehicle: Vehicle) -> VehicleOut:
         make=vehicle.make,
         model=vehicle.model,
         year=vehicle.year,
+        metadata=vehicle.metadata,
+        enabled=vehicle.enabled,
+        created_at=vehicle.created_at,
         connection=status,
     )

@@ -1,89 +1,131 @@
-"""The operator WebSocket: authenticate, subscribe to commands, get stored then live events.
+"""The operator WebSocket, `GET /api/v1/ws`: one connection, many subscriptions.
 
-Protocol (JSON text frames):
-  client: {"type": "auth", "token": "<access token>"}   first, within ws_auth_timeout_s
-  hub:    {"type": "authenticated", "username", "role"}  or close code 4401
-  client: {"type": "subscribe", "topic": "command:<id>", "from_seq": 0}
-  hub:    {"type": "subscribed", "topic", "from_seq"}
-          {"type": "event", "topic", "seq", "kind", "status", "body", "final"} ...
-          {"type": "status", "topic", "status", "error", "at"}   when the command has ended
-  client: {"type": "subscribe", "topic": "vehicle:<vin>"}  or  "fleet" (every vehicle)
-  hub:    {"type": "subscribed", "topic"}, then for vehicle:<vin> its state now, then each change:
-          {"type": "vehicle", "topic", "vin", "status", "reason", "detail", "at"}
-  client: {"type": "unsubscribe", "topic"}  ·  {"type": "ping"} -> {"type": "pong"}
-  hub:    {"type": "error", "code", "message", "topic"?}  for a bad message; the socket stays open
+Every frame is one JSON object in a text frame, with a `type`.
 
-A subscription reads the journal only after it has joined the bus, and the
+Client to hub:
+  {"type": "auth", "token": "<access token>"}   first, within ws_auth_timeout_s, else close 4401.
+      The token is checked again every ws_token_check_s: once it has expired or its session
+      was revoked (logout...), the connection closes with 4401. Sent again later (same user)
+      with a fresh token, `auth` replaces the token and keeps the connection.
+  {"type": "subscribe", "topic": "command:<id>", "from_seq": 0}   from_seq optional, default 0
+  {"type": "subscribe", "topic": "vehicle:<vin>"}  ·  {"type": "subscribe", "topic": "fleet"}
+      (live only: these take no from_seq)
+  {"type": "unsubscribe", "topic": "<topic>"}
+  {"type": "ping"}
+
+Hub to client:
+  {"type": "authenticated", "username", "role"}
+  {"type": "subscribed", "topic", "from_seq"?}       from_seq on command topics only
+  {"type": "event", "topic", "command_id", "seq", "kind", "status", "body", "final"}
+  {"type": "status", "topic", "command_id", "status", "error", "at"}   a command's final status
+  {"type": "vehicle", "topic", "vin", "status", "reason", "detail", "at"}   connected/disconnected
+  {"type": "unsubscribed", "topic"}                  nothing of that topic follows it
+  {"type": "pong"}
+  {"type": "error", "code", "message", "topic"?}     the socket stays open; codes in
+      `api.ws_frames.ERROR_CODES`, the message says what to change.
+      Code `overflow`: that subscription fell more than the bus buffer behind (only possible
+      while it replays) and ended; subscribe again (commands: `from_seq` as the message says)
+  {"type": "lagged", "message", "queued", "resume"}  the last frame before close 1013
+
+Topics:
+  command:<id>   the command's stored events from `from_seq`, then its live ones, then one
+                 `status` frame when it ends (after which the subscription ends). Readable by
+                 admins and by the engineer who submitted it; others get `unknown_command`.
+  vehicle:<vin>  a `vehicle` frame with the state now, then each connection change, and the
+                 `event` and final `status` frames of every command of that vehicle: admins
+                 see all commands, others only the ones they submitted. Any role; an
+                 unregistered VIN gets `unknown_vehicle`.
+  fleet          `vehicle` frames of every vehicle's connects and disconnects. Any role.
+
+A command subscription joins the bus before it reads the journal, and the
 actors record before they publish, so stored and live events meet without a
 gap; duplicates are dropped by `seq`.
+
+Back-pressure: each connection has one send queue of `ws_buffer_messages`
+frames. Live frames and replies are queued without waiting; when the queue
+is full the client is reading too slowly: its subscriptions end at once, the
+frames already queued are sent, then a `lagged` frame (`resume` maps each
+topic it followed to the `from_seq` to subscribe again from, null for live
+topics) and the close 1013. The hub never waits for a slow reader. Replayed
+(stored) events are paced instead: a replay waits while the queue is half
+full, so a long replay neither lags a client that reads nor crowds out live
+frames. A client that stops reading altogether gets `lagged` and 1013 once it
+reads again, or loses the TCP connection; meanwhile it holds one writer task
+and its TCP buffers, nothing else (`api.ws_outbox`).
+
+Close codes (the hub's; 1006 at the client means the TCP connection dropped, which
+is also what a client sees when the node stops, after shutdown_grace_s):
+  1000  the client closed (the hub answers with the client's own code)
+  1009  a client message over hypercorn's websocket_max_message_size (16 MiB)
+  1011  the hub failed while serving the connection (a bug, logged); reconnect
+  1013  lagged: the client did not read fast enough (see above); reconnect
+  4401  no or bad `auth` message in time, or the token expired or was revoked
+WebSocket-level pings are answered by hypercorn with pongs; `{"type": "ping"}` is for
+clients (browsers) that cannot send control frames.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TypeAlias
+from functools import partial
 
-import orjson
+import structlog
 import trio
 from quart import Blueprint, websocket
 
 from api.access import can_read_command
-from api.auth import InvalidToken, Principal
+from api.auth import InvalidToken, Principal, Role
 from api.state import AppState, state
+from api.ws_frames import (
+    ClientError,
+    Message,
+    command_request,
+    event_frame,
+    parse_message,
+    status_frame,
+    update_frame,
+    vehicle_frame,
+)
+from api.ws_outbox import Outbox, Subscription, close_reason
 from hub import (
     FLEET_TOPIC,
-    JSON,
     BusMessage,
     CommandEventRecord,
-    CommandStatus,
+    CommandUpdate,
     StatusChange,
     VehicleStatus,
-    command_topic,
 )
 
+log = structlog.get_logger("api.websocket")
 ws = Blueprint("ws", __name__)
 
-Message: TypeAlias = dict[str, JSON]
-#: Close code for a socket that did not authenticate (4000-4999 are the application's).
+CLOSE_INTERNAL_ERROR = 1011
+#: No valid authentication, or it expired (4000-4999 are the application's).
 CLOSE_UNAUTHENTICATED = 4401
-
-
-class ClientError(Exception):
-    """A client message we cannot act on; answered with an error frame."""
-
-    def __init__(self, code: str, message: str, topic: str | None = None) -> None:
-        super().__init__(message)
-        self.frame: Message = {"type": "error", "code": code, "message": message}
-        if topic is not None:
-            self.frame["topic"] = topic
 
 
 @ws.websocket("/api/v1/ws")
 async def operator_socket() -> None:
     """Serve one operator's WebSocket until it closes."""
     s = state()
-    principal = await _authenticate(s)
-    if principal is None:
+    authenticated = await _authenticate(s)
+    if authenticated is None:
         return
-    send, receive = trio.open_memory_channel[Message](s.config.ws_buffer_messages)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_write_frames, receive)
-        session = _Session(s, principal, send, nursery)
-        await send.send(
-            {"type": "authenticated", "username": principal.username, "role": principal.role}
-        )
-        while True:
-            raw = await websocket.receive()
-            try:
-                reply = session.handle(_parse(raw))
-            except ClientError as exc:
-                reply = exc.frame
-            if reply is not None:
-                await send.send(reply)
+    session = _Session(s, *authenticated)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(session.write_frames, nursery.cancel_scope)
+            nursery.start_soon(session.watch_token)
+            session.nursery = nursery
+            await session.read_messages()
+    except* Exception as group:  # a bug: say so rather than quart's default close 1000
+        log.error("websocket.failed", user=session.principal.username, exc_info=group)
+        await websocket.close(CLOSE_INTERNAL_ERROR, "the hub failed; reconnect")
 
 
-async def _authenticate(s: AppState) -> Principal | None:
+async def _authenticate(s: AppState) -> tuple[Principal, str] | None:
     raw: str | bytes | None = None
     with trio.move_on_after(s.config.ws_auth_timeout_s):
         raw = await websocket.receive()
@@ -91,215 +133,221 @@ async def _authenticate(s: AppState) -> Principal | None:
         reason = f"no auth message within {s.config.ws_auth_timeout_s:g} s"
     else:
         try:
-            message = _parse(raw)
-            token = message.get("token")
-            if message.get("type") != "auth" or not isinstance(token, str):
-                raise InvalidToken('the first message must be {"type": "auth", "token": "..."}')
-            return s.tokens.verify(token)
+            return _verify(s, parse_message(raw))
         except (ClientError, InvalidToken) as exc:
             reason = str(exc)
-    await websocket.close(CLOSE_UNAUTHENTICATED, reason[:120])
+    await websocket.close(CLOSE_UNAUTHENTICATED, close_reason(reason))
     return None
 
 
-async def _write_frames(frames: trio.MemoryReceiveChannel[Message]) -> None:
-    async for frame in frames:
-        await websocket.send(orjson.dumps(frame).decode())
-
-
-def _parse(raw: str | bytes) -> Message:
-    try:
-        message = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise ClientError("malformed_message", "messages must be JSON objects") from None
-    if not isinstance(message, dict):
-        raise ClientError("malformed_message", "messages must be JSON objects")
-    return message
+def _verify(s: AppState, message: Message) -> tuple[Principal, str]:
+    """The principal of an auth message, and its token; raises `InvalidToken`."""
+    token = message.get("token")
+    if message.get("type") != "auth" or not isinstance(token, str):
+        raise InvalidToken('the first message must be {"type": "auth", "token": "..."}')
+    return s.tokens.verify(token), token
 
 
 class _Session:
-    """One authenticated socket: its subscriptions, each a task in the socket's nursery."""
+    """One authenticated socket: its send queue, its subscriptions (each a task), its reader."""
 
-    def __init__(
-        self,
-        s: AppState,
-        principal: Principal,
-        send: trio.MemorySendChannel[Message],
-        nursery: trio.Nursery,
-    ) -> None:
+    def __init__(self, s: AppState, principal: Principal, token: str) -> None:
         self.s = s
         self.principal = principal
-        self.send = send
-        self.nursery = nursery
-        self.subscriptions: dict[str, trio.CancelScope] = {}
+        self._token = token
+        self.subscriptions: dict[str, Subscription] = {}
+        self.outbox = Outbox(s.config.ws_buffer_messages, self.subscriptions, principal.username)
+        self.nursery: trio.Nursery | None = None
+        self.outbox.put(
+            {"type": "authenticated", "username": principal.username, "role": principal.role}
+        )
+
+    async def write_frames(self, done: trio.CancelScope) -> None:
+        """Write the queued frames until the connection ends; then close it and cancel `done`."""
+        await self.outbox.write_frames(websocket.send, websocket.close)
+        done.cancel()
+
+    async def watch_token(self) -> None:
+        """Every `ws_token_check_s`, check the token again: expired or revoked closes with 4401."""
+        while True:
+            await trio.sleep(self.s.config.ws_token_check_s)
+            try:
+                self.s.tokens.verify(self._token)
+            except InvalidToken as exc:
+                self.outbox.end(CLOSE_UNAUTHENTICATED, str(exc))
+                return
+
+    # -- client messages -----------------------------------------------------
+
+    async def read_messages(self) -> None:
+        """Act on the client's messages until the connection ends."""
+        while True:
+            raw = await websocket.receive()
+            try:
+                reply = self.handle(parse_message(raw))
+            except ClientError as exc:
+                reply = exc.frame
+            if reply is not None:
+                self.outbox.put(reply)
 
     def handle(self, message: Message) -> Message | None:
         """Act on one client message; returns the immediate reply, if any."""
         match message.get("type"):
             case "subscribe":
-                topic = message.get("topic")
-                if isinstance(topic, str) and (
-                    topic == FLEET_TOPIC or topic.startswith("vehicle:")
-                ):
-                    scope = self._new_subscription(topic)
-                    self.nursery.start_soon(self._stream_vehicles, topic, scope)
-                    return None
-                topic, command_id, from_seq = _subscription_request(message)
-                scope = self._new_subscription(topic)
-                self.nursery.start_soon(self._stream_command, topic, command_id, from_seq, scope)
+                self._subscribe(message)
                 return None
             case "unsubscribe":
                 topic = str(message.get("topic"))
                 if topic not in self.subscriptions:
                     raise ClientError("not_subscribed", f"not subscribed to {topic}", topic)
-                self.subscriptions.pop(topic).cancel()
+                self.subscriptions.pop(topic).scope.cancel()
                 return {"type": "unsubscribed", "topic": topic}
             case "ping":
                 return {"type": "pong"}
+            case "auth":
+                return self._reauthenticate(message)
             case other:
                 raise ClientError(
                     "unknown_type",
-                    f"unknown message type {other!r}; expected subscribe, unsubscribe or ping",
+                    f"unknown message type {other!r}; expected subscribe, unsubscribe, ping "
+                    "or auth",
                 )
 
-    def _new_subscription(self, topic: str) -> trio.CancelScope:
+    def _reauthenticate(self, message: Message) -> Message:
+        try:
+            principal, token = _verify(self.s, message)
+        except InvalidToken as exc:
+            raise ClientError("bad_auth", f"{exc}; the connection keeps its token") from None
+        if principal.username != self.principal.username:
+            raise ClientError(
+                "bad_auth",
+                f"this connection is {self.principal.username}'s, the token is "
+                f"{principal.username}'s: open another connection",
+            )
+        self.principal, self._token = principal, token
+        return {"type": "authenticated", "username": principal.username, "role": principal.role}
+
+    def _subscribe(self, message: Message) -> None:
+        topic = message.get("topic")
+        if isinstance(topic, str) and (topic == FLEET_TOPIC or topic.startswith("vehicle:")):
+            if "from_seq" in message:
+                raise ClientError(
+                    "bad_from_seq",
+                    f"{topic} is live only; from_seq applies to command:<id> topics: "
+                    "subscribe without it",
+                    topic,
+                )
+            vin = None if topic == FLEET_TOPIC else topic.removeprefix("vehicle:")
+            self._start(topic, None, partial(self._stream_vehicles, topic=topic, vin=vin))
+            return
+        command, command_id, from_seq = command_request(message)
+        stream = partial(self._stream_command, topic=command, command_id=command_id)
+        self._start(command, from_seq, stream)
+
+    def _start(
+        self,
+        topic: str,
+        next_seq: int | None,
+        stream: Callable[[Subscription], Awaitable[None]],
+    ) -> None:
         if topic in self.subscriptions:
             raise ClientError("already_subscribed", f"already subscribed to {topic}", topic)
-        scope = self.subscriptions[topic] = trio.CancelScope()
-        return scope
-
-    async def _stream_vehicles(self, topic: str, scope: trio.CancelScope) -> None:
-        """Connection changes of one vehicle (`vehicle:<vin>`, its state first) or all (`fleet`)."""
-        with scope:
-            try:
-                async with self.s.hub.bus.subscribe(topic) as live:
-                    await self._send_vehicle_snapshot(topic)
-                    async for message in live:
-                        if isinstance(message, VehicleStatus):
-                            await self.send.send(_vehicle_frame(topic, message))
-                    raise ClientError("overflow", "you fell behind; subscribe again", topic)
-            except ClientError as exc:
-                await self.send.send(exc.frame)
-            finally:
-                if self.subscriptions.get(topic) is scope:
-                    del self.subscriptions[topic]
-
-    async def _send_vehicle_snapshot(self, topic: str) -> None:
-        await self.send.send({"type": "subscribed", "topic": topic})
-        if topic == FLEET_TOPIC:
+        if self.nursery is None or self.outbox.ending is not None:
             return
-        vin = topic.removeprefix("vehicle:")
-        vehicle = await self.s.db.get_vehicle(vin)
-        if vehicle is None:
-            raise ClientError("unknown_vehicle", f"no vehicle with VIN {vin} is registered", topic)
-        hub = self.s.hub
-        connection = hub.connection(vin)
-        if connection is not None:
-            status = VehicleStatus(vin, True, connection.since)
-        else:
-            ended = hub.last_disconnect(vin)
-            at = ended.at if ended else vehicle.last_seen_at or vehicle.created_at
-            status = VehicleStatus(
-                vin, False, at, ended.reason if ended else None, ended.detail if ended else None
-            )
-        await self.send.send(_vehicle_frame(topic, status))
+        subscription = self.subscriptions[topic] = Subscription(next_seq)
+        self.nursery.start_soon(self._follow, topic, subscription, stream)
 
-    async def _stream_command(
-        self, topic: str, command_id: uuid.UUID, from_seq: int, scope: trio.CancelScope
+    async def _follow(
+        self,
+        topic: str,
+        subscription: Subscription,
+        stream: Callable[[Subscription], Awaitable[None]],
     ) -> None:
-        """Send a command's stored events from `from_seq`, then its live ones, then its end."""
-        with scope:
+        with subscription.scope:
             try:
-                async with self.s.hub.bus.subscribe(topic) as live:
-                    await self._replay_then_follow(topic, command_id, from_seq, live)
+                await stream(subscription)
             except ClientError as exc:
-                await self.send.send(exc.frame)
+                self.outbox.put(exc.frame, subscription)
             finally:
-                if self.subscriptions.get(topic) is scope:
+                if self.subscriptions.get(topic) is subscription:
                     del self.subscriptions[topic]
+
+    # -- subscriptions -------------------------------------------------------
+
+    async def _stream_vehicles(self, sub: Subscription, topic: str, vin: str | None) -> None:
+        """`fleet`, or `vehicle:<vin>`: its state now, its connection changes, its commands."""
+        vehicle = None
+        if vin is not None:
+            vehicle = await self.s.db.get_vehicle(vin)
+            if vehicle is None:
+                raise ClientError(
+                    "unknown_vehicle", f"no vehicle with VIN {vin!r} is registered", topic
+                )
+        admin, me = self.principal.role is Role.ADMIN, self.principal.username
+        async with self.s.hub.bus.subscribe(topic) as live:
+            self.outbox.put({"type": "subscribed", "topic": topic}, sub)
+            if vin is not None and vehicle is not None:
+                at = vehicle.last_seen_at or vehicle.created_at
+                self.outbox.put(vehicle_frame(topic, self._vehicle_now(vin, at)), sub)
+            async for message in live:
+                match message:
+                    case VehicleStatus():
+                        frame = vehicle_frame(topic, message)
+                    case CommandUpdate(owner, update) if admin or owner == me:
+                        frame = update_frame(topic, update)
+                    case _:
+                        continue
+                if not self.outbox.put(frame, sub):
+                    return
+        raise ClientError("overflow", "you fell behind; subscribe again", topic)
+
+    def _vehicle_now(self, vin: str, last_seen: datetime) -> VehicleStatus:
+        connection = self.s.hub.connection(vin)
+        if connection is not None:
+            return VehicleStatus(vin, True, connection.since)
+        ended = self.s.hub.last_disconnect(vin)
+        if ended is None:
+            return VehicleStatus(vin, False, last_seen)
+        return VehicleStatus(vin, False, ended.at, ended.reason, ended.detail)
+
+    async def _stream_command(self, sub: Subscription, topic: str, command_id: uuid.UUID) -> None:
+        """A command's stored events from `from_seq`, then its live ones, then its end."""
+        async with self.s.hub.bus.subscribe(topic) as live:
+            await self._replay_then_follow(sub, topic, command_id, live)
 
     async def _replay_then_follow(
         self,
+        sub: Subscription,
         topic: str,
         command_id: uuid.UUID,
-        from_seq: int,
         live: trio.MemoryReceiveChannel[BusMessage],
     ) -> None:
+        from_seq = next_seq = sub.next_seq or 0
         row, stored = await self.s.db.command_with_events(command_id, from_seq)
         if row is None or not can_read_command(self.principal, row):
             raise ClientError("unknown_command", f"no command {command_id} visible to you", topic)
-        await self.send.send({"type": "subscribed", "topic": topic, "from_seq": from_seq})
-        last = from_seq - 1
+        if not await self.outbox.put_paced(
+            {"type": "subscribed", "topic": topic, "from_seq": from_seq}, sub
+        ):
+            return
         for event in stored:
-            await self.send.send(_event_frame(topic, event))
-            last = event.seq
+            if not await self.outbox.put_paced(event_frame(topic, event), sub):
+                return
+            sub.next_seq = next_seq = event.seq + 1
         if row.status.is_final:
-            await self.send.send(_status_frame(topic, row.status, row.error, row.finished_at))
+            self.outbox.put(
+                status_frame(topic, command_id, row.status, row.error, row.finished_at), sub
+            )
             return
         async for message in live:
             if isinstance(message, CommandEventRecord):
-                if message.seq > last:
-                    await self.send.send(_event_frame(topic, message))
-                    last = message.seq
+                if message.seq >= next_seq:
+                    if not self.outbox.put(event_frame(topic, message), sub):
+                        return
+                    sub.next_seq = next_seq = message.seq + 1
             elif isinstance(message, StatusChange) and message.status.is_final:
-                await self.send.send(
-                    _status_frame(topic, message.status, message.error, message.at)
-                )
+                self.outbox.put(update_frame(topic, message), sub)
                 return
         raise ClientError(
-            "overflow", f"you fell behind; subscribe again with from_seq {last + 1}", topic
+            "overflow", f"you fell behind; subscribe again with from_seq {next_seq}", topic
         )
-
-
-def _subscription_request(message: Message) -> tuple[str, uuid.UUID, int]:
-    topic = message.get("topic")
-    if not isinstance(topic, str) or not topic.startswith("command:"):
-        raise ClientError(
-            "bad_topic", f"topic must be 'command:<id>', 'vehicle:<vin>' or 'fleet', got {topic!r}"
-        )
-    try:
-        command_id = uuid.UUID(topic.removeprefix("command:"))
-    except ValueError:
-        raise ClientError("bad_topic", f"{topic!r}: the command id is not a UUID", topic) from None
-    from_seq = message.get("from_seq", 0)
-    if not isinstance(from_seq, int) or isinstance(from_seq, bool) or from_seq < 0:
-        raise ClientError(
-            "bad_from_seq", f"from_seq must be an integer >= 0, got {from_seq!r}", topic
-        )
-    return command_topic(command_id), command_id, from_seq
-
-
-def _vehicle_frame(topic: str, status: VehicleStatus) -> Message:
-    return {
-        "type": "vehicle",
-        "topic": topic,
-        "vin": status.vin,
-        "status": "connected" if status.connected else "disconnected",
-        "reason": status.reason.value if status.reason else None,
-        "detail": status.detail,
-        "at": status.at.isoformat(),
-    }
-
-
-def _event_frame(topic: str, event: CommandEventRecord) -> Message:
-    return {
-        "type": "event",
-        "topic": topic,
-        "seq": event.seq,
-        "kind": event.kind.value,
-        "status": event.status,
-        "body": event.body,
-        "final": event.final,
-    }
-
-
-def _status_frame(
-    topic: str, status: CommandStatus, error: str | None, at: datetime | None
-) -> Message:
-    return {
-        "type": "status",
-        "topic": topic,
-        "status": status.value,
-        "error": error,
-        "at": at.isoformat() if at else None,
-    }

@@ -43,7 +43,7 @@ from proto.vehicle_link_grpc import VehicleLinkStub
 log = logging.getLogger("bench.simulator")  # not __main__ under -m
 
 DEFAULT_AGENT_VERSION = "sovd-sim/0.1.0"
-CAPABILITIES = ("sovd.faults", "sovd.data")
+CAPABILITIES = ("sovd.faults", "sovd.data", "sovd.operations")
 _OUTBOX_SIZE = 64  # events queued for the writer; a full outbox slows the command tasks
 _BACKOFF_FIRST_S = 0.5
 _BACKOFF_MAX_S = 10.0
@@ -344,14 +344,20 @@ class SimulatedVehicle:
         if self.behaviour.silent or request.command_id in self._commands:
             return  # a duplicate of a running command is answered once
         run = _CommandRun(request.command_id)
-        events = self.model.handle(request.sovd)
+        sovd = request.sovd
+        answer = self.model.answer(
+            sovd, query=dict(sovd.query), body=sovd.body, command_id=request.command_id
+        )
+        for stopped in answer.stopped:  # a stopped execution's command ends before the stop's
+            await self._on_cancel(stopped.command_id, outbox, stopped.final)
         self._commands[run.command_id] = run
-        run.task = asyncio.create_task(self._answer(run, events, outbox))
+        run.task = asyncio.create_task(self._answer(run, answer.events, outbox))
 
     async def _answer(
         self, run: _CommandRun, events: list[EventSpec], outbox: asyncio.Queue[_Outgoing]
     ) -> None:
         fault = self.behaviour.fault
+        completed = False
         try:
             if fault == "stranger":
                 await outbox.put(_event(str(uuid.uuid4()), 0, events[0]))
@@ -361,15 +367,17 @@ class SimulatedVehicle:
                     await outbox.put(_Outgoing(beat))
             for index, spec in enumerate(events):
                 # Latency before every event, the first too: an ECU takes time to answer.
-                if self.behaviour.event_latency_s > 0:
-                    await asyncio.sleep(self.behaviour.event_latency_s)
+                if (delay_s := self.behaviour.event_latency_s + spec.delay_s) > 0:
+                    await asyncio.sleep(delay_s)
                 # put() only suspends while the outbox is full, and a cancelled put()
                 # enqueues nothing, so next_seq always names the next event to send.
                 await outbox.put(_event(run.command_id, run.next_seq, spec, self._body(index)))
                 if fault == "repeat_seq":
                     await outbox.put(_event(run.command_id, run.next_seq, spec))
                 run.next_seq += 2 if fault == "skip_seq" and index == 0 else 1
+            completed = True
         finally:
+            self.model.command_ended(run.command_id, completed=completed)
             if self._commands.get(run.command_id) is run:
                 del self._commands[run.command_id]
 
@@ -383,14 +391,17 @@ class SimulatedVehicle:
             return json.dumps({"pad": "x" * self.behaviour.fault_size}).encode()
         return None
 
-    async def _on_cancel(self, command_id: str, outbox: asyncio.Queue[_Outgoing]) -> None:
+    async def _on_cancel(
+        self, command_id: str, outbox: asyncio.Queue[_Outgoing], final: EventSpec = _CANCELLED
+    ) -> None:
+        """End a running command now with `final` (cancelled by the hub, or stopped)."""
         run = self._commands.pop(command_id, None)
         if run is None:
             log.info("%s: cancel for %s, which is not running", self.spec.vin, command_id)
             return
         if run.task is not None:
             run.task.cancel()
-        await outbox.put(_event(command_id, run.next_seq, _CANCELLED))
+        await outbox.put(_event(command_id, run.next_seq, final))
 
     async def _write_loop(
         self, stream: Stream[pb.VehicleMessage, pb.HubMessage], outbox: asyncio.Queue[_Outgoing]

@@ -146,6 +146,10 @@ async def open_hub_process(
         **os.environ,
         "SOVD_HUB_JWT_SECRET": secrets.token_urlsafe(48),
         "SOVD_HUB_BCRYPT_ROUNDS": "4",
+        # The load generators are one user at hundreds of commands per second:
+        # the per-user submission limit would measure itself, not the hub.
+        "SOVD_HUB_SUBMIT_RATE_PER_S": "1000000",
+        "SOVD_HUB_SUBMIT_BURST": "1000000",
         **(settings or {}),
     }
     command = [

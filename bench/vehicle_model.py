@@ -1,31 +1,72 @@
 """The simulated vehicle's ECUs and its answers to SOVD requests.
 
-Sans-IO: `VehicleModel.handle(request)` takes a SOVD request (anything with a
-`method` and a `path`, such as the proto `SovdRequest` or the hub's) and
-returns the events the vehicle would send, in order, the last one final. It
-never sleeps or touches a socket; `bench.simulator` paces and sends them.
+Sans-IO: `VehicleModel.answer(request, ...)` takes a SOVD request (anything
+with a `method` and a `path`, such as the proto `SovdRequest` or the hub's;
+query, body and command id are passed beside it) and returns the events the
+vehicle would send, in order, the last one final. It never sleeps or touches
+a socket; `bench.simulator` paces the events (`EventSpec.delay_s`) and sends
+them. `handle(request)` is `answer(request).events`.
 
-Resources answered (component names as in the hub's catalog):
+Resources answered (component names and ECU addresses as in the hub's catalog):
 
-    GET    /components/{c}/faults          ReadDTC: one PROGRESS per fault, then RESULT
-    DELETE /components/{c}/faults          ClearDTC (all): one RESULT {"cleared": n}
-    DELETE /components/{c}/faults/{code}   ClearDTC (one): one RESULT, or 404
-    GET    /components/{c}/data/{did}      ReadDataByID: PROGRESS "reading", then RESULT
+    GET    /components                        RESULT {"items": [...]}
+    GET    /components/{c}                    RESULT: the component and its resources
+    GET    /components/{c}/faults[?status=s]  one PROGRESS per fault, then RESULT (summary)
+    DELETE /components/{c}/faults[/{code}]    RESULT {"cleared": n}, or 404 for an absent code
+    GET    /components/{c}/data               RESULT {"items": [...]}: its data items
+    GET    /components/{c}/data/{id}          PROGRESS "reading", then RESULT with the value
+    GET    /components/{c}/operations         RESULT {"items": [...]}
+    .../operations/{op}/executions[/{x}]      see `bench.vehicle_operations`
 
-Data identifiers belong to the vehicle, not to one ECU: any component answers
-them, as the seed's simulator did. Errors are SOVD-style bodies
-`{"error_code": ..., "message": ...}` in a final ERROR event.
+Data items: each component has its own (`engine-speed`, ...); the vehicle's
+data identifiers (`0xF190`, ...) belong to the vehicle, not to one ECU, and
+every component answers them, as the seed's simulator did. Fault statuses are
+`confirmed` and `pending`.
+
+Errors are SOVD-style bodies `{"error_code": ..., "message": ...}` in a final
+ERROR event: 400 bad input (`invalid-query`, `invalid-body`,
+`invalid-data-identifier`), 404 unknown resource (`unknown-resource`,
+`unknown-component`, `unknown-fault`, `unknown-data-item`, ...), 405 wrong
+method (`method-not-allowed`), 409 stopping an execution that no longer runs.
 """
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, TypeAlias
+from typing import Protocol
 
-JsonValue: TypeAlias = dict[str, "JsonValue"] | list["JsonValue"] | str | int | float | bool | None
+from bench.vehicle_events import (
+    Answer,
+    EventKind,
+    EventSpec,
+    JsonValue,
+    Stopped,
+    error,
+    only,
+    result,
+)
+from bench.vehicle_operations import Operations
+
+__all__ = [
+    "COMPONENT_DATA",
+    "COMPONENT_NAMES",
+    "DEFAULT_SOFTWARE_VERSION",
+    "ECU_COMPONENTS",
+    "FAULT_STATUSES",
+    "Answer",
+    "DataIdentifier",
+    "DataItem",
+    "EventKind",
+    "EventSpec",
+    "Fault",
+    "JsonValue",
+    "SovdRequestLike",
+    "Stopped",
+    "VehicleModel",
+    "error",
+]
 
 #: ECU address -> SOVD component name, as in the hub's catalog.
 ECU_COMPONENTS: Mapping[int, str] = {
@@ -34,31 +75,20 @@ ECU_COMPONENTS: Mapping[int, str] = {
     0x28: "brakes",
     0x40: "body",
 }
+COMPONENT_NAMES: Mapping[str, str] = {
+    "engine": "Engine control module",
+    "transmission": "Transmission control module",
+    "brakes": "Brake control module (ABS/ESC)",
+    "body": "Body control module",
+}
 
 #: Software version reported by DID 0xF188 unless the model is told otherwise.
 DEFAULT_SOFTWARE_VERSION = "SIM-ECU 4.2.1"
+FAULT_STATUSES = ("confirmed", "pending")
 
 _DID_RE = re.compile(r"0x[0-9A-Fa-f]{4}")
+_FAULTS_PATH = re.compile(r"/?components/[^/]+/faults/?")
 _ADDRESS_OF = {name: address for address, name in ECU_COMPONENTS.items()}
-
-
-class EventKind(enum.Enum):
-    """Kind of a command event; mirrors `CommandEvent.Kind` of the link proto."""
-
-    ACCEPTED = "accepted"
-    PROGRESS = "progress"
-    RESULT = "result"
-    ERROR = "error"
-
-
-@dataclass(frozen=True, slots=True)
-class EventSpec:
-    """One event the vehicle sends for a command; `body` is encoded as JSON on the wire."""
-
-    kind: EventKind
-    status: int
-    body: dict[str, JsonValue]
-    final: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,21 +97,53 @@ class Fault:
 
     code: str
     description: str
-    status: str  # "confirmed" or "pending", as the seed reported them
+    status: str  # one of FAULT_STATUSES
 
 
 @dataclass(frozen=True, slots=True)
 class DataIdentifier:
-    """A readable data identifier (UDS DID) and its current value."""
+    """A readable data identifier (UDS DID) of the vehicle and its current value."""
 
     did: int
     name: str
     value: JsonValue
     unit: str | None
+    category: str = "currentData"
+
+
+@dataclass(frozen=True, slots=True)
+class DataItem:
+    """A component's own readable data item, addressed by a SOVD id such as `engine-speed`."""
+
+    id: str
+    name: str
+    value: JsonValue
+    unit: str | None
+
+
+COMPONENT_DATA: Mapping[str, tuple[DataItem, ...]] = {
+    "engine": (
+        DataItem("engine-speed", "Engine speed", 2450, "rpm"),
+        DataItem("coolant-temperature", "Coolant temperature", 90, "degC"),
+        DataItem("oil-pressure", "Oil pressure", 3.2, "bar"),
+    ),
+    "transmission": (
+        DataItem("current-gear", "Current gear", "D4", None),
+        DataItem("fluid-temperature", "Transmission fluid temperature", 78, "degC"),
+    ),
+    "brakes": (
+        DataItem("brake-fluid-level", "Brake fluid level", 92, "%"),
+        DataItem("front-pad-wear", "Front brake pad wear", 34, "%"),
+    ),
+    "body": (
+        DataItem("odometer", "Odometer", 48213, "km"),
+        DataItem("door-locks", "Door locks", "locked", None),
+    ),
+}
 
 
 class SovdRequestLike(Protocol):
-    """What `VehicleModel.handle` reads of a request; query and body are not used."""
+    """What `VehicleModel.answer` reads of a request object."""
 
     @property
     def method(self) -> str: ...
@@ -106,18 +168,11 @@ def _default_faults() -> dict[str, list[Fault]]:
     }
 
 
-def error(status: int, error_code: str, message: str) -> EventSpec:
-    """A final ERROR event with a SOVD-style error body."""
-    return EventSpec(
-        EventKind.ERROR, status, {"error_code": error_code, "message": message}, final=True
-    )
-
-
 @dataclass
 class VehicleModel:
-    """One vehicle's ECUs with their stored faults and data identifiers.
+    """One vehicle's ECUs with their stored faults, data items and operation executions.
 
-    State (the stored faults) changes when faults are cleared; each simulated
+    State changes when faults are cleared and operations run; each simulated
     vehicle owns one model, which outlives its link so a cleared fault stays
     cleared across reconnects.
     """
@@ -125,6 +180,7 @@ class VehicleModel:
     vin: str
     software_version: str = DEFAULT_SOFTWARE_VERSION
     faults: dict[str, list[Fault]] = field(default_factory=_default_faults)
+    operations: Operations = field(default_factory=Operations)
 
     def data_identifiers(self) -> dict[int, DataIdentifier]:
         """The vehicle's readable data identifiers by number."""
@@ -133,109 +189,160 @@ class VehicleModel:
             DataIdentifier(0x010D, "vehicle_speed", 65, "km/h"),
             DataIdentifier(0x0105, "coolant_temperature", 90, "degC"),
             DataIdentifier(0x012F, "fuel_level", 62.5, "%"),
-            DataIdentifier(0xF190, "vin", self.vin, None),
-            DataIdentifier(0xF188, "software_version", self.software_version, None),
+            DataIdentifier(0xF190, "vin", self.vin, None, "identData"),
+            DataIdentifier(0xF188, "software_version", self.software_version, None, "identData"),
         )
         return {d.did: d for d in dids}
 
     def handle(self, request: SovdRequestLike) -> list[EventSpec]:
-        """Answer one SOVD request; the returned list is never empty and ends with a final event."""
-        method = request.method.upper()
-        parts = request.path.strip("/").split("/")
-        if len(parts) < 3 or parts[0] != "components":
-            return [error(400, "unsupported-resource", _unsupported(method, request.path))]
-        component = parts[1]
-        if component not in _ADDRESS_OF:
-            known = ", ".join(_ADDRESS_OF)
-            return [
-                error(404, "unknown-component", f"unknown component {component!r}; known: {known}")
-            ]
-        resource = parts[2:]
+        """Answer one SOVD request that has no query and no body; see `answer`."""
+        return self.answer(request).events
+
+    def answer(
+        self,
+        request: SovdRequestLike,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        command_id: str = "",
+    ) -> Answer:
+        """Answer one SOVD request; the events are never empty and end with a final one.
+
+        `command_id` is the id of the command carrying the request: it becomes
+        the id of an execution the request starts.
+        """
+        method, path, query = request.method.upper(), request.path, query or {}
+        takes_status = method == "GET" and _FAULTS_PATH.fullmatch(path) is not None
+        unknown = sorted(set(query) - ({"status"} if takes_status else set()))
+        if unknown:
+            message = f"{method} {path} takes no query parameter {unknown[0]!r}"
+            return Answer([error(400, "invalid-query", message)])
+        match path.strip("/").split("/"):
+            case ["components"]:
+                return Answer([only(method, path, "GET") or result(_components())])
+            case ["components", component, *resource] if component in _ADDRESS_OF:
+                return self._component(method, path, component, resource, query, body, command_id)
+            case ["components", component, *_]:
+                message = f"unknown component {component!r}; known: {', '.join(_ADDRESS_OF)}"
+                return Answer([error(404, "unknown-component", message)])
+        return Answer([_unknown_resource(method, path)])
+
+    def command_ended(self, command_id: str, *, completed: bool) -> None:
+        """The command `command_id` sent its last event (`completed`) or was cut short."""
+        self.operations.command_ended(command_id, completed=completed)
+
+    def _component(
+        self,
+        method: str,
+        path: str,
+        component: str,
+        resource: list[str],
+        query: Mapping[str, str],
+        body: bytes,
+        command_id: str,
+    ) -> Answer:
+        where: dict[str, JsonValue] = {"ecu": _ecu(component), "component": component}
         match resource:
+            case []:
+                return Answer([only(method, path, "GET") or result(_describe(component))])
+            case ["faults"] if method == "GET":
+                return Answer(self._list_faults(where, query.get("status")))
             case ["faults"]:
-                return self._faults(method, request.path, component)
+                return Answer([only(method, path, "GET, DELETE") or self._clear(where)])
             case ["faults", code]:
-                if method != "DELETE":
-                    return [_not_allowed(method, request.path, "DELETE")]
-                return [self._clear_one(component, code)]
-            case ["data", did]:
-                if method != "GET":
-                    return [_not_allowed(method, request.path, "GET")]
-                return self._read_data(component, did)
-            case _:
-                return [error(400, "unsupported-resource", _unsupported(method, request.path))]
-
-    def _faults(self, method: str, path: str, component: str) -> list[EventSpec]:
-        ecu = _ecu(component)
-        stored = self.faults.get(component, [])
-        if method == "GET":
-            events = [
-                EventSpec(
-                    EventKind.PROGRESS,
-                    200,
-                    {
-                        "code": f.code,
-                        "description": f.description,
-                        "status": f.status,
-                        "ecu": ecu,
-                        "component": component,
-                    },
-                    final=False,
+                return Answer([only(method, path, "DELETE") or self._clear(where, code)])
+            case ["data"]:
+                return Answer([only(method, path, "GET") or self._list_data(where)])
+            case ["data", data_id]:
+                refused = only(method, path, "GET")
+                return Answer([refused] if refused else self._read(where, data_id))
+            case ["operations"]:
+                return Answer(
+                    [only(method, path, "GET") or self.operations.listing(component, where)]
                 )
-                for f in stored
-            ]
-            summary: dict[str, JsonValue] = {
-                "ecu": ecu,
-                "component": component,
-                "total": len(stored),
-                "faults": [f.code for f in stored],
-            }
-            return [*events, EventSpec(EventKind.RESULT, 200, summary, final=True)]
-        if method == "DELETE":
-            cleared = len(stored)
-            self.faults[component] = []
-            return [_cleared(component, cleared)]
-        return [_not_allowed(method, path, "GET, DELETE")]
+            case ["operations", *rest]:
+                answer = self.operations.answer(method, path, component, rest, body, command_id)
+                if answer is not None:
+                    return answer
+        return Answer([_unknown_resource(method, path)])
 
-    def _clear_one(self, component: str, code: str) -> EventSpec:
-        stored = self.faults.get(component, [])
-        wanted = code.upper()
-        remaining = [f for f in stored if f.code != wanted]
-        if len(remaining) == len(stored):
-            codes = ", ".join(f.code for f in stored) or "none"
-            return error(
-                404,
-                "unknown-fault",
-                f"no stored fault {code} on component {component} (stored: {codes})",
+    def _list_faults(self, where: dict[str, JsonValue], status: str | None) -> list[EventSpec]:
+        if status is not None and status not in FAULT_STATUSES:
+            message = f"status must be one of {', '.join(FAULT_STATUSES)}, got {status!r}"
+            return [error(400, "invalid-query", message)]
+        component = str(where["component"])
+        stored = [f for f in self.faults.get(component, []) if status in (None, f.status)]
+        events = [
+            EventSpec(
+                EventKind.PROGRESS,
+                200,
+                {"code": f.code, "description": f.description, "status": f.status, **where},
+                final=False,
             )
-        self.faults[component] = remaining
-        return _cleared(component, len(stored) - len(remaining))
-
-    def _read_data(self, component: str, did_text: str) -> list[EventSpec]:
-        if _DID_RE.fullmatch(did_text) is None:
-            return [
-                error(
-                    400,
-                    "invalid-data-identifier",
-                    f"invalid data identifier {did_text!r}: expected 0x and 4 hex digits, "
-                    "e.g. 0x010C",
-                )
-            ]
-        did = int(did_text, 16)
-        ident = self.data_identifiers().get(did)
-        if ident is None:
-            return [error(404, "unknown-data-identifier", f"unknown data identifier 0x{did:04X}")]
-        result: dict[str, JsonValue] = {
-            "did": f"0x{did:04X}",
-            "name": ident.name,
-            "value": ident.value,
-            "unit": ident.unit,
-            "ecu": _ecu(component),
-            "component": component,
+            for f in stored
+        ]
+        summary: dict[str, JsonValue] = {
+            **where,
+            "total": len(stored),
+            "faults": [f.code for f in stored],
         }
+        if status is not None:
+            summary["status"] = status
+        return [*events, result(summary)]
+
+    def _clear(self, where: dict[str, JsonValue], code: str | None = None) -> EventSpec:
+        component = str(where["component"])
+        stored = self.faults.get(component, [])
+        remaining = [] if code is None else [f for f in stored if f.code != code.upper()]
+        if code is not None and len(remaining) == len(stored):
+            codes = ", ".join(f.code for f in stored) or "none"
+            message = f"no stored fault {code} on component {component} (stored: {codes})"
+            return error(404, "unknown-fault", message)
+        self.faults[component] = remaining
+        return result({**where, "cleared": len(stored) - len(remaining)})
+
+    def _list_data(self, where: dict[str, JsonValue]) -> EventSpec:
+        items: list[JsonValue] = [
+            {"id": d.id, "name": d.name, "unit": d.unit, "category": "currentData"}
+            for d in COMPONENT_DATA[str(where["component"])]
+        ]
+        items += [
+            {"id": f"0x{d.did:04X}", "name": d.name, "unit": d.unit, "category": d.category}
+            for d in self.data_identifiers().values()
+        ]
+        return result({**where, "items": items})
+
+    def _read(self, where: dict[str, JsonValue], data_id: str) -> list[EventSpec]:
+        value: dict[str, JsonValue]
+        if data_id.startswith("0x"):
+            if _DID_RE.fullmatch(data_id) is None:
+                message = (
+                    f"invalid data identifier {data_id!r}: expected 0x and 4 hex digits, "
+                    "e.g. 0x010C"
+                )
+                return [error(400, "invalid-data-identifier", message)]
+            did = int(data_id, 16)
+            ident = self.data_identifiers().get(did)
+            if ident is None:
+                message = f"unknown data identifier 0x{did:04X}"
+                return [error(404, "unknown-data-identifier", message)]
+            value = {"did": f"0x{did:04X}", "name": ident.name, "value": ident.value}
+            value["unit"] = ident.unit
+        else:
+            component = str(where["component"])
+            items = COMPONENT_DATA[component]
+            item = next((d for d in items if d.id == data_id), None)
+            if item is None:
+                message = (
+                    f"component {component} has no data item {data_id!r}; its items: "
+                    f"{', '.join(d.id for d in items)}, and the vehicle's data identifiers "
+                    "such as 0xF190"
+                )
+                return [error(404, "unknown-data-item", message)]
+            value = {"id": item.id, "name": item.name, "value": item.value, "unit": item.unit}
         return [
             EventSpec(EventKind.PROGRESS, 200, {"status": "reading"}, final=False),
-            EventSpec(EventKind.RESULT, 200, result, final=True),
+            result({**value, **where}),
         ]
 
 
@@ -243,19 +350,31 @@ def _ecu(component: str) -> str:
     return f"0x{_ADDRESS_OF[component]:02X}"
 
 
-def _cleared(component: str, count: int) -> EventSpec:
-    body: dict[str, JsonValue] = {"ecu": _ecu(component), "component": component, "cleared": count}
-    return EventSpec(EventKind.RESULT, 200, body, final=True)
+def _components() -> dict[str, JsonValue]:
+    items: list[JsonValue] = [
+        {"id": c, "name": COMPONENT_NAMES[c], "ecu": _ecu(c), "href": f"/components/{c}"}
+        for c in _ADDRESS_OF
+    ]
+    return {"items": items}
 
 
-def _not_allowed(method: str, path: str, allowed: str) -> EventSpec:
+def _describe(component: str) -> dict[str, JsonValue]:
+    href = f"/components/{component}"
+    return {
+        "id": component,
+        "name": COMPONENT_NAMES[component],
+        "ecu": _ecu(component),
+        "data": f"{href}/data",
+        "faults": f"{href}/faults",
+        "operations": f"{href}/operations",
+    }
+
+
+def _unknown_resource(method: str, path: str) -> EventSpec:
     return error(
-        405, "method-not-allowed", f"{method} is not allowed on {path}; allowed: {allowed}"
-    )
-
-
-def _unsupported(method: str, path: str) -> str:
-    return (
-        f"{method} {path} is not supported by this vehicle; supported: "
-        "/components/{component}/faults[/{code}], /components/{component}/data/{did}"
+        404,
+        "unknown-resource",
+        f"{method} {path}: no such resource on this vehicle; it serves /components and "
+        "/components/{component}[/faults[/{code}] | /data[/{id}] | "
+        "/operations[/{op}/executions[/{id}]]]",
     )

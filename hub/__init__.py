@@ -4,9 +4,9 @@ Other packages use only the names exported here. `hub` imports neither
 `storage` nor `api`; they plug in through the Protocols of `hub.ports`.
 """
 
-from hub.batching import JournalWriteFailed
+from hub.batching import IdempotencyKeyTaken, JournalWriteFailed
 from hub.bus import InProcessBus
-from hub.catalog import CATALOG, build_request
+from hub.catalog import CATALOG, CommandSpec, build_request
 from hub.config import HubConfig, load_config, parse_bind, read_config_file
 from hub.credentials import hash_vehicle_token, new_vehicle_token, verify_vehicle_token
 from hub.errors import (
@@ -23,6 +23,7 @@ from hub.model import (
     Command,
     CommandEventRecord,
     CommandStatus,
+    CommandUpdate,
     Disconnect,
     DisconnectReason,
     EventKind,
@@ -53,7 +54,9 @@ __all__ = [
     "Command",
     "CommandEventRecord",
     "CommandJournal",
+    "CommandSpec",
     "CommandStatus",
+    "CommandUpdate",
     "ConfigError",
     "Connection",
     "Disconnect",
@@ -64,6 +67,7 @@ __all__ = [
     "Hub",
     "HubConfig",
     "HubError",
+    "IdempotencyKeyTaken",
     "InProcessBus",
     "JournalWriteFailed",
     "MailboxFull",

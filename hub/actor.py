@@ -27,6 +27,7 @@ from hub.model import (
     Command,
     CommandEventRecord,
     CommandStatus,
+    CommandUpdate,
     Disconnect,
     DisconnectReason,
     StatusChange,
@@ -124,6 +125,8 @@ class _ActorLoop:
         self.journal = context.journal
         self.bus = context.bus
         self.tracker = CommandTracker(context.config.max_in_flight_per_vehicle)
+        #: Who submitted each command this actor holds, for its vehicle topic's `CommandUpdate`s.
+        self.owners: dict[uuid.UUID, str] = {}
         self.cancel_grace_s = context.config.cancel_grace_s
         self.current: ActorMessage | None = None
         self.max_event_bytes = context.config.max_event_bytes
@@ -164,7 +167,7 @@ class _ActorLoop:
     async def _handle(self, message: ActorMessage) -> Disconnect | None:
         match message:
             case Dispatch(command):
-                self.tracker.submit(command)
+                self.take(command)
                 await self._start_ready()
             case Cancel(command_id, by):
                 now, at = trio.current_time(), _utcnow()
@@ -222,6 +225,11 @@ class _ActorLoop:
             return
         await self._record(outcome.events, outcome.changes)
 
+    def take(self, command: Command) -> None:
+        """Queue `command` behind the ones already submitted."""
+        self.owners[command.id] = command.submitted_by
+        self.tracker.submit(command)
+
     async def start_waiting(self) -> None:
         """Send the commands that waited for the vehicle (up to `max_in_flight_per_vehicle`)."""
         await self._start_ready()
@@ -244,16 +252,25 @@ class _ActorLoop:
         """Store, then publish; `cancel` also tells the vehicle to stop those commands."""
         if not events and not changes:
             return
-        await record_and_publish(self.journal, self.bus, events, changes)
+        await self.record_and_publish(events, changes)
         if cancel:
             for change in changes:
                 self.actor.link.send_nowait(cancel_command(change.command_id))
+
+    async def record_and_publish(
+        self, events: Sequence[CommandEventRecord], changes: Sequence[StatusChange]
+    ) -> None:
+        """Store, then publish on the commands' topics and on the vehicle's."""
+        await record_and_publish(
+            self.journal, self.bus, events, changes, vin=self.actor.vin, owners=self.owners
+        )
 
     def lost_in_crash(self, crash: Exception) -> list[StatusChange]:
         """A command whose Dispatch a crash interrupted before the tracker took it ends `failed`."""
         message, self.current = self.current, None
         if not isinstance(message, Dispatch) or self.tracker.holds(message.command.id):
             return []
+        self.owners[message.command.id] = message.command.submitted_by
         error = f"the hub failed while taking the command: {crash!r}"
         return [StatusChange(message.command.id, CommandStatus.FAILED, _utcnow(), error)]
 
@@ -266,16 +283,29 @@ async def record_and_publish(
     bus: EventBus,
     events: Sequence[CommandEventRecord],
     changes: Sequence[StatusChange],
+    *,
+    vin: str,
+    owners: dict[uuid.UUID, str],
 ) -> None:
-    """Commit `events` and `changes` to the journal, then publish them on their topics."""
+    """Commit `events` and `changes` to the journal, then publish them on their topics.
+
+    Each goes to its command's topic; the events and the final changes also
+    go to `vin`'s topic, wrapped in a `CommandUpdate` naming the submitter
+    (from `owners`, which forgets a command once it is final). Publishing to
+    a topic nobody follows costs a dict lookup.
+    """
     try:
         await journal.record(events, changes)
     except Exception:
         log.exception("journal.write_failed", events=len(events), changes=len(changes))
+    vehicle = vehicle_topic(vin)
     for event in events:
         bus.publish(command_topic(event.command_id), event)
+        bus.publish(vehicle, CommandUpdate(owners.get(event.command_id), event))
     for change in changes:
         bus.publish(command_topic(change.command_id), change)
+        if change.status.is_final:
+            bus.publish(vehicle, CommandUpdate(owners.pop(change.command_id, None), change))
 
 
 async def run_actor(
@@ -292,11 +322,13 @@ async def run_actor(
     recorded as `interrupted`; the link is ended with `UNAVAILABLE` when the
     hub stops it.
     """
+    # This task's own context: every log line of the actor carries its VIN.
+    structlog.contextvars.bind_contextvars(vin=link.vin)
     send, receive = trio.open_memory_channel[ActorMessage](context.config.mailbox_size)
     actor = VehicleActor(link, send, _utcnow())
     loop = _ActorLoop(actor, context)
     for command in waiting:  # commands that waited for this vehicle, in submission order
-        loop.tracker.submit(command)
+        loop.take(command)
     context.registry.add(actor)
     _publish_status(context.bus, VehicleStatus(link.vin, True, actor.connected_since))
     ended: Disconnect | None = None
@@ -320,11 +352,11 @@ async def run_actor(
         send.close()
         for message in _drain(receive):
             if isinstance(message, Dispatch):
-                loop.tracker.submit(message.command)
+                loop.take(message.command)
         changes = loop.interrupt_all(f"link lost: {ended.detail}")
         try:
             with trio.CancelScope(shield=True), trio.move_on_after(FINAL_WRITE_TIMEOUT_S):
-                await record_and_publish(context.journal, context.bus, (), changes)
+                await loop.record_and_publish((), changes)
                 if ended.reason is DisconnectReason.PROTOCOL_ERROR:
                     await _audit(context.audit, link.vin, "vehicle.protocol_error", ended.detail)
         finally:
@@ -351,7 +383,7 @@ async def _supervised(
 
     async def restarted(crash: Exception) -> None:
         log.error("vehicle.actor_crashed", vin=vin, exc_info=crash)
-        await record_and_publish(context.journal, context.bus, (), loop.lost_in_crash(crash))
+        await loop.record_and_publish((), loop.lost_in_crash(crash))
         await _audit(context.audit, vin, "vehicle.actor_restarted", repr(crash))
 
     try:
@@ -361,9 +393,7 @@ async def _supervised(
     except GaveUp as exc:
         log.error("vehicle.actor_failed", vin=vin, exc_info=exc)
         assert isinstance(exc.__cause__, Exception)
-        await record_and_publish(
-            context.journal, context.bus, (), loop.lost_in_crash(exc.__cause__)
-        )
+        await loop.record_and_publish((), loop.lost_in_crash(exc.__cause__))
         detail = f"the hub failed to serve this vehicle: {exc}"
         loop.actor.link.close(Status.INTERNAL, detail, DisconnectReason.ERROR)
         await _audit(context.audit, vin, "vehicle.actor_failed", detail)

@@ -11,9 +11,12 @@ fleet reconnecting after an outage costs a handful of queries, not two each.
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 import structlog
 import trio
@@ -34,6 +37,17 @@ class JournalWriteFailed(HubError):
     """The batch holding these records could not be committed."""
 
 
+class IdempotencyKeyTaken(HubError):
+    """A new command was not stored: its submitter already used its idempotency key.
+
+    The rest of its batch was committed. `command_ids` are the commands refused.
+    """
+
+    def __init__(self, message: str, command_ids: frozenset[uuid.UUID]) -> None:
+        super().__init__(message)
+        self.command_ids = command_ids
+
+
 @dataclass
 class _Pending:
     events: Sequence[CommandEventRecord]
@@ -41,6 +55,20 @@ class _Pending:
     commands: Sequence[Command]
     done: trio.Event = field(default_factory=trio.Event)
     error: BaseException | None = None
+    #: Its new commands the journal refused (idempotency key already used).
+    refused: frozenset[uuid.UUID] = frozenset()
+
+
+class JournalObserver(Protocol):
+    """Told what the journal committed (for metrics); called on the writer task, must not block."""
+
+    def batch_committed(self, records: int, seconds: float) -> None:
+        """One batch of `records` calls took `seconds` to commit (or to fail)."""
+        ...
+
+    def recorded(self, commands: Sequence[Command], changes: Sequence[StatusChange]) -> None:
+        """New commands and status changes that are now committed."""
+        ...
 
 
 class GroupCommitJournal:
@@ -52,6 +80,8 @@ class GroupCommitJournal:
         self._wakeup = trio.Event()
         self.batches = 0
         self.records = 0
+        #: Told about every committed batch (the API's metrics); None: nobody.
+        self.observer: JournalObserver | None = None
 
     async def record(
         self,
@@ -61,6 +91,8 @@ class GroupCommitJournal:
     ) -> None:
         """Join the next batch; return once it has committed (`JournalWriteFailed` if not).
 
+        `IdempotencyKeyTaken` when one of `commands` was refused because its
+        submitter already used its idempotency key: the rest was committed.
         Cancelling the caller does not withdraw the records: they are written.
         """
         pending = _Pending(events, changes, commands)
@@ -69,6 +101,10 @@ class GroupCommitJournal:
         await pending.done.wait()
         if pending.error is not None:
             raise JournalWriteFailed(f"could not record: {pending.error}") from pending.error
+        if pending.refused:
+            raise IdempotencyKeyTaken(
+                "the idempotency key was already used for another command", pending.refused
+            )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Commit batches until cancelled; then commit what is left (bounded)."""
@@ -89,6 +125,7 @@ class GroupCommitJournal:
             return
         for pending in batch:  # unless the commit below finishes in time
             pending.error = TimeoutError(f"no commit within {COMMIT_TIMEOUT_S:g} s")
+        started = time.perf_counter()
         # A batch taken is committed whole: cancelling the writer must not drop it.
         with trio.CancelScope(shield=True), trio.move_on_after(COMMIT_TIMEOUT_S):
             error = await self._write(batch)
@@ -101,12 +138,14 @@ class GroupCommitJournal:
                     pending.error = error
         self.batches += 1
         self.records += len(batch)
+        if self.observer is not None:
+            _tell(self.observer, batch, time.perf_counter() - started)
         for pending in batch:
             pending.done.set()
 
     async def _write(self, batch: list[_Pending]) -> BaseException | None:
         try:
-            await self._inner.record(
+            refused = await self._inner.record(
                 [e for p in batch for e in p.events],
                 [c for p in batch for c in p.changes],
                 [c for p in batch for c in p.commands],
@@ -114,7 +153,21 @@ class GroupCommitJournal:
         except Exception as exc:
             log.exception("journal.batch_failed", records=len(batch))
             return exc
+        if refused:  # a lost race for an idempotency key fails only its own caller
+            for pending in batch:
+                pending.refused = frozenset(c.id for c in pending.commands if c.id in refused)
         return None
+
+
+def _tell(observer: JournalObserver, batch: list[_Pending], seconds: float) -> None:
+    try:
+        observer.batch_committed(len(batch), seconds)
+        for pending in batch:
+            if pending.error is None:
+                commands = [c for c in pending.commands if c.id not in pending.refused]
+                observer.recorded(commands, pending.changes)
+    except Exception:  # metrics must never fail a write
+        log.exception("journal.observer_failed")
 
 
 class LastSeen:

@@ -3,7 +3,9 @@
 Values come from, in order of precedence: keyword overrides (the CLI), the
 environment (`SOVD_HUB_<FIELD>`, e.g. `SOVD_HUB_GRPC_PORT`), a TOML file
 (one table per subsystem: `[hub]`, `[api]`, `[storage]`), then the defaults.
-`load_config` does this for any of the subsystem dataclasses.
+`load_config` does this for any of the subsystem dataclasses. A list setting
+(`tuple[str, ...]`, e.g. `cors_allow_origins`) is a TOML list, or one
+comma-separated string in the environment or on the command line.
 """
 
 from __future__ import annotations
@@ -157,6 +159,8 @@ def _coerce(key: str, hint: object, raw: object, origin: str) -> object:
     target = _base_type(hint)
     if raw is None and _is_optional(hint):
         return None
+    if typing.get_origin(target) is tuple:
+        return _coerce_strings(key, raw, origin)
     try:
         if target is bool:
             if isinstance(raw, bool):
@@ -182,6 +186,18 @@ def _coerce(key: str, hint: object, raw: object, origin: str) -> object:
             return raw
     name = getattr(target, "__name__", str(target))
     raise ConfigError(f"{key} (from {origin}) must be {name}, got {raw!r}")
+
+
+def _coerce_strings(key: str, raw: object, origin: str) -> tuple[str, ...]:
+    """A tuple of strings: a TOML list, or a comma-separated string (environment, CLI)."""
+    if isinstance(raw, str):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if isinstance(raw, list | tuple) and all(isinstance(item, str) for item in raw):
+        return tuple(raw)
+    raise ConfigError(
+        f"{key} (from {origin}) must be a list of strings (or one comma-separated string), "
+        f"got {raw!r}"
+    )
 
 
 def _base_type(hint: object) -> object:

@@ -71,6 +71,10 @@ class Command:
     submitted_at: datetime
     #: Set when the command may wait for its vehicle to come online until then.
     expires_at: datetime | None = None
+    #: The operator's `Idempotency-Key`: unique per submitter, a retry returns this command.
+    idempotency_key: str | None = None
+    #: SHA-256 (hex) of the canonical request body the key came with.
+    request_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,18 @@ class StatusChange:
     status: CommandStatus
     at: datetime
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandUpdate:
+    """An event or final status of one of a vehicle's commands, as its vehicle topic carries it.
+
+    `submitted_by` (None: not known) lets a subscriber filter by ownership
+    without reading the command.
+    """
+
+    submitted_by: str | None
+    update: CommandEventRecord | StatusChange
 
 
 @dataclass(frozen=True, slots=True)

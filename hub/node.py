@@ -97,6 +97,10 @@ class Hub:
             return None
         return Connection(vin, actor.link.session_id, actor.connected_since)
 
+    def connected_vins(self) -> frozenset[str]:
+        """The VINs with a live link to this node now (a snapshot)."""
+        return frozenset(actor.vin for actor in self._actors)
+
     async def submit(self, command: Command) -> None:
         """Record a new command (group commit) and hand it to its vehicle's actor.
 
@@ -108,6 +112,8 @@ class Hub:
         refused before anything is written; only if that changes during the
         commit is the command recorded and then refused (or, if it may wait,
         left waiting). `JournalWriteFailed`: nothing was recorded.
+        `IdempotencyKeyTaken`: its submitter's idempotency key was taken meanwhile
+        (by another node); nothing was recorded or dispatched.
         """
         actor = self._actors.get(command.vin)
         if actor is None and command.expires_at is not None:
@@ -260,6 +266,8 @@ class Hub:
                 except Exception:
                     log.exception("commands.expiry_failed")
                     continue
+            if expired and self.journal.observer is not None:  # the backlog wrote these
+                self.journal.observer.recorded((), expired)
             for change in expired:
                 self.bus.publish(command_topic(change.command_id), change)
 
@@ -290,6 +298,10 @@ class Hub:
             "journal_records": self.journal.records,
             "journal_batches": self.journal.batches,
         }
+
+    def mailbox_depths(self) -> list[int]:
+        """Messages waiting in each connected vehicle's mailbox now (for metrics; O(vehicles))."""
+        return [actor.mailbox.statistics().current_buffer_used for actor in self._actors]
 
 
 async def _send_later(inbox: trio.MemorySendChannel[ActorMessage], message: ActorMessage) -> None:

@@ -7,7 +7,9 @@ only ever talks to these Protocols, so nothing in `hub/` imports `storage/`.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol, TypeAlias
@@ -18,12 +20,13 @@ from hub.model import (
     JSON,
     Command,
     CommandEventRecord,
+    CommandUpdate,
     StatusChange,
     VehicleCredentials,
     VehicleStatus,
 )
 
-BusMessage: TypeAlias = CommandEventRecord | StatusChange | VehicleStatus
+BusMessage: TypeAlias = CommandEventRecord | StatusChange | VehicleStatus | CommandUpdate
 
 #: The bus topic of every vehicle's connection changes.
 FLEET_TOPIC = "fleet"
@@ -49,12 +52,15 @@ class CommandJournal(Protocol):
         events: Sequence[CommandEventRecord],
         changes: Sequence[StatusChange],
         commands: Sequence[Command] = (),
-    ) -> None:
+    ) -> AbstractSet[uuid.UUID] | None:
         """Store new commands, events and status changes in one transaction; returns once committed.
 
         New commands are stored as pending, with a "command.submitted" audit event.
         Events already stored (same command id and seq) are ignored. A change
-        to a final status also appends an audit event.
+        to a final status also appends an audit event. A new command whose
+        submitter already used its `idempotency_key` is not stored (nor
+        audited) and the rest is: its id is in the returned set (None or
+        empty: every command was stored).
         """
         ...
 
@@ -105,5 +111,6 @@ def command_topic(command_id: object) -> str:
 
 
 def vehicle_topic(vin: str) -> str:
-    """The bus topic of one vehicle's connection changes."""
+    """The bus topic of one vehicle: its connection changes (`VehicleStatus`) and the events
+    and final statuses of all its commands (`CommandUpdate`)."""
     return f"vehicle:{vin}"

@@ -18,7 +18,7 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -31,10 +31,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from hub.bridge import run_asyncio
 from hub.credentials import hash_vehicle_token, new_vehicle_token
 from hub.model import JSON, Command, CommandEventRecord, StatusChange, VehicleCredentials
-from storage import queries
+from storage import accounts, history, queries
 from storage.errors import StorageError, translate_errors
+from storage.history import CommandFilter, Page, VehicleChanges, VehicleFilter, VehicleOverview
 from storage.models import ROLES
-from storage.records import AuditEvent, CommandRow, NewVehicle, User, Vehicle
+from storage.records import (
+    AuditEvent,
+    CommandRow,
+    LoginSession,
+    NewVehicle,
+    RefreshResult,
+    User,
+    UserUpdate,
+    Vehicle,
+)
 from storage.urls import mask_url, normalise_url
 
 __all__ = ["Database", "open_database"]
@@ -146,45 +156,160 @@ class Database:
 
     # -- users -------------------------------------------------------------
 
-    async def add_user(self, username: str, password: str, role: str) -> User:
-        """Create an operator account (audited); `UserExistsError` if the name is taken.
+    async def add_user(self, username: str, password: str, role: str, *, by: str = "hub") -> User:
+        """Create an operator account (audited `user.added` as `by`).
 
-        Raises `ValueError` for an unknown role, an empty username or a
-        password longer than bcrypt's 72 bytes.
+        Raises `UserExistsError` if the name is taken, `ValueError` for an
+        unknown role, an empty username or a password over bcrypt's 72 bytes.
         """
-        if role not in ROLES:
-            raise ValueError(f"role {role!r} is unknown: expected one of {', '.join(ROLES)}")
+        _check_role(role)
         if not username:
             raise ValueError("username is empty")
         hashed = await _hash_password(password, self._bcrypt_rounds)
-        return await self._run(queries.add_user, self._writer, username, hashed, role)
+        now = datetime.now(UTC)
+        return await self._run(accounts.add_user, self._writer, username, hashed, role, by, now)
 
-    async def set_password(self, username: str, password: str) -> None:
-        """Replace the user's password (audited); `UnknownUserError` if there is no such user.
+    async def set_password(self, username: str, password: str) -> list[uuid.UUID]:
+        """Replace the user's password (audited) and revoke all their sessions (their ids).
 
-        Raises `ValueError` for a password longer than bcrypt's 72 bytes.
+        Raises `UnknownUserError` if there is no such user, `ValueError` for a
+        password longer than bcrypt's 72 bytes.
         """
         hashed = await _hash_password(password, self._bcrypt_rounds)
-        await self._run(queries.set_password, self._writer, username, hashed)
+        return await self._run(
+            accounts.set_password, self._writer, username, hashed, datetime.now(UTC)
+        )
 
-    async def authenticate_user(self, username: str, password: str) -> User | None:
-        """The user when `password` is theirs; None for an unknown user or a wrong password.
+    async def check_password(self, username: str, password: str) -> tuple[User | None, str]:
+        """`(user, "ok")` if the password is theirs and they are enabled, else `(None, why)`.
 
-        Always spends one bcrypt check (~0.2 s, in a worker thread), so the
-        time taken does not tell whether the username exists.
+        `why` is `unknown_user`, `wrong_password` or `disabled` (for the audit
+        trail, not for the caller's answer). Always spends one bcrypt check
+        (in a worker thread), so the time taken tells nothing.
         """
-        found = await self._run(queries.get_user, self._reader, username)
+        found = await self._run(accounts.get_user, self._reader, username)
         stored = found[1].encode() if found is not None else _DUMMY_HASH
         secret = password.encode()
         if len(secret) > _MAX_PASSWORD_BYTES:
             secret = b""  # cannot be anyone's password; still spend the check
         matches = await trio.to_thread.run_sync(bcrypt.checkpw, secret, stored)
-        return found[0] if found is not None and matches else None
+        if found is None:
+            return None, "unknown_user"
+        if not matches:
+            return None, "wrong_password"
+        return (found[0], "ok") if found[0].enabled else (None, "disabled")
+
+    async def authenticate_user(self, username: str, password: str) -> User | None:
+        """The user when `password` is theirs and they are enabled; else None (see above)."""
+        return (await self.check_password(username, password))[0]
 
     async def get_user(self, username: str) -> User | None:
         """The user called `username`, or None."""
-        found = await self._run(queries.get_user, self._reader, username)
+        found = await self._run(accounts.get_user, self._reader, username)
         return found[0] if found is not None else None
+
+    async def get_user_by_id(self, user_id: int) -> User | None:
+        """The user with this id, or None."""
+        return await self._run(accounts.get_user_by_id, self._reader, user_id)
+
+    async def list_users(self, *, limit: int, offset: int = 0) -> tuple[list[User], int]:
+        """A page of users ordered by id, and the total number of users."""
+        return await self._run(accounts.list_users, self._reader, limit, offset)
+
+    async def update_user(
+        self, user_id: int, *, role: str | None = None, enabled: bool | None = None, by: str
+    ) -> UserUpdate:
+        """Change a user's role and/or enabled flag (audited `user.updated` as `by`).
+
+        A role change or disabling revokes all the user's sessions. Raises
+        `UnknownUserError`, `LastAdminError` (no enabled admin would remain;
+        nothing changes) or `ValueError` for an unknown role.
+        """
+        if role is not None:
+            _check_role(role)
+        now = datetime.now(UTC)
+        return await self._run(accounts.update_user, self._writer, user_id, role, enabled, by, now)
+
+    async def change_password(
+        self,
+        user_id: int,
+        password: str,
+        *,
+        keep_session: uuid.UUID | None,
+        details: dict[str, JSON],
+    ) -> list[uuid.UUID]:
+        """The user's own password change (audited `user.password_changed`).
+
+        Revokes their sessions except `keep_session`; returns the ids revoked.
+        """
+        hashed = await _hash_password(password, self._bcrypt_rounds)
+        now = datetime.now(UTC)
+        return await self._run(
+            accounts.change_password, self._writer, user_id, hashed, keep_session, now, details
+        )
+
+    # -- sessions (refresh-token families) ---------------------------------
+
+    async def create_session(
+        self,
+        user: User,
+        session_id: uuid.UUID,
+        refresh_hash: str,
+        *,
+        ttl_s: float,
+        address: str | None,
+        user_agent: str | None,
+    ) -> LoginSession:
+        """Open a session for `user` (generation 0), audited `auth.login`."""
+        now = datetime.now(UTC)
+        session = LoginSession(
+            session_id, user.id, 0, now, now, now + timedelta(seconds=ttl_s), None, None,
+            address, user_agent,
+        )  # fmt: skip
+        details: dict[str, JSON] = {"address": address, "user_agent": user_agent}
+        await self._run(
+            accounts.create_session, self._writer, session, user.username, refresh_hash, details
+        )
+        return session
+
+    async def rotate_session(
+        self,
+        session_id: uuid.UUID,
+        generation: int,
+        presented_hash: str,
+        new_hash: str,
+        *,
+        ttl_s: float,
+        details: dict[str, JSON],
+    ) -> RefreshResult:
+        """Present refresh token `generation` (by its hash); rotate to `new_hash` if current.
+
+        An older generation revokes the session (committed, audited
+        `auth.refresh_reused`); see `RefreshOutcome` for the other outcomes.
+        """
+        now = datetime.now(UTC)
+        expires_at = now + timedelta(seconds=ttl_s)
+        return await self._run(
+            accounts.rotate_session, self._writer, session_id, generation, presented_hash,
+            new_hash, now, expires_at, details,
+        )  # fmt: skip
+
+    async def revoke_session(
+        self, session_id: uuid.UUID, reason: str, *, action: str, details: dict[str, JSON]
+    ) -> bool:
+        """Revoke a live session (audited `action`, as its user); False if it was not live."""
+        now = datetime.now(UTC)
+        return await self._run(
+            accounts.revoke_session, self._writer, session_id, reason, action, now, details
+        )
+
+    async def session_of(self, session_id: uuid.UUID) -> tuple[User, LoginSession] | None:
+        """A session and its user, or None."""
+        return await self._run(accounts.session_of, self._reader, session_id)
+
+    async def revoked_sessions(self, since: datetime) -> list[tuple[uuid.UUID, datetime]]:
+        """Ids of the sessions revoked since `since`, with when."""
+        return await self._run(accounts.revoked_since, self._reader, since)
 
     # -- vehicles ----------------------------------------------------------
 
@@ -254,12 +379,35 @@ class Database:
 
     async def list_vehicles(self) -> list[Vehicle]:
         """Every registered vehicle, ordered by VIN."""
-        return await self._run(queries.list_vehicles, self._reader, None)
+        return await self._run(history.list_vehicles, self._reader, None)
 
     async def get_vehicle(self, vin: str) -> Vehicle | None:
         """The vehicle with this VIN, or None."""
-        found = await self._run(queries.list_vehicles, self._reader, vin)
+        found = await self._run(history.list_vehicles, self._reader, vin)
         return found[0] if found else None
+
+    async def search_vehicles(
+        self, wanted: VehicleFilter, *, limit: int, offset: int = 0
+    ) -> Page[Vehicle]:
+        """A page (ordered by VIN) of the vehicles `wanted` selects, with their total count."""
+        return await self._run(history.search_vehicles, self._reader, wanted, limit, offset)
+
+    async def vehicle_overview(
+        self, vin: str, *, commands_of: str | None = None, recent: int = 10
+    ) -> VehicleOverview | None:
+        """The vehicle with its active command counts and `recent` newest commands; None if absent.
+
+        `commands_of` limits the recent commands to that submitter's.
+        """
+        return await self._run(history.vehicle_overview, self._reader, vin, commands_of, recent)
+
+    async def update_vehicle(self, vin: str, changes: VehicleChanges, *, by: str) -> Vehicle:
+        """Change a vehicle's make, model, year or metadata (audited "vehicle.updated" as `by`).
+
+        Returns the vehicle as stored now; nothing is written when no value
+        differs. Raises `UnknownVehicleError` if the VIN is not registered.
+        """
+        return await self._run(history.update_vehicle, self._writer, vin, changes, by)
 
     async def find_vehicle(self, vin: str) -> VehicleCredentials | None:
         """The vehicle's credentials, or None when the VIN is not registered."""
@@ -291,6 +439,18 @@ class Database:
         """The command with this id, or None."""
         return await self._run(queries.get_command, self._reader, command_id)
 
+    async def list_commands(
+        self, wanted: CommandFilter, *, limit: int, offset: int = 0
+    ) -> Page[CommandRow]:
+        """A page (newest first) of the commands `wanted` selects, with their total count."""
+        return await self._run(history.list_commands, self._reader, wanted, limit, offset)
+
+    async def find_idempotent(
+        self, submitted_by: str, key: str
+    ) -> tuple[CommandRow, str | None] | None:
+        """The command `submitted_by` sent with idempotency key `key` and its request hash."""
+        return await self._run(history.find_idempotent, self._reader, submitted_by, key)
+
     async def list_events(
         self, command_id: uuid.UUID, from_seq: int = 0
     ) -> list[CommandEventRecord]:
@@ -319,7 +479,7 @@ class Database:
         events: Sequence[CommandEventRecord],
         changes: Sequence[StatusChange],
         commands: Sequence[Command] = (),
-    ) -> None:
+    ) -> frozenset[uuid.UUID]:
         """Store new commands, events and status changes in one transaction.
 
         Returns once committed. New commands are stored as pending with their
@@ -327,10 +487,13 @@ class Database:
         id and seq) are ignored. Statuses only move forward: RUNNING sets
         `started_at` once; the first final status of a command sets
         `finished_at` and `error` and appends a "command.<status>" audit
-        event; a change never moves a command that is already final.
+        event; a change never moves a command that is already final. A new
+        command whose submitter already used its `idempotency_key` is skipped
+        (no row, no audit event) and its id returned; the rest is stored.
         """
         if commands or events or changes:
-            await self._run(queries.record, self._writer, commands, events, changes)
+            return await self._run(queries.record, self._writer, commands, events, changes)
+        return frozenset()
 
     async def interrupt_unfinished(self, at: datetime, reason: str) -> int:
         """Mark every non-final command interrupted, with `reason` and an audit event.
@@ -351,6 +514,11 @@ class Database:
     async def list_audit(self, *, target: str | None = None) -> list[AuditEvent]:
         """The audit trail, oldest first; only `target`'s events when given."""
         return await self._run(queries.list_audit, self._reader, target)
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise ValueError(f"role {role!r} is unknown: expected one of {', '.join(ROLES)}")
 
 
 async def _hash_password(password: str, rounds: int) -> str:

@@ -42,19 +42,16 @@ from hub.model import (
 from storage.errors import (
     ConflictError,
     StorageError,
-    UnknownUserError,
     UnknownVehicleError,
-    UserExistsError,
     VehicleExistsError,
 )
 from storage.models import (
     AuditEventModel,
     CommandEventModel,
     CommandModel,
-    UserModel,
     VehicleModel,
 )
-from storage.records import AuditEvent, CommandRow, User, Vehicle
+from storage.records import AuditEvent, CommandRow, Vehicle
 
 _ACTIVE = tuple(s.value for s in CommandStatus if not s.is_final)
 
@@ -64,54 +61,7 @@ async def ping(reader: AsyncEngine) -> None:
         await conn.execute(text("SELECT 1"))
 
 
-# -- users -------------------------------------------------------------------
-
-
-async def add_user(writer: AsyncEngine, username: str, password_hash: str, role: str) -> User:
-    now = datetime.now(UTC)
-    try:
-        async with writer.begin() as conn:
-            user_id = await conn.scalar(
-                insert(UserModel)
-                .values(username=username, password_hash=password_hash, role=role, created_at=now)
-                .returning(UserModel.id)
-            )
-            await _audit(conn, now, "hub", "user.added", f"user:{username}", {"role": role})
-    except IntegrityError as exc:
-        raise UserExistsError(f"user {username!r} already exists") from exc
-    assert user_id is not None
-    return User(id=user_id, username=username, role=role, created_at=now)
-
-
-async def set_password(writer: AsyncEngine, username: str, password_hash: str) -> None:
-    now = datetime.now(UTC)
-    async with writer.begin() as conn:
-        result = await conn.execute(
-            update(UserModel)
-            .where(UserModel.username == username)
-            .values(password_hash=password_hash)
-        )
-        if result.rowcount != 1:
-            raise UnknownUserError(f"user {username!r} does not exist")
-        await _audit(conn, now, "hub", "user.password_set", f"user:{username}", {})
-
-
-async def get_user(reader: AsyncEngine, username: str) -> tuple[User, str] | None:
-    """The user and their password hash."""
-    query = select(
-        UserModel.id,
-        UserModel.username,
-        UserModel.role,
-        UserModel.created_at,
-        UserModel.password_hash,
-    ).where(UserModel.username == username)
-    async with reader.connect() as conn:
-        row = (await conn.execute(query)).one_or_none()
-    if row is None:
-        return None
-    return User(id=row.id, username=row.username, role=row.role, created_at=row.created_at), (
-        row.password_hash
-    )
+# Users and their sessions: storage/accounts.py.
 
 
 # -- vehicles ----------------------------------------------------------------
@@ -169,25 +119,6 @@ async def update_vehicle(
         await _audit(conn, now, actor, action, f"vehicle:{vin}", {})
 
 
-async def list_vehicles(reader: AsyncEngine, vin: str | None) -> list[Vehicle]:
-    """Every vehicle ordered by VIN, or only the one with `vin`."""
-    query = select(
-        VehicleModel.vin,
-        VehicleModel.make,
-        VehicleModel.model,
-        VehicleModel.year,
-        VehicleModel.metadata_,
-        VehicleModel.enabled,
-        VehicleModel.created_at,
-        VehicleModel.last_seen_at,
-    ).order_by(VehicleModel.vin)
-    if vin is not None:
-        query = query.where(VehicleModel.vin == vin)
-    async with reader.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    return [Vehicle(*row) for row in rows]
-
-
 async def find_vehicle(reader: AsyncEngine, vin: str) -> VehicleCredentials | None:
     query = select(VehicleModel.token_hash, VehicleModel.enabled).where(VehicleModel.vin == vin)
     async with reader.connect() as conn:
@@ -224,16 +155,27 @@ async def record_seen(writer: AsyncEngine, seen: Mapping[str, datetime]) -> None
 async def create_command(writer: AsyncEngine, command: Command) -> None:
     try:
         async with writer.begin() as conn:
-            await _insert_commands(conn, [command])
+            refused = await _insert_commands(conn, [command])
     except IntegrityError as exc:
         # Only on this error path: is it the VIN (foreign key) or the id (primary key)?
         if await find_vehicle(writer, command.vin) is None:
             raise UnknownVehicleError(f"vehicle {command.vin} is not registered") from exc
         raise ConflictError(f"command {command.id} already exists") from exc
+    if refused:
+        raise ConflictError(
+            f"{command.submitted_by} already used idempotency key {command.idempotency_key!r}"
+        )
 
 
-async def _insert_commands(conn: AsyncConnection, commands: Sequence[Command]) -> None:
-    """New commands as pending, each with its "command.submitted" audit event."""
+async def _insert_commands(
+    conn: AsyncConnection, commands: Sequence[Command]
+) -> frozenset[uuid.UUID]:
+    """New commands as pending, each with its "command.submitted" audit event.
+
+    A command whose (submitted_by, idempotency_key) is taken is skipped, not
+    an error, so a racing duplicate cannot fail the other commands of a
+    group commit; the ids of the skipped ones are returned.
+    """
     rows = [
         {
             "id": c.id,
@@ -251,9 +193,22 @@ async def _insert_commands(conn: AsyncConnection, commands: Sequence[Command]) -
             "timeout_s": c.timeout_s,
             "submitted_at": c.submitted_at,
             "expires_at": c.expires_at,
+            "idempotency_key": c.idempotency_key,
+            "request_hash": c.request_hash,
         }
         for c in commands
     ]
+    plain = [row for row in rows if row["idempotency_key"] is None]
+    keyed = [row for row in rows if row["idempotency_key"] is not None]
+    if plain:
+        await conn.execute(insert(_COMMANDS), plain)
+    refused: frozenset[uuid.UUID] = frozenset()
+    if keyed:
+        statement = _insert_ignoring_conflicts(
+            conn, _COMMANDS, ["submitted_by", "idempotency_key"]
+        ).returning(_COMMANDS.c.id)
+        stored = set((await conn.execute(statement, keyed)).scalars())
+        refused = frozenset(c.id for c in commands if c.idempotency_key and c.id not in stored)
     audits = [
         {
             "at": c.submitted_at,
@@ -263,9 +218,11 @@ async def _insert_commands(conn: AsyncConnection, commands: Sequence[Command]) -
             "details": {"vin": c.vin, "name": c.name, "params": c.params},
         }
         for c in commands
+        if c.id not in refused
     ]
-    await conn.execute(insert(_COMMANDS), rows)
-    await conn.execute(insert(_AUDIT), audits)
+    if audits:
+        await conn.execute(insert(_AUDIT), audits)
+    return refused
 
 
 async def get_command(reader: AsyncEngine, command_id: uuid.UUID) -> CommandRow | None:
@@ -388,10 +345,12 @@ async def record(
     commands: Sequence[Command],
     events: Sequence[CommandEventRecord],
     changes: Sequence[StatusChange],
-) -> None:
+) -> frozenset[uuid.UUID]:
+    """One group commit; returns the new commands refused for a reused idempotency key."""
+    refused: frozenset[uuid.UUID] = frozenset()
     async with writer.begin() as conn:
         if commands:
-            await _insert_commands(conn, commands)
+            refused = await _insert_commands(conn, commands)
         if events:
             rows = [
                 {
@@ -408,6 +367,7 @@ async def record(
             await conn.execute(_insert_events_ignoring_duplicates(conn), rows)
         if changes:
             await _apply_changes(conn, changes)
+    return refused
 
 
 async def interrupt_unfinished(writer: AsyncEngine, at: datetime, reason: str) -> int:
@@ -516,15 +476,17 @@ async def _still_active(conn: AsyncConnection, changes: list[StatusChange]) -> l
 
 
 def _insert_events_ignoring_duplicates(conn: AsyncConnection) -> Insert:
+    events = cast(Table, CommandEventModel.__table__)
+    return _insert_ignoring_conflicts(conn, events, ["command_id", "seq"])
+
+
+def _insert_ignoring_conflicts(conn: AsyncConnection, table: Table, columns: list[str]) -> Insert:
+    """INSERT ... ON CONFLICT (columns) DO NOTHING, in the connection's dialect."""
     dialect = conn.dialect.name
     if dialect == "sqlite":
-        return sqlite_insert(CommandEventModel).on_conflict_do_nothing(
-            index_elements=["command_id", "seq"]
-        )
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=columns)
     if dialect == "postgresql":
-        return postgresql_insert(CommandEventModel).on_conflict_do_nothing(
-            index_elements=["command_id", "seq"]
-        )
+        return postgresql_insert(table).on_conflict_do_nothing(index_elements=columns)
     raise StorageError(f"database dialect {dialect!r} is not supported")
 
 

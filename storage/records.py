@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from hub.model import JSON, CommandStatus, SovdRequest
 
-__all__ = ["AuditEvent", "CommandRow", "User", "Vehicle"]
+__all__ = [
+    "AuditEvent",
+    "CommandRow",
+    "LoginSession",
+    "RefreshOutcome",
+    "RefreshResult",
+    "User",
+    "UserUpdate",
+    "Vehicle",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +29,8 @@ class User:
     username: str
     role: str
     created_at: datetime
+    #: A disabled user cannot log in, and their sessions were revoked when disabled.
+    enabled: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +87,50 @@ class NewVehicle:
     model: str
     year: int
     metadata: dict[str, JSON] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LoginSession:
+    """One login: a family of rotating refresh tokens (never their hashes).
+
+    `generation` counts the refreshes; `expires_at` moves forward with each.
+    """
+
+    id: uuid.UUID
+    user_id: int
+    generation: int
+    created_at: datetime
+    refreshed_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    revoked_reason: str | None
+    address: str | None
+    user_agent: str | None
+
+
+class RefreshOutcome(enum.StrEnum):
+    """What presenting a refresh token did (`Database.rotate_session`)."""
+
+    ROTATED = "rotated"  # the session moved to the next generation
+    UNKNOWN = "unknown"  # no such session, or not a token of it
+    EXPIRED = "expired"  # the session was idle past its expiry
+    REVOKED = "revoked"  # the session had ended (logout, reuse, disabled user...)
+    REUSED = "reused"  # an older generation: the session is revoked now
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshResult:
+    """The outcome of a refresh, with the user and session when they were found."""
+
+    outcome: RefreshOutcome
+    user: User | None = None
+    session: LoginSession | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserUpdate:
+    """An account before and after an admin's change, and the sessions it revoked."""
+
+    before: User
+    after: User
+    revoked_sessions: list[uuid.UUID]

@@ -10,6 +10,11 @@ Postgres comes from `SOVD_HUB_TEST_POSTGRES_URL` (default
 `sovd_test_<hex>`, is created and migrated per session, emptied before each
 test and dropped at the end. When the server does not answer, Postgres tests
 are skipped, or fail when `CI=true`.
+
+- `redis_url`, `redis_key_prefix`, `keyvalue`: the test Redis
+  (`SOVD_HUB_TEST_REDIS_URL`, default `redis://127.0.0.1:6379/0`), a key
+  prefix of the test's own (its keys are deleted afterwards), and an open
+  `storage.KeyValue` on both. Skipped, or failed when `CI=true`, like Postgres.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+import redis
 import trio_asyncio
 from sqlalchemy.engine import make_url
 
-from storage import Database, migrate, open_database
+from storage import Database, KeyValue, migrate, open_database, open_keyvalue
 from storage.models import Base
 
 POSTGRES_URL_ENV = "SOVD_HUB_TEST_POSTGRES_URL"
@@ -138,3 +144,52 @@ async def database(
     """An open `Database` on a migrated, empty database."""
     async with open_database(database_url, bcrypt_rounds=4) as db:
         yield db
+
+
+REDIS_URL_ENV = "SOVD_HUB_TEST_REDIS_URL"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The test Redis, checked once: skip its tests (fail them when CI=true) if it is down."""
+    url = os.environ.get(REDIS_URL_ENV, DEFAULT_REDIS_URL)
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=_CONNECT_TIMEOUT_S, socket_timeout=_CONNECT_TIMEOUT_S
+    )
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        message = (
+            f"Redis at {url} did not answer ({exc!r}): start it "
+            f"(redis-server --port 6379 ...) or set {REDIS_URL_ENV}"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    finally:
+        client.close()
+    return url
+
+
+@pytest.fixture
+def redis_key_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own; every key under it is deleted afterwards."""
+    prefix = f"sovd-test-{uuid.uuid4().hex[:16]}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url, socket_timeout=_CONNECT_TIMEOUT_S)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+async def keyvalue(
+    aio_loop: asyncio.AbstractEventLoop, redis_url: str, redis_key_prefix: str
+) -> AsyncIterator[KeyValue]:
+    """An open `KeyValue` on the test Redis, with this test's key prefix."""
+    async with open_keyvalue(redis_url, key_prefix=redis_key_prefix) as kv:
+        yield kv

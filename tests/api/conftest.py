@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -176,8 +176,25 @@ async def collect_until_status(ws: trio_websocket.WebSocketConnection) -> list[d
             return frames
 
 
+@dataclass(frozen=True)
+class NodeSettings:
+    """Settings of the test node beyond the usual ones (`ApiConfig` / `StorageConfig` fields)."""
+
+    api: dict[str, Any] = field(default_factory=dict)
+    storage: dict[str, Any] = field(default_factory=dict)
+    hub: dict[str, Any] = field(default_factory=dict)  # `HubConfig` fields
+
+
 @pytest.fixture
-async def node(aio_loop: object, database_url: str) -> AsyncIterator[Node]:
+def node_settings() -> NodeSettings:
+    """None; a test module overrides this fixture to run its nodes differently (e.g. on Redis)."""
+    return NodeSettings()
+
+
+@pytest.fixture
+async def node(
+    aio_loop: object, database_url: str, node_settings: NodeSettings
+) -> AsyncIterator[Node]:
     """A node with users admin/engineer/viewer/other (password PASSWORD) and three vehicles
     registered (none connected: tests connect them with `node.connect_vehicle`)."""
     hub_config = HubConfig(
@@ -188,8 +205,13 @@ async def node(aio_loop: object, database_url: str) -> AsyncIterator[Node]:
         cancel_grace_s=0.5,
         expiry_sweep_s=0.1,
     )
-    api_config = ApiConfig(http_port=0, jwt_secret=JWT_SECRET, ws_auth_timeout_s=1)
-    storage = StorageConfig(database_url=database_url, bcrypt_rounds=4)  # fast hashes for tests
+    hub_config = replace(hub_config, **node_settings.hub)
+    api_config = ApiConfig(
+        http_port=0, jwt_secret=JWT_SECRET, ws_auth_timeout_s=1, **node_settings.api
+    )
+    storage = StorageConfig(  # bcrypt_rounds=4: fast hashes for tests
+        database_url=database_url, bcrypt_rounds=4, **node_settings.storage
+    )
     async with open_node(hub_config, api_config, storage) as (addresses, db):
         for username, role in (
             ("admin", "admin"),

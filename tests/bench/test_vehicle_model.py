@@ -183,12 +183,13 @@ def test_read_unknown_data_identifier_is_a_404() -> None:
     ]
 
 
-def test_read_malformed_data_identifier_is_a_400() -> None:
-    events = ask(VehicleModel(VIN), "GET", "/components/engine/data/rpm")
+@pytest.mark.parametrize("did", ["0x12", "0x12345", "0xZZZZ"])
+def test_read_malformed_data_identifier_is_a_400(did: str) -> None:
+    events = ask(VehicleModel(VIN), "GET", f"/components/engine/data/{did}")
 
     assert events[0].status == 400
     assert events[0].body["error_code"] == "invalid-data-identifier"
-    assert "'rpm'" in str(events[0].body["message"])
+    assert f"{did!r}" in str(events[0].body["message"])
 
 
 def test_unknown_component_is_a_404_listing_the_known_ones() -> None:
@@ -228,15 +229,22 @@ def test_wrong_method_is_a_405(method: str, path: str, allowed: str) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/", "/version", "/components/engine", "/components/engine/operations/reset/executions"],
+    [
+        "/",
+        "/version",
+        "/components/engine/dtcs",
+        "/components/engine/faults/P0420/history",
+        "/components/engine/operations/selftest",
+        "/components/engine/operations/selftest/executions/x/y",
+    ],
 )
-def test_unsupported_resource_is_a_400(path: str) -> None:
+def test_unknown_resource_is_a_404(path: str) -> None:
     events = ask(VehicleModel(VIN), "GET", path)
 
     assert events[0].kind is EventKind.ERROR
-    assert events[0].status == 400
-    assert events[0].body["error_code"] == "unsupported-resource"
-    assert f"GET {path} is not supported" in str(events[0].body["message"])
+    assert events[0].status == 404
+    assert events[0].body["error_code"] == "unknown-resource"
+    assert f"GET {path}: no such resource on this vehicle" in str(events[0].body["message"])
 
 
 def test_method_is_case_insensitive() -> None:

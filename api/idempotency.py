@@ -1,0 +1,87 @@
+"""Idempotent command submission: the request hash and the per-key locks of this node.
+
+A retried `POST /api/v1/commands` with the same `Idempotency-Key` (per user)
+and the same body gets the first command back instead of a second one. Three
+layers keep a race from submitting twice or from failing anyone else's write:
+
+1. this node serializes submissions of one (user, key) with `KeyLocks`, so the
+   second looks the key up only after the first has committed;
+2. the lookup (`Database.find_idempotent`) finds the first command;
+3. should another node win the race between lookup and commit, the insert
+   skips the row (ON CONFLICT DO NOTHING, so the group commit's other commands
+   are stored), the hub raises `IdempotencyKeyTaken` before dispatching, and
+   the route looks the key up again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import orjson
+import trio
+from pydantic import BaseModel
+from quart import current_app
+
+__all__ = ["IdempotencyClaim", "KeyLocks", "key_locks", "request_hash"]
+
+_EXTENSION = "sovd_hub_idempotency_locks"
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """A submission's `Idempotency-Key` and the hash of the body it came with."""
+
+    key: str
+    request_hash: str
+
+
+def request_hash(body: BaseModel) -> str:
+    """SHA-256 (hex) of the validated body as canonical JSON (sorted keys, defaults filled in).
+
+    Two bodies that mean the same request hash the same, whatever their key
+    order, spacing, or omitted defaults.
+    """
+    canonical = orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+@dataclass
+class _Entry:
+    lock: trio.Lock = field(default_factory=trio.Lock)
+    holders: int = 0
+
+
+class KeyLocks:
+    """One lock per (user, key) in use; an entry lives only while someone holds or awaits it."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], _Entry] = {}
+
+    @asynccontextmanager
+    async def hold(self, username: str, key: str) -> AsyncIterator[None]:
+        """Hold the lock of (`username`, `key`) for the block; waits while another request does.
+
+        Cancellation while waiting leaves the lock to the others.
+        """
+        entry = self._entries.setdefault((username, key), _Entry())
+        entry.holders += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.holders -= 1
+            if entry.holders == 0:
+                del self._entries[(username, key)]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def key_locks() -> KeyLocks:
+    """The running app's `KeyLocks` (created on first use)."""
+    locks = current_app.extensions.setdefault(_EXTENSION, KeyLocks())
+    assert isinstance(locks, KeyLocks)
+    return locks

@@ -1,0 +1,178 @@
+"""Prometheus metrics of one node, served at `/metrics` (text format; OpenMetrics on request).
+
+Every app has its own `CollectorRegistry`, so several nodes in one process
+(the tests) do not collide. What is measured, and where:
+
+- HTTP: `sovd_hub_http_request_duration_seconds{route,method,status}`, by the
+  URL rule (`/api/v1/commands/<uuid:command_id>`), never the raw path, so a
+  scan of random URLs cannot grow the series (unmatched paths are `unmatched`).
+- Commands: `sovd_hub_commands_submitted_total{command}`,
+  `sovd_hub_commands_finished_total{command,status}` and the round trip
+  `sovd_hub_command_duration_seconds{command,status}` (submitted -> final
+  status), all fed by the hub's group-commit journal (`JournalObserver`), so
+  they count what is committed. A command submitted before this process
+  started is counted with `command="unknown"` and no duration.
+- Journal: `sovd_hub_journal_batch_records` (record calls per transaction)
+  and `sovd_hub_journal_commit_seconds`.
+- Sampled at scrape time (cheap, no hot-path cost): connected vehicles,
+  messages waiting in the actors' mailboxes (sum and max), plus the
+  process's CPU, memory and open files (`process_*`).
+- `sovd_hub_websocket_connections`: operator WebSockets open now.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+from quart import Response, current_app, request
+from quart_schema import hide
+
+from hub import Command, Hub, StatusChange
+
+_KEY = "sovd_hub_metrics"
+
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+COMMAND_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 3600.0)
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0)
+#: Commands remembered (name, submission time) until they end; past this the oldest are dropped.
+MAX_TRACKED_COMMANDS = 100_000
+#: Methods counted under their own name; any other is `other` (clients choose methods freely).
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class Metrics:
+    """The node's metrics; also the hub journal's `JournalObserver`."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.http_duration = Histogram(
+            "sovd_hub_http_request_duration_seconds",
+            "Time to answer an HTTP request, by URL rule, method and status.",
+            ("route", "method", "status"),
+            buckets=HTTP_BUCKETS,
+            registry=r,
+        )
+        self.submitted = Counter(
+            "sovd_hub_commands_submitted",
+            "Commands accepted and recorded, by catalog command.",
+            ("command",),
+            registry=r,
+        )
+        self.finished = Counter(
+            "sovd_hub_commands_finished",
+            "Commands that reached a final status, by command and status.",
+            ("command", "status"),
+            registry=r,
+        )
+        self.command_duration = Histogram(
+            "sovd_hub_command_duration_seconds",
+            "From submission to final status, by command and status.",
+            ("command", "status"),
+            buckets=COMMAND_BUCKETS,
+            registry=r,
+        )
+        self.batch_records = Histogram(
+            "sovd_hub_journal_batch_records",
+            "Record calls committed together in one journal transaction.",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.commit_seconds = Histogram(
+            "sovd_hub_journal_commit_seconds",
+            "Time to commit one journal batch.",
+            buckets=COMMIT_BUCKETS,
+            registry=r,
+        )
+        self.websockets = Gauge(
+            "sovd_hub_websocket_connections", "Operator WebSockets open now.", registry=r
+        )
+        r.register(_HubCollector(hub))
+        ProcessCollector(registry=r)
+        self._http: dict[tuple[str, str, int], Histogram] = {}
+        self._tracked: dict[uuid.UUID, Command] = {}
+
+    def observe_request(self, rule: str | None, method: str, status: int, seconds: float) -> None:
+        """Count one answered HTTP request (`rule` None: no route matched)."""
+        key = (rule or "unmatched", method if method in _METHODS else "other", status)
+        child = self._http.get(key)
+        if child is None:
+            child = self._http[key] = self.http_duration.labels(key[0], key[1], str(status))
+        child.observe(seconds)
+
+    def batch_committed(self, records: int, seconds: float) -> None:
+        """(JournalObserver) One journal transaction of `records` calls took `seconds`."""
+        self.batch_records.observe(records)
+        self.commit_seconds.observe(seconds)
+
+    def recorded(self, commands: Sequence[Command], changes: Sequence[StatusChange]) -> None:
+        """(JournalObserver) Count new commands and final statuses, now committed."""
+        for command in commands:
+            self.submitted.labels(command.name).inc()
+            self._tracked[command.id] = command
+            if len(self._tracked) > MAX_TRACKED_COMMANDS:
+                del self._tracked[next(iter(self._tracked))]
+        for change in changes:
+            if not change.status.is_final:
+                continue
+            status = change.status.value
+            tracked = self._tracked.pop(change.command_id, None)
+            if tracked is None:
+                self.finished.labels("unknown", status).inc()
+                continue
+            self.finished.labels(tracked.name, status).inc()
+            seconds = (change.at - tracked.submitted_at).total_seconds()
+            self.command_duration.labels(tracked.name, status).observe(max(seconds, 0.0))
+
+    def render(self, accept: str | None) -> tuple[bytes, str]:
+        """The exposition (Prometheus text, or OpenMetrics when `accept` asks) and its type."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
+
+
+class _HubCollector(Collector):
+    """Gauges read from the hub at scrape time: nothing on the hot path."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+
+    def collect(self) -> Iterator[Metric]:
+        depths = self._hub.mailbox_depths()
+        yield GaugeMetricFamily(
+            "sovd_hub_connected_vehicles", "Vehicles with a live link to this node.", len(depths)
+        )
+        yield GaugeMetricFamily(
+            "sovd_hub_mailbox_messages",
+            "Messages waiting in the vehicle actors' mailboxes, summed over the actors.",
+            sum(depths),
+        )
+        yield GaugeMetricFamily(
+            "sovd_hub_mailbox_messages_max",
+            "Messages waiting in the fullest vehicle actor's mailbox.",
+            max(depths, default=0),
+        )
+
+
+def attach_metrics(extensions: dict[str, object], value: Metrics) -> None:
+    """Store `value` where `metrics()` finds it."""
+    extensions[_KEY] = value
+
+
+def metrics() -> Metrics:
+    """The `Metrics` of the running app."""
+    value = current_app.extensions[_KEY]
+    assert isinstance(value, Metrics)
+    return value
+
+
+@hide
+async def serve_metrics() -> Response:
+    """Prometheus metrics of this node (not in the OpenAPI document)."""
+    body, content_type = metrics().render(request.headers.get("Accept"))
+    return Response(body, content_type=content_type)
