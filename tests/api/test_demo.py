@@ -17,12 +17,12 @@ import trio
 README = Path(__file__).parents[2] / "README.md"
 
 
-def readme_script() -> str:
-    """The shell block under the README's "Try it" heading."""
+def readme_script(heading: str = "### Try it") -> str:
+    """The first shell block under one of the README's headings."""
     text = README.read_text()
-    section = text[text.index("### Try it") :]
+    section = text[text.index(heading) :]
     match = re.search(r"```sh\n(.*?)```", section, re.S)
-    assert match, "README has no sh block under 'Try it'"
+    assert match, f"README has no sh block under {heading!r}"
     return match.group(1)
 
 
@@ -93,6 +93,24 @@ async def test_demo_serves_the_readme_example(tmp_path: Path) -> None:
         )
         assert json.loads(submitted.stdout)["status"] == "pending"
 
+        await _run_operator_guide(base.group(1), data_dir)
+
         process.send_signal(signal.SIGINT)
         with trio.fail_after(15):
             assert await process.wait() == 0
+
+
+async def _run_operator_guide(base: str, data_dir: Path) -> None:
+    """The README's operator guide, verbatim but for the addresses, prints what it says."""
+    script = readme_script("## Operator guide").replace("http://127.0.0.1:8080", base)
+    script = script.replace(".sovd-hub/", f"{data_dir}/").replace(
+        ".venv/bin/python", sys.executable
+    )
+    result = await trio.run_process(["bash", "-euo", "pipefail", "-c", script], capture_stdout=True)
+    lines = result.stdout.decode().splitlines()
+    assert lines[:3] == ["3", "connected", "['component', 'operation']"], lines
+    frames = [line.split(" ")[:2] for line in lines[3:-2]]
+    assert frames[:3] == [["authenticated", ""], ["subscribed", ""], ["event", "accepted"]]
+    assert frames.count(["event", "progress"]) == 4
+    assert frames[-2:] == [["event", "result"], ["status", "succeeded"]], lines
+    assert lines[-2:] == ["succeeded", "204"], lines
