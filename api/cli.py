@@ -18,6 +18,7 @@ from pathlib import Path
 
 import trio
 
+from api.auth import MIN_PASSWORD_LENGTH
 from api.config import ApiConfig, StorageConfig
 from api.server import open_node
 from hub import ConfigError, HubConfig, HubError, load_config, parse_bind, read_config_file
@@ -26,7 +27,6 @@ from storage import StorageError, check_schema, migrate, open_database
 
 DEFAULT_HTTP_BIND = "127.0.0.1:8080"
 DEFAULT_GRPC_BIND = "127.0.0.1:50051"
-MIN_PASSWORD_LENGTH = 8
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -58,7 +58,7 @@ async def test_migrate_user_and_vehicle_add(database_url: str, aio_loop: object)
         "--database-url", database_url, stdin=b"short\n",
     )  # fmt: skip
     assert short.returncode == 2
-    assert short.stderr == b"error: the password must have at least 8 characters\n"
+    assert short.stderr == b"error: the password must have at least 12 characters\n"
 
     vehicle = await sovd_hub(
         "vehicle", "add", VIN, "--make", "VW", "--model", "ID.3", "--year", "2022",
