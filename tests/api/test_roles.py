@@ -117,7 +117,7 @@ async def test_every_route_enforces_its_role_and_ownership(node: Node) -> None:
         path = template.format(**values)
         for caller in CALLERS:
             headers = {} if caller is None else await node.headers(caller)
-            body = {} if method in ("post", "patch") else None
+            body: dict[str, object] | None = {} if method in ("post", "patch") else None
             response = await node.http.request(method, path, json=body, headers=headers)
             want = expected(access, caller)
             got = response.status_code
