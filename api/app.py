@@ -24,6 +24,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from api.accounts import accounts
+from api.audit import audit
 from api.auth import TokenIssuer
 from api.catalog import catalog
 from api.config import ApiConfig
@@ -81,6 +82,7 @@ def create_app(
     app.register_blueprint(api)
     app.register_blueprint(health)
     app.register_blueprint(vehicles)
+    app.register_blueprint(audit)
     app.register_blueprint(catalog)
     app.register_blueprint(ws)
     app.register_blueprint(docs)

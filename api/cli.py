@@ -4,6 +4,7 @@ sovd-hub serve     run a hub node (configured by flags, environment, TOML file)
 sovd-hub migrate   bring the database schema to the latest revision
 sovd-hub user add  create an operator account
 sovd-hub vehicle add  register a vehicle and print its token (once)
+sovd-hub audit verify  check the audit trail's hash chains (exit 1: broken)
 sovd-hub demo      a self-contained demo: SQLite, users, a simulated fleet
 """
 
@@ -78,8 +79,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_storage_options(vehicle_add)
     vehicle_add.set_defaults(handler=_vehicle_add)
 
+    from api.audit_cli import add_audit_parser  # `audit verify`
     from api.demo import add_demo_parser  # the demo's own options live with it
 
+    add_audit_parser(commands)
     add_demo_parser(commands)
     return parser
 
@@ -148,6 +151,11 @@ def node_configs(
     return hub_config, api_config, storage_config(args)
 
 
+def audit_chain(args: argparse.Namespace) -> str:
+    """The audit chain a command's audit events extend: this host's node's (`node_id`)."""
+    return load_config(HubConfig, file_values=config_file(args).get("hub")).node_id
+
+
 def run_async(fn: Callable[[], Awaitable[None]]) -> None:
     """Run `fn` in the hub's runtime (trio + asyncio bridge); it ignores stop signals."""
 
@@ -183,7 +191,7 @@ def _user_add(args: argparse.Namespace) -> int:
     check_schema(url)
 
     async def add() -> None:
-        async with open_database(url) as db:
+        async with open_database(url, audit_chain=audit_chain(args)) as db:
             await db.add_user(args.username, password, args.role)
 
     run_async(add)
@@ -211,7 +219,7 @@ def _vehicle_add(args: argparse.Namespace) -> int:
     tokens: list[str] = []
 
     async def add() -> None:
-        async with open_database(url) as db:
+        async with open_database(url, audit_chain=audit_chain(args)) as db:
             _, token = await db.add_vehicle(
                 args.vin, make=args.make, model=args.model, year=args.year
             )

@@ -56,10 +56,19 @@ class Ready(BaseModel):
 
 
 async def _database(s: AppState) -> str | None:
+    """The database answers, and the journal is not in an outage nor writing its backlog."""
+    outage = s.hub.journal.outage
+    if outage is not None:  # known without a query: the journal's last write failed
+        raise NotReady(outage.describe())
     try:
         await s.db.ping()
     except DatabaseUnavailable as exc:
         raise NotReady(str(exc)) from None
+    if buffered := s.hub.journal.buffered_records:
+        raise NotReady(
+            f"the database answers again; {buffered} records held during its outage are "
+            "still being written"
+        )
     return "ok"
 
 

@@ -13,7 +13,10 @@ Every app has its own `CollectorRegistry`, so several nodes in one process
   they count what is committed. A command submitted before this process
   started is counted with `command="unknown"` and no duration.
 - Journal: `sovd_hub_journal_batch_records` (record calls per transaction)
-  and `sovd_hub_journal_commit_seconds`.
+  and `sovd_hub_journal_commit_seconds`; through a database outage
+  `sovd_hub_journal_unavailable` (1 while the journal cannot write),
+  `sovd_hub_journal_buffered_records` (records of running commands held) and
+  `sovd_hub_journal_records_lost_total` (dropped: the buffer was full).
 - Sampled at scrape time (cheap, no hot-path cost): connected vehicles,
   messages waiting in the actors' mailboxes (sum and max), plus the
   process's CPU, memory and open files (`process_*`).
@@ -90,10 +93,16 @@ class Metrics:
             buckets=COMMIT_BUCKETS,
             registry=r,
         )
+        self.lost_records = Counter(
+            "sovd_hub_journal_records_lost",
+            "Events and status changes dropped during a database outage (the buffer was full).",
+            registry=r,
+        )
         self.websockets = Gauge(
             "sovd_hub_websocket_connections", "Operator WebSockets open now.", registry=r
         )
         r.register(_HubCollector(hub))
+        r.register(_JournalCollector(hub))
         ProcessCollector(registry=r)
         self._http: dict[tuple[str, str, int], Histogram] = {}
         self._tracked: dict[uuid.UUID, Command] = {}
@@ -130,6 +139,10 @@ class Metrics:
             seconds = (change.at - tracked.submitted_at).total_seconds()
             self.command_duration.labels(tracked.name, status).observe(max(seconds, 0.0))
 
+    def records_lost(self, records: int) -> None:
+        """(JournalObserver) `records` were dropped: the outage buffer was full."""
+        self.lost_records.inc(records)
+
     def render(self, accept: str | None) -> tuple[bytes, str]:
         """The exposition (Prometheus text, or OpenMetrics when `accept` asks) and its type."""
         encoder, content_type = choose_encoder(accept or "")
@@ -157,6 +170,35 @@ class _HubCollector(Collector):
             "Messages waiting in the fullest vehicle actor's mailbox.",
             max(depths, default=0),
         )
+
+
+_JOURNAL_GAUGES = {
+    "sovd_hub_journal_unavailable": "1 while the journal cannot write (a database outage), else 0.",
+    "sovd_hub_journal_buffered_records": (
+        "Records of running commands held through a database outage, not yet written."
+    ),
+}
+
+
+class _JournalCollector(Collector):
+    """The journal's outage state, read at scrape time."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+
+    def describe(self) -> Iterator[Metric]:
+        """Names and types only: registering the collector reads nothing."""
+        for name, documentation in _JOURNAL_GAUGES.items():
+            yield GaugeMetricFamily(name, documentation)
+
+    def collect(self) -> Iterator[Metric]:
+        journal = self._hub.journal
+        values = {
+            "sovd_hub_journal_unavailable": 0 if journal.outage is None else 1,
+            "sovd_hub_journal_buffered_records": journal.buffered_records,
+        }
+        for name, documentation in _JOURNAL_GAUGES.items():
+            yield GaugeMetricFamily(name, documentation, values[name])
 
 
 def attach_metrics(extensions: dict[str, object], value: Metrics) -> None:

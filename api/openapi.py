@@ -41,6 +41,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 REQUIRED_ROLE_ATTRIBUTE = "_sovd_hub_required_role"
 _ERRORS_ATTRIBUTE = "_sovd_hub_errors"
 _EMPTY_ATTRIBUTE = "_sovd_hub_empty"
+_STREAMED_ATTRIBUTE = "_sovd_hub_streamed"
 
 _DESCRIPTIONS = {
     400: "malformed_request: the body is not JSON or not UTF-8",
@@ -77,6 +78,16 @@ def no_content(status: int = 204) -> Callable[[F], F]:
     return decorate
 
 
+def streamed(description: str, *media_types: str, status: int = 200) -> Callable[[F], F]:
+    """Document a success answer whose body is a stream of text in one of `media_types`."""
+
+    def decorate(handler: F) -> F:
+        setattr(handler, _STREAMED_ATTRIBUTE, (status, description, media_types))
+        return handler
+
+    return decorate
+
+
 class ApiOpenAPIProvider(OpenAPIProvider):
     """quart-schema's provider, completed with security, errors and formats (see module doc)."""
 
@@ -106,6 +117,11 @@ class ApiOpenAPIProvider(OpenAPIProvider):
         empty = getattr(handler, _EMPTY_ATTRIBUTE, None)
         if empty is not None:
             error_responses[empty] = {"description": "done; no body"}
+        stream = getattr(handler, _STREAMED_ATTRIBUTE, None)
+        if stream is not None:
+            status, description, media_types = stream
+            content = {media_type: {"schema": {"type": "string"}} for media_type in media_types}
+            error_responses[status] = {"description": description, "content": content}
         for path_item in paths.values():
             for operation in path_item.values():
                 operation["security"] = [{"bearer": []}] if guarded else []

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from quart import Blueprint
+from quart import Blueprint, Response, jsonify
 from quart_schema import (
     validate_headers,
     validate_querystring,
@@ -16,7 +16,7 @@ from quart_schema import (
 
 from api.access import can_read_command, current_principal, requires
 from api.auth import Role
-from api.errors import ApiError
+from api.errors import ApiError, envelope
 from api.idempotency import IdempotencyClaim, key_locks, request_hash
 from api.openapi import errors
 from api.ratelimit import limit_submissions
@@ -43,10 +43,13 @@ from hub import (
     VehicleNotConnected,
     build_request,
 )
-from storage import CommandFilter, CommandRow
+from storage import CommandFilter, CommandRow, DatabaseUnavailable, StorageError
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 log = structlog.get_logger("api.commands")
+
+#: Retry-After of a 503 for a query that found the database down (outside a known outage).
+STORAGE_RETRY_AFTER_S = 5
 
 
 @api.post("/commands")
@@ -68,6 +71,10 @@ async def submit_command(
     a retry with the same key and body answers 200 with the first command (sent
     to the vehicle once); the same key with another body is 409.
     """
+    try:  # during a database outage: refuse at once, before any query could hang
+        state().hub.journal.check_available()
+    except JournalWriteFailed as exc:
+        raise _not_recorded(exc) from None
     key = headers.idempotency_key
     if key is None:
         return await _submit(data, None)
@@ -128,9 +135,7 @@ async def _submit(
     try:
         await s.hub.submit(command)
     except JournalWriteFailed as exc:
-        raise ApiError(
-            503, "storage_unavailable", f"the command could not be recorded: {exc.__cause__}"
-        ) from None
+        raise _not_recorded(exc) from None
     except (VehicleNotConnected, MailboxFull) as exc:
         if isinstance(exc, MailboxFull):
             raise ApiError(
@@ -139,6 +144,29 @@ async def _submit(
         raise ApiError(409, "vehicle_offline", str(exc)) from None
     log.debug("command.submitted", command=command.name, waits=command.expires_at is not None)
     return _command_out(_row_of(command)), 202, {"Location": f"/api/v1/commands/{command.id}"}
+
+
+def _not_recorded(exc: JournalWriteFailed) -> ApiError:
+    """503 `storage_unavailable`: nothing was recorded, so the command will not run."""
+    return ApiError(
+        503,
+        "storage_unavailable",
+        f"the command was not recorded and will not run: {exc.__cause__ or exc}; "
+        f"send it again in {exc.retry_after_s} s (with the same Idempotency-Key, if any)",
+        headers={"Retry-After": str(exc.retry_after_s)},
+    )
+
+
+@api.app_errorhandler(DatabaseUnavailable)
+async def database_unavailable(exc: DatabaseUnavailable) -> Response:
+    """Any route whose query found the database unreachable: 503, retry later."""
+    outage = state().hub.journal.outage
+    retry_after_s = outage.retry_after_s if outage is not None else STORAGE_RETRY_AFTER_S
+    message = f"{exc}; nothing was changed: try again in {retry_after_s} s"
+    response = jsonify(envelope("storage_unavailable", message))
+    response.status_code = 503
+    response.headers["Retry-After"] = str(retry_after_s)
+    return response
 
 
 def _catalog_request(data: SubmitCommand) -> SovdRequest:
@@ -220,6 +248,15 @@ async def cancel_command(command_id: uuid.UUID) -> tuple[CommandOut, int]:
             409, "command_finished", f"command {command_id} has already ended: {row.status.value}"
         )
     by = current_principal().username
+    try:  # recorded first: the trail shows who asked before what came of it
+        await s.db.append_audit(
+            actor=by, action="command.cancel_requested", target=f"command:{command_id}",
+            details={"vin": row.vin, "status": row.status.value},
+        )  # fmt: skip
+    except StorageError as exc:
+        raise ApiError(
+            503, "storage_unavailable", f"the cancel request could not be recorded: {exc}"
+        ) from None
     try:
         handed = s.hub.cancel(command_id, row.vin, by)
     except MailboxFull as exc:

@@ -16,10 +16,14 @@ from quart_trio import QuartTrio
 
 from api.app import create_app
 from api.config import ApiConfig, StorageConfig
-from hub import HubConfig, InProcessBus, open_hub
+from api.retention import retention_policy, run_retention
+from hub import EventBus, HubConfig, InProcessBus, command_topic, open_hub, vehicle_topic
 from storage import Database, KeyValue, open_database, open_keyvalue
 
 log = structlog.get_logger("api.server")
+
+#: The error of a command that a restart of its node found still active.
+RESTART_REASON = "the hub restarted while the command ran"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +36,17 @@ class NodeAddresses:
 
 @asynccontextmanager
 async def open_node(
-    hub_config: HubConfig, api_config: ApiConfig, storage_config: StorageConfig
+    hub_config: HubConfig,
+    api_config: ApiConfig,
+    storage_config: StorageConfig,
+    *,
+    bus: EventBus | None = None,
 ) -> AsyncIterator[tuple[NodeAddresses, Database]]:
     """Run a whole node while the context is open; yields its addresses and its database.
 
-    Commands left unfinished by an earlier run are marked `interrupted` first.
+    `bus`: the event bus it shares with other nodes (default: its own, in process).
+    Commands that an earlier run of this node (same `node_id`) left unfinished
+    are marked `interrupted` first (`recover_commands`).
     Leaving the context stops HTTP, then ends every vehicle link with
     `UNAVAILABLE`, then closes the database. Must run inside `trio_asyncio.open_loop()`.
     """
@@ -44,15 +54,15 @@ async def open_node(
         storage_config.database_url,
         pool_size=storage_config.database_pool_size,
         bcrypt_rounds=storage_config.bcrypt_rounds,
+        node_id=hub_config.node_id,
+        connect_timeout_s=storage_config.database_connect_timeout_s,
+        command_timeout_s=storage_config.database_command_timeout_s,
     ) as db:
-        interrupted = await db.interrupt_unfinished(
-            datetime.now(UTC), "the hub restarted while the command ran"
-        )
-        if interrupted:
-            log.warning("commands.interrupted_at_start", count=interrupted)
+        bus = InProcessBus() if bus is None else bus
+        await recover_commands(db, bus)  # before any vehicle can connect
         async with (
             _open_redis(storage_config) as keyvalue,
-            open_hub(hub_config, db, db, InProcessBus(), db, db) as hub,
+            open_hub(hub_config, db, db, bus, db, db) as hub,
         ):
             app = create_app(hub, db, api_config, hub_config, keyvalue)
             config = HypercornConfig()
@@ -63,12 +73,36 @@ async def open_node(
             stop_http = trio.Event()
             async with trio.open_nursery() as nursery:
                 binds = await nursery.start(_serve_http, app, config, stop_http)
+                policy = retention_policy(storage_config, api_config.jwt_secret, db.audit_chain)
+                retention = await nursery.start(
+                    run_retention, db, policy, storage_config.retention_sweep_s
+                )
                 addresses = NodeAddresses(http_url=binds[0], grpc_port=hub.grpc_port)
                 log.info("hub.started", http=addresses.http_url, grpc_port=hub.grpc_port)
                 try:
                     yield addresses, db
                 finally:
+                    retention.cancel()
                     stop_http.set()
+
+
+async def recover_commands(db: Database, bus: EventBus) -> int:
+    """Crash recovery: end `db.node_id`'s commands left active by its previous run.
+
+    Each becomes `interrupted` (`RESTART_REASON`, with a "command.interrupted"
+    audit event) and its status is published on its command topic and its
+    vehicle's topic, so subscribers learn the end; later subscribers read it
+    from the database. Commands waiting for an offline vehicle (`ttl_s`) keep
+    waiting; other nodes' commands are left alone (cleaning up after a node
+    that never comes back is scale-out's work). Returns how many it ended.
+    """
+    interrupted = await db.interrupt_unfinished(datetime.now(UTC), RESTART_REASON)
+    for vin, update in interrupted:
+        bus.publish(command_topic(update.update.command_id), update.update)
+        bus.publish(vehicle_topic(vin), update)
+    if interrupted:
+        log.warning("commands.interrupted_at_start", count=len(interrupted), node_id=db.node_id)
+    return len(interrupted)
 
 
 @asynccontextmanager

@@ -95,6 +95,7 @@ from hub import (
     CommandEventRecord,
     CommandUpdate,
     StatusChange,
+    StorageUnavailable,
     VehicleStatus,
 )
 
@@ -268,6 +269,10 @@ class _Session:
                 await stream(subscription)
             except ClientError as exc:
                 self.outbox.put(exc.frame, subscription)
+            except StorageUnavailable as exc:
+                message = f"the database does not answer ({exc}); subscribe again in a few seconds"
+                error = ClientError("storage_unavailable", message, topic)
+                self.outbox.put(error.frame, subscription)
             finally:
                 if self.subscriptions.get(topic) is subscription:
                     del self.subscriptions[topic]

@@ -31,6 +31,7 @@ ERROR_CODES = (
     "unknown_vehicle",
     "overflow",
     "bad_auth",
+    "storage_unavailable",
 )
 
 

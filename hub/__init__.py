@@ -4,6 +4,7 @@ Other packages use only the names exported here. `hub` imports neither
 `storage` nor `api`; they plug in through the Protocols of `hub.ports`.
 """
 
+from hub.auditing import AuditBatcher, AuditLog, AuditNote
 from hub.batching import IdempotencyKeyTaken, JournalWriteFailed
 from hub.bus import InProcessBus
 from hub.catalog import CATALOG, CommandSpec, build_request
@@ -39,6 +40,7 @@ from hub.ports import (
     BusMessage,
     CommandJournal,
     EventBus,
+    StorageUnavailable,
     VehicleDirectory,
     command_topic,
     vehicle_topic,
@@ -48,6 +50,9 @@ __all__ = [
     "CATALOG",
     "FLEET_TOPIC",
     "JSON",
+    "AuditBatcher",
+    "AuditLog",
+    "AuditNote",
     "AuditTrail",
     "BusMessage",
     "CatalogError",
@@ -73,6 +78,7 @@ __all__ = [
     "MailboxFull",
     "SovdRequest",
     "StatusChange",
+    "StorageUnavailable",
     "VehicleCredentials",
     "VehicleDirectory",
     "VehicleNotConnected",

@@ -19,7 +19,8 @@ import structlog
 import trio
 from grpclib.const import Status
 
-from hub.batching import LastSeen
+from hub.auditing import AuditBatcher
+from hub.batching import GroupCommitJournal, JournalWriteFailed, LastSeen
 from hub.commands import CommandTracker, Outcome
 from hub.config import HubConfig
 from hub.link import Link
@@ -36,7 +37,6 @@ from hub.model import (
 from hub.ports import (
     FLEET_TOPIC,
     AuditTrail,
-    CommandJournal,
     EventBus,
     command_topic,
     vehicle_topic,
@@ -111,17 +111,20 @@ class ActorContext:
     """What every actor of a hub shares."""
 
     config: HubConfig
-    journal: CommandJournal
+    journal: GroupCommitJournal
     bus: EventBus
     registry: Registry[VehicleActor]
     last_seen: LastSeen
     disconnects: dict[str, Disconnect]
     audit: AuditTrail
+    #: Connections and disconnections, written in batches without waiting.
+    notes: AuditBatcher
 
 
 class _ActorLoop:
     def __init__(self, actor: VehicleActor, context: ActorContext) -> None:
         self.actor = actor
+        self.notes = context.notes
         self.journal = context.journal
         self.bus = context.bus
         self.tracker = CommandTracker(context.config.max_in_flight_per_vehicle)
@@ -185,6 +188,9 @@ class _ActorLoop:
                     Status.ABORTED,
                     "replaced by a newer connection of the same vehicle",
                     DisconnectReason.REPLACED,
+                )
+                _note_disconnected(
+                    self.notes, old, DisconnectReason.REPLACED, "replaced by a newer connection"
                 )
                 self.actor.link = link
                 self.actor.connected_since = _utcnow()
@@ -279,7 +285,7 @@ class _ActorLoop:
 
 
 async def record_and_publish(
-    journal: CommandJournal,
+    journal: GroupCommitJournal,
     bus: EventBus,
     events: Sequence[CommandEventRecord],
     changes: Sequence[StatusChange],
@@ -293,19 +299,29 @@ async def record_and_publish(
     go to `vin`'s topic, wrapped in a `CommandUpdate` naming the submitter
     (from `owners`, which forgets a command once it is final). Publishing to
     a topic nobody follows costs a dict lookup.
+
+    The journal publishes (calls `publish`) once the records are stored, so
+    "recorded before published" holds even through a database outage: then
+    this returns at once, the journal holds the records (bounded by
+    `journal_buffer_records`) and publishes them, in order, when it has
+    written them. A write that fails for another reason is logged and
+    published anyway, as the vehicle did send it.
     """
+
+    def publish() -> None:
+        vehicle = vehicle_topic(vin)
+        for event in events:
+            bus.publish(command_topic(event.command_id), event)
+            bus.publish(vehicle, CommandUpdate(owners.get(event.command_id), event))
+        for change in changes:
+            bus.publish(command_topic(change.command_id), change)
+            if change.status.is_final:
+                bus.publish(vehicle, CommandUpdate(owners.pop(change.command_id, None), change))
+
     try:
-        await journal.record(events, changes)
-    except Exception:
+        await journal.record(events, changes, on_stored=publish)
+    except JournalWriteFailed:  # published by the journal all the same
         log.exception("journal.write_failed", events=len(events), changes=len(changes))
-    vehicle = vehicle_topic(vin)
-    for event in events:
-        bus.publish(command_topic(event.command_id), event)
-        bus.publish(vehicle, CommandUpdate(owners.get(event.command_id), event))
-    for change in changes:
-        bus.publish(command_topic(change.command_id), change)
-        if change.status.is_final:
-            bus.publish(vehicle, CommandUpdate(owners.pop(change.command_id, None), change))
 
 
 async def run_actor(
@@ -346,6 +362,7 @@ async def run_actor(
         else:
             actor.link.close(None, ended.detail, ended.reason)
         context.disconnects[link.vin] = ended
+        _note_disconnected(context.notes, actor.link, ended.reason, ended.detail)
         _publish_status(
             context.bus, VehicleStatus(link.vin, False, ended.at, ended.reason, ended.detail)
         )
@@ -362,6 +379,18 @@ async def run_actor(
         finally:
             context.registry.retire()
         log.info("vehicle.disconnected", vin=link.vin, reason=ended.reason, detail=ended.detail)
+
+
+def _note_disconnected(
+    notes: AuditBatcher, link: Link, reason: DisconnectReason, detail: str
+) -> None:
+    """Note in the audit trail (soon, without waiting) that `link` ended, and why."""
+    notes.note(
+        "vehicle.disconnected",
+        actor="hub",
+        target=f"vehicle:{link.vin}",
+        details={"session": link.session_id, "reason": reason.value, "detail": detail},
+    )
 
 
 def _publish_status(bus: EventBus, status: VehicleStatus) -> None:

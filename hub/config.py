@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import socket
 import tomllib
 import types
 import typing
@@ -23,6 +24,8 @@ from typing import Any, TypeVar
 from hub.errors import ConfigError
 
 ENV_PREFIX = "SOVD_HUB_"
+#: The longest `journal_max_wait_ms` allowed: it adds up to that much to each 202.
+MAX_JOURNAL_WAIT_MS = 100.0
 C = TypeVar("C")
 
 
@@ -46,11 +49,30 @@ class HubConfig:
     actor_restart_window_s: float = 60.0
     max_command_ttl_s: float = 7 * 24 * 3600.0
     expiry_sweep_s: float = 1.0
+    #: Group commit: records (commands + events + status changes) per transaction at most;
+    #: 1 commits each record call alone (per-request commits).
+    journal_max_batch_records: int = 1000
+    #: Group commit: how long a batch may wait, after its first record, for more (0: no wait).
+    journal_max_wait_ms: float = 0.0
+    #: Database outage: records of running commands (events + status changes) held in memory
+    #: until the database answers again; past this, newer ones are dropped, counted and their
+    #: commands marked.
+    journal_buffer_records: int = 100_000
+    #: The longest one journal transaction may take before it counts as an outage (a backstop
+    #: for the database's own timeouts; keep it above database_command_timeout_s).
+    journal_commit_timeout_s: float = 30.0
+    #: During an outage the journal retries after 0.1 s, doubling up to this.
+    journal_retry_max_s: float = 5.0
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     tls_client_ca_file: str | None = None
+    #: This node's name: the commands it holds, and its audit chain, are stamped with it.
+    #: Keep it across restarts (crash recovery interrupts only this node's commands) and
+    #: unique among the nodes sharing a database. Default: the host name.
+    node_id: str = dataclasses.field(default_factory=socket.gethostname)
 
     def __post_init__(self) -> None:
+        check_node_id(self.node_id)
         check_port("grpc_port", self.grpc_port)
         for name in (
             "heartbeat_interval_s",
@@ -59,6 +81,9 @@ class HubConfig:
             "max_command_timeout_s",
             "cancel_grace_s",
             "shutdown_grace_s",
+            "journal_buffer_records",
+            "journal_commit_timeout_s",
+            "journal_retry_max_s",
         ):
             check_positive(name, getattr(self, name))
         for name in (
@@ -66,8 +91,14 @@ class HubConfig:
             "max_in_flight_per_vehicle",
             "max_event_bytes",
             "max_vehicle_messages_per_s",
+            "journal_max_batch_records",
         ):
             check_positive(name, getattr(self, name))
+        if not 0 <= self.journal_max_wait_ms <= MAX_JOURNAL_WAIT_MS:
+            raise ConfigError(
+                f"journal_max_wait_ms must be 0-{MAX_JOURNAL_WAIT_MS:g} ms (every command may wait "
+                f"that long before its commit), got {self.journal_max_wait_ms}"
+            )
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ConfigError("tls_cert_file and tls_key_file go together: set both or neither")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
@@ -79,6 +110,24 @@ class HubConfig:
                 f"default_command_timeout_s ({self.default_command_timeout_s}) must not exceed "
                 f"max_command_timeout_s ({self.max_command_timeout_s})"
             )
+
+
+#: The longest `node_id` (it is stored in a 64-character column).
+MAX_NODE_ID_LENGTH = 64
+
+
+def check_node_id(value: str) -> None:
+    """Raise ConfigError unless `value` is a usable `node_id` (1-64 printable characters)."""
+    if (
+        not value
+        or len(value) > MAX_NODE_ID_LENGTH
+        or not value.isprintable()
+        or value.strip() != value
+    ):
+        raise ConfigError(
+            f"node_id must be 1-{MAX_NODE_ID_LENGTH} printable characters without leading or "
+            f"trailing spaces (set SOVD_HUB_NODE_ID), got {value!r}"
+        )
 
 
 def check_port(name: str, value: int) -> None:

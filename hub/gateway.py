@@ -81,15 +81,15 @@ class VehicleGateway(VehicleLinkBase):
         if self._hub.config.tls_client_ca_file is not None:
             identity = certificate_identity(stream.peer.cert())
             if identity != first.hello.vin:
-                raise GRPCError(
-                    Status.PERMISSION_DENIED,
-                    f"the client certificate is for {identity!r}, not VIN {first.hello.vin}",
-                )
+                reason = f"the client certificate is for {identity!r}, not VIN {first.hello.vin}"
+                self._hub.audit_refusal(first.hello.vin, Status.PERMISSION_DENIED, reason)
+                raise GRPCError(Status.PERMISSION_DENIED, reason)
         link = Link(first.hello.vin, uuid.uuid4().hex)
         try:
             inbox = await run_trio(self._hub.attach, first.hello, token, link)
         except VehicleRefused as exc:
             log.info("vehicle.refused", vin=first.hello.vin, reason=exc.message)
+            self._hub.audit_refusal(first.hello.vin, exc.status, exc.message)
             raise GRPCError(exc.status, exc.message) from None
         end = await self._pump(stream, link, inbox)
         if end.status is not None:

@@ -26,6 +26,7 @@ from hub.actor import (
     VehicleActor,
     run_actor,
 )
+from hub.auditing import AuditBatcher, AuditLog, storable, vehicle_target
 from hub.batching import CredentialLookup, GroupCommitJournal, LastSeen, LookupFailed
 from hub.config import HubConfig
 from hub.credentials import verify_vehicle_token
@@ -33,12 +34,13 @@ from hub.errors import DispatchError, MailboxFull, VehicleNotConnected, VehicleR
 from hub.link import Link
 from hub.model import Command, CommandStatus, Disconnect, DisconnectReason, StatusChange
 from hub.ports import (
-    AuditTrail,
     CommandBacklog,
     CommandJournal,
     EventBus,
+    Pingable,
     VehicleDirectory,
     command_topic,
+    vehicle_topic,
 )
 from hub.registry import Registry
 from proto import Hello, HubMessage, Welcome
@@ -68,7 +70,7 @@ class Hub:
         directory: VehicleDirectory,
         journal: CommandJournal,
         bus: EventBus,
-        audit: AuditTrail,
+        audit: AuditLog,
         backlog: CommandBacklog,
     ) -> None:
         self.config = config
@@ -79,11 +81,27 @@ class Hub:
         self._actors: Registry[VehicleActor] = Registry()
         self.last_seen = LastSeen(directory)
         self.credentials = CredentialLookup(directory)
-        self.journal = GroupCommitJournal(journal)
-        self._disconnects: dict[str, Disconnect] = {}
-        self._context = ActorContext(
-            config, self.journal, bus, self._actors, self.last_seen, self._disconnects, audit
+        self.journal = GroupCommitJournal(
+            journal,
+            max_batch_records=config.journal_max_batch_records,
+            max_wait_s=config.journal_max_wait_ms / 1000,
+            buffer_records=config.journal_buffer_records,
+            commit_timeout_s=config.journal_commit_timeout_s,
+            retry_max_s=config.journal_retry_max_s,
+            probe=journal.ping if isinstance(journal, Pingable) else None,
         )
+        # Commands that lost records in an outage are marked (audited, and their end published).
+        self.journal.audit = audit
+        self.journal.on_marked = lambda change: bus.publish(
+            command_topic(change.command_id), change
+        )
+        self._disconnects: dict[str, Disconnect] = {}
+        #: Vehicle connections, disconnections and refusals, written in batches.
+        self.audit_notes = AuditBatcher(audit)
+        self._context = ActorContext(
+            config, self.journal, bus, self._actors, self.last_seen, self._disconnects, audit,
+            self.audit_notes,
+        )  # fmt: skip
         # Held while an actor starts (and loads its waiting commands), while a command
         # is left waiting for an offline vehicle, and while waiting commands expire:
         # so a command is either handed to a starting actor or expired, never both.
@@ -192,6 +210,13 @@ class Hub:
         """
         if self._stopping:
             raise VehicleRefused(Status.UNAVAILABLE, "the hub is shutting down")
+        outage = self.journal.outage  # links already up stay up; new ones wait for the database
+        if outage is not None:
+            raise VehicleRefused(
+                Status.UNAVAILABLE,
+                f"the hub cannot check credentials: its database does not answer; retry in "
+                f"{outage.retry_after_s} s",
+            )
         try:
             credentials = await self.credentials.find(hello.vin)
         except LookupFailed as exc:
@@ -220,7 +245,22 @@ class Hub:
             inbox = actor.mailbox.clone()
         self.last_seen.mark(hello.vin, datetime.now(UTC))
         log.info("vehicle.connected", vin=hello.vin, session=link.session_id)
+        self.audit_notes.note(
+            "vehicle.connected",
+            actor=f"vehicle:{hello.vin}",
+            target=f"vehicle:{hello.vin}",
+            details={
+                "session": link.session_id,
+                "agent_version": storable(hello.agent_version, 100),
+            },
+        )
         return inbox
+
+    def audit_refusal(self, vin: str, status: Status, reason: str) -> None:
+        """Note in the audit trail (soon, without waiting) that a vehicle's link was refused."""
+        target, details = vehicle_target(vin)
+        details.update({"status": status.name, "reason": storable(reason, 500)})
+        self.audit_notes.note("vehicle.refused", actor="hub", target=target, details=details)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host the actors until `shutdown` (or cancellation) ends them."""
@@ -259,6 +299,8 @@ class Hub:
         task_status.started()
         while True:
             await trio.sleep(self.config.expiry_sweep_s)
+            if self.journal.outage is not None:
+                continue  # the database does not answer: expire once it does
             async with self._attach_lock:
                 try:
                     connected = {actor.vin for actor in self._actors}
@@ -266,10 +308,12 @@ class Hub:
                 except Exception:
                     log.exception("commands.expiry_failed")
                     continue
-            if expired and self.journal.observer is not None:  # the backlog wrote these
-                self.journal.observer.recorded((), expired)
-            for change in expired:
-                self.bus.publish(command_topic(change.command_id), change)
+            changes = [u.update for _, u in expired if isinstance(u.update, StatusChange)]
+            if changes and self.journal.observer is not None:  # the backlog wrote these
+                self.journal.observer.recorded((), changes)
+            for vin, update in expired:
+                self.bus.publish(command_topic(update.update.command_id), update.update)
+                self.bus.publish(vehicle_topic(vin), update)
 
     def deliver(self, inbox: trio.MemorySendChannel[ActorMessage], message: ActorMessage) -> None:
         """Send `message` to an actor now, or as soon as its mailbox has room; never blocks."""
@@ -297,6 +341,8 @@ class Hub:
             "connected_vehicles": len(self._actors),
             "journal_records": self.journal.records,
             "journal_batches": self.journal.batches,
+            "journal_buffered_records": self.journal.buffered_records,
+            "journal_records_lost": self.journal.records_lost,
         }
 
     def mailbox_depths(self) -> list[int]:
@@ -315,7 +361,7 @@ async def open_hub(
     directory: VehicleDirectory,
     journal: CommandJournal,
     bus: EventBus,
-    audit: AuditTrail,
+    audit: AuditLog,
     backlog: CommandBacklog,
 ) -> AsyncIterator[Hub]:
     """Run a hub node serving vehicles on `config.grpc_host:grpc_port` while the context is open.
@@ -332,6 +378,7 @@ async def open_hub(
         await nursery.start(hub.journal.run)
         await nursery.start(hub.last_seen.run)
         await nursery.start(hub.credentials.run)
+        await nursery.start(hub.audit_notes.run)
         await nursery.start(hub.run)
         await nursery.start(hub.expire_waiting)
         async with serve_gateway(hub, config.grpc_host, config.grpc_port) as port:

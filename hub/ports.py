@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Protocol, TypeAlias
+from typing import Protocol, TypeAlias, runtime_checkable
 
 import trio
 
@@ -30,6 +30,23 @@ BusMessage: TypeAlias = CommandEventRecord | StatusChange | VehicleStatus | Comm
 
 #: The bus topic of every vehicle's connection changes.
 FLEET_TOPIC = "fleet"
+
+
+class StorageUnavailable(Exception):
+    """Raised by a port's implementation when its store does not answer (down, unreachable,
+    timed out), as opposed to refusing one request: the same call may succeed later.
+
+    The journal buffers actors' records through such an outage (`hub.batching`).
+    """
+
+
+@runtime_checkable
+class Pingable(Protocol):
+    """A store that can say whether it answers (the journal probes it during an outage)."""
+
+    async def ping(self) -> None:
+        """Return once the store answers; raise `StorageUnavailable` if it does not."""
+        ...
 
 
 class VehicleDirectory(Protocol):
@@ -72,8 +89,13 @@ class CommandBacklog(Protocol):
         """`vin`'s commands still waiting (pending, with an expiry), oldest first."""
         ...
 
-    async def expire_waiting(self, now: datetime, spare: Collection[str]) -> list[StatusChange]:
-        """End waiting commands past their expiry as `expired`, except those of `spare` VINs."""
+    async def expire_waiting(
+        self, now: datetime, spare: Collection[str]
+    ) -> list[tuple[str, CommandUpdate]]:
+        """End waiting commands past their expiry as `expired`, except those of `spare` VINs.
+
+        Returns each command's VIN and its change, with its submitter.
+        """
         ...
 
 

@@ -9,15 +9,19 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
+from hub.auditing import AuditNote
 from hub.credentials import hash_vehicle_token
 from hub.model import (
     JSON,
     Command,
     CommandEventRecord,
     CommandStatus,
+    CommandUpdate,
     StatusChange,
     VehicleCredentials,
 )
+
+EXPIRED = CommandStatus.EXPIRED
 
 
 class MemoryDirectory:
@@ -64,17 +68,23 @@ class MemoryJournal:
             if c.vin == vin and c.expires_at is not None and self.status_of(c.id) is None
         ]
 
-    async def expire_waiting(self, now: datetime, spare: Collection[str]) -> list[StatusChange]:
-        expired = [
-            StatusChange(c.id, CommandStatus.EXPIRED, now, "the vehicle stayed offline")
+    async def expire_waiting(
+        self, now: datetime, spare: Collection[str]
+    ) -> list[tuple[str, CommandUpdate]]:
+        due = [
+            c
             for c in self.commands
             if c.expires_at is not None
             and c.expires_at <= now
             and c.vin not in spare
             and self.status_of(c.id) is None
         ]
-        self.changes.extend(expired)
-        return expired
+        changes = [StatusChange(c.id, EXPIRED, now, "the vehicle stayed offline") for c in due]
+        self.changes.extend(changes)
+        return [
+            (c.vin, CommandUpdate(c.submitted_by, change))
+            for c, change in zip(due, changes, strict=True)
+        ]
 
     def status_of(self, command_id: object) -> CommandStatus | None:
         """The last status recorded for `command_id`."""
@@ -83,7 +93,7 @@ class MemoryJournal:
 
 
 class MemoryAudit:
-    """An `AuditTrail` keeping (actor, action, target, details) tuples in a list."""
+    """An `AuditLog` keeping (actor, action, target, details) tuples in a list."""
 
     def __init__(self) -> None:
         self.events: list[tuple[str, str, str, dict[str, JSON]]] = []
@@ -92,3 +102,6 @@ class MemoryAudit:
         self, *, actor: str, action: str, target: str, details: dict[str, JSON] | None = None
     ) -> None:
         self.events.append((actor, action, target, details or {}))
+
+    async def append_audits(self, notes: Sequence[AuditNote]) -> None:
+        self.events.extend((n.actor, n.action, n.target, n.details) for n in notes)

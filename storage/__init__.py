@@ -7,6 +7,10 @@ are synchronous (call them before `trio.run` or via `trio.to_thread`).
 """
 
 from storage.accounts import LastAdminError
+from storage.audit_chain import signing_key
+from storage.audit_queries import AuditEntry, AuditFilter
+from storage.audit_retention import RetentionPolicy, RetentionSummary
+from storage.audit_verify import BreakKind, ChainBreak, ChainReport
 from storage.database import Database, open_database
 from storage.errors import (
     ConflictError,
@@ -34,7 +38,12 @@ from storage.records import (
 from storage.urls import normalise_url
 
 __all__ = [
+    "AuditEntry",
     "AuditEvent",
+    "AuditFilter",
+    "BreakKind",
+    "ChainBreak",
+    "ChainReport",
     "CommandFilter",
     "CommandRow",
     "ConflictError",
@@ -49,6 +58,8 @@ __all__ = [
     "RedisUnavailable",
     "RefreshOutcome",
     "RefreshResult",
+    "RetentionPolicy",
+    "RetentionSummary",
     "StorageError",
     "UnknownUserError",
     "UnknownVehicleError",
@@ -65,4 +76,5 @@ __all__ = [
     "normalise_url",
     "open_database",
     "open_keyvalue",
+    "signing_key",
 ]

@@ -8,6 +8,7 @@ them need a running `trio_asyncio.open_loop()`.
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import (
     AsyncIterator,
@@ -28,10 +29,22 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from hub.auditing import AuditNote
 from hub.bridge import run_asyncio
 from hub.credentials import hash_vehicle_token, new_vehicle_token
-from hub.model import JSON, Command, CommandEventRecord, StatusChange, VehicleCredentials
-from storage import accounts, history, queries
+from hub.model import (
+    JSON,
+    Command,
+    CommandEventRecord,
+    CommandUpdate,
+    StatusChange,
+    VehicleCredentials,
+)
+from storage import accounts, audit_queries, audit_retention, audit_verify, history, queries
+from storage.audit_chain import AUDIT_CHAIN_OPTION, AuditRow
+from storage.audit_queries import AuditEntry, AuditFilter
+from storage.audit_retention import RetentionPolicy, RetentionSummary
+from storage.audit_verify import ChainReport
 from storage.errors import StorageError, translate_errors
 from storage.history import CommandFilter, Page, VehicleChanges, VehicleFilter, VehicleOverview
 from storage.models import ROLES
@@ -63,19 +76,36 @@ _WRITE = "sovd_hub_write"  # execution option marking a transaction that writes
 
 @asynccontextmanager
 async def open_database(
-    url: str, *, pool_size: int = 10, bcrypt_rounds: int = BCRYPT_ROUNDS
+    url: str,
+    *,
+    pool_size: int = 10,
+    bcrypt_rounds: int = BCRYPT_ROUNDS,
+    node_id: str | None = None,
+    audit_chain: str | None = None,
+    connect_timeout_s: float = 5.0,
+    command_timeout_s: float = 10.0,
 ) -> AsyncIterator[Database]:
     """Open a connection pool to the database at `url` (any URL `normalise_url` takes).
 
-    Must run inside `trio_asyncio.open_loop()`. Connects lazily: a database
-    that is down shows up as `DatabaseUnavailable` from the first call (see
-    `Database.ping`). The pool is closed on exit, shielded from cancellation.
+    `node_id`: the hub node writing through it; the commands it stores or
+    dispatches are stamped with it (crash recovery). `audit_chain`: the audit
+    hash chain its audit events extend (default: `node_id`, else the host
+    name; see `storage.audit_chain`). Must run inside
+    `trio_asyncio.open_loop()`. Connects lazily: a database that is down shows
+    up as `DatabaseUnavailable` from the first call (see `Database.ping`). The
+    pool is closed on exit, shielded from cancellation. On Postgres a
+    connection attempt gives up after `connect_timeout_s` and a statement
+    after `command_timeout_s` (a partitioned network answers nothing: without
+    them a query would hang), and pooled connections are checked before use
+    (`pool_pre_ping`); SQLite, a local file, has no such failure.
     """
     async_url = normalise_url(url)
     _check_sqlite_directory(async_url, url)
-    engine = _create_engine(async_url, pool_size)
+    engine = _create_engine(async_url, pool_size, connect_timeout_s, command_timeout_s)
     try:
-        yield Database(engine, mask_url(url), bcrypt_rounds)
+        yield Database(
+            engine, mask_url(url), bcrypt_rounds, node_id=node_id, audit_chain=audit_chain
+        )
     finally:
         with trio.CancelScope(shield=True):
             await run_asyncio(engine.dispose)
@@ -95,10 +125,17 @@ def _check_sqlite_directory(async_url: str, url: str) -> None:
         )
 
 
-def _create_engine(async_url: str, pool_size: int) -> AsyncEngine:
+def _create_engine(
+    async_url: str, pool_size: int, connect_timeout_s: float, command_timeout_s: float
+) -> AsyncEngine:
     parsed = make_url(async_url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(parsed, pool_size=pool_size)
+        return create_async_engine(
+            parsed,
+            pool_size=pool_size,
+            pool_pre_ping=True,
+            connect_args={"timeout": connect_timeout_s, "command_timeout": command_timeout_s},
+        )
     in_memory = parsed.database in (None, "", ":memory:")
     engine = create_async_engine(parsed, **({} if in_memory else {"pool_size": pool_size}))
     event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
@@ -132,13 +169,25 @@ class Database:
     """
 
     def __init__(
-        self, engine: AsyncEngine, masked_url: str, bcrypt_rounds: int = BCRYPT_ROUNDS
+        self,
+        engine: AsyncEngine,
+        masked_url: str,
+        bcrypt_rounds: int = BCRYPT_ROUNDS,
+        *,
+        node_id: str | None = None,
+        audit_chain: str | None = None,
     ) -> None:
         if not 4 <= bcrypt_rounds <= 31:
             raise ValueError(f"bcrypt_rounds must be 4-31, got {bcrypt_rounds}")
         self._bcrypt_rounds = bcrypt_rounds
+        #: The node writing through this handle (None: a tool, not a node); see `open_database`.
+        self.node_id = node_id
         self._reader = engine
-        self._writer = engine.execution_options(**{_WRITE: True})
+        #: The audit hash chain this handle appends to (see `storage.audit_chain`).
+        self.audit_chain = audit_chain or node_id or socket.gethostname()
+        self._writer = engine.execution_options(
+            **{_WRITE: True, AUDIT_CHAIN_OPTION: self.audit_chain}
+        )
         self._url = masked_url
 
     @property
@@ -433,7 +482,7 @@ class Database:
         `UnknownVehicleError` if the VIN is not registered, `ConflictError` if
         the id is taken.
         """
-        await self._run(queries.create_command, self._writer, command)
+        await self._run(queries.create_command, self._writer, command, self.node_id)
 
     async def get_command(self, command_id: uuid.UUID) -> CommandRow | None:
         """The command with this id, or None."""
@@ -461,8 +510,13 @@ class Database:
         """`vin`'s commands waiting for it to come online (pending, expiring), oldest first."""
         return await self._run(queries.waiting_commands, self._reader, vin)
 
-    async def expire_waiting(self, now: datetime, spare: Collection[str]) -> list[StatusChange]:
-        """Waiting commands past their expiry become `expired` (audited), except `spare` VINs'."""
+    async def expire_waiting(
+        self, now: datetime, spare: Collection[str]
+    ) -> list[tuple[str, CommandUpdate]]:
+        """Waiting commands past their expiry become `expired` (audited), except `spare` VINs'.
+
+        Returns each command's VIN and its change, with its submitter.
+        """
         return await self._run(queries.expire_waiting, self._writer, now, spare)
 
     async def command_with_events(
@@ -492,16 +546,22 @@ class Database:
         (no row, no audit event) and its id returned; the rest is stored.
         """
         if commands or events or changes:
-            return await self._run(queries.record, self._writer, commands, events, changes)
+            return await self._run(
+                queries.record, self._writer, commands, events, changes, self.node_id
+            )
         return frozenset()
 
-    async def interrupt_unfinished(self, at: datetime, reason: str) -> int:
-        """Mark every non-final command interrupted, with `reason` and an audit event.
+    async def interrupt_unfinished(
+        self, at: datetime, reason: str
+    ) -> list[tuple[str, CommandUpdate]]:
+        """Mark this node's non-final commands interrupted, with `reason` and an audit event.
 
-        Startup recovery; returns how many commands it moved. Commands waiting
-        for an offline vehicle (pending, with an expiry) keep waiting.
+        Startup recovery. "This node's": stamped with `node_id`, or with no
+        node (written before nodes were recorded); other nodes' commands are
+        left alone. Commands waiting for an offline vehicle (pending, with an
+        expiry) keep waiting. Returns each moved command's VIN and change.
         """
-        return await self._run(queries.interrupt_unfinished, self._writer, at, reason)
+        return await self._run(queries.interrupt_unfinished, self._writer, at, reason, self.node_id)
 
     # -- audit -------------------------------------------------------------
 
@@ -514,6 +574,40 @@ class Database:
     async def list_audit(self, *, target: str | None = None) -> list[AuditEvent]:
         """The audit trail, oldest first; only `target`'s events when given."""
         return await self._run(queries.list_audit, self._reader, target)
+
+    async def verify_audit(
+        self, *, chain: str | None = None, key: bytes | None = None
+    ) -> list[ChainReport]:
+        """Verify every audit chain (or `chain`) from its anchor to its head; see `audit_verify`.
+
+        `key`: checks the retention summaries' signatures (`signing_key`).
+        """
+        return await self._run(audit_verify.verify_chains, self._reader, chain=chain, key=key)
+
+    async def sweep_retention(
+        self, policy: RetentionPolicy, now: datetime | None = None
+    ) -> list[RetentionSummary]:
+        """Remove what is older than the retention windows, leaving signed summaries."""
+        at = datetime.now(UTC) if now is None else now
+        return await self._run(audit_retention.sweep_retention, self._writer, at, policy)
+
+    async def append_audits(self, notes: Sequence[AuditNote]) -> None:
+        """Append `notes` (stamped by their writer), in order, in one transaction."""
+        rows: list[AuditRow] = [
+            {"at": n.at, "actor": n.actor, "action": n.action, "target": n.target,
+             "details": n.details}
+            for n in notes
+        ]  # fmt: skip
+        if rows:
+            await self._run(queries.append_audits, self._writer, rows)
+
+    async def audit_page(self, wanted: AuditFilter, *, limit: int) -> list[AuditEntry]:
+        """Up to `limit` audit events `wanted` selects, in id order (one keyset page)."""
+        return await self._run(audit_queries.audit_page, self._reader, wanted, limit)
+
+    async def last_audit_id(self) -> int:
+        """The id of the newest audit event (0: none)."""
+        return await self._run(audit_queries.last_audit_id, self._reader)
 
 
 def _check_role(role: str) -> None:

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 
 from sqlalchemy import exc as sa_exc
 
+from hub.ports import StorageUnavailable
+
 __all__ = [
     "ConflictError",
     "DatabaseUnavailable",
@@ -37,8 +39,11 @@ class StorageError(Exception):
     """Base class of every error raised by `storage`."""
 
 
-class DatabaseUnavailable(StorageError):
-    """The database could not be reached or refused the connection; try again later."""
+class DatabaseUnavailable(StorageError, StorageUnavailable):
+    """The database could not be reached or refused the connection; try again later.
+
+    Also the hub's `StorageUnavailable`: its journal buffers actors' records through it.
+    """
 
 
 class ConflictError(StorageError):

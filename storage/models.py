@@ -37,7 +37,9 @@ from hub.model import JSON
 
 __all__ = [
     "ROLES",
+    "AuditChainModel",
     "AuditEventModel",
+    "AuditRetentionUnlockModel",
     "Base",
     "CommandEventModel",
     "CommandModel",
@@ -171,6 +173,7 @@ class CommandModel(Base):
         Index("ix_commands_status_expires_at", "status", "expires_at"),
         Index("ix_commands_submitted_by_submitted_at", "submitted_by", "submitted_at"),
         Index("ix_commands_submitted_at", "submitted_at"),
+        Index("ix_commands_node_id_status", "node_id", "status"),
         UniqueConstraint("submitted_by", "idempotency_key"),
     )
 
@@ -191,6 +194,9 @@ class CommandModel(Base):
     #: The operator's `Idempotency-Key` and the hash of the body it came with.
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: The node (`node_id`) that accepted the command, then the one that dispatched it:
+    #: its restart interrupts the command if it is still active (NULL: written before 0004).
+    node_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class CommandEventModel(Base):
@@ -215,7 +221,15 @@ class AuditEventModel(Base):
 
     __tablename__ = "audit_events"
     # AUTOINCREMENT on SQLite: ids of an append-only trail are never reused.
-    __table_args__ = (Index("ix_audit_events_target", "target"), {"sqlite_autoincrement": True})
+    __table_args__ = (
+        Index("ix_audit_events_target", "target"),
+        Index("ix_audit_events_at", "at"),
+        Index("ix_audit_events_actor", "actor", "id"),
+        Index("ix_audit_events_action", "action", "id"),
+        Index("ix_audit_events_vin", "vin", "id"),
+        UniqueConstraint("chain", "seq"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -223,3 +237,39 @@ class AuditEventModel(Base):
     action: Mapped[str] = mapped_column(String(100))
     target: Mapped[str] = mapped_column(String(200))
     details: Mapped[dict[str, JSON]] = mapped_column(JSONType)
+    #: The hash chain (storage/audit_chain.py): the node's chain, 1, 2, 3... in it.
+    chain: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    #: The vehicle the row concerns (a `vehicle:<VIN>` target, or `details["vin"]` of a
+    #: command's row), for `GET /api/v1/audit?vin=`; derived, so not in the hash.
+    vin: Mapped[str | None] = mapped_column(String(17), nullable=True)
+
+
+class AuditChainModel(Base):
+    """The head of one audit hash chain, locked by every transaction that appends to it.
+
+    `anchor_seq`/`anchor_hash`: where verification starts (0 and 64 zeros,
+    or the last row retention removed).
+    """
+
+    __tablename__ = "audit_chains"
+
+    chain: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    anchor_seq: Mapped[int] = mapped_column(BigInteger)
+    anchor_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditRetentionUnlockModel(Base):
+    """While a retention transaction holds a row here, the triggers let it DELETE audit rows.
+
+    The row is inserted and deleted inside that one transaction, so no other
+    transaction ever sees it.
+    """
+
+    __tablename__ = "audit_retention_unlock"
+
+    chain: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -34,11 +34,13 @@ from hub.model import (
     Command,
     CommandEventRecord,
     CommandStatus,
+    CommandUpdate,
     EventKind,
     SovdRequest,
     StatusChange,
     VehicleCredentials,
 )
+from storage.audit_chain import AuditRow, append_audit_rows
 from storage.errors import (
     ConflictError,
     StorageError,
@@ -84,20 +86,23 @@ async def add_vehicles(
         }
         for v, token_hash in vehicles
     ]
-    audits = [
-        {
-            "at": v.created_at,
-            "actor": actor,
-            "action": "vehicle.added",
-            "target": f"vehicle:{v.vin}",
-            "details": {"make": v.make, "model": v.model, "year": v.year},
-        }
-        for v, _ in vehicles
-    ]
+    audits: list[AuditRow] = []
+    for v, _ in vehicles:
+        target = f"vehicle:{v.vin}"
+        details: dict[str, JSON] = {"make": v.make, "model": v.model, "year": v.year}
+        audits.append(
+            {"at": v.created_at, "actor": actor, "action": "vehicle.added", "target": target,
+             "details": details}
+        )  # fmt: skip
+        # Its first credential: rotations are "vehicle.token_rotated".
+        audits.append(
+            {"at": v.created_at, "actor": actor, "action": "vehicle.token_issued",
+             "target": target, "details": {}}
+        )  # fmt: skip
     try:
         async with writer.begin() as conn:
             await conn.execute(insert(VehicleModel), rows)
-            await conn.execute(insert(AuditEventModel), audits)
+            await append_audit_rows(conn, audits)
     except IntegrityError as exc:
         if len(vehicles) == 1:
             raise VehicleExistsError(f"vehicle {vehicles[0][0].vin} is already registered") from exc
@@ -152,10 +157,10 @@ async def record_seen(writer: AsyncEngine, seen: Mapping[str, datetime]) -> None
 # -- commands ----------------------------------------------------------------
 
 
-async def create_command(writer: AsyncEngine, command: Command) -> None:
+async def create_command(writer: AsyncEngine, command: Command, node_id: str | None = None) -> None:
     try:
         async with writer.begin() as conn:
-            refused = await _insert_commands(conn, [command])
+            refused = await _insert_commands(conn, [command], node_id)
     except IntegrityError as exc:
         # Only on this error path: is it the VIN (foreign key) or the id (primary key)?
         if await find_vehicle(writer, command.vin) is None:
@@ -168,9 +173,12 @@ async def create_command(writer: AsyncEngine, command: Command) -> None:
 
 
 async def _insert_commands(
-    conn: AsyncConnection, commands: Sequence[Command]
+    conn: AsyncConnection,
+    commands: Sequence[Command],
+    node_id: str | None = None,
+    audits: list[AuditRow] | None = None,
 ) -> frozenset[uuid.UUID]:
-    """New commands as pending, each with its "command.submitted" audit event.
+    """New commands as pending (held by `node_id`), each with its "command.submitted" audit event.
 
     A command whose (submitted_by, idempotency_key) is taken is skipped, not
     an error, so a racing duplicate cannot fail the other commands of a
@@ -195,6 +203,7 @@ async def _insert_commands(
             "expires_at": c.expires_at,
             "idempotency_key": c.idempotency_key,
             "request_hash": c.request_hash,
+            "node_id": node_id,
         }
         for c in commands
     ]
@@ -209,7 +218,7 @@ async def _insert_commands(
         ).returning(_COMMANDS.c.id)
         stored = set((await conn.execute(statement, keyed)).scalars())
         refused = frozenset(c.id for c in commands if c.idempotency_key and c.id not in stored)
-    audits = [
+    submitted: list[AuditRow] = [
         {
             "at": c.submitted_at,
             "actor": c.submitted_by,
@@ -220,8 +229,10 @@ async def _insert_commands(
         for c in commands
         if c.id not in refused
     ]
-    if audits:
-        await conn.execute(insert(_AUDIT), audits)
+    if audits is None:
+        await append_audit_rows(conn, submitted)
+    else:  # the caller appends them last (see `storage.audit_chain.lock_head`)
+        audits.extend(submitted)
     return refused
 
 
@@ -294,23 +305,26 @@ async def waiting_commands(reader: AsyncEngine, vin: str) -> list[Command]:
 
 async def expire_waiting(
     writer: AsyncEngine, now: datetime, spare: Collection[str]
-) -> list[StatusChange]:
-    """Pending commands past their expiry, except for the VINs in `spare`, become expired."""
+) -> list[tuple[str, CommandUpdate]]:
+    """Pending commands past their expiry, except for the VINs in `spare`, become expired.
+
+    Returns each command's VIN and its change, with its submitter.
+    """
     c = CommandModel
-    due = select(c.id, c.vin).where(
+    due = select(c.id, c.vin, c.submitted_by).where(
         c.status == CommandStatus.PENDING.value, c.expires_at.is_not(None), c.expires_at <= now
     )
     async with writer.begin() as conn:
         rows = (await conn.execute(due.with_for_update())).all()
         error = "the vehicle stayed offline past the command's ttl_s"
-        changes = [
-            StatusChange(row.id, CommandStatus.EXPIRED, now, error)
-            for row in rows
-            if row.vin not in spare
-        ]
+        kept = [row for row in rows if row.vin not in spare]
+        changes = [StatusChange(row.id, EXPIRED, now, error) for row in kept]
         if changes:
             await _apply_changes(conn, changes)
-    return changes
+    return [
+        (row.vin, CommandUpdate(row.submitted_by, change))
+        for row, change in zip(kept, changes, strict=True)
+    ]
 
 
 async def list_events(
@@ -345,12 +359,17 @@ async def record(
     commands: Sequence[Command],
     events: Sequence[CommandEventRecord],
     changes: Sequence[StatusChange],
+    node_id: str | None = None,
 ) -> frozenset[uuid.UUID]:
-    """One group commit; returns the new commands refused for a reused idempotency key."""
+    """One group commit; returns the new commands refused for a reused idempotency key.
+
+    New and dispatched commands are stamped with `node_id` (the node that holds them).
+    """
     refused: frozenset[uuid.UUID] = frozenset()
+    audits: list[AuditRow] = []
     async with writer.begin() as conn:
         if commands:
-            refused = await _insert_commands(conn, commands)
+            refused = await _insert_commands(conn, commands, node_id, audits)
         if events:
             rows = [
                 {
@@ -366,46 +385,55 @@ async def record(
             ]
             await conn.execute(_insert_events_ignoring_duplicates(conn), rows)
         if changes:
-            await _apply_changes(conn, changes)
+            await _apply_changes(conn, changes, node_id, audits)
+        await append_audit_rows(conn, audits)  # last: it locks the audit chain's head
     return refused
 
 
-async def interrupt_unfinished(writer: AsyncEngine, at: datetime, reason: str) -> int:
-    status = CommandStatus.INTERRUPTED
+async def interrupt_unfinished(
+    writer: AsyncEngine, at: datetime, reason: str, node_id: str | None
+) -> list[tuple[str, CommandUpdate]]:
+    """`node_id`'s active commands (and unstamped ones) become interrupted, audited.
+
+    Commands waiting for an offline vehicle (pending, with an expiry) keep
+    waiting. Returns each command's VIN and its change, with its submitter.
+    """
+    c = CommandModel
+    waiting = (c.status == CommandStatus.PENDING.value) & c.expires_at.is_not(None)
+    held = c.node_id.is_(None) if node_id is None else (c.node_id == node_id) | c.node_id.is_(None)
+    query = (
+        select(c.id, c.vin, c.submitted_by)
+        .where(c.status.in_(_ACTIVE), ~waiting, held)
+        .order_by(c.submitted_at, c.id)
+    )
     async with writer.begin() as conn:
-        c = CommandModel
-        waiting = (c.status == CommandStatus.PENDING.value) & c.expires_at.is_not(None)
-        result = await conn.execute(
-            update(c)
-            .where(c.status.in_(_ACTIVE), ~waiting)  # commands waiting for a vehicle keep waiting
-            .values(status=status.value, finished_at=at, error=reason)
-            .returning(CommandModel.id)
-        )
-        ids = sorted(result.scalars().all())
-        if ids:
-            await conn.execute(
-                insert(AuditEventModel),
-                [
-                    {
-                        "at": at,
-                        "actor": "hub",
-                        "action": f"command.{status.value}",
-                        "target": f"command:{command_id}",
-                        "details": {"error": reason},
-                    }
-                    for command_id in ids
-                ],
-            )
-    return len(ids)
+        rows = (await conn.execute(query.with_for_update())).all()
+        changes = [StatusChange(row.id, CommandStatus.INTERRUPTED, at, reason) for row in rows]
+        if changes:
+            await _apply_changes(conn, changes)
+    return [
+        (row.vin, CommandUpdate(row.submitted_by, change))
+        for row, change in zip(rows, changes, strict=True)
+    ]
 
 
+EXPIRED = CommandStatus.EXPIRED
 _COMMANDS = cast(Table, CommandModel.__table__)
-_AUDIT = cast(Table, AuditEventModel.__table__)
 # Inlined literals, not an expanding IN: these statements run with executemany.
 _ACTIVE_ROW = (_COMMANDS.c.id == bindparam("b_id")) & _COMMANDS.c.status.in_(
     [literal_column(f"'{status}'") for status in _ACTIVE]
 )
-_SET_DISPATCHED = update(_COMMANDS).where(_ACTIVE_ROW).values(status=bindparam("b_status"))
+# A dispatched command is held by the node that dispatched it (None: keep the stamp).
+_SET_DISPATCHED = (
+    update(_COMMANDS)
+    .where(_ACTIVE_ROW)
+    .values(
+        status=bindparam("b_status"),
+        node_id=func.coalesce(
+            bindparam("b_node", type_=_COMMANDS.c.node_id.type), _COMMANDS.c.node_id
+        ),
+    )
+)
 _SET_RUNNING = (
     update(_COMMANDS)
     .where(_ACTIVE_ROW)
@@ -423,51 +451,85 @@ _SET_FINAL = (
 )
 
 
-async def _apply_changes(conn: AsyncConnection, changes: Sequence[StatusChange]) -> None:
+async def _apply_changes(
+    conn: AsyncConnection,
+    changes: Sequence[StatusChange],
+    node_id: str | None = None,
+    audits: list[AuditRow] | None = None,
+) -> None:
     """Apply a batch of changes with one statement per kind (statuses only move forward).
 
-    A final change appends its audit event only if the command was still
-    active, i.e. the first final status of a command wins.
+    A dispatched command is stamped with `node_id`, the node now holding it.
+
+    A dispatch and a final change append their audit events ("command.dispatched",
+    "command.<status>", with the command's VIN) only if the command was still
+    active, i.e. the first final status of a command wins. Audit events go
+    to `audits` when given (the caller appends them last), else straight in.
     """
     phases: dict[str, list[StatusChange]] = {"dispatched": [], "running": [], "final": []}
     for change in changes:
         status = CommandStatus(change.status)
         phase = "final" if status.is_final else status.value
         phases.setdefault(phase, []).append(change)
+    # One query (rows locked on Postgres) for the commands whose changes are audited.
+    vins = await _active_vins(conn, [*phases["dispatched"], *phases["final"]])
+    node: dict[str, JSON] = {} if node_id is None else {"node": node_id}
+    rows: list[AuditRow] = [
+        {
+            "at": c.at,
+            "actor": "hub",
+            "action": "command.dispatched",
+            "target": f"command:{c.command_id}",
+            "details": {"vin": vins[c.command_id], **node},
+        }
+        for c in phases["dispatched"]
+        if c.command_id in vins
+    ]
     for phase, statement in (("dispatched", _SET_DISPATCHED), ("running", _SET_RUNNING)):
         if phases[phase]:
             params = [
-                {"b_id": c.command_id, "b_status": c.status.value, "b_at": c.at}
+                {"b_id": c.command_id, "b_status": c.status.value, "b_at": c.at, "b_node": node_id}
                 for c in phases[phase]
             ]
             await conn.execute(statement, params)
-    final = await _still_active(conn, phases["final"])
+    final = _first_changes(phases["final"], vins)
     if final:
         final_params = [
             {"b_id": c.command_id, "b_status": c.status.value, "b_at": c.at, "b_error": c.error}
             for c in final
         ]
         await conn.execute(_SET_FINAL, final_params)
-        audits = [
+        rows.extend(
             {
                 "at": c.at,
                 "actor": "hub",
                 "action": f"command.{c.status.value}",
                 "target": f"command:{c.command_id}",
-                "details": {"error": c.error},
+                "details": {"vin": vins[c.command_id], "error": c.error},
             }
             for c in final
-        ]
-        await conn.execute(insert(_AUDIT), audits)
+        )
+    if audits is None:
+        await append_audit_rows(conn, rows)
+    else:
+        audits.extend(rows)
 
 
-async def _still_active(conn: AsyncConnection, changes: list[StatusChange]) -> list[StatusChange]:
-    """The first change of each command that is not final yet (rows locked on Postgres)."""
+async def _active_vins(conn: AsyncConnection, changes: list[StatusChange]) -> dict[uuid.UUID, str]:
+    """The VIN of each command among `changes` that is not final yet (rows locked on Postgres)."""
     if not changes:
-        return []
+        return {}
     ids = {c.command_id for c in changes}
-    query = select(_COMMANDS.c.id).where(_COMMANDS.c.id.in_(ids), _COMMANDS.c.status.in_(_ACTIVE))
-    active = set((await conn.execute(query.with_for_update())).scalars())
+    query = select(_COMMANDS.c.id, _COMMANDS.c.vin).where(
+        _COMMANDS.c.id.in_(ids), _COMMANDS.c.status.in_(_ACTIVE)
+    )
+    return {row.id: row.vin for row in await conn.execute(query.with_for_update())}
+
+
+def _first_changes(
+    changes: list[StatusChange], active: Mapping[uuid.UUID, str]
+) -> list[StatusChange]:
+    """The first change of each command in `active` (the first final status wins)."""
     first: dict[uuid.UUID, StatusChange] = {}
     for change in changes:
         if change.command_id in active:
@@ -510,6 +572,12 @@ async def append_audit(
         await _audit(conn, datetime.now(UTC), actor, action, target, details)
 
 
+async def append_audits(writer: AsyncEngine, rows: Sequence[AuditRow]) -> None:
+    """Append `rows`, in order, in one transaction."""
+    async with writer.begin() as conn:
+        await append_audit_rows(conn, rows)
+
+
 async def list_audit(reader: AsyncEngine, target: str | None) -> list[AuditEvent]:
     a = AuditEventModel
     query = select(a.id, a.at, a.actor, a.action, a.target, a.details).order_by(a.id)
@@ -528,8 +596,8 @@ async def _audit(
     target: str,
     details: dict[str, JSON],
 ) -> None:
-    await conn.execute(
-        insert(AuditEventModel).values(
-            at=at, actor=actor, action=action, target=target, details=details
-        )
-    )
+    """Append one audit event to the connection's chain (as the transaction's last write)."""
+    row: AuditRow = {
+        "at": at, "actor": actor, "action": action, "target": target, "details": details
+    }  # fmt: skip
+    await append_audit_rows(conn, [row])

@@ -34,7 +34,12 @@ async def test_a_running_command_is_cancelled_when_the_vehicle_confirms(node: No
     )  # the vehicle's confirmation
     assert vehicle.commands_received == 1
     actions = [a.action for a in await node.db.list_audit(target=f"command:{command_id}")]
-    assert actions == ["command.submitted", "command.cancelled"]
+    assert actions == [
+        "command.submitted",
+        "command.dispatched",
+        "command.cancel_requested",
+        "command.cancelled",
+    ]
 
 
 async def test_an_unconfirmed_cancel_ends_after_the_grace(node: Node) -> None:

@@ -242,7 +242,8 @@ async def test_only_admins_update_and_unknown_vehicles_are_404(node: Node) -> No
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "unknown_vehicle"
     assert [a.action for a in await node.db.list_audit(target=f"vehicle:{VINS[0]}")] == [
-        "vehicle.added"
+        "vehicle.added",
+        "vehicle.token_issued",
     ]
 
 

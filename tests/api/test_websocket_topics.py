@@ -149,3 +149,20 @@ async def test_auth_again_with_a_fresh_token_of_the_same_user(node: Node) -> Non
             "username": "engineer",
             "role": "engineer",
         }
+
+
+async def test_vehicle_topic_tells_the_submitter_when_a_waiting_command_expires(
+    node: Node,
+) -> None:
+    vin = VINS[1]  # never connects
+    async with node.websocket("engineer") as ws:
+        await subscribe_vehicle(ws, vin)
+        submitted = await node.submit(vin, "ReadDTC", READ_DTC, ttl_s=0.2)
+        assert submitted.status_code == 202, submitted.text
+        command_id = submitted.json()["id"]
+        frame = await receive_json(ws)
+    assert (frame["type"], frame["command_id"], frame["status"]) == (
+        "status",
+        command_id,
+        "expired",
+    ), frame

@@ -26,6 +26,8 @@ from hub.testing import MemoryAudit, MemoryDirectory, MemoryJournal
 from tests.hub.test_links import OTHER, TOKEN, VIN, RawVehicle
 
 Env = tuple[Hub, MemoryJournal, MemoryAudit]
+#: Written in batches, soon after the fact: not ordered with the actor's own events.
+LINK_NOTES = ("vehicle.connected", "vehicle.disconnected", "vehicle.refused")
 
 
 @pytest.fixture
@@ -89,7 +91,7 @@ async def test_a_crashed_actor_restarts_and_keeps_its_link(
     assert crashes == [1]
     assert [m.command.command_id for m in vehicle.received[1:]] == [str(kept.id)]
     assert journal.status_of(lost.id) is CommandStatus.FAILED  # recorded, not forgotten
-    assert [(a[1], a[3]["detail"]) for a in audit.events] == [
+    assert [(a[1], a[3]["detail"]) for a in audit.events if a[1] not in LINK_NOTES] == [
         ("vehicle.actor_restarted", "RuntimeError('bug 1')")
     ]
 
@@ -121,7 +123,7 @@ async def test_an_actor_that_keeps_crashing_is_given_up_on(
     assert "the hub failed to serve this vehicle" in (vehicle.ended.message or "")
     ended = hub.last_disconnect(VIN)
     assert ended is not None and ended.reason is DisconnectReason.ERROR
-    assert [a[1] for a in audit.events] == [
+    assert [a[1] for a in audit.events if a[1] not in LINK_NOTES] == [
         "vehicle.actor_restarted",
         "vehicle.actor_restarted",
         "vehicle.actor_failed",

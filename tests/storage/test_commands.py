@@ -171,10 +171,11 @@ async def test_status_changes_set_timestamps_and_audit_the_final_one(
     audit = await database.list_audit(target=f"command:{command.id}")
     assert [(a.action, a.actor) for a in audit] == [
         ("command.submitted", "alice"),
+        ("command.dispatched", "hub"),
         ("command.failed", "hub"),
     ]
-    assert audit[1].details == {"error": "ECU 0x10 did not answer"}
-    assert audit[1].at == t3
+    assert audit[2].details == {"vin": command.vin, "error": "ECU 0x10 did not answer"}
+    assert audit[2].at == t3
 
 
 async def test_a_final_status_is_never_overwritten(database: Database, vehicle: str) -> None:
@@ -236,8 +237,8 @@ async def test_interrupt_unfinished_moves_only_non_final_commands(
     )
     restart = T0 + timedelta(minutes=5)
 
-    assert await database.interrupt_unfinished(restart, "hub restarted") == 2
-    assert await database.interrupt_unfinished(restart, "hub restarted") == 0
+    assert len(await database.interrupt_unfinished(restart, "hub restarted")) == 2
+    assert await database.interrupt_unfinished(restart, "hub restarted") == []
 
     for command in (pending, running):
         row = await database.get_command(command.id)
@@ -251,7 +252,7 @@ async def test_interrupt_unfinished_moves_only_non_final_commands(
         assert (audit.action, audit.actor, audit.details) == (
             "command.interrupted",
             "hub",
-            {"error": "hub restarted"},
+            {"vin": command.vin, "error": "hub restarted"},
         )
     row = await database.get_command(done.id)
     assert row is not None
@@ -280,7 +281,7 @@ async def test_one_record_holds_a_whole_batch(database: Database, vehicle: str) 
     ]
     assert [e.seq for e in await database.list_events(first.id)] == [0]
     audit = [a.action for a in await database.list_audit(target=f"command:{second.id}")]
-    assert audit == ["command.submitted", "command.timed_out"]
+    assert audit == ["command.submitted", "command.dispatched", "command.timed_out"]
 
 
 async def test_waiting_commands_survive_a_restart_and_expire_on_time(
@@ -290,11 +291,13 @@ async def test_waiting_commands_survive_a_restart_and_expire_on_time(
     later = replace(make_command(at=T0 + timedelta(seconds=1)), expires_at=T0 + timedelta(hours=1))
     await database.record([], [], [later, waiting])
 
-    assert await database.interrupt_unfinished(T0, "hub restarted") == 0
+    assert await database.interrupt_unfinished(T0, "hub restarted") == []
     assert [c.id for c in await database.waiting_commands(vehicle)] == [waiting.id, later.id]
 
     assert await database.expire_waiting(T0 + timedelta(minutes=10), spare={vehicle}) == []
-    [expired] = await database.expire_waiting(T0 + timedelta(minutes=10), spare=())
+    [(expired_vin, update)] = await database.expire_waiting(T0 + timedelta(minutes=10), spare=())
+    expired = update.update
+    assert expired_vin == vehicle and update.submitted_by == "alice"
     assert (expired.command_id, expired.status) == (waiting.id, CommandStatus.EXPIRED)
     row = await database.get_command(waiting.id)
     assert row is not None and row.status is CommandStatus.EXPIRED

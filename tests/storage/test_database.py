@@ -108,7 +108,8 @@ async def test_concurrent_writers_all_commit(database: Database) -> None:
         assert row is not None
         assert row.status is CommandStatus.SUCCEEDED
         assert len(await database.list_events(command.id)) == 1
-    assert len(await database.list_audit()) == 1 + 2 * len(commands) + 10
+    # The vehicle (added, token issued), each command (submitted, succeeded), the 10 others.
+    assert len(await database.list_audit()) == 2 + 2 * len(commands) + 10
 
 
 async def test_a_cancelled_call_leaves_the_database_usable(database: Database) -> None:

@@ -89,9 +89,10 @@ async def test_record_seen_stores_utc_and_never_goes_back(database: Database) ->
 async def test_add_vehicle_is_audited(database: Database) -> None:
     await database.add_vehicle(VIN_A, make="VW", model="Golf", year=2021)
 
-    [event] = await database.list_audit(target=f"vehicle:{VIN_A}")
+    [event, issued] = await database.list_audit(target=f"vehicle:{VIN_A}")
     assert (event.actor, event.action) == ("hub", "vehicle.added")
     assert event.details == {"make": "VW", "model": "Golf", "year": 2021}
+    assert (issued.actor, issued.action, issued.details) == ("hub", "vehicle.token_issued", {})
 
 
 async def test_rotate_vehicle_token_retires_the_old_one(database: Database) -> None:
@@ -104,7 +105,7 @@ async def test_rotate_vehicle_token_retires_the_old_one(database: Database) -> N
     assert verify_vehicle_token(new_token, credentials.token_hash)
     assert not verify_vehicle_token(old_token, credentials.token_hash)
     actions = [e.action for e in await database.list_audit(target=f"vehicle:{VIN_A}")]
-    assert actions == ["vehicle.added", "vehicle.token_rotated"]
+    assert actions == ["vehicle.added", "vehicle.token_issued", "vehicle.token_rotated"]
     with pytest.raises(UnknownVehicleError, match=f"vehicle {VIN_B} is not registered"):
         await database.rotate_vehicle_token(VIN_B)
 
