@@ -7,6 +7,8 @@
     fanout     latency distribution (CDF)                  series latency_ms or *_ms
     reconnect  connected vehicles against time             series t_s, connected
     baseline   CPU per message, hub vs baseline            figures *_cpu_us_per_message
+    groupcommit  sustained 202/s against concurrency       series concurrency,
+                 per variant                               *_accepted_per_s
 
 A scenario without the series its chart needs gets a text-only figure
 listing its figures, so a chart never fails a run.
@@ -180,6 +182,29 @@ def _baseline(figure: Figure, outcome: Outcome) -> bool:
     return True
 
 
+def _groupcommit(figure: Figure, outcome: Outcome) -> bool:
+    concurrency = _numbers(outcome.series.get("concurrency"))
+    if concurrency is None:
+        return False
+    axes = figure.add_subplot()
+    drawn = False
+    for key, values in outcome.series.items():
+        rates = _numbers(values) if key.endswith("_accepted_per_s") else None
+        if rates is not None and len(rates) == len(concurrency):
+            axes.plot(concurrency, rates, marker="o", label=key.removesuffix("_accepted_per_s"))
+            drawn = True
+    if not drawn:
+        return False
+    axes.set_xscale("log", base=2)
+    axes.set_xlabel("concurrent submitters (closed loop)")
+    axes.set_ylabel("accepted submissions per second (202)")
+    ratio = outcome.figures.get("group_vs_per_request_sustained")
+    axes.set_title(f"group / per-request = {ratio}x" if ratio else "sustained submissions")
+    axes.grid(True, alpha=0.3)
+    axes.legend()
+    return True
+
+
 def _text_only(figure: Figure, name: str, outcome: Outcome) -> None:
     lines = [f"{name}: no chart for these series"] + [
         f"{key}: {value}" for key, value in list(outcome.figures.items())[:20]
@@ -193,4 +218,5 @@ _PLOTS: dict[str, _Plot] = {
     "fanout": _fanout,
     "reconnect": _reconnect,
     "baseline": _baseline,
+    "groupcommit": _groupcommit,
 }

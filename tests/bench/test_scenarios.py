@@ -83,6 +83,15 @@ def _fake_outcomes() -> dict[str, Outcome]:
             },
             {"server": ["baseline", "hub"], "cpu_us_per_message": [16.0, 40.0]},
         ),
+        "groupcommit": Outcome(
+            {"vehicles": 20, "concurrency": [1, 8], "step_s": 10.0, "database": "postgres"},
+            {"group_vs_per_request_sustained": 2.8, "group_sustained_per_s": 358.4},
+            {
+                "concurrency": [1, 8],
+                "group_accepted_per_s": [90, 300],
+                "per_request_accepted_per_s": [60, 120],
+            },
+        ),
         "unknown": Outcome({}, {"something": 1}, {"odd": ["a", "b"]}),
     }
 
