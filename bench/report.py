@@ -206,7 +206,7 @@ def _section(
     ]
     targets = TARGETS.get(name, [])
     if targets:
-        lines += ["| target (issue 3) | figure | measured | verdict |", "| --- | --- | --- | --- |"]
+        lines += ["| target | figure | measured | verdict |", "| --- | --- | --- | --- |"]
         for target in targets:
             value = figures.get(target.figure)
             measured = _cell(value) if target.figure in figures else "(no such figure)"
