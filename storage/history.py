@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import orjson
 from sqlalchemy import (
     ColumnElement,
-    Row,
     Select,
     String,
     all_,
@@ -34,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from hub.model import JSON, CommandStatus
 from storage.errors import UnknownVehicleError
 from storage.models import CommandModel, VehicleModel
-from storage.queries import _audit, _sovd_request
+from storage.queries import _audit, command_row
 from storage.records import CommandRow, Vehicle
 
 __all__ = [
@@ -244,7 +243,7 @@ async def vehicle_overview(
             latest = latest.where(c.submitted_by == commands_of)
         rows = (await conn.execute(latest.order_by(*_NEWEST_FIRST).limit(recent))).all()
     active = dict.fromkeys(_ACTIVE, 0) | {status: n for status, n in counts}
-    return VehicleOverview(Vehicle(*row), active, [_command_row(r) for r in rows])
+    return VehicleOverview(Vehicle(*row), active, [command_row(r) for r in rows])
 
 
 async def update_vehicle(
@@ -322,7 +321,7 @@ async def list_commands(
     async with reader.connect() as conn:
         total = (await conn.execute(count)).scalar_one()
         rows = (await conn.execute(page)).all() if offset < total else []
-    return Page([_command_row(row) for row in rows], total)
+    return Page([command_row(row) for row in rows], total)
 
 
 async def find_idempotent(
@@ -337,22 +336,4 @@ async def find_idempotent(
         row = (await conn.execute(query)).one_or_none()
     if row is None:
         return None
-    return _command_row(row), row.request_hash
-
-
-def _command_row(row: Row[*tuple[Any, ...]]) -> CommandRow:
-    return CommandRow(
-        id=row.id,
-        vin=row.vin,
-        submitted_by=row.submitted_by,
-        name=row.name,
-        params=row.params,
-        sovd=_sovd_request(row.sovd),
-        status=CommandStatus(row.status),
-        error=row.error,
-        timeout_s=row.timeout_s,
-        submitted_at=row.submitted_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        expires_at=row.expires_at,
-    )
+    return command_row(row), row.request_hash

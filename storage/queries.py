@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     Insert,
@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -255,8 +256,11 @@ async def get_command(reader: AsyncEngine, command_id: uuid.UUID) -> CommandRow 
     ).where(c.id == command_id)
     async with reader.connect() as conn:
         row = (await conn.execute(query)).one_or_none()
-    if row is None:
-        return None
+    return None if row is None else command_row(row)
+
+
+def command_row(row: Row[*tuple[Any, ...]]) -> CommandRow:
+    """A `CommandRow` from a row with the command columns, by name."""
     return CommandRow(
         id=row.id,
         vin=row.vin,
