@@ -24,7 +24,7 @@ import hmac
 import secrets
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from joserfc import jwt
@@ -80,14 +80,16 @@ class SessionRevocations:
     A session id is kept `retention_s` after its revocation (an access
     token's lifetime plus a margin): by then every access token naming it
     has expired. Seeded from the database at start (`load`), updated on
-    every revocation made on this node (`revoke`). Other nodes' revocations
-    do not reach it yet: that is for the multi-node bus (issue 7), which
-    only needs to call `revoke` here.
+    every revocation made on this node (`revoke`, which also tells `announce`,
+    set by the node to publish it on the bus) and every one other nodes
+    announce (`learn`, fed by `follow_revocations`).
     """
 
     def __init__(self, retention_s: float) -> None:
         self.retention_s = retention_s
         self._revoked: dict[uuid.UUID, float] = {}  # oldest revocation first
+        #: Called with each revocation made here (the node publishes it to the other nodes).
+        self.announce: Callable[[uuid.UUID, float], None] | None = None
 
     def __contains__(self, session_id: object) -> bool:
         return session_id in self._revoked
@@ -101,6 +103,13 @@ class SessionRevocations:
         self._revoked.pop(session_id, None)
         self._revoked[session_id] = now if at is None else at
         self._forget_before(now - self.retention_s)
+        if self.announce is not None:
+            self.announce(session_id, self._revoked.get(session_id, now))
+
+    def learn(self, session_id: uuid.UUID, at: float) -> None:
+        """Add a revocation another node made (`at`: epoch seconds); not announced again."""
+        if session_id not in self._revoked:
+            self.load([(session_id, at)])
 
     def revoke_all(self, session_ids: Iterable[uuid.UUID]) -> None:
         """`revoke` each of `session_ids`, now."""

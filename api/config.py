@@ -142,6 +142,8 @@ class StorageConfig:
     redis_key_prefix: str = "sovd-hub:"
     redis_pool_size: int = 16
     redis_timeout_s: float = 1.0
+    #: With Redis: bus messages waiting to be sent to the other nodes; beyond, they are dropped.
+    bus_outgoing_messages: int = 10_000
     #: Postgres: give up a connection attempt after this long (a partitioned network never
     #: answers); the first failure starts the hub's outage handling.
     database_connect_timeout_s: float = 5.0
@@ -204,3 +206,4 @@ def _check_redis(config: StorageConfig) -> None:
         )
     check_positive("redis_pool_size", config.redis_pool_size)
     check_positive("redis_timeout_s", config.redis_timeout_s)
+    check_positive("bus_outgoing_messages", config.bus_outgoing_messages)

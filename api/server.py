@@ -15,10 +15,21 @@ from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
 from api.app import create_app
+from api.cluster import ClusterRouter, attach_router, open_leases
 from api.config import ApiConfig, StorageConfig
 from api.retention import retention_policy, run_retention
-from hub import EventBus, HubConfig, InProcessBus, command_topic, open_hub, vehicle_topic
-from storage import Database, KeyValue, open_database, open_keyvalue
+from api.revocations import follow_revocations, share_revocations
+from api.state import app_state
+from hub import EventBus, Hub, HubConfig, InProcessBus, command_topic, open_hub, vehicle_topic
+from storage import (
+    CommandStreams,
+    Database,
+    KeyValue,
+    RedisLeases,
+    open_database,
+    open_keyvalue,
+    open_redis_bus,
+)
 
 log = structlog.get_logger("api.server")
 
@@ -44,27 +55,35 @@ async def open_node(
 ) -> AsyncIterator[tuple[NodeAddresses, Database]]:
     """Run a whole node while the context is open; yields its addresses and its database.
 
-    `bus`: the event bus it shares with other nodes (default: its own, in process).
+    `bus`: the event bus it shares with other nodes (default: over Redis when
+    `redis_url` is set, else its own, in process).
     Commands that an earlier run of this node (same `node_id`) left unfinished
     are marked `interrupted` first (`recover_commands`).
     Leaving the context stops HTTP, then ends every vehicle link with
     `UNAVAILABLE`, then closes the database. Must run inside `trio_asyncio.open_loop()`.
     """
-    async with open_database(
-        storage_config.database_url,
-        pool_size=storage_config.database_pool_size,
-        bcrypt_rounds=storage_config.bcrypt_rounds,
-        node_id=hub_config.node_id,
-        connect_timeout_s=storage_config.database_connect_timeout_s,
-        command_timeout_s=storage_config.database_command_timeout_s,
-    ) as db:
-        bus = InProcessBus() if bus is None else bus
+    async with (
+        open_database(
+            storage_config.database_url,
+            pool_size=storage_config.database_pool_size,
+            bcrypt_rounds=storage_config.bcrypt_rounds,
+            node_id=hub_config.node_id,
+            connect_timeout_s=storage_config.database_connect_timeout_s,
+            command_timeout_s=storage_config.database_command_timeout_s,
+        ) as db,
+        _open_bus(hub_config, storage_config, bus) as bus,
+    ):
         await recover_commands(db, bus)  # before any vehicle can connect
         async with (
             _open_redis(storage_config) as keyvalue,
-            open_hub(hub_config, db, db, bus, db, db) as hub,
+            open_leases(keyvalue, hub_config) as leases,
+            open_hub(hub_config, db, db, bus, db, db, leases) as hub,
         ):
             app = create_app(hub, db, api_config, hub_config, keyvalue)
+            router = _router(hub, db, bus, leases, keyvalue)
+            attach_router(app.extensions, router)
+            revocations = app_state(app.extensions).tokens.revocations
+            share_revocations(bus, revocations)
             config = HypercornConfig()
             config.bind = [f"{api_config.http_host}:{api_config.http_port}"]
             config.accesslog = None
@@ -72,10 +91,14 @@ async def open_node(
             config.graceful_timeout = hub_config.shutdown_grace_s
             stop_http = trio.Event()
             async with trio.open_nursery() as nursery:
+                follower = await nursery.start(follow_revocations, bus, revocations)
                 binds = await nursery.start(_serve_http, app, config, stop_http)
                 policy = retention_policy(storage_config, api_config.jwt_secret, db.audit_chain)
                 retention = await nursery.start(
                     run_retention, db, policy, storage_config.retention_sweep_s
+                )
+                routing = (
+                    None if router is None else await nursery.start(router.run, storage_config)
                 )
                 addresses = NodeAddresses(http_url=binds[0], grpc_port=hub.grpc_port)
                 log.info("hub.started", http=addresses.http_url, grpc_port=hub.grpc_port)
@@ -83,7 +106,19 @@ async def open_node(
                     yield addresses, db
                 finally:
                     retention.cancel()
+                    follower.cancel()
+                    if routing is not None:
+                        routing.cancel()
                     stop_http.set()
+
+
+def _router(
+    hub: Hub, db: Database, bus: EventBus, leases: RedisLeases | None, keyvalue: KeyValue | None
+) -> ClusterRouter | None:
+    """Scale-out routing when Redis is configured (else None: the node runs alone)."""
+    if leases is None or keyvalue is None:
+        return None
+    return ClusterRouter(hub, db, bus, leases, CommandStreams(keyvalue, hub.config.node_id))
 
 
 async def recover_commands(db: Database, bus: EventBus) -> int:
@@ -103,6 +138,26 @@ async def recover_commands(db: Database, bus: EventBus) -> int:
     if interrupted:
         log.warning("commands.interrupted_at_start", count=len(interrupted), node_id=db.node_id)
     return len(interrupted)
+
+
+@asynccontextmanager
+async def _open_bus(
+    hub_config: HubConfig, storage_config: StorageConfig, bus: EventBus | None
+) -> AsyncIterator[EventBus]:
+    """`bus` if given, else a `RedisBus` when `redis_url` is set, else an `InProcessBus`."""
+    if bus is not None:
+        yield bus
+    elif storage_config.redis_url is None:
+        yield InProcessBus()
+    else:
+        async with open_redis_bus(
+            storage_config.redis_url,
+            node_id=hub_config.node_id,
+            key_prefix=storage_config.redis_key_prefix,
+            timeout_s=storage_config.redis_timeout_s,
+            outgoing_messages=storage_config.bus_outgoing_messages,
+        ) as redis_bus:
+            yield redis_bus
 
 
 @asynccontextmanager

@@ -34,6 +34,13 @@ def state() -> AppState:
     return value
 
 
+def app_state(extensions: dict[str, object]) -> AppState:
+    """The `AppState` stored in an app's `extensions` (outside a request: the node's wiring)."""
+    value = extensions[_KEY]
+    assert isinstance(value, AppState)
+    return value
+
+
 def attach_state(extensions: dict[str, object], value: AppState) -> None:
     """Store `value` where `state()` finds it."""
     extensions[_KEY] = value

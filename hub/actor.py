@@ -38,6 +38,7 @@ from hub.ports import (
     FLEET_TOPIC,
     AuditTrail,
     EventBus,
+    VehicleLeases,
     command_topic,
     vehicle_topic,
 )
@@ -119,6 +120,8 @@ class ActorContext:
     audit: AuditTrail
     #: Connections and disconnections, written in batches without waiting.
     notes: AuditBatcher
+    #: Scale-out: the leases of the vehicles held here (None: the node runs alone).
+    leases: VehicleLeases | None = None
 
 
 class _ActorLoop:
@@ -354,6 +357,8 @@ async def run_actor(
         ended = await _supervised(loop, receive, context)
     finally:
         context.registry.remove(actor)
+        if context.leases is not None:
+            context.leases.release(link.vin)
         context.last_seen.mark(link.vin, _utcnow())
         if ended is None:
             shutdown = DisconnectReason.HUB_SHUTDOWN
@@ -373,9 +378,10 @@ async def run_actor(
         changes = loop.interrupt_all(f"link lost: {ended.detail}")
         try:
             with trio.CancelScope(shield=True), trio.move_on_after(FINAL_WRITE_TIMEOUT_S):
-                await loop.record_and_publish((), changes)
+                # The cause is audited before its effects are published.
                 if ended.reason is DisconnectReason.PROTOCOL_ERROR:
                     await _audit(context.audit, link.vin, "vehicle.protocol_error", ended.detail)
+                await loop.record_and_publish((), changes)
         finally:
             context.registry.retire()
         log.info("vehicle.disconnected", vin=link.vin, reason=ended.reason, detail=ended.detail)

@@ -70,9 +70,32 @@ class HubConfig:
     #: Keep it across restarts (crash recovery interrupts only this node's commands) and
     #: unique among the nodes sharing a database. Default: the host name.
     node_id: str = dataclasses.field(default_factory=socket.gethostname)
+    #: Scale-out (with redis_url): how long a vehicle's lease and a node's liveness key live
+    #: in Redis without a refresh; a node that stops refreshing loses its vehicles after this.
+    lease_ttl_s: float = 15.0
+    #: Scale-out: how often a node refreshes its liveness key and all its leases (one batch).
+    lease_refresh_s: float = 5.0
+    #: Scale-out: how long after its liveness key expired a node counts as dead, and the
+    #: others interrupt its running commands and re-route its undelivered ones.
+    node_dead_after_s: float = 5.0
+    #: Scale-out: how often each node looks for dead nodes to clean up after.
+    janitor_interval_s: float = 5.0
 
     def __post_init__(self) -> None:
         check_node_id(self.node_id)
+        for name in ("lease_ttl_s", "lease_refresh_s", "janitor_interval_s"):
+            check_positive(name, getattr(self, name))
+        if not math.isfinite(self.node_dead_after_s) or self.node_dead_after_s < 0:
+            raise ConfigError(
+                f"node_dead_after_s must be a finite number of seconds >= 0, "
+                f"got {self.node_dead_after_s}"
+            )
+        if self.lease_refresh_s * 2 > self.lease_ttl_s:
+            raise ConfigError(
+                f"lease_refresh_s ({self.lease_refresh_s:g}) must be at most half of lease_ttl_s "
+                f"({self.lease_ttl_s:g}), so one late refresh does not lose every lease; "
+                "lower SOVD_HUB_LEASE_REFRESH_S or raise SOVD_HUB_LEASE_TTL_S"
+            )
         check_port("grpc_port", self.grpc_port)
         for name in (
             "heartbeat_interval_s",

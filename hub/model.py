@@ -145,6 +145,15 @@ class Disconnect:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionRevoked:
+    """An operator's login session was revoked (logout, password or role change) at `at`:
+    every node refuses its access tokens from now on (bus topic `sessions`)."""
+
+    session_id: uuid.UUID
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class VehicleStatus:
     """A vehicle's link came up (`connected`) or ended (with `reason` and `detail`)."""
 

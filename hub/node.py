@@ -8,6 +8,7 @@ get `shutdown_grace_s` to record what they interrupted, then are cancelled.
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -36,9 +37,12 @@ from hub.model import Command, CommandStatus, Disconnect, DisconnectReason, Stat
 from hub.ports import (
     CommandBacklog,
     CommandJournal,
+    DueWaiting,
     EventBus,
     Pingable,
+    StorageUnavailable,
     VehicleDirectory,
+    VehicleLeases,
     command_topic,
     vehicle_topic,
 )
@@ -46,6 +50,9 @@ from hub.registry import Registry
 from proto import Hello, HubMessage, Welcome
 
 log = structlog.get_logger("hub.node")
+
+#: How many dispatched command ids a node remembers, so a redelivered one is not run twice.
+REMEMBERED_DISPATCHES = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +79,16 @@ class Hub:
         bus: EventBus,
         audit: AuditLog,
         backlog: CommandBacklog,
+        leases: VehicleLeases | None = None,
     ) -> None:
         self.config = config
         self._backlog = backlog
+        #: Scale-out: the vehicles' leases shared with other nodes (None: this node runs alone).
+        self.leases = leases
+        # Command ids handed to an actor lately: a redelivered one is dropped, not run twice.
+        self._dispatched: OrderedDict[uuid.UUID, None] = OrderedDict()
+        #: Routed commands dropped because they were handed over already (or had ended).
+        self.duplicate_dispatches = 0
         self.bus = bus
         self.grpc_port = config.grpc_port
         self._nursery: trio.Nursery | None = None
@@ -100,7 +114,7 @@ class Hub:
         self.audit_notes = AuditBatcher(audit)
         self._context = ActorContext(
             config, self.journal, bus, self._actors, self.last_seen, self._disconnects, audit,
-            self.audit_notes,
+            self.audit_notes, leases,
         )  # fmt: skip
         # Held while an actor starts (and loads its waiting commands), while a command
         # is left waiting for an offline vehicle, and while waiting commands expire:
@@ -177,6 +191,35 @@ class Hub:
         """
         if not self._send(command.vin, Dispatch(command)):
             raise VehicleNotConnected(f"vehicle {command.vin} is not connected")
+        self._remember(command.id)
+
+    def dispatch_once(self, command: Command) -> bool:
+        """`dispatch`, unless this node handed `command` to an actor lately (then False).
+
+        For commands that arrive more than once (a stream entry redelivered).
+        """
+        if command.id in self._dispatched:
+            self.duplicate_dispatches += 1
+            log.info("command.duplicate_dropped", command_id=str(command.id), vin=command.vin)
+            return False
+        self.dispatch(command)
+        return True
+
+    def _remember(self, command_id: uuid.UUID) -> None:
+        self._dispatched[command_id] = None
+        if len(self._dispatched) > REMEMBERED_DISPATCHES:
+            self._dispatched.popitem(last=False)
+
+    def drop_stale(self, vin: str, holder: str) -> bool:
+        """End `vin`'s link here: the vehicle is now held by node `holder`. False if none."""
+        actor = self._actors.get(vin)
+        if actor is None:
+            return False
+        log.info("vehicle.taken_over", vin=vin, node=holder)
+        actor.link.close(
+            Status.ABORTED, f"replaced by a connection on node {holder}", DisconnectReason.REPLACED
+        )
+        return True
 
     def cancel(self, command_id: uuid.UUID, vin: str, by: str) -> bool:
         """Ask `vin`'s actor to cancel a command; False when the vehicle has no actor here.
@@ -237,11 +280,22 @@ class Hub:
         )
         async with self._attach_lock:
             actor = self._actors.get(hello.vin)
-            if actor is None:
-                waiting = await self._backlog.waiting_commands(hello.vin)
-                actor = await self._start_actor(link, waiting)
-            else:
-                await actor.mailbox.send(LinkAttached(link))
+            # After the previous actor's release (it releases as it leaves the registry), and
+            # before waiting commands are loaded, so that other nodes' sweepers spare them.
+            if self.leases is not None:
+                self.leases.claim(hello.vin)
+            try:
+                if actor is None:
+                    waiting = await self._backlog.waiting_commands(hello.vin)
+                    for command in waiting:
+                        self._remember(command.id)
+                    actor = await self._start_actor(link, waiting)
+                else:
+                    await actor.mailbox.send(LinkAttached(link))
+            except BaseException:
+                if self.leases is not None and hello.vin not in self._actors:
+                    self.leases.release(hello.vin)
+                raise
             inbox = actor.mailbox.clone()
         self.last_seen.mark(hello.vin, datetime.now(UTC))
         log.info("vehicle.connected", vin=hello.vin, session=link.session_id)
@@ -303,8 +357,13 @@ class Hub:
                 continue  # the database does not answer: expire once it does
             async with self._attach_lock:
                 try:
+                    now = datetime.now(UTC)
                     connected = {actor.vin for actor in self._actors}
-                    expired = await self._backlog.expire_waiting(datetime.now(UTC), connected)
+                    connected |= await self._leased_elsewhere(now)
+                    expired = await self._backlog.expire_waiting(now, connected)
+                except StorageUnavailable as exc:  # cannot tell who holds them: not now
+                    log.warning("commands.expiry_skipped", reason=str(exc))
+                    continue
                 except Exception:
                     log.exception("commands.expiry_failed")
                     continue
@@ -314,6 +373,13 @@ class Hub:
             for vin, update in expired:
                 self.bus.publish(command_topic(update.update.command_id), update.update)
                 self.bus.publish(vehicle_topic(vin), update)
+
+    async def _leased_elsewhere(self, now: datetime) -> set[str]:
+        """Scale-out: VINs with overdue waiting commands that another node holds (spared)."""
+        if self.leases is None or not isinstance(self._backlog, DueWaiting):
+            return set()
+        due = await self._backlog.due_waiting_vins(now)
+        return await self.leases.leased(due) if due else set()
 
     def deliver(self, inbox: trio.MemorySendChannel[ActorMessage], message: ActorMessage) -> None:
         """Send `message` to an actor now, or as soon as its mailbox has room; never blocks."""
@@ -343,6 +409,7 @@ class Hub:
             "journal_batches": self.journal.batches,
             "journal_buffered_records": self.journal.buffered_records,
             "journal_records_lost": self.journal.records_lost,
+            "duplicate_dispatches": self.duplicate_dispatches,
         }
 
     def mailbox_depths(self) -> list[int]:
@@ -363,6 +430,7 @@ async def open_hub(
     bus: EventBus,
     audit: AuditLog,
     backlog: CommandBacklog,
+    leases: VehicleLeases | None = None,
 ) -> AsyncIterator[Hub]:
     """Run a hub node serving vehicles on `config.grpc_host:grpc_port` while the context is open.
 
@@ -372,7 +440,7 @@ async def open_hub(
     """
     from hub.gateway import serve_gateway  # the gateway needs Hub, defined above
 
-    hub = Hub(config, directory, journal, bus, audit, backlog)
+    hub = Hub(config, directory, journal, bus, audit, backlog, leases)
     async with trio.open_nursery() as nursery:
         # The writers outlive the actors, which record what they interrupt as they stop.
         await nursery.start(hub.journal.run)

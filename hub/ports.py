@@ -1,7 +1,7 @@
 """The seams of the hub: what it needs from storage and from an event bus.
 
 `storage/` implements `VehicleDirectory` and `CommandJournal`; `hub.bus`
-implements `EventBus` in process (a Redis bus comes with scale-out). The hub
+implements `EventBus` in process, `storage.redis_bus` across nodes over Redis. The hub
 only ever talks to these Protocols, so nothing in `hub/` imports `storage/`.
 """
 
@@ -21,15 +21,20 @@ from hub.model import (
     Command,
     CommandEventRecord,
     CommandUpdate,
+    SessionRevoked,
     StatusChange,
     VehicleCredentials,
     VehicleStatus,
 )
 
-BusMessage: TypeAlias = CommandEventRecord | StatusChange | VehicleStatus | CommandUpdate
+BusMessage: TypeAlias = (
+    CommandEventRecord | StatusChange | VehicleStatus | CommandUpdate | SessionRevoked
+)
 
 #: The bus topic of every vehicle's connection changes.
 FLEET_TOPIC = "fleet"
+#: The bus topic of operator sessions revoked on any node (`SessionRevoked`).
+SESSIONS_TOPIC = "sessions"
 
 
 class StorageUnavailable(Exception):
@@ -95,6 +100,39 @@ class CommandBacklog(Protocol):
         """End waiting commands past their expiry as `expired`, except those of `spare` VINs.
 
         Returns each command's VIN and its change, with its submitter.
+        """
+        ...
+
+
+@runtime_checkable
+class DueWaiting(Protocol):
+    """A backlog that can name the vehicles with waiting commands past their expiry."""
+
+    async def due_waiting_vins(self, now: datetime) -> set[str]:
+        """The VINs of pending commands with an expiry at or before `now`."""
+        ...
+
+
+class VehicleLeases(Protocol):
+    """Scale-out: which node holds which vehicle's link (leases shared by the nodes).
+
+    `claim` and `release` never block and never fail: the implementation
+    writes them in batches, and re-takes every lease of this node's vehicles
+    when its store comes back after an outage.
+    """
+
+    def claim(self, vin: str) -> None:
+        """`vin`'s link is now on this node (a link elsewhere is ended by its node)."""
+        ...
+
+    def release(self, vin: str) -> None:
+        """`vin`'s link to this node ended: give up its lease if it is still ours."""
+        ...
+
+    async def leased(self, vins: Collection[str]) -> set[str]:
+        """Those of `vins` whose lease some live node holds now.
+
+        Raises `StorageUnavailable` when that cannot be told.
         """
         ...
 

@@ -3,7 +3,8 @@
 Other packages use only what is named here. `Database` implements the hub's
 `VehicleDirectory` and `CommandJournal` ports; `migrate` and `check_schema`
 are synchronous (call them before `trio.run` or via `trio.to_thread`).
-`open_keyvalue` opens the Redis that nodes share (`KeyValue`), when one is configured.
+`open_keyvalue` opens the Redis that nodes share (`KeyValue`), when one is configured;
+`open_redis_bus` runs the event bus between nodes on it (`RedisBus`).
 """
 
 from storage.accounts import LastAdminError
@@ -11,6 +12,7 @@ from storage.audit_chain import signing_key
 from storage.audit_queries import AuditEntry, AuditFilter
 from storage.audit_retention import RetentionPolicy, RetentionSummary
 from storage.audit_verify import BreakKind, ChainBreak, ChainReport
+from storage.cluster_redis import CommandStreams, RedisLeases, StreamEntry
 from storage.database import Database, open_database
 from storage.errors import (
     ConflictError,
@@ -35,6 +37,7 @@ from storage.records import (
     UserUpdate,
     Vehicle,
 )
+from storage.redis_bus import RedisBus, open_redis_bus
 from storage.urls import normalise_url
 
 __all__ = [
@@ -46,6 +49,7 @@ __all__ = [
     "ChainReport",
     "CommandFilter",
     "CommandRow",
+    "CommandStreams",
     "ConflictError",
     "Database",
     "DatabaseUnavailable",
@@ -55,12 +59,15 @@ __all__ = [
     "LoginSession",
     "NewVehicle",
     "Page",
+    "RedisBus",
+    "RedisLeases",
     "RedisUnavailable",
     "RefreshOutcome",
     "RefreshResult",
     "RetentionPolicy",
     "RetentionSummary",
     "StorageError",
+    "StreamEntry",
     "UnknownUserError",
     "UnknownVehicleError",
     "User",
@@ -76,5 +83,6 @@ __all__ = [
     "normalise_url",
     "open_database",
     "open_keyvalue",
+    "open_redis_bus",
     "signing_key",
 ]

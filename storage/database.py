@@ -40,7 +40,15 @@ from hub.model import (
     StatusChange,
     VehicleCredentials,
 )
-from storage import accounts, audit_queries, audit_retention, audit_verify, history, queries
+from storage import (
+    accounts,
+    audit_queries,
+    audit_retention,
+    audit_verify,
+    cluster_queries,
+    history,
+    queries,
+)
 from storage.audit_chain import AUDIT_CHAIN_OPTION, AuditRow
 from storage.audit_queries import AuditEntry, AuditFilter
 from storage.audit_retention import RetentionPolicy, RetentionSummary
@@ -562,6 +570,20 @@ class Database:
         expiry) keep waiting. Returns each moved command's VIN and change.
         """
         return await self._run(queries.interrupt_unfinished, self._writer, at, reason, self.node_id)
+
+    async def active_nodes(self) -> set[str]:
+        """Scale-out: node ids stamped on active commands (not counting waiting ones)."""
+        return await self._run(cluster_queries.active_nodes, self._reader)
+
+    async def interrupt_node(
+        self, node_id: str, at: datetime, reason: str
+    ) -> list[tuple[str, CommandUpdate]]:
+        """Scale-out: a dead node's active commands become interrupted (idempotent, audited)."""
+        return await self._run(cluster_queries.interrupt_node, self._writer, node_id, at, reason)
+
+    async def due_waiting_vins(self, now: datetime) -> set[str]:
+        """VINs of waiting commands due to expire at `now` (see `hub.ports.DueWaiting`)."""
+        return await self._run(cluster_queries.due_waiting_vins, self._reader, now)
 
     # -- audit -------------------------------------------------------------
 

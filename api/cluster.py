@@ -1,0 +1,355 @@
+"""Scale-out: route commands to the node holding the vehicle, and clean up after dead nodes.
+
+A node with `redis_url` keeps a lease on each vehicle it holds
+(`storage.RedisLeases`, given to the hub as its `VehicleLeases`). A command
+submitted here for a vehicle held by another live node is stored (group
+commit: the 202 still means "committed") and appended to that node's stream
+(`storage.CommandStreams`); each node consumes its own stream (its own
+Redis connection, since reads block) and hands each command to the local
+actor. Delivery is at least once, so the owner dispatches a command only if
+the database still has it `pending` and it did not hand it to an actor
+lately (`Hub.dispatch_once`): a redelivered entry never runs twice. Every
+command of a vehicle goes through its owner's actor, in stream order, so the
+per-vehicle order and in-flight limit hold across nodes.
+
+The janitor, on every node, finds nodes whose liveness key is gone (for
+longer than `node_dead_after_s`): under a Redis lock per dead node it
+re-routes the work left in its stream to the vehicles' new owners, then
+ends its active commands `interrupted` (idempotent in the database, audited,
+published on the bus), then forgets it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import structlog
+import trio
+from quart import current_app
+
+from api.config import StorageConfig
+from hub import (
+    Command,
+    CommandStatus,
+    EventBus,
+    Hub,
+    HubConfig,
+    MailboxFull,
+    StatusChange,
+    VehicleNotConnected,
+    command_topic,
+    vehicle_topic,
+)
+from storage import (
+    CommandStreams,
+    Database,
+    KeyValue,
+    KeyValueError,
+    RedisLeases,
+    StorageError,
+    StreamEntry,
+    open_keyvalue,
+)
+from storage.records import CommandRow
+
+log = structlog.get_logger("api.cluster")
+
+_KEY = "sovd_hub_cluster"
+#: How long one read of the node's stream waits for new entries.
+READ_BLOCK_S = 2.0
+#: Entries read (and acknowledged) at once.
+READ_COUNT = 100
+#: After a failed read or handling: wait, then read the unacknowledged entries again.
+RETRY_S = 1.0
+
+
+def node_lost_reason(node_id: str) -> str:
+    """The error of a command whose node died while it ran."""
+    return f"hub node {node_id} stopped answering while the command ran"
+
+
+@asynccontextmanager
+async def open_leases(
+    keyvalue: KeyValue | None, config: HubConfig
+) -> AsyncIterator[RedisLeases | None]:
+    """This node's leases while open (None without Redis); released politely on exit."""
+    if keyvalue is None:
+        yield None
+        return
+    leases = RedisLeases(
+        keyvalue,
+        config.node_id,
+        lease_ttl_s=config.lease_ttl_s,
+        lease_refresh_s=config.lease_refresh_s,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(leases.run)
+        try:
+            yield leases
+        finally:
+            nursery.cancel_scope.cancel()
+            await leases.close()
+
+
+class ClusterRouter:
+    """Routing between nodes for one node; see the module docstring."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        db: Database,
+        bus: EventBus,
+        leases: RedisLeases,
+        streams: CommandStreams,
+    ) -> None:
+        self._hub = hub
+        self._db = db
+        self._bus = bus
+        self.leases = leases
+        self._streams = streams
+        self.node_id = hub.config.node_id
+        self._config = hub.config
+        leases.on_lost = self._drop_stale
+        leases.on_taken = self._tell_taken
+
+    def _drop_stale(self, vin: str, holder: str) -> None:
+        self._hub.drop_stale(vin, holder)
+
+    async def _tell_taken(self, old: str, vin: str) -> None:
+        """Tell node `old` that this node now holds `vin`: it ends its stale link at once."""
+        await self._streams.send(old, "taken", vin, by=self.node_id)
+
+    async def holder_elsewhere(self, vin: str) -> str | None:
+        """The other live node holding `vin`, or None. Raises `KeyValueError` (Redis down)."""
+        holder = await self.leases.holder(vin)
+        return holder if holder != self.node_id else None
+
+    async def submit(self, command: Command, node: str) -> None:
+        """Record `command` (group commit), then pass it to `node`'s stream.
+
+        Raises what `GroupCommitJournal.record` raises (nothing stored), or
+        `KeyValueError` when Redis failed after the commit: the command is
+        then recorded `failed` with the reason.
+        """
+        await self._hub.journal.record((), (), [command])
+        try:
+            await self._streams.send(node, "dispatch", command.vin, command.id)
+        except KeyValueError as exc:
+            error = f"the command could not be passed to hub node {node}: {exc}"
+            await self._end(command.id, CommandStatus.FAILED, error)
+            raise
+        log.debug("command.routed", command_id=str(command.id), node=node)
+
+    async def cancel(self, command_id: uuid.UUID, vin: str, by: str, node: str) -> None:
+        """Pass a cancel request to `node`'s stream. Raises `KeyValueError`."""
+        await self._streams.send(node, "cancel", vin, command_id, by)
+
+    async def run(
+        self,
+        storage: StorageConfig,
+        *,
+        task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Consume this node's stream and run the janitor until the scope it starts with
+        (`task_status.started`) is cancelled."""
+        assert storage.redis_url is not None
+        with trio.CancelScope() as scope:
+            await self._run(storage.redis_url, storage, scope, task_status)
+
+    async def _run(
+        self,
+        url: str,
+        storage: StorageConfig,
+        scope: trio.CancelScope,
+        task_status: trio.TaskStatus[trio.CancelScope],
+    ) -> None:
+        async with (
+            open_keyvalue(
+                url,
+                key_prefix=storage.redis_key_prefix,
+                pool_size=2,
+                timeout_s=READ_BLOCK_S + storage.redis_timeout_s + 1,
+            ) as blocking,
+            trio.open_nursery() as nursery,
+        ):
+            reader = CommandStreams(blocking, self.node_id)
+            nursery.start_soon(self._consume, reader)
+            nursery.start_soon(self._janitor, reader)
+            task_status.started(scope)
+
+    async def _consume(self, reader: CommandStreams) -> None:
+        pending = True  # first the entries read before a restart but never acknowledged
+        failing = False
+        while True:
+            try:
+                block_ms = None if pending else int(READ_BLOCK_S * 1000)
+                entries = await reader.read(
+                    self.node_id, self.node_id, pending=pending, count=READ_COUNT, block_ms=block_ms
+                )
+                if pending and not entries:
+                    pending = False
+                    continue
+                await self.handle(self.node_id, entries, reader)
+                if failing:
+                    log.info("routing.restored")
+                failing = False
+            except (KeyValueError, StorageError) as exc:
+                if not failing:  # once per outage, not once per retry
+                    log.warning("routing.failed", reason=str(exc))
+                failing, pending = True, True
+                await trio.sleep(RETRY_S)
+
+    async def handle(
+        self, stream_of: str, entries: Sequence[StreamEntry], reader: CommandStreams
+    ) -> None:
+        """Handle `entries` of `stream_of`'s stream in order, acknowledging those handled."""
+        done: list[str] = []
+        try:
+            for entry in entries:
+                await self._handle_one(entry, stream_of)
+                done.append(entry.entry_id)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                try:
+                    await reader.ack(stream_of, done)
+                except KeyValueError as exc:  # redelivered later: dispatch_once drops them
+                    log.warning("routing.ack_failed", reason=str(exc))
+
+    async def _handle_one(self, entry: StreamEntry, stream_of: str) -> None:
+        match entry.kind:
+            case "dispatch" if entry.command_id is not None:
+                await self._dispatch(entry.command_id)
+            case "cancel" if entry.command_id is not None:
+                await self._cancel(entry.command_id, entry.vin, entry.by)
+            case "taken" if stream_of == self.node_id:
+                holder = await self.holder_elsewhere(entry.vin)
+                if holder is not None:
+                    self._hub.drop_stale(entry.vin, holder)
+            case _:
+                log.debug("routing.entry_skipped", kind=entry.kind, entry=entry.entry_id)
+
+    async def _dispatch(self, command_id: uuid.UUID) -> None:
+        row = await self._db.get_command(command_id)
+        if row is None or row.status is not CommandStatus.PENDING:
+            self._hub.duplicate_dispatches += 1  # handed over already (a redelivery), or ended
+            return
+        command = _command_of(row)
+        if self._hub.connection(command.vin) is not None:
+            try:
+                self._hub.dispatch_once(command)
+                return
+            except MailboxFull as exc:
+                await self._end(command.id, CommandStatus.FAILED, str(exc))
+                return
+            except VehicleNotConnected:
+                pass
+        holder = await self.holder_elsewhere(command.vin)
+        if holder is not None:  # the vehicle moved on: follow it
+            await self._streams.send(holder, "dispatch", command.vin, command.id)
+        elif command.expires_at is None:
+            error = f"vehicle {command.vin} disconnected before the command reached it"
+            await self._end(command.id, CommandStatus.FAILED, error)
+        # else: it waits, durably, for the vehicle's next connection (or expires)
+
+    async def _cancel(self, command_id: uuid.UUID, vin: str, by: str) -> None:
+        try:
+            if self._hub.cancel(command_id, vin, by):
+                return
+        except MailboxFull:
+            log.warning("routing.cancel_busy", command_id=str(command_id), vin=vin)
+        holder = await self.holder_elsewhere(vin)
+        if holder is not None:
+            await self._streams.send(holder, "cancel", vin, command_id, by)
+        else:  # no actor holds it anywhere: nothing can still run it
+            await self._end(command_id, CommandStatus.CANCELLED, f"cancelled by {by}")
+
+    async def _end(self, command_id: uuid.UUID, status: CommandStatus, error: str) -> None:
+        change = StatusChange(command_id, status, datetime.now(UTC), error)
+        await self._hub.journal.record((), [change])
+        self._bus.publish(command_topic(command_id), change)
+
+    async def _janitor(self, reader: CommandStreams) -> None:
+        missing_since: dict[str, float] = {}
+        failing = False
+        while True:
+            await trio.sleep(self._config.janitor_interval_s)
+            try:
+                await self._sweep(reader, missing_since)
+                failing = False
+            except (KeyValueError, StorageError) as exc:
+                # Redis was unreachable for us too: start counting again once it answers.
+                missing_since.clear()
+                if not failing:
+                    log.warning("janitor.failed", reason=str(exc))
+                failing = True
+
+    async def _sweep(self, reader: CommandStreams, missing_since: dict[str, float]) -> None:
+        """Clean up after every node missing for longer than `node_dead_after_s`."""
+        candidates = (await self._db.active_nodes()) | (await self.leases.known_nodes())
+        candidates.discard(self.node_id)
+        alive = await self.leases.nodes_alive(candidates) if candidates else set()
+        now = trio.current_time()
+        for node in list(missing_since):
+            if node in alive or node not in candidates:
+                del missing_since[node]
+        for node in sorted(candidates - alive):
+            first = missing_since.setdefault(node, now)
+            if now - first < self._config.node_dead_after_s:
+                continue
+            lock_s = max(30.0, 3 * self._config.janitor_interval_s)
+            if await self.leases.lock_janitor(node, lock_s) and not (
+                await self.leases.nodes_alive([node])  # it came back meanwhile
+            ):
+                await self.clean_up(node, reader)
+                missing_since.pop(node, None)
+
+    async def clean_up(self, dead: str, reader: CommandStreams) -> None:
+        """Re-route `dead`'s undelivered work, interrupt its active commands, forget it."""
+        consumer = f"janitor:{self.node_id}"
+        rerouted = 0
+        while True:
+            entries = await reader.claim_pending(dead, consumer, READ_COUNT)
+            entries += await reader.read(
+                dead, consumer, pending=False, count=READ_COUNT, block_ms=None
+            )
+            if not entries:
+                break
+            await self.handle(dead, entries, reader)
+            rerouted += len(entries)
+        reason = node_lost_reason(dead)
+        interrupted = await self._db.interrupt_node(dead, datetime.now(UTC), reason)
+        for vin, update in interrupted:
+            self._bus.publish(command_topic(update.update.command_id), update.update)
+            self._bus.publish(vehicle_topic(vin), update)
+        await self.leases.forget_node(dead)
+        log.warning(
+            "janitor.node_cleaned_up", node=dead, interrupted=len(interrupted), rerouted=rerouted
+        )
+
+
+def _command_of(row: CommandRow) -> Command:
+    return Command(
+        id=row.id,
+        vin=row.vin,
+        name=row.name,
+        params=row.params,
+        sovd=row.sovd,
+        timeout_s=row.timeout_s,
+        submitted_by=row.submitted_by,
+        submitted_at=row.submitted_at,
+        expires_at=row.expires_at,
+    )
+
+
+def attach_router(extensions: dict[str, object], router: ClusterRouter | None) -> None:
+    """Make `router` what `cluster_router()` returns in this app's handlers."""
+    extensions[_KEY] = router
+
+
+def cluster_router() -> ClusterRouter | None:
+    """The running app's router (inside a request), or None when the node runs alone."""
+    value = current_app.extensions.get(_KEY)
+    return value if isinstance(value, ClusterRouter) else None

@@ -1,0 +1,74 @@
+"""Scale-out queries: what the surviving nodes need to clean up after a dead one.
+
+`interrupt_node` is idempotent: it selects the dead node's active rows
+`FOR UPDATE` and every change applies only to a still-active row, so two
+janitors racing over the same dead node audit each command once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.model import CommandStatus, CommandUpdate, StatusChange
+from storage.models import CommandModel
+from storage.queries import _ACTIVE, _apply_changes
+
+__all__ = ["active_nodes", "due_waiting_vins", "interrupt_node"]
+
+
+def _not_waiting() -> ColumnElement[bool]:
+    c = CommandModel
+    return ~((c.status == CommandStatus.PENDING.value) & c.expires_at.is_not(None))
+
+
+async def active_nodes(reader: AsyncEngine) -> set[str]:
+    """The node ids stamped on active commands (not counting those waiting with a ttl)."""
+    c = CommandModel
+    query = (
+        select(c.node_id)
+        .where(c.status.in_(_ACTIVE), _not_waiting(), c.node_id.is_not(None))
+        .distinct()
+    )
+    async with reader.connect() as conn:
+        return {row[0] for row in (await conn.execute(query)).all() if row[0] is not None}
+
+
+async def interrupt_node(
+    writer: AsyncEngine, node_id: str, at: datetime, reason: str
+) -> list[tuple[str, CommandUpdate]]:
+    """`node_id`'s active commands (not those waiting with a ttl) become interrupted, audited.
+
+    Returns each command's VIN and its change, with its submitter.
+    """
+    c = CommandModel
+    query = (
+        select(c.id, c.vin, c.submitted_by)
+        .where(c.status.in_(_ACTIVE), _not_waiting(), c.node_id == node_id)
+        .order_by(c.submitted_at, c.id)
+    )
+    async with writer.begin() as conn:
+        rows = (await conn.execute(query.with_for_update())).all()
+        changes = [StatusChange(row.id, CommandStatus.INTERRUPTED, at, reason) for row in rows]
+        if changes:
+            await _apply_changes(conn, changes)
+    return [
+        (row.vin, CommandUpdate(row.submitted_by, change))
+        for row, change in zip(rows, changes, strict=True)
+    ]
+
+
+async def due_waiting_vins(reader: AsyncEngine, now: datetime) -> set[str]:
+    """VINs of waiting commands (pending, with an expiry) due at or before `now`."""
+    c = CommandModel
+    query = (
+        select(c.vin)
+        .where(
+            c.status == CommandStatus.PENDING.value, c.expires_at.is_not(None), c.expires_at <= now
+        )
+        .distinct()
+    )
+    async with reader.connect() as conn:
+        return {row[0] for row in (await conn.execute(query)).all()}
