@@ -34,6 +34,8 @@ from api.config import StorageConfig
 from hub import (
     Command,
     CommandStatus,
+    CommandUpdate,
+    DispatchError,
     EventBus,
     Hub,
     HubConfig,
@@ -64,11 +66,21 @@ READ_BLOCK_S = 2.0
 READ_COUNT = 100
 #: After a failed read or handling: wait, then read the unacknowledged entries again.
 RETRY_S = 1.0
+#: Janitor rounds a dead node's pending commands wait for their vehicle to reconnect somewhere.
+ORPHAN_ROUNDS = 20
 
 
 def node_lost_reason(node_id: str) -> str:
     """The error of a command whose node died while it ran."""
     return f"hub node {node_id} stopped answering while the command ran"
+
+
+def orphan_reason(node_id: str) -> str:
+    """The error of a pending command whose node died and whose vehicle no node took over."""
+    return (
+        f"hub node {node_id} stopped answering before the command reached the vehicle, "
+        "and the vehicle did not connect to another node in time"
+    )
 
 
 @asynccontextmanager
@@ -112,6 +124,7 @@ class ClusterRouter:
         self._streams = streams
         self.node_id = hub.config.node_id
         self._config = hub.config
+        self._orphan_rounds: dict[str, int] = {}  # dead node -> rounds its pending waited
         leases.on_lost = self._drop_stale
         leases.on_taken = self._tell_taken
 
@@ -136,12 +149,34 @@ class ClusterRouter:
         """
         await self._hub.journal.record((), (), [command])
         try:
-            await self._streams.send(node, "dispatch", command.vin, command.id)
+            await self._streams.send(node, "dispatch", command.vin, command.id, self.node_id)
         except KeyValueError as exc:
             error = f"the command could not be passed to hub node {node}: {exc}"
-            await self._end(command.id, CommandStatus.FAILED, error)
+            await self._end(command.id, CommandStatus.FAILED, error, command)
             raise
         log.debug("command.routed", command_id=str(command.id), node=node)
+
+    async def submit_here(self, command: Command) -> None:
+        """Record `command` for a vehicle this node holds, then queue it on this node's
+        own stream, behind what other nodes routed here before it: one submission order
+        whichever node took each command. If Redis fails it goes to the actor directly.
+
+        Raises what `GroupCommitJournal.record` raises (nothing stored), or a
+        `DispatchError` when the direct hand-over fails (recorded `failed`).
+        """
+        await self._hub.journal.record((), (), [command])
+        try:
+            await self._streams.send(self.node_id, "dispatch", command.vin, command.id)
+            return
+        except KeyValueError as exc:
+            log.info("command.dispatched_directly", command_id=str(command.id), reason=str(exc))
+        try:
+            self._hub.dispatch_once(command)
+        except DispatchError as exc:
+            if isinstance(exc, VehicleNotConnected) and command.expires_at is not None:
+                return  # committed as pending: delivered on reconnect, or expired
+            await self._end(command.id, CommandStatus.FAILED, str(exc), command)
+            raise
 
     async def cancel(self, command_id: uuid.UUID, vin: str, by: str, node: str) -> None:
         """Pass a cancel request to `node`'s stream. Raises `KeyValueError`."""
@@ -221,7 +256,10 @@ class ClusterRouter:
     async def _handle_one(self, entry: StreamEntry, stream_of: str) -> None:
         match entry.kind:
             case "dispatch" if entry.command_id is not None:
-                await self._dispatch(entry.command_id)
+                # Sent by another node (`by`), or left in a dead node's stream: the
+                # command may carry another node's id, so the taker stamps its own.
+                stamp = bool(entry.by) or stream_of != self.node_id
+                await self._dispatch(entry.command_id, stamp=stamp)
             case "cancel" if entry.command_id is not None:
                 await self._cancel(entry.command_id, entry.vin, entry.by)
             case "taken" if stream_of == self.node_id:
@@ -231,27 +269,31 @@ class ClusterRouter:
             case _:
                 log.debug("routing.entry_skipped", kind=entry.kind, entry=entry.entry_id)
 
-    async def _dispatch(self, command_id: uuid.UUID) -> None:
+    async def _dispatch(self, command_id: uuid.UUID, *, stamp: bool) -> None:
         row = await self._db.get_command(command_id)
         if row is None or row.status is not CommandStatus.PENDING:
             self._hub.duplicate_dispatches += 1  # handed over already (a redelivery), or ended
             return
         command = _command_of(row)
         if self._hub.connection(command.vin) is not None:
+            # Stamp this node first: if it dies with the command queued in the actor,
+            # the janitors find it by node and hand it to the vehicle's next holder.
+            if stamp:
+                await self._db.stamp_pending(command.id, self.node_id)
             try:
                 self._hub.dispatch_once(command)
                 return
             except MailboxFull as exc:
-                await self._end(command.id, CommandStatus.FAILED, str(exc))
+                await self._end(command.id, CommandStatus.FAILED, str(exc), command)
                 return
             except VehicleNotConnected:
                 pass
         holder = await self.holder_elsewhere(command.vin)
         if holder is not None:  # the vehicle moved on: follow it
-            await self._streams.send(holder, "dispatch", command.vin, command.id)
+            await self._streams.send(holder, "dispatch", command.vin, command.id, self.node_id)
         elif command.expires_at is None:
             error = f"vehicle {command.vin} disconnected before the command reached it"
-            await self._end(command.id, CommandStatus.FAILED, error)
+            await self._end(command.id, CommandStatus.FAILED, error, command)
         # else: it waits, durably, for the vehicle's next connection (or expires)
 
     async def _cancel(self, command_id: uuid.UUID, vin: str, by: str) -> None:
@@ -264,12 +306,25 @@ class ClusterRouter:
         if holder is not None:
             await self._streams.send(holder, "cancel", vin, command_id, by)
         else:  # no actor holds it anywhere: nothing can still run it
-            await self._end(command_id, CommandStatus.CANCELLED, f"cancelled by {by}")
+            row = await self._db.get_command(command_id)
+            cancelled = f"cancelled by {by}"
+            await self._end(command_id, CommandStatus.CANCELLED, cancelled, row)
 
-    async def _end(self, command_id: uuid.UUID, status: CommandStatus, error: str) -> None:
+    async def _end(
+        self,
+        command_id: uuid.UUID,
+        status: CommandStatus,
+        error: str,
+        command: Command | CommandRow | None,
+    ) -> None:
+        """Record and publish an outcome the router decides (on the command's topic and,
+        when the command is known, as a `CommandUpdate` on its vehicle's topic)."""
         change = StatusChange(command_id, status, datetime.now(UTC), error)
         await self._hub.journal.record((), [change])
         self._bus.publish(command_topic(command_id), change)
+        if command is not None:
+            update = CommandUpdate(command.submitted_by, change)
+            self._bus.publish(vehicle_topic(command.vin), update)
 
     async def _janitor(self, reader: CommandStreams) -> None:
         missing_since: dict[str, float] = {}
@@ -303,11 +358,18 @@ class ClusterRouter:
             if await self.leases.lock_janitor(node, lock_s) and not (
                 await self.leases.nodes_alive([node])  # it came back meanwhile
             ):
-                await self.clean_up(node, reader)
-                missing_since.pop(node, None)
+                if await self.clean_up(node, reader):
+                    missing_since.pop(node, None)
+                else:  # pending commands wait for their vehicle: try again next round
+                    await self.leases.unlock_janitor(node)
 
-    async def clean_up(self, dead: str, reader: CommandStreams) -> None:
-        """Re-route `dead`'s undelivered work, interrupt its active commands, forget it."""
+    async def clean_up(self, dead: str, reader: CommandStreams) -> bool:
+        """Re-route `dead`'s undelivered work, interrupt the commands it dispatched, hand
+        its pending ones to their vehicles' new holders, then forget it.
+
+        Returns False while pending commands wait for their vehicle to connect to a
+        live node (at most `ORPHAN_ROUNDS` calls; then they end `interrupted`).
+        """
         consumer = f"janitor:{self.node_id}"
         rerouted = 0
         while True:
@@ -320,14 +382,46 @@ class ClusterRouter:
             await self.handle(dead, entries, reader)
             rerouted += len(entries)
         reason = node_lost_reason(dead)
-        interrupted = await self._db.interrupt_node(dead, datetime.now(UTC), reason)
-        for vin, update in interrupted:
-            self._bus.publish(command_topic(update.update.command_id), update.update)
-            self._bus.publish(vehicle_topic(vin), update)
+        interrupted = await self._db.interrupt_node(dead, datetime.now(UTC), reason, pending=False)
+        self._publish_interrupted(interrupted)
+        orphans = await self._deliver_pending(dead)
+        if orphans:
+            rounds = self._orphan_rounds[dead] = self._orphan_rounds.get(dead, 0) + 1
+            if rounds < ORPHAN_ROUNDS:
+                log.info("janitor.pending_waits", node=dead, pending=orphans, round=rounds)
+                return False
+            ended = await self._db.interrupt_node(dead, datetime.now(UTC), orphan_reason(dead))
+            self._publish_interrupted(ended)
+            interrupted += ended
+        self._orphan_rounds.pop(dead, None)
         await self.leases.forget_node(dead)
         log.warning(
             "janitor.node_cleaned_up", node=dead, interrupted=len(interrupted), rerouted=rerouted
         )
+        return True
+
+    def _publish_interrupted(self, interrupted: Sequence[tuple[str, CommandUpdate]]) -> None:
+        for vin, update in interrupted:
+            self._bus.publish(command_topic(update.update.command_id), update.update)
+            self._bus.publish(vehicle_topic(vin), update)
+
+    async def _deliver_pending(self, dead: str) -> int:
+        """Hand `dead`'s pending commands (oldest first) to their vehicles' live holders;
+        returns how many have none yet. The holder's `_dispatch` runs each at most once."""
+        pending = await self._db.pending_of_node(dead)
+        if not pending:
+            return 0
+        holders = await self.leases.holders({vin for _, vin in pending})
+        orphans = 0
+        for command_id, vin in pending:
+            holder = holders.get(vin)
+            if holder == self.node_id:
+                await self._dispatch(command_id, stamp=True)
+            elif holder is not None and holder != dead:
+                await self._streams.send(holder, "dispatch", vin, command_id, self.node_id)
+            else:
+                orphans += 1
+        return orphans
 
 
 def _command_of(row: CommandRow) -> Command:

@@ -136,10 +136,13 @@ async def _submit(
     )
     structlog.contextvars.bind_contextvars(vin=command.vin, command_id=str(command.id))
     try:
-        if holder is None:
-            await s.hub.submit(command)
-        else:
+        router = cluster_router()
+        if holder is not None:
             await _routed(command, holder)
+        elif router is None or s.hub.connection(command.vin) is None:
+            await s.hub.submit(command)
+        else:  # held here: through this node's stream, behind commands routed here
+            await router.submit_here(command)
     except JournalWriteFailed as exc:
         raise _not_recorded(exc) from None
     except (VehicleNotConnected, MailboxFull) as exc:

@@ -58,6 +58,14 @@ class ConnectionOut(BaseModel):
         "heartbeat_timeout, hub_shutdown or refused (null while connected or never seen)",
     )
     detail: str | None = None
+    node_id: str | None = Field(
+        default=None, description="the hub node holding the live link (null when disconnected)"
+    )
+    source: Literal["cluster", "local"] = Field(
+        default="local",
+        description="cluster: every node's links (Redis leases); local: this node's only "
+        "(no Redis, or Redis does not answer)",
+    )
 
 
 class VehicleOut(BaseModel):

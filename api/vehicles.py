@@ -9,6 +9,7 @@ from quart_schema import validate_querystring, validate_request, validate_respon
 from api.access import current_principal, requires
 from api.auth import Role
 from api.errors import ApiError
+from api.live_status import Holders, all_holders, holders_of
 from api.openapi import errors
 from api.routes import _command_out
 from api.schemas import (
@@ -46,19 +47,24 @@ RECENT = 10
 async def list_vehicles(query_args: VehicleQuery) -> VehicleList:
     """A page of the registered vehicles, ordered by VIN, with their live connection status.
 
-    `status` filters on the links to this node at the time of the request;
+    `status` filters on the links at the time of the request: to any live node
+    (the leases in Redis; a SCAN of them) or, without Redis, to this node;
     `total` counts every vehicle that matches, not just this page.
     """
     s = state()
-    connected = s.hub.connected_vins() if query_args.status is not None else None
+    connected = None
+    if query_args.status is not None:
+        everywhere = await all_holders()
+        connected = frozenset(s.hub.connected_vins()) | _remote(everywhere).keys()
     wanted = VehicleFilter(
         search=query_args.search,
         vins=connected if query_args.status == "connected" else None,
         not_vins=connected if query_args.status == "disconnected" else None,
     )
     page = await s.db.search_vehicles(wanted, limit=query_args.limit, offset=query_args.offset)
+    holders = await holders_of([v.vin for v in page.items])
     return VehicleList(
-        items=[_vehicle_out(v) for v in page.items],
+        items=[_vehicle_out(v, holders) for v in page.items],
         total=page.total,
         limit=query_args.limit,
         offset=query_args.offset,
@@ -77,7 +83,8 @@ async def register_vehicle(data: NewVehicleIn) -> tuple[VehicleCreated, int]:
         [(vehicle, token)] = await state().db.add_vehicles([new], by=current_principal().username)
     except VehicleExistsError:
         raise ApiError(409, "vehicle_exists", f"vehicle {data.vin} is already registered") from None
-    return VehicleCreated(**_vehicle_out(vehicle).model_dump(), token=token), 201
+    out = _vehicle_out(vehicle, await holders_of([vehicle.vin]))
+    return VehicleCreated(**out.model_dump(), token=token), 201
 
 
 @vehicles.get("/<vin>")
@@ -95,7 +102,7 @@ async def get_vehicle(vin: str) -> VehicleDetail:
     overview = await state().db.vehicle_overview(vin, commands_of=commands_of, recent=RECENT)
     if overview is None:
         raise _unknown(vin)
-    out = _vehicle_out(overview.vehicle)
+    out = _vehicle_out(overview.vehicle, await holders_of([vin]))
     connection = state().hub.connection(vin)
     return VehicleDetail(
         **out.model_dump(exclude={"connection"}),
@@ -128,7 +135,7 @@ async def update_vehicle(vin: str, data: VehiclePatch) -> VehicleOut:
         vehicle = await state().db.update_vehicle(vin, changes, by=current_principal().username)
     except UnknownVehicleError:
         raise _unknown(vin) from None
-    return _vehicle_out(vehicle)
+    return _vehicle_out(vehicle, await holders_of([vin]))
 
 
 @vehicles.post("/<vin>/token")
@@ -163,7 +170,7 @@ async def disable_vehicle(vin: str) -> VehicleOut:
     except UnknownVehicleError:
         raise _unknown(vin) from None
     s.hub.revoke(vin, Status.PERMISSION_DENIED, f"vehicle {vin} was disabled by an admin")
-    return _vehicle_out(await _registered(vin))
+    return _vehicle_out(await _registered(vin), await holders_of([vin]))
 
 
 @vehicles.post("/<vin>/enable")
@@ -176,7 +183,7 @@ async def enable_vehicle(vin: str) -> VehicleOut:
         await state().db.set_vehicle_enabled(vin, True, by=current_principal().username)
     except UnknownVehicleError:
         raise _unknown(vin) from None
-    return _vehicle_out(await _registered(vin))
+    return _vehicle_out(await _registered(vin), await holders_of([vin]))
 
 
 async def _registered(vin: str) -> Vehicle:
@@ -196,12 +203,31 @@ def _unknown(vin: str) -> ApiError:
     return ApiError(404, "unknown_vehicle", f"no vehicle with VIN {vin} is registered")
 
 
-def _vehicle_out(vehicle: Vehicle) -> VehicleOut:
+def _remote(holders: Holders) -> dict[str, str]:
+    """VIN -> other node, of those in `holders` held by another node."""
+    here = state().hub_config.node_id
+    return {vin: node for vin, node in holders.nodes.items() if node != here}
+
+
+def _vehicle_out(vehicle: Vehicle, holders: Holders) -> VehicleOut:
     hub = state().hub
     connection = hub.connection(vehicle.vin)
+    elsewhere = _remote(holders).get(vehicle.vin)
     if connection is not None:
         status = ConnectionOut(
-            status="connected", since=connection.since, last_seen_at=vehicle.last_seen_at
+            status="connected",
+            since=connection.since,
+            last_seen_at=vehicle.last_seen_at,
+            node_id=state().hub_config.node_id,
+            source=holders.source,
+        )
+    elif elsewhere is not None:  # scale-out: its link is to another live node
+        status = ConnectionOut(
+            status="connected",
+            since=None,
+            last_seen_at=vehicle.last_seen_at,
+            node_id=elsewhere,
+            source=holders.source,
         )
     else:
         ended = hub.last_disconnect(vehicle.vin)
@@ -211,6 +237,7 @@ def _vehicle_out(vehicle: Vehicle) -> VehicleOut:
             last_seen_at=vehicle.last_seen_at,
             reason=ended.reason.value if ended else None,
             detail=ended.detail if ended else None,
+            source=holders.source,
         )
     return VehicleOut(
         vin=vehicle.vin,

@@ -77,6 +77,7 @@ from quart import Blueprint, websocket
 
 from api.access import can_read_command
 from api.auth import InvalidToken, Principal, Role
+from api.live_status import holders_of
 from api.state import AppState, state
 from api.ws_frames import (
     ClientError,
@@ -293,7 +294,7 @@ class _Session:
             self.outbox.put({"type": "subscribed", "topic": topic}, sub)
             if vin is not None and vehicle is not None:
                 at = vehicle.last_seen_at or vehicle.created_at
-                self.outbox.put(vehicle_frame(topic, self._vehicle_now(vin, at)), sub)
+                self.outbox.put(await self._vehicle_now(topic, vin, at), sub)
             async for message in live:
                 match message:
                     case VehicleStatus():
@@ -306,14 +307,22 @@ class _Session:
                     return
         raise ClientError("overflow", "you fell behind; subscribe again", topic)
 
-    def _vehicle_now(self, vin: str, last_seen: datetime) -> VehicleStatus:
+    async def _vehicle_now(self, topic: str, vin: str, last_seen: datetime) -> Message:
+        """The snapshot frame: its link to this node or (scale-out) to another live node."""
+        holders = await holders_of([vin])
+        here = self.s.hub_config.node_id
+        elsewhere = holders.nodes.get(vin) if holders.nodes.get(vin) != here else None
         connection = self.s.hub.connection(vin)
-        if connection is not None:
-            return VehicleStatus(vin, True, connection.since)
         ended = self.s.hub.last_disconnect(vin)
-        if ended is None:
-            return VehicleStatus(vin, False, last_seen)
-        return VehicleStatus(vin, False, ended.at, ended.reason, ended.detail)
+        if connection is not None:
+            status, node = VehicleStatus(vin, True, connection.since), here
+        elif elsewhere is not None:
+            status, node = VehicleStatus(vin, True, last_seen), elsewhere
+        elif ended is None:
+            status, node = VehicleStatus(vin, False, last_seen), None
+        else:
+            status, node = VehicleStatus(vin, False, ended.at, ended.reason, ended.detail), None
+        return {**vehicle_frame(topic, status), "node_id": node, "source": holders.source}
 
     async def _stream_command(self, sub: Subscription, topic: str, command_id: uuid.UUID) -> None:
         """A command's stored events from `from_seq`, then its live ones, then its end."""

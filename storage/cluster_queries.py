@@ -7,16 +7,23 @@ janitors racing over the same dead node audit each command once.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.model import CommandStatus, CommandUpdate, StatusChange
 from storage.models import CommandModel
 from storage.queries import _ACTIVE, _apply_changes
 
-__all__ = ["active_nodes", "due_waiting_vins", "interrupt_node"]
+__all__ = [
+    "active_nodes",
+    "due_waiting_vins",
+    "interrupt_node",
+    "pending_of_node",
+    "stamp_pending",
+]
 
 
 def _not_waiting() -> ColumnElement[bool]:
@@ -37,16 +44,18 @@ async def active_nodes(reader: AsyncEngine) -> set[str]:
 
 
 async def interrupt_node(
-    writer: AsyncEngine, node_id: str, at: datetime, reason: str
+    writer: AsyncEngine, node_id: str, at: datetime, reason: str, *, pending: bool = True
 ) -> list[tuple[str, CommandUpdate]]:
-    """`node_id`'s active commands (not those waiting with a ttl) become interrupted, audited.
+    """`node_id`'s active commands (not those waiting with a ttl) become interrupted, audited;
+    with `pending=False` only those it dispatched (pending ones can still be delivered).
 
     Returns each command's VIN and its change, with its submitter.
     """
     c = CommandModel
+    statuses = [s for s in _ACTIVE if pending or s != CommandStatus.PENDING.value]
     query = (
         select(c.id, c.vin, c.submitted_by)
-        .where(c.status.in_(_ACTIVE), _not_waiting(), c.node_id == node_id)
+        .where(c.status.in_(statuses), _not_waiting(), c.node_id == node_id)
         .order_by(c.submitted_at, c.id)
     )
     async with writer.begin() as conn:
@@ -72,3 +81,29 @@ async def due_waiting_vins(reader: AsyncEngine, now: datetime) -> set[str]:
     )
     async with reader.connect() as conn:
         return {row[0] for row in (await conn.execute(query)).all()}
+
+
+async def pending_of_node(reader: AsyncEngine, node_id: str) -> list[tuple[uuid.UUID, str]]:
+    """`node_id`'s pending commands without a ttl (id, VIN), oldest first."""
+    c = CommandModel
+    query = (
+        select(c.id, c.vin)
+        .where(
+            c.status == CommandStatus.PENDING.value, c.expires_at.is_(None), c.node_id == node_id
+        )
+        .order_by(c.submitted_at, c.id)
+    )
+    async with reader.connect() as conn:
+        return [(row.id, row.vin) for row in (await conn.execute(query)).all()]
+
+
+async def stamp_pending(writer: AsyncEngine, command_id: uuid.UUID, node_id: str) -> None:
+    """Stamp `node_id` (the node whose actor takes it) on a still-pending command."""
+    c = CommandModel
+    query = (
+        update(c)
+        .where(c.id == command_id, c.status == CommandStatus.PENDING.value)
+        .values(node_id=node_id)
+    )
+    async with writer.begin() as conn:
+        await conn.execute(query)

@@ -173,6 +173,15 @@ class RedisLeases:
             found.update(_pairs(reply))
         return found
 
+    async def all_holders(self) -> dict[str, str]:
+        """VIN -> live node holding it, for every leased VIN. Raises `RedisUnavailable`.
+
+        Costly: a SCAN over every lease key (O(keys in Redis)), then `holders`.
+        """
+        prefix = self.lease_prefix
+        keys = await self._kv.run(_scan_keys, prefix + "*")
+        return await self.holders([_text(key)[len(prefix) :] for key in keys])
+
     async def holder(self, vin: str) -> str | None:
         """The live node holding `vin`, or None. Raises `RedisUnavailable`."""
         return (await self.holders([vin])).get(vin)
@@ -283,12 +292,20 @@ class RedisLeases:
         key = self._kv.key("janitor", dead)
         return bool(await self._kv.run(_set_nx, key, self.node_id, int(ttl_s * 1000)))
 
+    async def unlock_janitor(self, dead: str) -> None:
+        """Give up the lock taken by `lock_janitor` (work on `dead` is left for a next round)."""
+        await self._kv.run(_delete, self._kv.key("janitor", dead))
+
 
 async def _exists_each(client: Redis, keys: Sequence[str]) -> list[bool]:
     async with client.pipeline(transaction=False) as pipe:
         for key in keys:
             pipe.exists(key)
         return [bool(n) for n in await pipe.execute()]
+
+
+async def _scan_keys(client: Redis, pattern: str) -> list[bytes | str]:
+    return [key async for key in client.scan_iter(match=pattern, count=1000)]
 
 
 async def _smembers(client: Redis, key: str) -> set[bytes | str]:
@@ -301,6 +318,10 @@ async def _forget(client: Redis, nodes_key: str, node_id: str, stream: str) -> N
         pipe.srem(nodes_key, node_id)
         pipe.delete(stream)
         await pipe.execute()
+
+
+async def _delete(client: Redis, key: str) -> None:
+    await client.delete(key)
 
 
 async def _set_nx(client: Redis, key: str, value: str, ttl_ms: int) -> bool:

@@ -576,10 +576,21 @@ class Database:
         return await self._run(cluster_queries.active_nodes, self._reader)
 
     async def interrupt_node(
-        self, node_id: str, at: datetime, reason: str
+        self, node_id: str, at: datetime, reason: str, *, pending: bool = True
     ) -> list[tuple[str, CommandUpdate]]:
-        """Scale-out: a dead node's active commands become interrupted (idempotent, audited)."""
-        return await self._run(cluster_queries.interrupt_node, self._writer, node_id, at, reason)
+        """Scale-out: a dead node's active commands (only its dispatched ones with
+        `pending=False`) become interrupted (idempotent, audited)."""
+        return await self._run(
+            cluster_queries.interrupt_node, self._writer, node_id, at, reason, pending=pending
+        )
+
+    async def pending_of_node(self, node_id: str) -> list[tuple[uuid.UUID, str]]:
+        """Scale-out: a node's pending commands without a ttl (id, VIN), oldest first."""
+        return await self._run(cluster_queries.pending_of_node, self._reader, node_id)
+
+    async def stamp_pending(self, command_id: uuid.UUID, node_id: str) -> None:
+        """Scale-out: stamp the node whose actor takes a still-pending routed command."""
+        await self._run(cluster_queries.stamp_pending, self._writer, command_id, node_id)
 
     async def due_waiting_vins(self, now: datetime) -> set[str]:
         """VINs of waiting commands due to expire at `now` (see `hub.ports.DueWaiting`)."""

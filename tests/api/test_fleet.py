@@ -28,6 +28,8 @@ async def test_vehicle_list_shows_who_is_connected(node: Node) -> None:
         "last_seen_at": None,
         "reason": None,
         "detail": None,
+        "node_id": None,
+        "source": "local",  # one node, no Redis: this node's links are all there are
     }
 
 

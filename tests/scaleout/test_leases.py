@@ -165,6 +165,32 @@ async def _interrupt_once(database: Database) -> None:
     assert await database.active_nodes() == set()
 
 
+async def test_a_dead_nodes_pending_commands_are_kept_for_their_vehicles_next_node(
+    aio_loop: object, database_url: str
+) -> None:
+    async with open_database(database_url, bcrypt_rounds=4, node_id="node-x") as database:
+        await database.add_vehicle(VIN, make="VW", model="Golf", year=2021)
+        start = datetime.now(UTC)
+        running, first, second, routed = (
+            make_command(at=start + timedelta(seconds=i)) for i in range(4)
+        )
+        waiting = replace(make_command(), expires_at=datetime.now(UTC) + timedelta(hours=1))
+        await database.record([], [], [running, first, second, routed, waiting])
+        at = datetime.now(UTC)
+        await database.record([], [StatusChange(running.id, CommandStatus.DISPATCHED, at)])
+        await database.stamp_pending(routed.id, "node-y")  # taken by node-y's actor
+        await database.stamp_pending(running.id, "node-y")  # not pending: unchanged
+        [(_, update)] = await database.interrupt_node("node-x", at, "gone", pending=False)
+        assert update.update.command_id == running.id
+        assert await database.pending_of_node("node-x") == [(first.id, VIN), (second.id, VIN)]
+        assert await database.pending_of_node("node-y") == [(routed.id, VIN)]
+        ended = await database.interrupt_node("node-x", at, "no vehicle")
+        assert [u.update.command_id for _, u in ended] == [first.id, second.id]
+        assert await database.pending_of_node("node-x") == []
+        row = await database.get_command(waiting.id)
+        assert row is not None and row.status is CommandStatus.PENDING
+
+
 def test_lease_settings_are_checked_and_read_from_the_environment() -> None:
     with pytest.raises(ConfigError, match=r"lease_refresh_s \(2\) must be at most half of"):
         HubConfig(lease_ttl_s=3, lease_refresh_s=2)

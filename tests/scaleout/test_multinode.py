@@ -30,7 +30,8 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -96,11 +97,13 @@ class Cluster:
     workdir: Path
     accepted: set[str]
     token: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self, node_id: str, redis_url: str | None = None) -> dict[str, str]:
         return {
             **os.environ,
             **SCALE_OUT,
+            **self.extra_env,
             "SOVD_HUB_NODE_ID": node_id,
             "SOVD_HUB_JWT_SECRET": self.secret,
             "SOVD_HUB_BCRYPT_ROUNDS": "4",
@@ -435,3 +438,71 @@ async def test_a_vehicle_that_connects_to_another_node_is_ended_on_the_first(
                     if replaced in first_log.read_text(errors="replace"):
                         break
                     await trio.sleep(0.1)
+
+
+async def test_commands_queued_on_a_dying_node_are_delivered_by_the_vehicles_new_node(
+    cluster: tuple[Cluster, list[VehicleSpec]],
+) -> None:
+    """One command at a time per vehicle: a selftest runs on A, one command submitted on A
+    and one routed from B wait in A's actor; A is SIGKILLed. The selftest ends
+    `interrupted`; the vehicle lands on B, which delivers the two others, in order. A
+    second vehicle, slower to come back, still gets its waiting command (janitors retry)."""
+    c, specs = cluster
+    on_a, late = specs[0], specs[1]
+    c.extra_env["SOVD_HUB_MAX_IN_FLIGHT_PER_VEHICLE"] = "1"
+    port_a, port_b = free_port(), free_port()
+    async with (
+        c.node("node-b", port_b) as b,
+        c.node("node-a", port_a) as a,
+        c.vehicle(on_a, port_a, port_b),
+        c.vehicle(late, port_a, name="late-on-a"),  # cannot fail over
+    ):
+        await wait_connected(a, 2)
+        await login(c, a)
+        selftest = {"component": "engine", "operation": "selftest", "durationMs": 4000}
+        started: list[str] = []
+        for vin in (on_a.vin, late.vin):
+            response = await c.submit(a, vin, command="StartOperation", params=selftest)
+            assert response.status_code == 202, response.text
+            started.append(response.json()["id"])
+            await c.wait_status(a, started[-1], ("dispatched", "running"))
+        running, late_running = started
+        queued: list[str] = []
+        for node in (a, b, b):  # one local to A, two routed from B to A
+            response = await c.submit(node, on_a.vin if len(queued) < 2 else late.vin)
+            assert response.status_code == 202, response.text
+            queued.append(response.json()["id"])
+        queued, late_queued = queued[:2], queued[2]
+        with redis_client(c) as r, trio.fail_after(10):  # A took the routed one from its stream
+            stream = f"{c.prefix}node:node-a:commands"
+            while True:
+                last = r.xinfo_stream(stream)["last-generated-id"]
+                groups = r.xinfo_groups(stream)
+                if groups and all(
+                    g["pending"] == 0 and g["last-delivered-id"] == last for g in groups
+                ):
+                    break
+                await trio.sleep(0.05)
+        for command_id in [*queued, late_queued]:
+            assert (await c.wait_status(a, command_id, (*FINAL, "pending")))["status"] == "pending"
+        a.process.kill()
+        await a.process.wait()
+
+        await wait_connected(b, 1, timeout_s=30)
+        ended = await c.wait_status(b, running, FINAL, timeout_s=30)
+        assert ended["status"] == "interrupted", ended
+        assert ended["error"] == node_lost_reason("node-a"), ended
+        first, second = [await c.wait_status(b, i, FINAL, timeout_s=30) for i in queued]
+        assert first["status"] == second["status"] == "succeeded", (first, second)
+        assert isinstance(first["finished_at"], str) and isinstance(second["started_at"], str)
+        assert datetime.fromisoformat(first["finished_at"]) <= datetime.fromisoformat(
+            second["started_at"]
+        ), (first, second)
+
+        late_ended = await c.wait_status(b, late_running, FINAL)
+        assert late_ended["error"] == node_lost_reason("node-a"), late_ended
+        assert (await c.wait_status(b, late_queued, (*FINAL, "pending")))["status"] == "pending"
+        async with c.vehicle(late, port_b, name="late-on-b"):
+            done = await c.wait_status(b, late_queued, FINAL, timeout_s=30)
+            assert done["status"] == "succeeded", done
+            await c.assert_all_final(b)
