@@ -248,8 +248,9 @@ class _ActorLoop:
         if not started:
             return
         await self._record(changes=[change for _, change in started])
-        for command, _ in started:
-            self.actor.link.send_nowait(command_request(command))
+        for command, change in started:
+            if change.status is CommandStatus.DISPATCHED:  # not one cancelled before it came
+                self.actor.link.send_nowait(command_request(command))
 
     async def _record(
         self,

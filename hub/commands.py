@@ -57,9 +57,15 @@ class CommandTracker:
     queued: deque[Command] = field(default_factory=deque)
     running: dict[uuid.UUID, _Running] = field(default_factory=dict)
     ended: dict[uuid.UUID, None] = field(default_factory=dict)  # insertion-ordered set
+    #: Cancels that arrived before their command (it can reach the actor later, e.g. through
+    #: a stream): command id -> who cancelled. Applied when the command arrives.
+    early_cancels: dict[uuid.UUID, str] = field(default_factory=dict)
 
     def _end(self, command_id: uuid.UUID) -> None:
         del self.running[command_id]
+        self._remember_ended(command_id)
+
+    def _remember_ended(self, command_id: uuid.UUID) -> None:
         self.ended[command_id] = None
         if len(self.ended) > REMEMBERED_ENDED:
             del self.ended[next(iter(self.ended))]
@@ -73,8 +79,17 @@ class CommandTracker:
         self.queued.append(command)
 
     def start_ready(self, now: float, at: datetime) -> list[tuple[Command, StatusChange]]:
-        """Commands to send to the vehicle now, each with its `dispatched` change."""
+        """Commands to send to the vehicle now, each with its `dispatched` change.
+
+        A command cancelled before it arrived comes back with its `cancelled`
+        change instead, whatever the slots: it is not to be sent.
+        """
         started = []
+        for command in [c for c in self.queued if c.id in self.early_cancels]:
+            self.queued.remove(command)
+            error = f"cancelled by {self.early_cancels.pop(command.id)} before it was sent"
+            self._remember_ended(command.id)
+            started.append((command, StatusChange(command.id, CommandStatus.CANCELLED, at, error)))
         while self.queued and len(self.running) < self.max_in_flight:
             command = self.queued.popleft()
             self.running[command.id] = _Running(command, deadline=now + command.timeout_s)
@@ -113,7 +128,9 @@ class CommandTracker:
 
         A queued command ends `cancelled` at once. A running one waits up to
         `grace_s` for the vehicle to confirm (a final event), then ends
-        `cancelled` anyway. An unknown or already ending command is left alone.
+        `cancelled` anyway. A command not here yet is cancelled when it
+        arrives (the cancel is remembered); an ended or already ending one is
+        left alone.
         """
         for queued in self.queued:
             if queued.id == command_id:
@@ -121,6 +138,11 @@ class CommandTracker:
                 error = f"cancelled by {by} before it was sent"
                 return [StatusChange(command_id, CommandStatus.CANCELLED, at, error)], False
         entry = self.running.get(command_id)
+        if entry is None and command_id not in self.ended:
+            self.early_cancels[command_id] = by
+            if len(self.early_cancels) > REMEMBERED_ENDED:
+                del self.early_cancels[next(iter(self.early_cancels))]
+            return [], False
         if entry is None or entry.cancel is not None:
             return [], False
         entry.cancel = (by, now + grace_s)

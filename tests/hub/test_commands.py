@@ -316,6 +316,31 @@ def test_an_unconfirmed_cancel_ends_cancelled_after_the_grace() -> None:
     )
 
 
-def test_cancelling_an_unknown_command_changes_nothing() -> None:
+def test_cancelling_an_unknown_command_changes_nothing_now() -> None:
     tracker = _tracker_running(_command())
     assert tracker.cancel(uuid.uuid4(), "alice", now=1.0, at=T1, grace_s=5) == ([], False)
+
+
+def test_a_cancel_that_overtakes_its_command_cancels_it_when_it_arrives() -> None:
+    # The command reaches the actor through a stream, its cancel directly: the cancel can win.
+    running, late = _command(), _command()
+    tracker = _tracker_running(running, max_in_flight=1)
+    assert tracker.cancel(late.id, "alice", now=1.0, at=T1, grace_s=5) == ([], False)
+
+    tracker.submit(late)  # no free slot: it is still cancelled at once, never sent
+    started = tracker.start_ready(now=1.0, at=T1)
+
+    assert [(c.id, ch.status, ch.error) for c, ch in started] == [
+        (late.id, CommandStatus.CANCELLED, "cancelled by alice before it was sent")
+    ]
+    assert not tracker.holds(late.id)
+    assert tracker.cancel(late.id, "bob", now=2.0, at=T1, grace_s=5) == ([], False)
+    assert tracker.early_cancels == {}
+
+
+def test_a_cancel_for_an_ended_command_is_not_remembered() -> None:
+    command = _command()
+    tracker = _tracker_running(command)
+    tracker.on_event(_event(command, 0, final=True))
+    assert tracker.cancel(command.id, "alice", now=1.0, at=T1, grace_s=5) == ([], False)
+    assert tracker.early_cancels == {}
