@@ -20,7 +20,7 @@ import trio
 import trio_websocket
 
 from api.config import ApiConfig, StorageConfig
-from api.server import open_node
+from api.server import NodeAddresses, open_node
 from bench.simulator import Behaviour, LinkLost, LinkRefused, SimulatedVehicle, VehicleSpec
 from hub import JSON, HubConfig
 from hub.bridge import run_asyncio
@@ -213,29 +213,45 @@ async def node(
         database_url=database_url, bcrypt_rounds=4, **node_settings.storage
     )
     async with open_node(hub_config, api_config, storage) as (addresses, db):
-        for username, role in (
-            ("admin", "admin"),
-            ("engineer", "engineer"),
-            ("viewer", "viewer"),
-            ("other", "engineer"),
-        ):
-            await db.add_user(username, PASSWORD, role)
-        tokens = {}
-        for vin in VINS:
-            _, tokens[vin] = await db.add_vehicle(vin, make="VW", model="Golf", year=2021)
-        async with (
-            httpx.AsyncClient(base_url=addresses.http_url) as http,
-            trio.open_nursery() as nursery,
-        ):
-            yield Node(
-                http=http,
-                ws_url=addresses.http_url.replace("http://", "ws://") + "/api/v1/ws",
-                grpc_port=addresses.grpc_port,
-                db=db,
-                nursery=nursery,
-                vehicle_tokens=tokens,
-            )
-            nursery.cancel_scope.cancel()
+        tokens: dict[str, str] = {}
+        await provision(db, tokens)
+        async with serve_clients(addresses, db, tokens) as node:
+            yield node
+
+
+USERS = (("admin", "admin"), ("engineer", "engineer"), ("viewer", "viewer"), ("other", "engineer"))
+
+
+async def provision(
+    db: Database, tokens: dict[str, str], users: tuple[tuple[str, str], ...] = USERS
+) -> None:
+    """`users` (password PASSWORD) and the VINS, their tokens into `tokens`; once per database."""
+    if tokens:
+        return
+    for username, role in users:
+        await db.add_user(username, PASSWORD, role)
+    for vin in VINS:
+        _, tokens[vin] = await db.add_vehicle(vin, make="VW", model="Golf", year=2021)
+
+
+@asynccontextmanager
+async def serve_clients(
+    addresses: NodeAddresses, db: Database, tokens: dict[str, str]
+) -> AsyncIterator[Node]:
+    """A `Node` of HTTP and WebSocket clients for a node running at `addresses`."""
+    async with (
+        httpx.AsyncClient(base_url=addresses.http_url) as http,
+        trio.open_nursery() as nursery,
+    ):
+        yield Node(
+            http=http,
+            ws_url=addresses.http_url.replace("http://", "ws://") + "/api/v1/ws",
+            grpc_port=addresses.grpc_port,
+            db=db,
+            nursery=nursery,
+            vehicle_tokens=tokens,
+        )
+        nursery.cancel_scope.cancel()
 
 
 def body(frame: dict[str, JSON]) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-import httpx
 import pytest
 import trio
 import trio_websocket
@@ -22,12 +21,13 @@ from bench.simulator import Behaviour
 from hub import JSON, HubConfig
 from tests.api.conftest import (
     JWT_SECRET,
-    PASSWORD,
     VINS,
     Node,
     collect_until_status,
+    provision,
     receive_json,
     send_json,
+    serve_clients,
     subscribe,
 )
 from tests.storage.test_redis_bus import redis_host_port
@@ -64,24 +64,9 @@ async def running_node(
         redis_timeout_s=0.5,  # a cut Redis is noticed quickly
     )
     async with open_node(hub_config, api_config, storage) as (addresses, db):
-        if not tokens:
-            for username, role in (("admin", "admin"), ("engineer", "engineer")):
-                await db.add_user(username, PASSWORD, role)
-            for vin in VINS:
-                _, tokens[vin] = await db.add_vehicle(vin, make="VW", model="Golf", year=2021)
-        async with (
-            httpx.AsyncClient(base_url=addresses.http_url) as http,
-            trio.open_nursery() as nursery,
-        ):
-            yield Node(
-                http=http,
-                ws_url=addresses.http_url.replace("http://", "ws://") + "/api/v1/ws",
-                grpc_port=addresses.grpc_port,
-                db=db,
-                nursery=nursery,
-                vehicle_tokens=tokens,
-            )
-            nursery.cancel_scope.cancel()
+        await provision(db, tokens, (("admin", "admin"), ("engineer", "engineer")))
+        async with serve_clients(addresses, db, tokens) as node:
+            yield node
 
 
 @asynccontextmanager

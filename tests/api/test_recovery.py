@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 import trio
 
@@ -33,12 +32,13 @@ from hub.model import (
 from storage import Database, open_database
 from tests.api.conftest import (
     JWT_SECRET,
-    PASSWORD,
     VINS,
     Node,
     collect_until_status,
+    provision,
     receive_json,
     send_json,
+    serve_clients,
     subscribe,
 )
 
@@ -66,24 +66,9 @@ async def running_node(
     api_config = ApiConfig(http_port=0, jwt_secret=JWT_SECRET, ws_auth_timeout_s=1)
     storage = StorageConfig(database_url=database_url, bcrypt_rounds=4)
     async with open_node(hub_config, api_config, storage, bus=bus) as (addresses, db):
-        if not tokens:
-            for username, role in USERS:
-                await db.add_user(username, PASSWORD, role)
-            for vin in VINS:
-                _, tokens[vin] = await db.add_vehicle(vin, make="VW", model="Golf", year=2021)
-        async with (
-            httpx.AsyncClient(base_url=addresses.http_url) as http,
-            trio.open_nursery() as nursery,
-        ):
-            yield Node(
-                http=http,
-                ws_url=addresses.http_url.replace("http://", "ws://") + "/api/v1/ws",
-                grpc_port=addresses.grpc_port,
-                db=db,
-                nursery=nursery,
-                vehicle_tokens=tokens,
-            )
-            nursery.cancel_scope.cancel()
+        await provision(db, tokens, USERS)
+        async with serve_clients(addresses, db, tokens) as node:
+            yield node
 
 
 def command(vin: str, *, ttl: bool = False) -> Command:
