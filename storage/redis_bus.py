@@ -38,6 +38,7 @@ import structlog
 import trio
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from hub import BusMessage, InProcessBus
 from hub.bridge import run_asyncio
@@ -368,11 +369,14 @@ async def _new_pubsub(client: Redis) -> PubSub:
 async def _change(
     client: Redis, pubsub: PubSub, added: list[str], removed: list[str], token: str
 ) -> None:
-    if added:
-        await pubsub.subscribe(*added)
-    if removed:
-        await pubsub.unsubscribe(*removed)
-    await pubsub.ping(token)
+    try:
+        if added:
+            await pubsub.subscribe(*added)
+        if removed:
+            await pubsub.unsubscribe(*removed)
+        await pubsub.ping(token)
+    except AttributeError as exc:  # redis-py: the reader tore the connection down meanwhile
+        raise RedisConnectionError("the pub/sub connection closed while in use") from exc
 
 
 async def _read_forever(
