@@ -314,11 +314,11 @@ async def cancel_command(command_id: uuid.UUID) -> tuple[CommandOut, int]:
             assert router is not None
             await router.cancel(command_id, row.vin, by, holder)
             handed = True
-    except KeyValueError as exc:
-        raise _redis_down(row.vin, exc) from None
         if not handed:  # no live actor holds it: nothing can still run it
             stored = StoredCommand(command_id, row.vin, row.submitted_by)
             await s.hub.submissions.cancel_unheld(stored, by)  # recorded, published
+    except KeyValueError as exc:
+        raise _redis_down(row.vin, exc) from None
     except MailboxFull as exc:
         headers = {"Retry-After": str(exc.retry_after_s)}
         raise ApiError(503, "vehicle_busy", str(exc), headers=headers) from None
