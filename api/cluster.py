@@ -35,7 +35,6 @@ from hub import (
     Command,
     CommandStatus,
     CommandUpdate,
-    DispatchError,
     EventBus,
     Hub,
     HubConfig,
@@ -143,17 +142,19 @@ class ClusterRouter:
     async def submit(self, command: Command, node: str) -> None:
         """Record `command` (group commit), then pass it to `node`'s stream.
 
-        Raises what `GroupCommitJournal.record` raises (nothing stored), or
-        `KeyValueError` when Redis failed after the commit: the command is
-        then recorded `failed` with the reason.
+        Raises what `Submissions.record_new` raises, or `KeyValueError` when
+        Redis failed after the commit: the command is then recorded `failed`
+        with the reason. Cancellation: from the commit on, runs to its end.
         """
-        await self._hub.journal.record((), (), [command])
-        try:
-            await self._streams.send(node, "dispatch", command.vin, command.id, self.node_id)
-        except KeyValueError as exc:
-            error = f"the command could not be passed to hub node {node}: {exc}"
-            await self._end(command.id, CommandStatus.FAILED, error, command)
-            raise
+        submissions = self._hub.submissions
+        with submissions.hold(command):  # stored, then passed on or ended, whatever the caller
+            await submissions.record_new(command)
+            try:
+                await self._streams.send(node, "dispatch", command.vin, command.id, self.node_id)
+            except KeyValueError as exc:
+                error = f"the command could not be passed to hub node {node}: {exc}"
+                await self._end(command.id, CommandStatus.FAILED, error, command)
+                raise
         log.debug("command.routed", command_id=str(command.id), node=node)
 
     async def submit_here(self, command: Command) -> None:
@@ -161,22 +162,19 @@ class ClusterRouter:
         own stream, behind what other nodes routed here before it: one submission order
         whichever node took each command. If Redis fails it goes to the actor directly.
 
-        Raises what `GroupCommitJournal.record` raises (nothing stored), or a
-        `DispatchError` when the direct hand-over fails (recorded `failed`).
+        Raises what `Submissions.record_new` raises, or a `DispatchError` when
+        the direct hand-over fails (recorded `failed`). Cancellation: from the
+        commit on, runs to its end.
         """
-        await self._hub.journal.record((), (), [command])
-        try:
-            await self._streams.send(self.node_id, "dispatch", command.vin, command.id)
-            return
-        except KeyValueError as exc:
-            log.info("command.dispatched_directly", command_id=str(command.id), reason=str(exc))
-        try:
-            self._hub.dispatch_once(command)
-        except DispatchError as exc:
-            if isinstance(exc, VehicleNotConnected) and command.expires_at is not None:
-                return  # committed as pending: delivered on reconnect, or expired
-            await self._end(command.id, CommandStatus.FAILED, str(exc), command)
-            raise
+        submissions = self._hub.submissions
+        with submissions.hold(command):  # stored, then queued or ended, whatever the caller
+            await submissions.record_new(command)
+            try:
+                await self._streams.send(self.node_id, "dispatch", command.vin, command.id)
+                return
+            except KeyValueError as exc:
+                log.info("command.dispatched_directly", command_id=str(command.id), reason=str(exc))
+            await submissions.hand_over(command, once=True)
 
     async def cancel(self, command_id: uuid.UUID, vin: str, by: str, node: str) -> None:
         """Pass a cancel request to `node`'s stream. Raises `KeyValueError`."""
@@ -274,7 +272,7 @@ class ClusterRouter:
         if row is None or row.status is not CommandStatus.PENDING:
             self._hub.duplicate_dispatches += 1  # handed over already (a redelivery), or ended
             return
-        command = _command_of(row)
+        command = command_of(row)
         if self._hub.connection(command.vin) is not None:
             # Stamp this node first: if it dies with the command queued in the actor,
             # the janitors find it by node and hand it to the vehicle's next holder.
@@ -297,8 +295,9 @@ class ClusterRouter:
         # else: it waits, durably, for the vehicle's next connection (or expires)
 
     async def _cancel(self, command_id: uuid.UUID, vin: str, by: str) -> None:
+        row = await self._db.get_command(command_id)
         try:
-            if self._hub.cancel(command_id, vin, by):
+            if self._hub.cancel(command_id, vin, by, row.submitted_by if row else None):
                 return
         except MailboxFull:
             log.warning("routing.cancel_busy", command_id=str(command_id), vin=vin)
@@ -306,7 +305,6 @@ class ClusterRouter:
         if holder is not None:
             await self._streams.send(holder, "cancel", vin, command_id, by)
         else:  # no actor holds it anywhere: nothing can still run it
-            row = await self._db.get_command(command_id)
             cancelled = f"cancelled by {by}"
             await self._end(command_id, CommandStatus.CANCELLED, cancelled, row)
 
@@ -424,7 +422,8 @@ class ClusterRouter:
         return orphans
 
 
-def _command_of(row: CommandRow) -> Command:
+def command_of(row: CommandRow) -> Command:
+    """The hub's `Command` of a stored command row."""
     return Command(
         id=row.id,
         vin=row.vin,

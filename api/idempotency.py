@@ -11,23 +11,34 @@ layers keep a race from submitting twice or from failing anyone else's write:
    skips the row (ON CONFLICT DO NOTHING, so the group commit's other commands
    are stored), the hub raises `IdempotencyKeyTaken` before dispatching, and
    the route looks the key up again.
+
+A retry that finds its command `pending` while nothing holds it (the hand-over
+was lost: an older crash, say) does not get it back as if alive: it is handed
+to its vehicle now, or ends `failed` (`resume_lost`).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 
 import orjson
+import structlog
 import trio
 from pydantic import BaseModel
 from quart import current_app
 
-__all__ = ["IdempotencyClaim", "KeyLocks", "key_locks", "request_hash"]
+from api.cluster import cluster_router, command_of
+from api.state import state
+from hub import CommandStatus, DispatchError
+from storage import CommandRow
+
+__all__ = ["IdempotencyClaim", "KeyLocks", "key_locks", "request_hash", "resume_lost"]
 
 _EXTENSION = "sovd_hub_idempotency_locks"
+log = structlog.get_logger("api.idempotency")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +96,26 @@ def key_locks() -> KeyLocks:
     locks = current_app.extensions.setdefault(_EXTENSION, KeyLocks())
     assert isinstance(locks, KeyLocks)
     return locks
+
+
+async def resume_lost(row: CommandRow) -> CommandRow:
+    """The command a retry found, handed to its vehicle now if its hand-over was lost.
+
+    A `pending` command without `ttl_s` that this node does not hold (nothing
+    will deliver it: its submission was cut short, e.g. by an old crash) runs
+    now, as the retry asks: it never reached the vehicle. If it cannot be
+    handed over, it ends `failed` with the reason. With Redis, commands pass
+    through streams and their owners: left to them.
+    """
+    s = state()
+    if (
+        row.status is not CommandStatus.PENDING
+        or row.expires_at is not None
+        or cluster_router() is not None
+        or s.hub.submissions.holds(row.id)
+    ):
+        return row
+    log.warning("command.resumed", command_id=str(row.id), vin=row.vin)
+    with suppress(DispatchError):  # recorded as failed, with the reason
+        await s.hub.submissions.resume(command_of(row))
+    return await s.db.get_command(row.id) or row

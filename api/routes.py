@@ -18,7 +18,7 @@ from api.access import can_read_command, current_principal, requires
 from api.auth import Role
 from api.cluster import cluster_router
 from api.errors import ApiError, envelope
-from api.idempotency import IdempotencyClaim, key_locks, request_hash
+from api.idempotency import IdempotencyClaim, key_locks, request_hash, resume_lost
 from api.openapi import errors
 from api.ratelimit import limit_submissions
 from api.schemas import (
@@ -40,7 +40,7 @@ from hub import (
     JournalWriteFailed,
     MailboxFull,
     SovdRequest,
-    StatusChange,
+    StoredCommand,
     VehicleNotConnected,
     build_request,
 )
@@ -90,14 +90,15 @@ async def submit_command(
                 earlier = await state().db.find_idempotent(username, key)
                 if earlier is None:
                     raise
-    row, stored_hash = earlier
-    if stored_hash != claim.request_hash:
-        raise ApiError(
-            409,
-            "idempotency_key_reused",
-            f"Idempotency-Key {key!r} was already used for command {row.id} with a different "
-            "body; send that body again to get the command back, or use a new key",
-        )
+        row, stored_hash = earlier
+        if stored_hash != claim.request_hash:
+            raise ApiError(
+                409,
+                "idempotency_key_reused",
+                f"Idempotency-Key {key!r} was already used for command {row.id} with a "
+                "different body; send that body again to get the command back, or use a new key",
+            )
+        row = await resume_lost(row)
     headers_out = {"Location": f"/api/v1/commands/{row.id}", "Idempotent-Replayed": "true"}
     return _command_out(row), 200, headers_out
 
@@ -307,22 +308,20 @@ async def cancel_command(command_id: uuid.UUID) -> tuple[CommandOut, int]:
             503, "storage_unavailable", f"the cancel request could not be recorded: {exc}"
         ) from None
     try:
-        handed = s.hub.cancel(command_id, row.vin, by)
+        handed = s.hub.cancel(command_id, row.vin, by, row.submitted_by)
         if not handed and holder is not None:  # scale-out: the node holding the vehicle
             router = cluster_router()
             assert router is not None
             await router.cancel(command_id, row.vin, by, holder)
             handed = True
+        if not handed:  # no live actor holds it: nothing can still run it
+            stored = StoredCommand(command_id, row.vin, row.submitted_by)
+            await s.hub.submissions.cancel_unheld(stored, by)  # recorded, published
     except KeyValueError as exc:
         raise _redis_down(row.vin, exc) from None
     except MailboxFull as exc:
         headers = {"Retry-After": str(exc.retry_after_s)}
         raise ApiError(503, "vehicle_busy", str(exc), headers=headers) from None
-    if not handed:  # no live actor holds it: nothing can still run it
-        cancelled = StatusChange(
-            command_id, CommandStatus.CANCELLED, datetime.now(UTC), f"cancelled by {by}"
-        )
-        await s.hub.journal.record((), [cancelled])  # group commit; counted in the metrics
     return _command_out(await _readable_command(command_id)), 202
 
 

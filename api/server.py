@@ -35,6 +35,8 @@ log = structlog.get_logger("api.server")
 
 #: The error of a command that a restart of its node found still active.
 RESTART_REASON = "the hub restarted while the command ran"
+#: The error of a command that a graceful stop of its node found still active.
+STOP_REASON = "the hub stopped before the command finished"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,9 @@ async def open_node(
     Commands that an earlier run of this node (same `node_id`) left unfinished
     are marked `interrupted` first (`recover_commands`).
     Leaving the context stops HTTP, then ends every vehicle link with
-    `UNAVAILABLE`, then closes the database. Must run inside `trio_asyncio.open_loop()`.
+    `UNAVAILABLE`; running alone (no Redis), it then ends this node's commands
+    still active (not the waiting ones) `interrupted`; then closes the database.
+    Must run inside `trio_asyncio.open_loop()`.
     """
     async with (
         open_database(
@@ -110,6 +114,8 @@ async def open_node(
                     if routing is not None:
                         routing.cancel()
                     stop_http.set()
+        if storage_config.redis_url is None:  # alone: nothing else can still run them
+            await recover_commands(db, bus, STOP_REASON)
 
 
 def _router(
@@ -121,22 +127,31 @@ def _router(
     return ClusterRouter(hub, db, bus, leases, CommandStreams(keyvalue, hub.config.node_id))
 
 
-async def recover_commands(db: Database, bus: EventBus) -> int:
+async def recover_commands(db: Database, bus: EventBus, reason: str = RESTART_REASON) -> int:
     """Crash recovery: end `db.node_id`'s commands left active by its previous run.
 
-    Each becomes `interrupted` (`RESTART_REASON`, with a "command.interrupted"
+    Also the last step of a graceful stop of a node running alone
+    (`STOP_REASON`): what its actors did not end (a command whose hand-over
+    was lost) ends then, not at the next start.
+
+    Each becomes `interrupted` (`reason`, with a "command.interrupted"
     audit event) and its status is published on its command topic and its
     vehicle's topic, so subscribers learn the end; later subscribers read it
     from the database. Commands waiting for an offline vehicle (`ttl_s`) keep
     waiting; other nodes' commands are left alone (cleaning up after a node
     that never comes back is scale-out's work). Returns how many it ended.
     """
-    interrupted = await db.interrupt_unfinished(datetime.now(UTC), RESTART_REASON)
+    interrupted = await db.interrupt_unfinished(datetime.now(UTC), reason)
     for vin, update in interrupted:
         bus.publish(command_topic(update.update.command_id), update.update)
         bus.publish(vehicle_topic(vin), update)
     if interrupted:
-        log.warning("commands.interrupted_at_start", count=len(interrupted), node_id=db.node_id)
+        event = (
+            "commands.interrupted_at_start"
+            if reason == RESTART_REASON
+            else "commands.interrupted_at_stop"
+        )
+        log.warning(event, count=len(interrupted), node_id=db.node_id)
     return len(interrupted)
 
 

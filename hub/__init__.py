@@ -48,6 +48,7 @@ from hub.ports import (
     command_topic,
     vehicle_topic,
 )
+from hub.submission import StoredCommand, Submissions
 
 __all__ = [
     "CATALOG",
@@ -84,6 +85,8 @@ __all__ = [
     "SovdRequest",
     "StatusChange",
     "StorageUnavailable",
+    "StoredCommand",
+    "Submissions",
     "VehicleCredentials",
     "VehicleDirectory",
     "VehicleLeases",

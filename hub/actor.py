@@ -62,10 +62,11 @@ class Dispatch:
 
 @dataclass(frozen=True, slots=True)
 class Cancel:
-    """An operator (`by`) asks to cancel `command_id`."""
+    """An operator (`by`) asks to cancel `command_id`, stored and not final (its submitter's)."""
 
     command_id: uuid.UUID
     by: str
+    submitted_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,9 +176,11 @@ class _ActorLoop:
             case Dispatch(command):
                 self.take(command)
                 await self._start_ready()
-            case Cancel(command_id, by):
+            case Cancel(command_id, by, submitted_by):
                 now, at = trio.current_time(), _utcnow()
                 changes, ask = self.tracker.cancel(command_id, by, now, at, self.cancel_grace_s)
+                if changes and submitted_by is not None:  # one it did not hold: name its owner
+                    self.owners.setdefault(command_id, submitted_by)
                 await self._record(changes=changes)
                 if ask:
                     self.actor.link.send_nowait(cancel_command(command_id))
@@ -235,9 +238,9 @@ class _ActorLoop:
         await self._record(outcome.events, outcome.changes)
 
     def take(self, command: Command) -> None:
-        """Queue `command` behind the ones already submitted."""
-        self.owners[command.id] = command.submitted_by
-        self.tracker.submit(command)
+        """Queue `command` behind the ones already submitted (unless it was cancelled already)."""
+        if self.tracker.submit(command):
+            self.owners[command.id] = command.submitted_by
 
     async def start_waiting(self) -> None:
         """Send the commands that waited for the vehicle (up to `max_in_flight_per_vehicle`)."""
@@ -248,9 +251,8 @@ class _ActorLoop:
         if not started:
             return
         await self._record(changes=[change for _, change in started])
-        for command, change in started:
-            if change.status is CommandStatus.DISPATCHED:  # not one cancelled before it came
-                self.actor.link.send_nowait(command_request(command))
+        for command, _ in started:
+            self.actor.link.send_nowait(command_request(command))
 
     async def _record(
         self,

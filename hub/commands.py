@@ -57,9 +57,10 @@ class CommandTracker:
     queued: deque[Command] = field(default_factory=deque)
     running: dict[uuid.UUID, _Running] = field(default_factory=dict)
     ended: dict[uuid.UUID, None] = field(default_factory=dict)  # insertion-ordered set
-    #: Cancels that arrived before their command (it can reach the actor later, e.g. through
-    #: a stream): command id -> who cancelled. Applied when the command arrives.
-    early_cancels: dict[uuid.UUID, str] = field(default_factory=dict)
+    #: Cancels of stored commands this tracker did not hold (one still on its way, e.g.
+    #: through a stream, or one nothing will deliver): they ended `cancelled` at once, and
+    #: the command is dropped if it arrives later. Bounded like `ended`.
+    early_cancels: dict[uuid.UUID, None] = field(default_factory=dict)
 
     def _end(self, command_id: uuid.UUID) -> None:
         del self.running[command_id]
@@ -74,22 +75,21 @@ class CommandTracker:
         """True while `command_id` is queued or running here."""
         return command_id in self.running or any(c.id == command_id for c in self.queued)
 
-    def submit(self, command: Command) -> None:
-        """Queue `command` behind the ones already submitted."""
+    def submit(self, command: Command) -> bool:
+        """Queue `command` behind the ones already submitted.
+
+        False (and dropped) when it was cancelled before it arrived: it has ended.
+        """
+        if command.id in self.early_cancels:
+            del self.early_cancels[command.id]
+            self._remember_ended(command.id)
+            return False
         self.queued.append(command)
+        return True
 
     def start_ready(self, now: float, at: datetime) -> list[tuple[Command, StatusChange]]:
-        """Commands to send to the vehicle now, each with its `dispatched` change.
-
-        A command cancelled before it arrived comes back with its `cancelled`
-        change instead, whatever the slots: it is not to be sent.
-        """
+        """Commands to send to the vehicle now, each with its `dispatched` change."""
         started = []
-        for command in [c for c in self.queued if c.id in self.early_cancels]:
-            self.queued.remove(command)
-            error = f"cancelled by {self.early_cancels.pop(command.id)} before it was sent"
-            self._remember_ended(command.id)
-            started.append((command, StatusChange(command.id, CommandStatus.CANCELLED, at, error)))
         while self.queued and len(self.running) < self.max_in_flight:
             command = self.queued.popleft()
             self.running[command.id] = _Running(command, deadline=now + command.timeout_s)
@@ -128,9 +128,10 @@ class CommandTracker:
 
         A queued command ends `cancelled` at once. A running one waits up to
         `grace_s` for the vehicle to confirm (a final event), then ends
-        `cancelled` anyway. A command not here yet is cancelled when it
-        arrives (the cancel is remembered); an ended or already ending one is
-        left alone.
+        `cancelled` anyway. A command this tracker does not hold (still on its
+        way, or one nothing will deliver: the caller knows it is stored and not
+        final) ends `cancelled` at once, and is dropped should it arrive later;
+        an ended or already ending one is left alone.
         """
         for queued in self.queued:
             if queued.id == command_id:
@@ -139,10 +140,11 @@ class CommandTracker:
                 return [StatusChange(command_id, CommandStatus.CANCELLED, at, error)], False
         entry = self.running.get(command_id)
         if entry is None and command_id not in self.ended:
-            self.early_cancels[command_id] = by
+            self.early_cancels[command_id] = None
             if len(self.early_cancels) > REMEMBERED_ENDED:
                 del self.early_cancels[next(iter(self.early_cancels))]
-            return [], False
+            error = f"cancelled by {by} before it was sent"
+            return [StatusChange(command_id, CommandStatus.CANCELLED, at, error)], False
         if entry is None or entry.cancel is not None:
             return [], False
         entry.cancel = (by, now + grace_s)

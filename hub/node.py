@@ -31,22 +31,20 @@ from hub.auditing import AuditBatcher, AuditLog, storable, vehicle_target
 from hub.batching import CredentialLookup, GroupCommitJournal, LastSeen, LookupFailed
 from hub.config import HubConfig
 from hub.credentials import verify_vehicle_token
-from hub.errors import DispatchError, MailboxFull, VehicleNotConnected, VehicleRefused
+from hub.errors import MailboxFull, VehicleNotConnected, VehicleRefused
 from hub.link import Link
-from hub.model import Command, CommandStatus, Disconnect, DisconnectReason, StatusChange
+from hub.model import Command, Disconnect, DisconnectReason
 from hub.ports import (
     CommandBacklog,
     CommandJournal,
-    DueWaiting,
     EventBus,
     Pingable,
-    StorageUnavailable,
     VehicleDirectory,
     VehicleLeases,
     command_topic,
-    vehicle_topic,
 )
 from hub.registry import Registry
+from hub.submission import Submissions, mailbox_full
 from proto import Hello, HubMessage, Welcome
 
 log = structlog.get_logger("hub.node")
@@ -121,6 +119,8 @@ class Hub:
         # so a command is either handed to a starting actor or expired, never both.
         self._attach_lock = trio.Lock()
         self._stopping = False
+        #: Submitting and cancelling commands: a stored command reaches its actor or ends.
+        self.submissions = Submissions(self, self._actors, self._attach_lock, self.journal, bus)
 
     def connection(self, vin: str) -> Connection | None:
         """The vehicle's live link to this node, or None."""
@@ -143,30 +143,12 @@ class Hub:
         (`VehicleNotConnected`) or whose mailbox is full (`MailboxFull`) is
         refused before anything is written; only if that changes during the
         commit is the command recorded and then refused (or, if it may wait,
-        left waiting). `JournalWriteFailed`: nothing was recorded.
-        `IdempotencyKeyTaken`: its submitter's idempotency key was taken meanwhile
-        (by another node); nothing was recorded or dispatched.
+        left waiting). `JournalWriteFailed`: not recorded (or, if the commit's
+        answer was lost, recorded `failed`). `IdempotencyKeyTaken`: its
+        submitter's idempotency key was taken meanwhile (by another node);
+        nothing was recorded or dispatched.
         """
-        actor = self._actors.get(command.vin)
-        if actor is None and command.expires_at is not None:
-            async with self._attach_lock:
-                if self._actors.get(command.vin) is None:
-                    await self.journal.record((), (), [command])  # waits, pending
-                    return
-            actor = self._actors.get(command.vin)
-        if actor is None:
-            raise VehicleNotConnected(f"vehicle {command.vin} is not connected")
-        if actor.mailbox.statistics().current_buffer_used >= self.config.mailbox_size:
-            raise self._mailbox_full(command.vin)
-        await self.journal.record((), (), [command])
-        try:
-            self.dispatch(command)
-        except DispatchError as exc:  # the link went or the mailbox filled meanwhile
-            if isinstance(exc, VehicleNotConnected) and command.expires_at is not None:
-                return  # committed as pending: delivered on reconnect, or expired
-            failed = StatusChange(command.id, CommandStatus.FAILED, datetime.now(UTC), str(exc))
-            await self.journal.record((), [failed])
-            raise
+        await self.submissions.submit(command)
 
     def revoke(self, vin: str, status: Status, message: str) -> bool:
         """End `vin`'s live link (its credentials changed) with `status`; False if not connected.
@@ -221,13 +203,22 @@ class Hub:
         )
         return True
 
-    def cancel(self, command_id: uuid.UUID, vin: str, by: str) -> bool:
-        """Ask `vin`'s actor to cancel a command; False when the vehicle has no actor here.
+    def cancel(
+        self, command_id: uuid.UUID, vin: str, by: str, submitted_by: str | None = None
+    ) -> bool:
+        """Ask `vin`'s actor to cancel a stored, unfinished command; False without an actor here.
 
         Raises `MailboxFull` when the actor is saturated. The outcome (`cancelled`,
-        or the command's own end if it finishes first) is recorded and published.
+        or the command's own end if it finishes first) is recorded and published,
+        at once when the actor does not hold the command (it is dropped if it
+        comes later). For a command whose vehicle has no actor here:
+        `Submissions.cancel_unheld`.
         """
-        return self._send(vin, Cancel(command_id, by))
+        return self._send(vin, Cancel(command_id, by, submitted_by))
+
+    def dispatched_lately(self, command_id: uuid.UUID) -> bool:
+        """True if this node handed `command_id` to an actor (among its last dispatches)."""
+        return command_id in self._dispatched
 
     def _send(self, vin: str, message: ActorMessage) -> bool:
         """Put `message` in `vin`'s mailbox now; False without an actor; MailboxFull if full."""
@@ -330,10 +321,7 @@ class Hub:
         return self._nursery
 
     def _mailbox_full(self, vin: str) -> MailboxFull:
-        return MailboxFull(
-            f"vehicle {vin} has {self.config.mailbox_size} messages waiting (mailbox_size); "
-            "retry later"
-        )
+        return mailbox_full(vin, self.config.mailbox_size)
 
     def _refused(self, vin: str, detail: str) -> None:
         # Kept for registered vehicles only: unknown VINs must not grow our memory.
@@ -350,36 +338,7 @@ class Hub:
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Every `expiry_sweep_s`, end commands whose vehicle stayed offline past their expiry."""
-        task_status.started()
-        while True:
-            await trio.sleep(self.config.expiry_sweep_s)
-            if self.journal.outage is not None:
-                continue  # the database does not answer: expire once it does
-            async with self._attach_lock:
-                try:
-                    now = datetime.now(UTC)
-                    connected = {actor.vin for actor in self._actors}
-                    connected |= await self._leased_elsewhere(now)
-                    expired = await self._backlog.expire_waiting(now, connected)
-                except StorageUnavailable as exc:  # cannot tell who holds them: not now
-                    log.warning("commands.expiry_skipped", reason=str(exc))
-                    continue
-                except Exception:
-                    log.exception("commands.expiry_failed")
-                    continue
-            changes = [u.update for _, u in expired if isinstance(u.update, StatusChange)]
-            if changes and self.journal.observer is not None:  # the backlog wrote these
-                self.journal.observer.recorded((), changes)
-            for vin, update in expired:
-                self.bus.publish(command_topic(update.update.command_id), update.update)
-                self.bus.publish(vehicle_topic(vin), update)
-
-    async def _leased_elsewhere(self, now: datetime) -> set[str]:
-        """Scale-out: VINs with overdue waiting commands that another node holds (spared)."""
-        if self.leases is None or not isinstance(self._backlog, DueWaiting):
-            return set()
-        due = await self._backlog.due_waiting_vins(now)
-        return await self.leases.leased(due) if due else set()
+        await self.submissions.expire_waiting(self._backlog, task_status=task_status)
 
     def deliver(self, inbox: trio.MemorySendChannel[ActorMessage], message: ActorMessage) -> None:
         """Send `message` to an actor now, or as soon as its mailbox has room; never blocks."""

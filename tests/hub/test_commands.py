@@ -316,23 +316,26 @@ def test_an_unconfirmed_cancel_ends_cancelled_after_the_grace() -> None:
     )
 
 
-def test_cancelling_an_unknown_command_changes_nothing_now() -> None:
+def test_cancelling_a_command_not_held_ends_it_at_once() -> None:
+    # Stored and not final (the caller checked), but nothing here holds it: nothing will run it.
     tracker = _tracker_running(_command())
-    assert tracker.cancel(uuid.uuid4(), "alice", now=1.0, at=T1, grace_s=5) == ([], False)
+    unknown = uuid.uuid4()
+    changes, ask = tracker.cancel(unknown, "alice", now=1.0, at=T1, grace_s=5)
+    assert ask is False
+    assert [(c.command_id, c.status, c.error) for c in changes] == [
+        (unknown, CommandStatus.CANCELLED, "cancelled by alice before it was sent")
+    ]
 
 
-def test_a_cancel_that_overtakes_its_command_cancels_it_when_it_arrives() -> None:
+def test_a_command_cancelled_before_it_arrives_is_dropped_when_it_does() -> None:
     # The command reaches the actor through a stream, its cancel directly: the cancel can win.
     running, late = _command(), _command()
     tracker = _tracker_running(running, max_in_flight=1)
-    assert tracker.cancel(late.id, "alice", now=1.0, at=T1, grace_s=5) == ([], False)
+    changes, _ = tracker.cancel(late.id, "alice", now=1.0, at=T1, grace_s=5)
+    assert _statuses(changes) == [CommandStatus.CANCELLED]  # recorded now
 
-    tracker.submit(late)  # no free slot: it is still cancelled at once, never sent
-    started = tracker.start_ready(now=1.0, at=T1)
-
-    assert [(c.id, ch.status, ch.error) for c, ch in started] == [
-        (late.id, CommandStatus.CANCELLED, "cancelled by alice before it was sent")
-    ]
+    assert tracker.submit(late) is False  # never queued, never sent, not cancelled twice
+    assert tracker.start_ready(now=1.0, at=T1) == []
     assert not tracker.holds(late.id)
     assert tracker.cancel(late.id, "bob", now=2.0, at=T1, grace_s=5) == ([], False)
     assert tracker.early_cancels == {}
