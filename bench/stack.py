@@ -47,11 +47,12 @@ def free_port() -> int:
         return port
 
 
-def check_open_files(vehicles: int, spare: int = 200) -> None:
+def check_open_files(vehicles: int, spare: int = 300) -> None:
     """Fail early, saying why, when one process may not hold `vehicles` connections.
 
     Each connected vehicle is one open file in the hub (and in its simulator
     process); the hard limit (`ulimit -Hn`) cannot be raised without privileges.
+    `spare` covers the hub's `grpc_reserved_files` (256) and the bench's own files.
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
@@ -150,6 +151,8 @@ async def open_hub_process(
         # the per-user submission limit would measure itself, not the hub.
         "SOVD_HUB_SUBMIT_RATE_PER_S": "1000000",
         "SOVD_HUB_SUBMIT_BURST": "1000000",
+        # The whole simulated fleet connects from 127.0.0.1.
+        "SOVD_HUB_GRPC_MAX_CONNECTIONS_PER_ADDRESS": "0",
         **(settings or {}),
     }
     command = [

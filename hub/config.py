@@ -37,6 +37,23 @@ class HubConfig:
     grpc_port: int = 50051
     heartbeat_interval_s: float = 10.0
     hello_timeout_s: float = 10.0
+    #: A TCP connection whose HTTP/2 preface and first Hello are not admitted within this is
+    #: closed by the hub (idle or dribbling connections hold a file each). At least
+    #: hello_timeout_s, so a late Hello on an open stream still hears DEADLINE_EXCEEDED.
+    handshake_timeout_s: float = 15.0
+    #: Open gateway connections at most (0: the soft open-file limit minus grpc_reserved_files);
+    #: past it a new connection is closed at once.
+    grpc_max_connections: int = 0
+    #: Open gateway connections per source address at most (0: no cap); NAT'd fleets share one.
+    grpc_max_connections_per_address: int = 1000
+    #: Open files kept free, when grpc_max_connections is derived, for the API's connections,
+    #: the database and Redis pools, logs and certificates.
+    grpc_reserved_files: int = 256
+    #: Out of files (EMFILE/ENFILE) or memory on accept: the gateway stops accepting this long.
+    grpc_accept_pause_s: float = 0.1
+    #: Refused connections, handshake timeouts and accept pauses are logged at most once per
+    #: interval each (with the count since the previous line).
+    grpc_log_interval_s: float = 10.0
     mailbox_size: int = 64
     max_in_flight_per_vehicle: int = 4
     default_command_timeout_s: float = 30.0
@@ -100,6 +117,9 @@ class HubConfig:
         for name in (
             "heartbeat_interval_s",
             "hello_timeout_s",
+            "handshake_timeout_s",
+            "grpc_accept_pause_s",
+            "grpc_log_interval_s",
             "default_command_timeout_s",
             "max_command_timeout_s",
             "cancel_grace_s",
@@ -117,6 +137,23 @@ class HubConfig:
             "journal_max_batch_records",
         ):
             check_positive(name, getattr(self, name))
+        for name in ("grpc_max_connections", "grpc_max_connections_per_address"):
+            if getattr(self, name) < 0:
+                raise ConfigError(
+                    f"{name} must be a number of connections >= 0 (0: no fixed cap), "
+                    f"got {getattr(self, name)}; set SOVD_HUB_{name.upper()}"
+                )
+        if self.grpc_reserved_files < 0:
+            raise ConfigError(
+                f"grpc_reserved_files must be a number of open files >= 0, "
+                f"got {self.grpc_reserved_files}; set SOVD_HUB_GRPC_RESERVED_FILES"
+            )
+        if self.handshake_timeout_s < self.hello_timeout_s:
+            raise ConfigError(
+                f"handshake_timeout_s ({self.handshake_timeout_s:g}) must be at least "
+                f"hello_timeout_s ({self.hello_timeout_s:g}), so a vehicle slow to send Hello "
+                "is told why; raise SOVD_HUB_HANDSHAKE_TIMEOUT_S or lower SOVD_HUB_HELLO_TIMEOUT_S"
+            )
         if not 0 <= self.journal_max_wait_ms <= MAX_JOURNAL_WAIT_MS:
             raise ConfigError(
                 f"journal_max_wait_ms must be 0-{MAX_JOURNAL_WAIT_MS:g} ms (every command may wait "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,7 @@ from hub.actor import ActorMessage, FromVehicle, LinkClosed
 from hub.bridge import run_asyncio, run_trio
 from hub.errors import VehicleRefused
 from hub.link import Link, LinkEnd
+from hub.listener import Listener
 from hub.model import DisconnectReason
 from hub.tls import certificate_identity, server_context
 from proto import HubMessage, VehicleLinkBase, VehicleMessage
@@ -50,6 +51,9 @@ class VehicleGateway(VehicleLinkBase):
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
         self._handlers: set[asyncio.Task[object]] = set()
+        #: Called with `stream.peer.addr()` once a vehicle is admitted on that connection
+        #: (the listener then lifts its `handshake_timeout_s` deadline).
+        self.on_admitted: Callable[[object], None] = lambda peer: None
 
     async def wait_handlers(self) -> None:
         """(asyncio) Return once every `Connect` call has ended."""
@@ -91,6 +95,7 @@ class VehicleGateway(VehicleLinkBase):
             log.info("vehicle.refused", vin=first.hello.vin, reason=exc.message)
             self._hub.audit_refusal(first.hello.vin, exc.status, exc.message)
             raise GRPCError(exc.status, exc.message) from None
+        self.on_admitted(stream.peer.addr())
         end = await self._pump(stream, link, inbox)
         if end.status is not None:
             raise GRPCError(end.status, end.message)
@@ -186,25 +191,38 @@ def _bearer_token(metadata: object) -> str:
 async def serve_gateway(hub: Hub, host: str, port: int) -> AsyncIterator[int]:
     """Serve `VehicleLink` on `host:port` (0: any free port); yields the bound port.
 
-    On exit the hub ends every vehicle stream with `UNAVAILABLE` (bounded by
-    `shutdown_grace_s`) before the server closes, since grpclib's own close
-    tells clients nothing. Must run inside `trio_asyncio.open_loop()`.
+    Connections are accepted by `hub.listener.Listener` (caps, handshake
+    deadline, pauses when out of files) and handed to grpclib. On exit the
+    hub ends every vehicle stream with `UNAVAILABLE` (bounded by
+    `shutdown_grace_s`) before the connections close, since grpclib's own
+    close tells clients nothing. Must run inside `trio_asyncio.open_loop()`.
     """
     sock = socket.create_server((host, port), family=_family(host), backlog=LISTEN_BACKLOG)
     gateway = VehicleGateway(hub)
     server = Server([gateway])
-    tls = server_context(hub.config)
-    await run_asyncio(server.start, sock=sock, backlog=LISTEN_BACKLOG, ssl=tls)
+    listener = Listener(
+        sock,
+        hub.config,
+        hub.connections,
+        server._protocol_factory,
+        asyncio.get_event_loop(),
+        server_context(hub.config),
+    )
+    gateway.on_admitted = listener.admitted
     try:
-        yield sock.getsockname()[1]
+        async with trio.open_nursery() as nursery:
+            await nursery.start(listener.serve)
+            try:
+                yield sock.getsockname()[1]
+            finally:
+                with trio.CancelScope(shield=True):
+                    await hub.shutdown()
+                    with trio.move_on_after(hub.config.shutdown_grace_s):
+                        await run_asyncio(gateway.wait_handlers)  # their UNAVAILABLE arrives
+                nursery.cancel_scope.cancel()  # stop accepting
     finally:
-        with trio.CancelScope(shield=True):
-            await hub.shutdown()
-            with trio.move_on_after(hub.config.shutdown_grace_s):
-                await run_asyncio(gateway.wait_handlers)  # their UNAVAILABLE reaches the vehicles
-            server.close()
-            with trio.move_on_after(hub.config.shutdown_grace_s):
-                await run_asyncio(server.wait_closed)
+        with trio.CancelScope(shield=True), trio.move_on_after(hub.config.shutdown_grace_s):
+            await listener.close_all()
 
 
 def _family(host: str) -> socket.AddressFamily:

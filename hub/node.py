@@ -33,6 +33,7 @@ from hub.config import HubConfig
 from hub.credentials import verify_vehicle_token
 from hub.errors import MailboxFull, VehicleNotConnected, VehicleRefused
 from hub.link import Link
+from hub.listener import ConnectionStatistics
 from hub.model import Command, Disconnect, DisconnectReason
 from hub.ports import (
     CommandBacklog,
@@ -89,6 +90,8 @@ class Hub:
         self.duplicate_dispatches = 0
         self.bus = bus
         self.grpc_port = config.grpc_port
+        #: The gateway's TCP connections: open, refused at a cap, timed out before admission.
+        self.connections = ConnectionStatistics()
         self._nursery: trio.Nursery | None = None
         self._actors: Registry[VehicleActor] = Registry()
         self.last_seen = LastSeen(directory)
@@ -369,6 +372,7 @@ class Hub:
             "journal_buffered_records": self.journal.buffered_records,
             "journal_records_lost": self.journal.records_lost,
             "duplicate_dispatches": self.duplicate_dispatches,
+            **self.connections.snapshot(),
         }
 
     def mailbox_depths(self) -> list[int]:

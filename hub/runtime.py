@@ -13,6 +13,8 @@ import structlog
 import trio
 import trio_asyncio
 
+from hub.listener import raise_open_file_limit
+
 log = structlog.get_logger("hub.runtime")
 
 
@@ -22,8 +24,12 @@ def run(main: Callable[[trio.Event], Awaitable[None]]) -> None:
     `stop` is set on the first SIGINT or SIGTERM: `main` should then shut
     down politely (its own bounds apply). A second signal cancels it. An
     error that ends the run alone is raised as itself, not wrapped in the
-    exception groups of the nurseries it crossed.
+    exception groups of the nurseries it crossed. The soft open-file limit is
+    raised to the hard one first: each connected vehicle holds a file.
     """
+    before, after = raise_open_file_limit()
+    if after != before:
+        log.info("hub.open_file_limit_raised", before=before, after=after)
     try:
         trio.run(_run, main)
     except BaseExceptionGroup as group:

@@ -245,3 +245,37 @@ def test_parse_bind_refuses_port_out_of_range() -> None:
     assert str(info.value) == (
         "grpc_bind must be a TCP port 0-65535 (0 = any free port), got 65536"
     )
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        (
+            {"SOVD_HUB_HANDSHAKE_TIMEOUT_S": "5", "SOVD_HUB_HELLO_TIMEOUT_S": "10"},
+            "handshake_timeout_s (5) must be at least hello_timeout_s (10)",
+        ),
+        (
+            {"SOVD_HUB_GRPC_MAX_CONNECTIONS_PER_ADDRESS": "-1"},
+            "grpc_max_connections_per_address must be a number of connections >= 0",
+        ),
+        ({"SOVD_HUB_GRPC_MAX_CONNECTIONS": "-5"}, "set SOVD_HUB_GRPC_MAX_CONNECTIONS"),
+        ({"SOVD_HUB_GRPC_RESERVED_FILES": "-1"}, "set SOVD_HUB_GRPC_RESERVED_FILES"),
+        ({"SOVD_HUB_GRPC_ACCEPT_PAUSE_S": "0"}, "grpc_accept_pause_s must be a finite number"),
+    ],
+)
+def test_bad_gateway_connection_limits_name_their_setting(
+    environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(HubConfig, environ=environ)
+    assert message in str(info.value)
+
+
+def test_a_derived_connection_cap_that_leaves_no_file_says_what_to_change() -> None:
+    from hub.listener import max_gateway_connections
+
+    with pytest.raises(ConfigError) as info:
+        max_gateway_connections(HubConfig(grpc_reserved_files=10_000_000))
+    assert "leaves no file for vehicles" in str(info.value)
+    assert "SOVD_HUB_GRPC_MAX_CONNECTIONS" in str(info.value)
+    assert max_gateway_connections(HubConfig(grpc_max_connections=7)) == 7
