@@ -48,6 +48,7 @@ async def _protocol_error(
             "more than max_event_bytes (65536) plus 1024 bytes for the event's other fields",
         ),
         ("stranger", 0, Status.INVALID_ARGUMENT, "which this vehicle was never given"),
+        ("corrupt", 0, Status.INVALID_ARGUMENT, "that is not a protobuf VehicleMessage"),
         (
             "flood",
             1_000,
