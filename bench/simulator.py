@@ -29,8 +29,8 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
 from pathlib import Path
+from typing import cast
 
 from grpclib.client import Channel, Stream
 from grpclib.const import Status
@@ -171,7 +171,6 @@ class _FaultCodec(ProtoCodec):
         if isinstance(message, _CorruptMessage):
             return CORRUPT_BYTES
         return super().encode(message, message_type)  # type: ignore[arg-type]
-
 
 
 @dataclass(slots=True)
