@@ -30,9 +30,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from grpclib.client import Channel, Stream
 from grpclib.const import Status
+from grpclib.encoding.proto import ProtoCodec
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from h2.exceptions import H2Error
 
@@ -113,7 +115,8 @@ class Behaviour:
     `repeat_seq` sends every event twice, `skip_seq` skips a seq after the
     first event, `flood` sends `fault_size` heartbeats at once first, `stranger`
     first sends an event for a command it was never given,
-    `crash_loop` drops the link right after every Welcome (an agent that keeps crashing).
+    `crash_loop` drops the link right after every Welcome (an agent that keeps crashing),
+    `corrupt` first sends a message whose bytes are not protobuf (`CORRUPT_BYTES`).
     `hub_silence_intervals`: the link is dead when the hub sends nothing for
     that many heartbeat intervals (None: never). `welcome_timeout_s`: how
     long to wait for Welcome after Hello.
@@ -142,7 +145,32 @@ class Behaviour:
             raise ValueError(f"welcome_timeout_s must be > 0, got {self.welcome_timeout_s}")
 
 
-FAULTS = ("malformed", "oversized", "repeat_seq", "skip_seq", "flood", "stranger", "crash_loop")
+FAULTS = (
+    "malformed",
+    "oversized",
+    "repeat_seq",
+    "skip_seq",
+    "flood",
+    "stranger",
+    "crash_loop",
+    "corrupt",
+)
+#: What the `corrupt` fault sends instead of its first event: a well-framed gRPC message
+#: whose bytes are not protobuf (a field whose declared length runs past the end).
+CORRUPT_BYTES = b"\x0a\xff\xff\xff\xff\x0f"
+
+
+class _CorruptMessage:
+    """Stands for `CORRUPT_BYTES` in the outbox; `_FaultCodec` sends it as it is."""
+
+
+class _FaultCodec(ProtoCodec):
+    """grpclib's protobuf codec, which also sends `_CorruptMessage` (fault injection)."""
+
+    def encode(self, message: object, message_type: type[object]) -> bytes:
+        if isinstance(message, _CorruptMessage):
+            return CORRUPT_BYTES
+        return super().encode(message, message_type)  # type: ignore[arg-type]
 
 
 @dataclass(slots=True)
@@ -226,7 +254,7 @@ class SimulatedVehicle:
         if self._handshakes is not None:
             await self._handshakes.acquire()
             self._in_handshake = True
-        channel = Channel(self.host, self.port)
+        channel = Channel(self.host, self.port, codec=_FaultCodec())
         self._channel = channel
         metadata = {"authorization": f"Bearer {self.spec.token}"}
         try:
@@ -361,6 +389,8 @@ class SimulatedVehicle:
         try:
             if fault == "stranger":
                 await outbox.put(_event(str(uuid.uuid4()), 0, events[0]))
+            if fault == "corrupt":
+                await outbox.put(_Outgoing(cast(pb.VehicleMessage, _CorruptMessage())))
             if fault == "flood":
                 beat = pb.VehicleMessage(heartbeat=pb.Heartbeat(sent_at_ms=0))
                 for _ in range(self.behaviour.fault_size):

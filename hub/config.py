@@ -27,6 +27,9 @@ ENV_PREFIX = "SOVD_HUB_"
 #: The longest `journal_max_wait_ms` allowed: it adds up to that much to each 202.
 MAX_JOURNAL_WAIT_MS = 100.0
 C = TypeVar("C")
+#: HTTP/2's bounds of a flow-control window (RFC 9113 6.9.2; grpclib refuses less than 65535).
+MIN_FLOW_WINDOW_BYTES = 2**16 - 1
+MAX_FLOW_WINDOW_BYTES = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -61,6 +64,19 @@ class HubConfig:
     cancel_grace_s: float = 5.0
     shutdown_grace_s: float = 5.0
     max_event_bytes: int = 65536
+    #: The largest first message (`Hello`) the gateway reads; larger is refused on its declared
+    #: length, before the hub buffers it.
+    max_hello_bytes: int = 4096
+    #: HTTP/2 flow-control window of each vehicle connection and of its stream: what a peer may
+    #: push before the hub reads it (65535, HTTP/2's default, up to 2**31 - 1).
+    grpc_flow_window_bytes: int = 65535
+    #: Concurrent streams one vehicle connection may open (a vehicle needs one).
+    grpc_max_streams_per_connection: int = 2
+    #: The largest decoded request header list (metadata) a vehicle connection may send.
+    grpc_max_header_list_bytes: int = 8192
+    #: Refused vehicle connections are audited as one row per source address, claimed vehicle
+    #: and window of this length, with their count.
+    refusal_audit_window_s: float = 60.0
     max_vehicle_messages_per_s: float = 200.0
     actor_max_restarts: int = 3
     actor_restart_window_s: float = 60.0
@@ -127,12 +143,16 @@ class HubConfig:
             "journal_buffer_records",
             "journal_commit_timeout_s",
             "journal_retry_max_s",
+            "refusal_audit_window_s",
         ):
             check_positive(name, getattr(self, name))
         for name in (
             "mailbox_size",
             "max_in_flight_per_vehicle",
             "max_event_bytes",
+            "max_hello_bytes",
+            "grpc_max_streams_per_connection",
+            "grpc_max_header_list_bytes",
             "max_vehicle_messages_per_s",
             "journal_max_batch_records",
         ):
@@ -153,6 +173,12 @@ class HubConfig:
                 f"handshake_timeout_s ({self.handshake_timeout_s:g}) must be at least "
                 f"hello_timeout_s ({self.hello_timeout_s:g}), so a vehicle slow to send Hello "
                 "is told why; raise SOVD_HUB_HANDSHAKE_TIMEOUT_S or lower SOVD_HUB_HELLO_TIMEOUT_S"
+            )
+        if not MIN_FLOW_WINDOW_BYTES <= self.grpc_flow_window_bytes <= MAX_FLOW_WINDOW_BYTES:
+            raise ConfigError(
+                f"grpc_flow_window_bytes must be {MIN_FLOW_WINDOW_BYTES}-{MAX_FLOW_WINDOW_BYTES} "
+                f"(HTTP/2's limits), got {self.grpc_flow_window_bytes}; set "
+                "SOVD_HUB_GRPC_FLOW_WINDOW_BYTES"
             )
         if not 0 <= self.journal_max_wait_ms <= MAX_JOURNAL_WAIT_MS:
             raise ConfigError(

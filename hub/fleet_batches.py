@@ -2,7 +2,7 @@
 
 `LastSeen` writes vehicles' `last_seen_at` in batches, without waiting (what a
 failed write held is written with the next one), and `CredentialLookup` looks
-up the credentials of connecting vehicles in batches: a fleet reconnecting
+up the credentials of connecting vehicles (by token hash) in batches: a fleet reconnecting
 after an outage costs a handful of queries, not two each.
 """
 
@@ -73,31 +73,32 @@ class LastSeen:
 class _LookupBatch:
     wanted: set[str] = field(default_factory=set)
     done: trio.Event = field(default_factory=trio.Event)
-    outcome: dict[str, VehicleCredentials] | BaseException = field(default_factory=dict)
+    outcome: list[VehicleCredentials] | BaseException = field(default_factory=list)
 
 
 class CredentialLookup:
-    """Looks vehicles' credentials up in batches; run `run` in a nursery."""
+    """Looks vehicles' credentials up by token hash, in batches; run `run` in a nursery."""
 
     def __init__(self, directory: VehicleDirectory) -> None:
         self._directory = directory
         self._collecting = _LookupBatch()
         self._wakeup = trio.Event()
 
-    async def find(self, vin: str) -> VehicleCredentials | None:
-        """The vehicle's credentials, or None when the VIN is not registered.
+    async def find(self, token_hash: str) -> list[VehicleCredentials]:
+        """The vehicles whose token hashes to `token_hash` (tokens are unique random secrets:
+        at most one, unless an operator gave two vehicles the same one); empty: none.
 
         Raises `LookupFailed` when the batch's query failed.
         """
         batch = self._collecting
-        batch.wanted.add(vin)
+        batch.wanted.add(token_hash)
         self._wakeup.set()
         await batch.done.wait()
         if isinstance(batch.outcome, BaseException):
-            raise LookupFailed(f"could not look vehicle {vin} up: {batch.outcome}") from (
+            raise LookupFailed(f"could not look the vehicle up: {batch.outcome}") from (
                 batch.outcome
             )
-        return batch.outcome.get(vin)
+        return [found for found in batch.outcome if found.token_hash == token_hash]
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Answer batches of lookups until cancelled."""
@@ -107,7 +108,7 @@ class CredentialLookup:
             self._wakeup = trio.Event()
             batch, self._collecting = self._collecting, _LookupBatch()
             try:
-                batch.outcome = await self._directory.find_vehicles(batch.wanted)
+                batch.outcome = await self._directory.find_vehicles_by_token(batch.wanted)
             except StorageUnavailable as exc:  # an outage: the vehicles are told to retry
                 log.warning("credentials.lookup_failed", vehicles=len(batch.wanted), error=str(exc))
                 batch.outcome = exc

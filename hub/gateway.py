@@ -1,10 +1,14 @@
 """The vehicle gateway: the grpclib service that admits vehicles and pumps their streams.
 
-The handler runs as an asyncio task. It authenticates the vehicle through
-`Hub.attach` (one bridge crossing per connection), then runs two small
-asyncio pumps: the reader hands each message to the actor's trio mailbox with
-`send_nowait` (awaiting across the bridge only when the mailbox is full), the
-writer drains the link's outbox. Neither crosses the bridge per message.
+The handler runs as an asyncio task. It authenticates the connection on its
+request headers, before reading any message (`Hub.authenticate`: the token's
+hash names the vehicle), then reads a `Hello` of at most `max_hello_bytes`
+and admits the vehicle it names (`Hub.attach`); two bridge crossings per
+connection. Then it runs two small asyncio pumps: the reader hands each
+message to the actor's trio mailbox with `send_nowait` (awaiting across the
+bridge only when the mailbox is full), the writer drains the link's outbox.
+Neither crosses the bridge per message. Every message is refused on its
+declared length before it is buffered (`hub.gateway_io`).
 """
 
 from __future__ import annotations
@@ -20,16 +24,17 @@ import structlog
 import trio
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
-from grpclib.server import Server, Stream
 
 from hub.actor import ActorMessage, FromVehicle, LinkClosed
 from hub.bridge import run_asyncio, run_trio
 from hub.errors import VehicleRefused
+from hub.gateway_io import Http2Limits, LimitedServer, VehicleStream, receive
 from hub.link import Link, LinkEnd
 from hub.listener import Listener
 from hub.model import DisconnectReason
 from hub.tls import certificate_identity, server_context
-from proto import HubMessage, VehicleLinkBase, VehicleMessage
+from hub.untrusted import echo_vin, shorten
+from proto import Hello, HubMessage, VehicleLinkBase
 
 if TYPE_CHECKING:
     from hub.node import Hub
@@ -41,8 +46,8 @@ log = structlog.get_logger("hub.gateway")
 LISTEN_BACKLOG = 4096
 #: How long the handler waits for the actor to end a link the vehicle closed.
 LINK_END_TIMEOUT_S = 5.0
-
-VehicleStream = Stream[VehicleMessage, HubMessage]
+#: What an event message may hold beyond its body (command id, seq, kind, status, framing).
+EVENT_ENVELOPE_BYTES = 1024
 
 
 class VehicleGateway(VehicleLinkBase):
@@ -71,41 +76,69 @@ class VehicleGateway(VehicleLinkBase):
             self._handlers.discard(task)
 
     async def _connect(self, stream: VehicleStream) -> None:
+        config = self._hub.config
+        address = _address(stream)
         token = _bearer_token(stream.metadata)
         try:
-            async with asyncio.timeout(self._hub.config.hello_timeout_s):
-                first = await stream.recv_message()
-        except TimeoutError:
-            raise GRPCError(
-                Status.DEADLINE_EXCEEDED,
-                f"no Hello within {self._hub.config.hello_timeout_s:g} s (hello_timeout_s)",
-            ) from None
-        if first is None or first.WhichOneof("kind") != "hello":
-            raise GRPCError(Status.INVALID_ARGUMENT, "the first message must be Hello")
-        if self._hub.config.tls_client_ca_file is not None:
-            identity = certificate_identity(stream.peer.cert())
-            if identity != first.hello.vin:
-                reason = f"the client certificate is for {identity!r}, not VIN {first.hello.vin}"
-                self._hub.audit_refusal(first.hello.vin, Status.PERMISSION_DENIED, reason)
-                raise GRPCError(Status.PERMISSION_DENIED, reason)
-        link = Link(first.hello.vin, uuid.uuid4().hex)
-        try:
-            inbox = await run_trio(self._hub.attach, first.hello, token, link)
+            candidates = await run_trio(self._hub.authenticate, token)
         except VehicleRefused as exc:
-            log.info("vehicle.refused", vin=first.hello.vin, reason=exc.message)
-            self._hub.audit_refusal(first.hello.vin, exc.status, exc.message)
-            raise GRPCError(exc.status, exc.message) from None
+            raise self._refuse(address, None, exc) from None
+        hello = await self._hello(stream)
+        if config.tls_client_ca_file is not None:
+            identity = certificate_identity(stream.peer.cert())
+            if identity != hello.vin:
+                reason = (
+                    f"the client certificate is for {shorten(identity or '')}, "
+                    f"not VIN {echo_vin(hello.vin)}"
+                )
+                raise self._refuse(
+                    address, hello.vin, VehicleRefused(Status.PERMISSION_DENIED, reason)
+                )
+        link = Link(hello.vin, uuid.uuid4().hex)
+        try:
+            inbox = await run_trio(self._hub.attach, hello, candidates, link)
+        except VehicleRefused as exc:
+            raise self._refuse(address, hello.vin, exc) from None
         self.on_admitted(stream.peer.addr())
         end = await self._pump(stream, link, inbox)
         if end.status is not None:
             raise GRPCError(end.status, end.message)
 
+    async def _hello(self, stream: VehicleStream) -> Hello:
+        """The connection's first message, which must be a `Hello` of at most `max_hello_bytes`."""
+        config = self._hub.config
+        try:
+            async with asyncio.timeout(config.hello_timeout_s):
+                first = await receive(
+                    stream, config.max_hello_bytes, f"max_hello_bytes ({config.max_hello_bytes})"
+                )
+        except TimeoutError:
+            raise GRPCError(
+                Status.DEADLINE_EXCEEDED,
+                f"no Hello within {config.hello_timeout_s:g} s (hello_timeout_s)",
+            ) from None
+        except VehicleRefused as exc:
+            log.info("vehicle.bad_hello", peer=_address(stream), reason=exc.message)
+            raise GRPCError(exc.status, f"{exc.message}; the first message must be Hello") from None
+        if first is None or first.WhichOneof("kind") != "hello":
+            raise GRPCError(Status.INVALID_ARGUMENT, "the first message must be Hello")
+        return first.hello
+
+    def _refuse(self, address: str, vin: str | None, exc: VehicleRefused) -> GRPCError:
+        """Log and audit (aggregated) a refused connection; the error that ends its stream."""
+        claimed = None if vin is None else echo_vin(vin)
+        log.info("vehicle.refused", vin=claimed, peer=address, reason=exc.message)
+        self._hub.audit_refusal(address, vin, exc.status, exc.message)
+        return GRPCError(exc.status, exc.message)
+
     async def _pump(
         self, stream: VehicleStream, link: Link, inbox: trio.MemorySendChannel[ActorMessage]
     ) -> LinkEnd:
         """Run both pumps until the link ends; the actor always learns that it ended."""
-        limit = self._hub.config.max_vehicle_messages_per_s
-        reader = asyncio.ensure_future(_read(stream, link, inbox, limit))
+        config = self._hub.config
+        reader = asyncio.ensure_future(
+            _read(stream, link, inbox, config.max_vehicle_messages_per_s, config.max_event_bytes)
+        )
         writer = asyncio.ensure_future(_write(stream, link))
         closed: LinkClosed | None = LinkClosed(
             link.id, DisconnectReason.CONNECTION_LOST, "the connection was lost"
@@ -133,9 +166,22 @@ async def _read(
     link: Link,
     inbox: trio.MemorySendChannel[ActorMessage],
     max_per_s: float,
+    max_event_bytes: int,
 ) -> None:
     allowance, refilled = max_per_s, trio.current_time()  # a token bucket of one second
-    async for message in stream:
+    max_bytes = max_event_bytes + EVENT_ENVELOPE_BYTES
+    limit = (
+        f"max_event_bytes ({max_event_bytes}) plus {EVENT_ENVELOPE_BYTES} bytes for the "
+        "event's other fields"
+    )
+    while True:
+        try:
+            message = await receive(stream, max_bytes, limit)
+        except VehicleRefused as exc:  # a protocol error: the actor ends the link and says why
+            link.close(exc.status, exc.message, DisconnectReason.PROTOCOL_ERROR)
+            return
+        if message is None:
+            return
         now = link.last_heard = trio.current_time()
         allowance = min(max_per_s, allowance + (now - refilled) * max_per_s) - 1
         refilled = now
@@ -199,14 +245,20 @@ async def serve_gateway(hub: Hub, host: str, port: int) -> AsyncIterator[int]:
     """
     sock = socket.create_server((host, port), family=_family(host), backlog=LISTEN_BACKLOG)
     gateway = VehicleGateway(hub)
-    server = Server([gateway])
+    config = hub.config
+    limits = Http2Limits(
+        window_bytes=config.grpc_flow_window_bytes,
+        max_streams=config.grpc_max_streams_per_connection,
+        max_header_list_bytes=config.grpc_max_header_list_bytes,
+    )
+    server = LimitedServer([gateway], limits)
     listener = Listener(
         sock,
-        hub.config,
+        config,
         hub.connections,
         server._protocol_factory,
         asyncio.get_event_loop(),
-        server_context(hub.config),
+        server_context(config),
     )
     gateway.on_admitted = listener.admitted
     try:
@@ -223,6 +275,12 @@ async def serve_gateway(hub: Hub, host: str, port: int) -> AsyncIterator[int]:
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(hub.config.shutdown_grace_s):
             await listener.close_all()
+
+
+def _address(stream: VehicleStream) -> str:
+    """The peer's IP address (its port left out: a source reconnects from many ports)."""
+    peer = stream.peer.addr()
+    return "unknown" if peer is None else str(peer[0])
 
 
 def _family(host: str) -> socket.AddressFamily:

@@ -30,11 +30,11 @@ from hub.actor import (
 from hub.auditing import AuditBatcher, AuditLog, storable, vehicle_target
 from hub.batching import CredentialLookup, GroupCommitJournal, LastSeen, LookupFailed
 from hub.config import HubConfig
-from hub.credentials import verify_vehicle_token
+from hub.credentials import hash_vehicle_token, verify_vehicle_token
 from hub.errors import MailboxFull, VehicleNotConnected, VehicleRefused
 from hub.link import Link
 from hub.listener import ConnectionStatistics
-from hub.model import Command, Disconnect, DisconnectReason
+from hub.model import JSON, Command, Disconnect, DisconnectReason, VehicleCredentials
 from hub.ports import (
     CommandBacklog,
     CommandJournal,
@@ -44,8 +44,10 @@ from hub.ports import (
     VehicleLeases,
     command_topic,
 )
+from hub.refusals import RefusalTally
 from hub.registry import Registry
 from hub.submission import Submissions, mailbox_full
+from hub.untrusted import plausible_vin, shorten
 from proto import Hello, HubMessage, Welcome
 
 log = structlog.get_logger("hub.node")
@@ -113,6 +115,8 @@ class Hub:
         self._disconnects: dict[str, Disconnect] = {}
         #: Vehicle connections, disconnections and refusals, written in batches.
         self.audit_notes = AuditBatcher(audit)
+        #: Refused connections, audited as one row per source, vehicle and window.
+        self.refusals = RefusalTally(self.audit_notes, config.refusal_audit_window_s)
         self._context = ActorContext(
             config, self.journal, bus, self._actors, self.last_seen, self._disconnects, audit,
             self.audit_notes, leases,
@@ -236,14 +240,12 @@ class Hub:
             return False
         return True
 
-    async def attach(
-        self, hello: Hello, token: str, link: Link
-    ) -> trio.MemorySendChannel[ActorMessage]:
-        """Admit a vehicle's new link; returns the mailbox its messages go to.
+    async def authenticate(self, token: str) -> list[VehicleCredentials]:
+        """The vehicles `token` may be (found by its hash alone, before any message is read).
 
-        Raises `VehicleRefused` for an unknown VIN, a wrong token or a
-        disabled vehicle. A link of a VIN that is already connected replaces
-        the old one; the actor keeps its identity.
+        Raises `VehicleRefused`: `UNAUTHENTICATED` when no registered vehicle
+        has this token, `UNAVAILABLE` while the hub stops or cannot read its
+        database. Which of them the connection is, its `Hello` says (`attach`).
         """
         if self._stopping:
             raise VehicleRefused(Status.UNAVAILABLE, "the hub is shutting down")
@@ -254,13 +256,41 @@ class Hub:
                 f"the hub cannot check credentials: its database does not answer; retry in "
                 f"{outage.retry_after_s} s",
             )
+        token_hash = hash_vehicle_token(token)
         try:
-            credentials = await self.credentials.find(hello.vin)
+            candidates = await self.credentials.find(token_hash)
         except LookupFailed as exc:
             raise VehicleRefused(Status.UNAVAILABLE, f"{exc}; retry later") from exc
+        # The database found them by hash; compare again in constant time all the same.
+        found = [c for c in candidates if verify_vehicle_token(token, c.token_hash)]
+        if not found:
+            raise VehicleRefused(
+                Status.UNAUTHENTICATED,
+                "unknown vehicle token: no registered vehicle has it (never issued, or rotated "
+                "since); send the vehicle's current token",
+            )
+        return found
+
+    async def attach(
+        self, hello: Hello, candidates: list[VehicleCredentials], link: Link
+    ) -> trio.MemorySendChannel[ActorMessage]:
+        """Admit a vehicle's new link; returns the mailbox its messages go to.
+
+        `candidates` are what `authenticate` found for the connection's token.
+        Raises `VehicleRefused` for a `Hello` whose VIN cannot be one, whose
+        VIN the token is not for, or for a disabled vehicle. A link of a VIN
+        that is already connected replaces the old one; the actor keeps its identity.
+        """
+        if self._stopping:
+            raise VehicleRefused(Status.UNAVAILABLE, "the hub is shutting down")
+        if not plausible_vin(hello.vin):
+            raise VehicleRefused(
+                Status.INVALID_ARGUMENT,
+                f"the Hello's vin {shorten(hello.vin)} is not a VIN: expected 17 capital "
+                "letters and digits",
+            )
+        credentials = next((c for c in candidates if c.vin == hello.vin), None)
         if credentials is None:
-            raise VehicleRefused(Status.UNAUTHENTICATED, f"unknown VIN {hello.vin!r}")
-        if not verify_vehicle_token(token, credentials.token_hash):
             self._refused(hello.vin, f"wrong token for VIN {hello.vin}")
             raise VehicleRefused(Status.UNAUTHENTICATED, f"wrong token for VIN {hello.vin}")
         if not credentials.enabled:
@@ -304,11 +334,17 @@ class Hub:
         )
         return inbox
 
-    def audit_refusal(self, vin: str, status: Status, reason: str) -> None:
-        """Note in the audit trail (soon, without waiting) that a vehicle's link was refused."""
-        target, details = vehicle_target(vin)
-        details.update({"status": status.name, "reason": storable(reason, 500)})
-        self.audit_notes.note("vehicle.refused", actor="hub", target=target, details=details)
+    def audit_refusal(self, address: str, vin: str | None, status: Status, reason: str) -> None:
+        """Count a refused link from `address` (claiming `vin`, if it said) for the audit trail.
+
+        Refusals are written as one row per source, vehicle and `refusal_audit_window_s`,
+        with their count (`hub.refusals`); never blocks. `reason` must be bounded already.
+        """
+        details: dict[str, JSON] = {}
+        target = "vehicle:?"
+        if vin is not None:
+            target, details = vehicle_target(vin)
+        self.refusals.refused(address, target, status, storable(reason, 500), details)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host the actors until `shutdown` (or cancellation) ends them."""
@@ -355,6 +391,7 @@ class Hub:
     async def shutdown(self) -> None:
         """End every link with `UNAVAILABLE`; wait up to `shutdown_grace_s` for the actors."""
         self._stopping = True
+        self.refusals.flush()  # before the audit notes' last write
         for actor in self._actors:
             actor.link.close(
                 Status.UNAVAILABLE, "the hub is shutting down", DisconnectReason.HUB_SHUTDOWN
@@ -410,6 +447,7 @@ async def open_hub(
         await nursery.start(hub.last_seen.run)
         await nursery.start(hub.credentials.run)
         await nursery.start(hub.audit_notes.run)
+        await nursery.start(hub.refusals.run)
         await nursery.start(hub.run)
         await nursery.start(hub.expire_waiting)
         async with serve_gateway(hub, config.grpc_host, config.grpc_port) as port:

@@ -61,6 +61,12 @@ class VehicleDirectory(Protocol):
         """Credentials of the registered vehicles among `vins` (absent: not registered)."""
         ...
 
+    async def find_vehicles_by_token(
+        self, token_hashes: Collection[str]
+    ) -> list[VehicleCredentials]:
+        """Credentials of the registered vehicles whose `token_hash` is among `token_hashes`."""
+        ...
+
     async def record_seen(self, seen: Mapping[str, datetime]) -> None:
         """Remember when each vehicle's link was last up (`last_seen_at`), in one transaction."""
         ...

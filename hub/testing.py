@@ -38,6 +38,11 @@ class MemoryDirectory:
     async def find_vehicles(self, vins: Collection[str]) -> dict[str, VehicleCredentials]:
         return {vin: self.vehicles[vin] for vin in vins if vin in self.vehicles}
 
+    async def find_vehicles_by_token(
+        self, token_hashes: Collection[str]
+    ) -> list[VehicleCredentials]:
+        return [v for v in self.vehicles.values() if v.token_hash in token_hashes]
+
     async def record_seen(self, seen: Mapping[str, datetime]) -> None:
         self.seen.update(seen)
 

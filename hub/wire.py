@@ -8,6 +8,7 @@ from datetime import datetime
 import orjson
 
 from hub.model import JSON, Command, CommandEventRecord, EventKind
+from hub.untrusted import shorten
 from proto import CancelCommand, CommandEvent, CommandRequest, HubMessage, SovdRequest
 
 _KINDS = {
@@ -52,7 +53,7 @@ def event_record(
     try:
         command_id = uuid.UUID(event.command_id)
     except ValueError:
-        raise WireError(f"command_id {event.command_id!r} is not a UUID") from None
+        raise WireError(f"command_id {shorten(event.command_id)} is not a UUID") from None
     kind = _KINDS.get(event.kind)
     if kind is None:
         raise WireError(f"event {event.seq} of command {command_id} has no kind")

@@ -476,6 +476,14 @@ class Database:
             return {}
         return await self._run(queries.find_vehicles, self._reader, vins)
 
+    async def find_vehicles_by_token(
+        self, token_hashes: Collection[str]
+    ) -> list[VehicleCredentials]:
+        """Credentials of the registered vehicles whose token hashes to one of `token_hashes`."""
+        if not token_hashes:
+            return []
+        return await self._run(queries.find_vehicles_by_token, self._reader, token_hashes)
+
     async def record_seen(self, seen: Mapping[str, datetime]) -> None:
         """Set each vehicle's `last_seen_at` (one transaction); never moves it back in time."""
         if seen:

@@ -148,7 +148,11 @@ class VehicleModel(Base):
     """A registered vehicle and the hash of its link token."""
 
     __tablename__ = "vehicles"
-    __table_args__ = (CheckConstraint("length(vin) = 17", name="vin_length"),)
+    __table_args__ = (
+        CheckConstraint("length(vin) = 17", name="vin_length"),
+        # The gateway finds a connecting vehicle by its token's hash (migration 0005).
+        Index("ix_vehicles_token_hash", "token_hash"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     vin: Mapped[str] = mapped_column(String(17), unique=True)

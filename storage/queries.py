@@ -142,6 +142,16 @@ async def find_vehicles(
     return {row.vin: VehicleCredentials(row.vin, row.token_hash, row.enabled) for row in rows}
 
 
+async def find_vehicles_by_token(
+    reader: AsyncEngine, token_hashes: Collection[str]
+) -> list[VehicleCredentials]:
+    v = VehicleModel
+    query = select(v.vin, v.token_hash, v.enabled).where(v.token_hash.in_(list(token_hashes)))
+    async with reader.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [VehicleCredentials(row.vin, row.token_hash, row.enabled) for row in rows]
+
+
 async def record_seen(writer: AsyncEngine, seen: Mapping[str, datetime]) -> None:
     table = cast(Table, VehicleModel.__table__)
     last_seen = table.c.last_seen_at

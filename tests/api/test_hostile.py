@@ -40,8 +40,15 @@ async def _protocol_error(
     ("fault", "size", "status", "message"),
     [
         ("malformed", 0, Status.INVALID_ARGUMENT, "body is not JSON"),
-        ("oversized", 70_000, Status.INVALID_ARGUMENT, "more than max_event_bytes (65536)"),
+        ("oversized", 65_600, Status.INVALID_ARGUMENT, "more than max_event_bytes (65536)"),
+        (
+            "oversized",
+            70_000,
+            Status.RESOURCE_EXHAUSTED,
+            "more than max_event_bytes (65536) plus 1024 bytes for the event's other fields",
+        ),
         ("stranger", 0, Status.INVALID_ARGUMENT, "which this vehicle was never given"),
+        ("corrupt", 0, Status.INVALID_ARGUMENT, "that is not a protobuf VehicleMessage"),
         (
             "flood",
             1_000,

@@ -91,7 +91,8 @@ async def test_rotating_the_token_ends_the_live_link_and_retires_the_old_one(nod
     refused = await _refusal(node, VINS[0], old_token)
     assert (refused.status, refused.message) == (
         Status.UNAUTHENTICATED,
-        f"wrong token for VIN {VINS[0]}",
+        "unknown vehicle token: no registered vehicle has it (never issued, or rotated since); "
+        "send the vehicle's current token",
     )
     node.vehicle_tokens[VINS[0]] = new_token
     await node.connect_vehicle(VINS[0])

@@ -12,6 +12,7 @@ import trio.lowlevel
 
 from hub.batching import CredentialLookup, GroupCommitJournal, JournalWriteFailed, LastSeen
 from hub.config import HubConfig, load_config
+from hub.credentials import hash_vehicle_token
 from hub.errors import ConfigError
 from hub.model import (
     Command,
@@ -152,20 +153,22 @@ async def test_credential_lookups_share_a_query(autojump_clock: trio.abc.Clock) 
             super().__init__()
             self.queries: list[int] = []
 
-        async def find_vehicles(self, vins: Collection[str]) -> dict[str, VehicleCredentials]:
-            self.queries.append(len(vins))
+        async def find_vehicles_by_token(
+            self, token_hashes: Collection[str]
+        ) -> list[VehicleCredentials]:
+            self.queries.append(len(token_hashes))
             await trio.sleep(0.01)
-            return await super().find_vehicles(vins)
+            return await super().find_vehicles_by_token(token_hashes)
 
     directory = CountingDirectory()
     vins = [f"{n:017d}" for n in range(50)]
     for vin in vins[:-1]:
-        directory.add(vin, "token")
+        directory.add(vin, f"token-{vin}")
     lookup = CredentialLookup(directory)
-    found: dict[str, VehicleCredentials | None] = {}
+    found: dict[str, list[VehicleCredentials]] = {}
 
     async def find(vin: str) -> None:
-        found[vin] = await lookup.find(vin)
+        found[vin] = await lookup.find(hash_vehicle_token(f"token-{vin}"))
 
     async with trio.open_nursery() as nursery:
         await nursery.start(lookup.run)
@@ -176,8 +179,8 @@ async def test_credential_lookups_share_a_query(autojump_clock: trio.abc.Clock) 
                 finders.start_soon(find, vin)
         nursery.cancel_scope.cancel()
     assert directory.queries == [1, 49]
-    assert found[vins[-1]] is None
-    assert all(found[vin] == directory.vehicles[vin] for vin in vins[:-1])
+    assert found[vins[-1]] == []
+    assert all(found[vin] == [directory.vehicles[vin]] for vin in vins[:-1])
 
 
 async def _record_all(

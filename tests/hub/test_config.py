@@ -148,6 +148,24 @@ def test_unknown_file_key() -> None:
             {"default_command_timeout_s": 700},
             "default_command_timeout_s (700.0) must not exceed max_command_timeout_s (600.0)",
         ),
+        ({"max_hello_bytes": 0}, "max_hello_bytes must be a finite number greater than 0, got 0"),
+        (
+            {"grpc_max_streams_per_connection": 0},
+            "grpc_max_streams_per_connection must be a finite number greater than 0, got 0",
+        ),
+        (
+            {"grpc_max_header_list_bytes": -1},
+            "grpc_max_header_list_bytes must be a finite number greater than 0, got -1",
+        ),
+        (
+            {"refusal_audit_window_s": 0},
+            "refusal_audit_window_s must be a finite number greater than 0, got 0.0",
+        ),
+        (
+            {"grpc_flow_window_bytes": 1024},
+            "grpc_flow_window_bytes must be 65535-2147483647 (HTTP/2's limits), got 1024; set "
+            "SOVD_HUB_GRPC_FLOW_WINDOW_BYTES",
+        ),
     ],
 )
 def test_invalid_values_are_refused(kwargs: dict[str, object], message: str) -> None:

@@ -76,16 +76,18 @@ async def _refusal(port: int, vin: str, token: str) -> GRPCError:
     return await run_asyncio(connect)
 
 
-async def test_unknown_vin_and_wrong_token_are_refused(
+async def test_unknown_token_and_another_vehicles_token_are_refused(
     hub_env: tuple[Hub, MemoryDirectory, MemoryJournal],
 ) -> None:
     hub, _, _ = hub_env
-    unknown = await _refusal(hub.grpc_port, "WVWZZZ1JZXW999999", TOKEN)
+    unknown = await _refusal(hub.grpc_port, VIN, "not-the-token")
     assert unknown.status is Status.UNAUTHENTICATED
-    assert "unknown VIN" in (unknown.message or "")
-    wrong = await _refusal(hub.grpc_port, VIN, "not-the-token")
-    assert wrong.status is Status.UNAUTHENTICATED
-    assert "wrong token" in (wrong.message or "")
+    assert "unknown vehicle token" in (unknown.message or "")
+    wrong = await _refusal(hub.grpc_port, "WVWZZZ1JZXW999999", TOKEN)  # VIN's token
+    assert (wrong.status, wrong.message) == (
+        Status.UNAUTHENTICATED,
+        "wrong token for VIN WVWZZZ1JZXW999999",
+    )
     assert hub.connection(VIN) is None
 
 

@@ -123,8 +123,13 @@ async def _refused(hub: Hub, vehicle: RawVehicle, first: VehicleMessage | None =
     ("vin", "token", "status", "message"),
     [
         (VIN, None, Status.UNAUTHENTICATED, "missing vehicle token"),
-        ("WVWZZZ1JZXW999999", TOKEN, Status.UNAUTHENTICATED, "unknown VIN"),
-        (VIN, "wrong", Status.UNAUTHENTICATED, f"wrong token for VIN {VIN}"),
+        (VIN, "wrong", Status.UNAUTHENTICATED, "unknown vehicle token"),
+        (
+            "WVWZZZ1JZXW999999",
+            TOKEN,
+            Status.UNAUTHENTICATED,
+            "wrong token for VIN WVWZZZ1JZXW999999",
+        ),
         (OTHER, "token-2", Status.PERMISSION_DENIED, f"vehicle {OTHER} is disabled"),
     ],
 )
