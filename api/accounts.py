@@ -23,6 +23,7 @@ from api.access import client_address, current_principal, requires, user_agent
 from api.auth import InvalidToken, Principal, Role, refresh_hash
 from api.errors import ApiError
 from api.openapi import errors, no_content
+from api.passwords import WeakPassword, check_new_password
 from api.schemas import (
     LoginRequest,
     MeOut,
@@ -225,6 +226,7 @@ async def change_password(data: PasswordChange) -> PasswordChanged:
     s = state()
     principal = current_principal()
     _check_password_size("new_password", data.new_password)
+    _check_new_password("new_password", data.new_password, principal.username)
     if data.new_password == data.current_password:
         message = "new_password is the same as current_password: choose a new one"
         raise ApiError(
@@ -298,6 +300,7 @@ async def list_users(query_args: UserPage) -> UserList:
 async def create_user(data: NewUserIn) -> tuple[UserOut, int, dict[str, str]]:
     """Create an operator account (409 `user_exists` if the name is taken); audited."""
     _check_password_size("password", data.password)
+    _check_new_password("password", data.password, data.username)
     by = current_principal().username
     try:
         user = await state().db.add_user(data.username, data.password, data.role, by=by)
@@ -368,5 +371,14 @@ def _check_password_size(field: str, password: str) -> None:
         raise ApiError(422, "validation_failed", message, details=[_detail(field, message)])
 
 
-def _detail(field: str, message: str) -> dict[str, JSON]:
-    return {"field": field, "rule": "value_error", "message": message}
+def _check_new_password(field: str, password: str, username: str) -> None:
+    try:
+        check_new_password(password, username, field)
+    except WeakPassword as exc:
+        raise ApiError(
+            422, "weak_password", str(exc), details=[_detail(field, str(exc), exc.rule)]
+        ) from None
+
+
+def _detail(field: str, message: str, rule: str = "value_error") -> dict[str, JSON]:
+    return {"field": field, "rule": rule, "message": message}
