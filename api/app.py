@@ -36,6 +36,7 @@ from api.openapi import ApiOpenAPIProvider, docs
 from api.ratelimit import install_rate_limits
 from api.routes import api
 from api.state import AppState, attach_state
+from api.users import users
 from api.vehicles import vehicles
 from api.websocket import ws
 from hub import Hub, HubConfig
@@ -79,6 +80,7 @@ def create_app(
         ),
     )
     app.register_blueprint(accounts)
+    app.register_blueprint(users)
     app.register_blueprint(api)
     app.register_blueprint(health)
     app.register_blueprint(vehicles)

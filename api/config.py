@@ -51,10 +51,13 @@ class ApiConfig:
     submit_burst: int = 50
     login_rate_per_s: float = 1.0  # login attempts per client address
     login_burst: int = 30
-    # Failed-login throttling: this many failures within the window locks further attempts
-    # (of that username / from that address) until the window ends.
-    login_max_failures_per_user: int = 5
-    login_max_failures_per_address: int = 20
+    # Failed-login lockout, within `login_failure_window_s` of the first failure: this many
+    # failures of one username from one address lock that pair; of one username from any
+    # address lock the username; failures for this many different usernames (not since logged
+    # in) from one address lock the address. Until the window ends, or an admin unlocks.
+    login_max_failures_per_user_address: int = 5
+    login_max_failures_per_user: int = 50
+    login_max_usernames_per_address: int = 20
     login_failure_window_s: float = 900.0
 
     def __post_init__(self) -> None:
@@ -82,11 +85,20 @@ class ApiConfig:
             "submit_burst",
             "login_rate_per_s",
             "login_burst",
+            "login_max_failures_per_user_address",
             "login_max_failures_per_user",
-            "login_max_failures_per_address",
+            "login_max_usernames_per_address",
             "login_failure_window_s",
         ):
             check_positive(name, getattr(self, name))
+        if self.login_max_failures_per_user < self.login_max_failures_per_user_address:
+            raise ConfigError(
+                f"login_max_failures_per_user ({self.login_max_failures_per_user}) must be at "
+                f"least login_max_failures_per_user_address "
+                f"({self.login_max_failures_per_user_address}): a username is locked from every "
+                "address only well after one address is (set SOVD_HUB_LOGIN_MAX_FAILURES_PER_USER,"
+                " e.g. to 50)"
+            )
 
 
 def check_sessions(config: ApiConfig) -> None:
