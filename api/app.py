@@ -35,6 +35,7 @@ from api.metrics import Metrics, attach_metrics, serve_metrics
 from api.openapi import ApiOpenAPIProvider, docs
 from api.ratelimit import install_rate_limits
 from api.routes import api
+from api.session_check import ActiveSessions, Lookup, SessionFacts
 from api.state import AppState, attach_state
 from api.users import users
 from api.vehicles import vehicles
@@ -68,12 +69,20 @@ def create_app(
         security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}},
         openapi_provider_class=ApiOpenAPIProvider,  # security per operation, every error answer
     )
+    tokens = TokenIssuer(
+        config.jwt_secret,
+        config.access_token_ttl_s,
+        issuer=config.jwt_issuer,
+        audience=config.jwt_audience,
+    )
+    tokens.sessions = sessions = ActiveSessions(_session_lookup(db), config.session_recheck_s)
+    tokens.revocations.forget = sessions.forget
     attach_state(
         app.extensions,
         AppState(
             hub,
             db,
-            TokenIssuer(config.jwt_secret, config.access_token_ttl_s),
+            tokens,
             config,
             hub_config,
             keyvalue=keyvalue,
@@ -93,6 +102,17 @@ def create_app(
     install_rate_limits(app, config, keyvalue)
 
     return app
+
+
+def _session_lookup(db: Database) -> Lookup:
+    async def lookup(session_id: uuid.UUID) -> SessionFacts | None:
+        found = await db.session_of(session_id)
+        if found is None:
+            return None
+        user, session = found
+        return SessionFacts(user.username, user.role, user.enabled, session.revoked_at is not None)
+
+    return lookup
 
 
 def _install_request_hooks(app: QuartTrio, hub: Hub, config: ApiConfig) -> None:
