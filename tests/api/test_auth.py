@@ -41,3 +41,20 @@ def test_a_forged_token_is_never_cached() -> None:
         with pytest.raises(InvalidToken, match="bad_signature"):
             issuer.verify(forged)
     assert issuer._verified == {}
+
+
+def test_bad_issuer_audience_and_recheck_settings_are_refused_naming_them() -> None:
+    from api.config import ApiConfig
+    from hub import ConfigError, load_config
+
+    environ = {"SOVD_HUB_JWT_SECRET": SECRET, "SOVD_HUB_JWT_ISSUER": " sovd-hub"}
+    with pytest.raises(ConfigError) as caught:
+        load_config(ApiConfig, environ=environ)
+    assert str(caught.value) == (
+        "jwt_issuer (SOVD_HUB_JWT_ISSUER) must be 1-200 printable characters without leading "
+        "or trailing spaces, such as 'sovd-hub', got ' sovd-hub'"
+    )
+    with pytest.raises(ConfigError, match=r"jwt_audience \(SOVD_HUB_JWT_AUDIENCE\) must be"):
+        ApiConfig(jwt_secret=SECRET, jwt_audience="")
+    with pytest.raises(ConfigError, match="session_recheck_s must be a finite number greater"):
+        ApiConfig(jwt_secret=SECRET, session_recheck_s=0)
