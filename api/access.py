@@ -20,10 +20,11 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def authenticate(token: str) -> Principal:
-    """The principal of an access token; raises a 401 `ApiError` saying what is wrong."""
+async def authenticate(token: str) -> Principal:
+    """The principal of an access token whose session and user are live; raises a 401
+    `ApiError` saying what is wrong."""
     try:
-        return state().tokens.verify(token)
+        return await state().tokens.authenticate(token)
     except InvalidToken as exc:
         raise ApiError(401, exc.code, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
 
@@ -43,7 +44,7 @@ def requires(role: Role) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Aw
                 raise ApiError(
                     401, "unauthenticated", str(exc), headers={"WWW-Authenticate": "Bearer"}
                 ) from None
-            principal = authenticate(token)
+            principal = await authenticate(token)
             if not principal.role.includes(role):
                 raise ApiError(
                     403,

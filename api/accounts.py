@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 from quart import Blueprint
-from quart_schema import validate_querystring, validate_request, validate_response
+from quart_schema import validate_request, validate_response
 
 from api import ratelimit
 from api.access import client_address, current_principal, requires, user_agent
@@ -26,36 +26,24 @@ from api.openapi import errors, no_content
 from api.schemas import (
     LoginRequest,
     MeOut,
-    NewUserIn,
     PasswordChange,
     PasswordChanged,
     RefreshRequest,
     SessionOut,
     TokenResponse,
-    UserList,
-    UserOut,
-    UserPage,
-    UserPatch,
 )
 from api.state import state
+from api.users import check_password_field, detail, user_out
 from hub import JSON
 from storage import (
-    LastAdminError,
     LoginSession,
     RefreshOutcome,
-    UnknownUserError,
     User,
-    UserExistsError,
 )
 
 log = structlog.get_logger("api.accounts")
 
 accounts = Blueprint("accounts", __name__, url_prefix="/api/v1")
-
-#: bcrypt hashes at most this many bytes of a password.
-MAX_PASSWORD_BYTES = 72
-#: Largest user id in a path (the column is a 32-bit integer); larger ones are 404.
-_USER_ID = "<int(max=2147483647):user_id>"
 
 
 @accounts.before_app_serving
@@ -199,7 +187,7 @@ async def me() -> MeOut:
         raise ApiError(401, "session_revoked", "the session of this access token is gone")
     user, session = found
     return MeOut(
-        **_user_out(user).model_dump(),
+        **user_out(user).model_dump(),
         session=SessionOut(
             id=session.id,
             created_at=session.created_at,
@@ -224,12 +212,10 @@ async def change_password(data: PasswordChange) -> PasswordChanged:
     """
     s = state()
     principal = current_principal()
-    _check_password_size("new_password", data.new_password)
+    check_password_field("new_password", data.new_password, principal.username)
     if data.new_password == data.current_password:
         message = "new_password is the same as current_password: choose a new one"
-        raise ApiError(
-            422, "validation_failed", message, details=[_detail("new_password", message)]
-        )
+        raise ApiError(422, "validation_failed", message, details=[detail("new_password", message)])
     address, agent = client_address(), user_agent()
     details: dict[str, JSON] = {"address": address, "user_agent": agent}
     await ratelimit.check_login(principal.username, address)
@@ -270,103 +256,3 @@ def _session_id(principal: Principal) -> uuid.UUID:
     if principal.session_id is None:  # only tokens issued outside a login lack one
         raise ApiError(401, "unauthenticated", "this access token has no session: log in again")
     return principal.session_id
-
-
-# -- users (admin) -----------------------------------------------------------
-
-
-@accounts.get("/users")
-@requires(Role.ADMIN)
-@validate_querystring(UserPage)
-@validate_response(UserList)
-async def list_users(query_args: UserPage) -> UserList:
-    """Operator accounts ordered by id, a page at a time (`limit` 1-500, `offset`)."""
-    users, total = await state().db.list_users(limit=query_args.limit, offset=query_args.offset)
-    return UserList(
-        items=[_user_out(u) for u in users],
-        total=total,
-        limit=query_args.limit,
-        offset=query_args.offset,
-    )
-
-
-@accounts.post("/users")
-@errors(409)
-@requires(Role.ADMIN)
-@validate_request(NewUserIn)
-@validate_response(UserOut, 201)
-async def create_user(data: NewUserIn) -> tuple[UserOut, int, dict[str, str]]:
-    """Create an operator account (409 `user_exists` if the name is taken); audited."""
-    _check_password_size("password", data.password)
-    by = current_principal().username
-    try:
-        user = await state().db.add_user(data.username, data.password, data.role, by=by)
-    except UserExistsError:
-        raise ApiError(409, "user_exists", f"user {data.username} already exists") from None
-    return _user_out(user), 201, {"Location": f"/api/v1/users/{user.id}"}
-
-
-@accounts.get(f"/users/{_USER_ID}")
-@requires(Role.ADMIN)
-@validate_response(UserOut)
-async def get_user(user_id: int) -> UserOut:
-    """One operator account."""
-    user = await state().db.get_user_by_id(user_id)
-    if user is None:
-        raise _unknown_user(user_id)
-    return _user_out(user)
-
-
-@accounts.patch(f"/users/{_USER_ID}")
-@requires(Role.ADMIN)
-@validate_request(UserPatch)
-@validate_response(UserOut)
-async def update_user(user_id: int, data: UserPatch) -> UserOut:
-    """Change a user's `role` and/or `enabled`; audited `user.updated` with before and after.
-
-    A role change or disabling logs the user out everywhere at once. 409
-    `last_admin` for a change that would leave no enabled admin. Accounts
-    are never deleted: disable them.
-    """
-    if data.role is None and data.enabled is None:
-        message = "send role and/or enabled to change"
-        raise ApiError(422, "validation_failed", message, details=[_detail("body", message)])
-    s = state()
-    try:
-        change = await s.db.update_user(
-            user_id, role=data.role, enabled=data.enabled, by=current_principal().username
-        )
-    except UnknownUserError:
-        raise _unknown_user(user_id) from None
-    except LastAdminError as exc:
-        raise ApiError(409, "last_admin", str(exc)) from None
-    s.tokens.revocations.revoke_all(change.revoked_sessions)
-    return _user_out(change.after)
-
-
-def _user_out(user: User) -> UserOut:
-    return UserOut(
-        id=user.id,
-        username=user.username,
-        role=Role(user.role).value,
-        enabled=user.enabled,
-        created_at=user.created_at,
-    )
-
-
-def _unknown_user(user_id: int) -> ApiError:
-    return ApiError(404, "unknown_user", f"no user with id {user_id}")
-
-
-def _check_password_size(field: str, password: str) -> None:
-    size = len(password.encode())
-    if size > MAX_PASSWORD_BYTES:
-        message = (
-            f"{field} is {size} bytes of UTF-8; at most {MAX_PASSWORD_BYTES} are allowed: "
-            "choose a shorter one"
-        )
-        raise ApiError(422, "validation_failed", message, details=[_detail(field, message)])
-
-
-def _detail(field: str, message: str) -> dict[str, JSON]:
-    return {"field": field, "rule": "value_error", "message": message}

@@ -35,7 +35,9 @@ from api.metrics import Metrics, attach_metrics, serve_metrics
 from api.openapi import ApiOpenAPIProvider, docs
 from api.ratelimit import install_rate_limits
 from api.routes import api
+from api.session_check import ActiveSessions, Lookup, SessionFacts
 from api.state import AppState, attach_state
+from api.users import users
 from api.vehicles import vehicles
 from api.websocket import ws
 from hub import Hub, HubConfig
@@ -67,18 +69,27 @@ def create_app(
         security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}},
         openapi_provider_class=ApiOpenAPIProvider,  # security per operation, every error answer
     )
+    tokens = TokenIssuer(
+        config.jwt_secret,
+        config.access_token_ttl_s,
+        issuer=config.jwt_issuer,
+        audience=config.jwt_audience,
+    )
+    tokens.sessions = sessions = ActiveSessions(_session_lookup(db), config.session_recheck_s)
+    tokens.revocations.forget = sessions.forget
     attach_state(
         app.extensions,
         AppState(
             hub,
             db,
-            TokenIssuer(config.jwt_secret, config.access_token_ttl_s),
+            tokens,
             config,
             hub_config,
             keyvalue=keyvalue,
         ),
     )
     app.register_blueprint(accounts)
+    app.register_blueprint(users)
     app.register_blueprint(api)
     app.register_blueprint(health)
     app.register_blueprint(vehicles)
@@ -91,6 +102,17 @@ def create_app(
     install_rate_limits(app, config, keyvalue)
 
     return app
+
+
+def _session_lookup(db: Database) -> Lookup:
+    async def lookup(session_id: uuid.UUID) -> SessionFacts | None:
+        found = await db.session_of(session_id)
+        if found is None:
+            return None
+        user, session = found
+        return SessionFacts(user.username, user.role, user.enabled, session.revoked_at is not None)
+
+    return lookup
 
 
 def _install_request_hooks(app: QuartTrio, hub: Hub, config: ApiConfig) -> None:

@@ -4,10 +4,19 @@ joserfc's `jwt.decode` checks the signature only; expiry and the required
 claims are checked by a `JWTClaimsRegistry` as a second step. The algorithm is
 pinned, so `alg: none` and other algorithms are refused.
 
-An access token names its session (`sid`). A session is revoked in the
-database (logout, a reused refresh token, a disabled user...) and, at once,
-in this node's `SessionRevocations`, which every verification consults, cached
-or not: a dictionary lookup, so the command hot path stays cheap.
+An access token must carry our issuer (`iss`, `jwt_issuer`) and audience
+(`aud`, `jwt_audience`), live no longer than `access_token_ttl_s` (plus
+`CLOCK_SKEW_S`) from its `iat`, and name its session (`sid`), so a token
+signed with the real key but minted elsewhere (a 100-year expiry, no session,
+another service's audience) is refused. `authenticate` also checks, through
+`api.session_check.ActiveSessions`, that the session exists, is not revoked,
+and belongs to the token's user, enabled and still of the token's role: one
+database read per session per `session_recheck_s`, not per request.
+
+A session is revoked in the database (logout, a reused refresh token, a
+disabled user...) and, at once, in this node's `SessionRevocations`, which
+every verification consults, cached or not: a dictionary lookup, so the
+command hot path stays cheap.
 
 A refresh token is opaque: `<session id>.<generation>.<nonce>.<mac>`. The
 MAC (HMAC-SHA256 under a key derived from the JWT secret) proves we issued
@@ -21,11 +30,13 @@ import base64
 import enum
 import hashlib
 import hmac
+import math
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -38,6 +49,9 @@ VERIFIED_CACHE_SIZE = 4096
 MIN_PASSWORD_LENGTH = 12
 #: Revocations are kept this much longer than an access token lives (clock skew).
 REVOCATION_MARGIN_S = 60.0
+#: Clocks of the nodes may differ by this much: an `iat` this far ahead, and an access token
+#: living this much longer than `access_token_ttl_s`, are still accepted.
+CLOCK_SKEW_S = 60
 _REFRESH_KEY_LABEL = b"sovd-hub refresh token v1"
 
 
@@ -90,6 +104,8 @@ class SessionRevocations:
         self._revoked: dict[uuid.UUID, float] = {}  # oldest revocation first
         #: Called with each revocation made here (the node publishes it to the other nodes).
         self.announce: Callable[[uuid.UUID, float], None] | None = None
+        #: Called with each session revoked, here or elsewhere (drops cached session checks).
+        self.forget: Callable[[uuid.UUID], None] | None = None
 
     def __contains__(self, session_id: object) -> bool:
         return session_id in self._revoked
@@ -103,6 +119,8 @@ class SessionRevocations:
         self._revoked.pop(session_id, None)
         self._revoked[session_id] = now if at is None else at
         self._forget_before(now - self.retention_s)
+        if self.forget is not None:
+            self.forget(session_id)
         if self.announce is not None:
             self.announce(session_id, self._revoked.get(session_id, now))
 
@@ -110,6 +128,8 @@ class SessionRevocations:
         """Add a revocation another node made (`at`: epoch seconds); not announced again."""
         if session_id not in self._revoked:
             self.load([(session_id, at)])
+            if self.forget is not None:
+                self.forget(session_id)
 
     def revoke_all(self, session_ids: Iterable[uuid.UUID]) -> None:
         """`revoke` each of `session_ids`, now."""
@@ -130,17 +150,46 @@ class SessionRevocations:
             del self._revoked[oldest]
 
 
-class TokenIssuer:
-    """Issues and verifies access tokens with one HS256 key, and refresh tokens with another."""
+class _Claims(jwt.JWTClaimsRegistry):
+    """joserfc's checks, but `iat` is checked by `TokenIssuer` (with clock skew, a message)."""
 
-    def __init__(self, secret: str, ttl_s: int) -> None:
+    def validate_iat(self, value: object) -> None:
+        """Checked by `TokenIssuer._verify`."""
+
+
+class SessionCheck(Protocol):
+    """Checks that a verified token's session and user are live (`api.session_check`)."""
+
+    def check(self, principal: Principal) -> Awaitable[None]:
+        """Raise `InvalidToken` unless `principal`'s session exists and is active."""
+
+
+class TokenIssuer:
+    """Issues and verifies access tokens with one HS256 key, and refresh tokens with another.
+
+    With `sessions` set (the node sets it), `authenticate` also checks the
+    token's session and user in the database (cached).
+    """
+
+    def __init__(
+        self,
+        secret: str,
+        ttl_s: int,
+        *,
+        issuer: str = "sovd-hub",
+        audience: str = "sovd-hub-api",
+    ) -> None:
         self._key = OctKey.import_key(secret.encode())
         self._refresh_key = hmac.new(secret.encode(), _REFRESH_KEY_LABEL, hashlib.sha256).digest()
         self.ttl_s = ttl_s
+        self.issuer = issuer
+        self.audience = audience
         self.revocations = SessionRevocations(ttl_s + REVOCATION_MARGIN_S)
+        self.sessions: SessionCheck | None = None
         self._verified: dict[str, tuple[Principal, float]] = {}
-        self._claims = jwt.JWTClaimsRegistry(
+        self._claims = _Claims(
             exp={"essential": True},
+            iat={"essential": True},
             sub={"essential": True},
             role={"essential": True, "values": [r.value for r in Role]},
         )
@@ -149,6 +198,8 @@ class TokenIssuer:
         """A signed access token for `principal` (and its session), valid for `ttl_s` seconds."""
         now = int(time.time())
         claims: dict[str, object] = {
+            "iss": self.issuer,
+            "aud": self.audience,
             "sub": principal.username,
             "role": principal.role.value,
             "iat": now,
@@ -158,6 +209,18 @@ class TokenIssuer:
         if principal.session_id is not None:
             claims["sid"] = str(principal.session_id)
         return jwt.encode({"alg": ALGORITHM}, claims, self._key)
+
+    async def authenticate(self, token: str) -> Principal:
+        """`verify`, then (with `sessions` set) check the session and its user; raises
+        `InvalidToken` saying what is wrong.
+
+        Cancellation: only a session not checked within `session_recheck_s` waits (for one
+        database read); cancelling it leaves nothing behind.
+        """
+        principal = self.verify(token)
+        if self.sessions is not None:
+            await self.sessions.check(principal)
+        return principal
 
     def verify(self, token: str) -> Principal:
         """The principal of a valid token; raises `InvalidToken` saying what is wrong.
@@ -191,13 +254,62 @@ class TokenIssuer:
         except ValueError as exc:
             raise InvalidToken(f"invalid access token: {exc}") from exc
         claims = decoded.claims
+        self._check_origin(claims)
+        self._check_lifetime(claims)
         sid = claims.get("sid")
         try:
             session_id = uuid.UUID(sid) if isinstance(sid, str) else None
         except ValueError:
-            raise InvalidToken("invalid access token: its sid is not a session id") from None
+            session_id = None
+        if session_id is None:
+            raise InvalidToken(
+                f"the access token names no session (sid is {sid!r}), so it could never be "
+                "revoked: log in for a token this hub issued",
+                code="token_without_session",
+            )
         principal = Principal(str(claims["sub"]), Role(claims["role"]), session_id)
         return principal, float(claims["exp"])
+
+    def _check_origin(self, claims: dict[str, object]) -> None:
+        issuer, audience = claims.get("iss"), claims.get("aud")
+        if issuer != self.issuer:
+            raise InvalidToken(
+                f"the access token's issuer (iss) is {issuer!r}, expected {self.issuer!r} "
+                "(jwt_issuer): use a token this hub issued (log in again)",
+                code="invalid_token_issuer",
+            )
+        audiences = audience if isinstance(audience, list) else [audience]
+        if self.audience not in audiences:
+            raise InvalidToken(
+                f"the access token's audience (aud) is {audience!r}, expected "
+                f"{self.audience!r} (jwt_audience): it was issued for another service; log "
+                "in to this hub for a token of its own",
+                code="invalid_token_audience",
+            )
+
+    def _check_lifetime(self, claims: dict[str, object]) -> None:
+        issued_at, expires_at = claims["iat"], claims["exp"]
+        if not (
+            isinstance(issued_at, int | float)
+            and not isinstance(issued_at, bool)
+            and math.isfinite(issued_at)
+        ):
+            raise InvalidToken(
+                f"invalid access token: iat must be a NumericDate, got {issued_at!r}"
+            )
+        if issued_at > time.time() + CLOCK_SKEW_S:
+            raise InvalidToken(
+                "invalid access token: it was issued (iat) in the future; check the clocks "
+                "of the hub's nodes"
+            )
+        assert isinstance(expires_at, int | float)  # checked by the claims registry
+        if expires_at - issued_at > self.ttl_s + CLOCK_SKEW_S:
+            raise InvalidToken(
+                f"the access token lives {expires_at - issued_at:.0f} s from iat to exp; this "
+                f"hub issues them for {self.ttl_s} s (access_token_ttl_s): log in for a token "
+                "this hub issued",
+                code="token_lifetime_too_long",
+            )
 
     def issue_refresh(self, session_id: uuid.UUID, generation: int) -> str:
         """A new refresh token of `session_id` at `generation` (random: never issued twice)."""

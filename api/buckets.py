@@ -5,7 +5,11 @@ Two primitives behind one small Protocol, `LimitStore`:
 - a token bucket (`take`): `burst` tokens, refilled at `rate_per_s`; a take
   that finds fewer than `cost` tokens is refused and told when they will be there;
 - a failure window (`add_failures` / `failures` / `forget`): a counter that
-  starts with its first failure and is dropped `window_s` later.
+  starts with its first failure and is dropped `window_s` later;
+- a member window (`add_member` / `remove_member` / `members`): a set (of
+  usernames, of addresses) whose size `failures` reports as its count, opened
+  by its first member and dropped `window_s` later (or `window_s` after its
+  latest member, when `sliding`), holding at most `cap` members.
 
 `MemoryStore` keeps them in bounded dicts timed by a monotonic clock;
 `RedisStore` in Redis hashes and counters, each operation one atomic Lua
@@ -21,7 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from storage import KeyValue, KeyValueError
 
@@ -79,8 +83,19 @@ class LimitStore(Protocol):
     async def add_failures(self, keys: Sequence[str], window_s: float) -> list[Window]:
         """Count one failure in each of `keys`, opening a `window_s` window where none is."""
 
-    async def forget(self, key: str) -> None:
-        """Drop the window `key`."""
+    async def forget(self, *keys: str) -> None:
+        """Drop the windows `keys`."""
+
+    async def add_member(
+        self, key: str, member: str, window_s: float, *, cap: int, sliding: bool = False
+    ) -> Window:
+        """Add `member` to the set window `key` (unless it holds `cap`); its size and end."""
+
+    async def remove_member(self, key: str, member: str) -> None:
+        """Take `member` out of the set window `key`."""
+
+    async def members(self, key: str) -> list[str]:
+        """The members of the set window `key` (none when there is no window)."""
 
 
 def decision(rule: Rule, allowed: bool, tokens: float, cost: int) -> Decision:
@@ -106,9 +121,10 @@ class MemoryStore:
         self._clock = clock
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, at
         self._windows: OrderedDict[str, tuple[float, float]] = OrderedDict()  # count, ends at
+        self._sets: OrderedDict[str, tuple[set[str], float]] = OrderedDict()  # members, ends at
 
     def __len__(self) -> int:
-        return len(self._buckets) + len(self._windows)
+        return len(self._buckets) + len(self._windows) + len(self._sets)
 
     async def take(self, key: str, rule: Rule, cost: int = 1) -> Decision:
         """Take `cost` tokens from the bucket `key` if it holds that many."""
@@ -126,7 +142,10 @@ class MemoryStore:
     async def failures(self, keys: Sequence[str]) -> list[Window]:
         """The current window of each of `keys` (count 0 when there is none)."""
         now = self._clock()
-        return [self._window(key, now) for key in keys]
+        return [
+            self._set_window(key, now) if key in self._sets else self._window(key, now)
+            for key in keys
+        ]
 
     async def add_failures(self, keys: Sequence[str], window_s: float) -> list[Window]:
         """Count one failure in each of `keys`, opening a `window_s` window where none is."""
@@ -141,9 +160,45 @@ class MemoryStore:
         _bound(self._windows, self._max_keys)
         return windows
 
-    async def forget(self, key: str) -> None:
-        """Drop the window `key`."""
-        self._windows.pop(key, None)
+    async def forget(self, *keys: str) -> None:
+        """Drop the windows `keys`."""
+        for key in keys:
+            self._windows.pop(key, None)
+            self._sets.pop(key, None)
+
+    async def add_member(
+        self, key: str, member: str, window_s: float, *, cap: int, sliding: bool = False
+    ) -> Window:
+        """Add `member` to the set window `key` (unless it holds `cap`); its size and end."""
+        now = self._clock()
+        members, ends_at = self._sets.pop(key, (set(), now))
+        if ends_at <= now:
+            members = set()
+        if not members or sliding:
+            ends_at = now + window_s
+        if len(members) < cap:
+            members.add(member)
+        self._sets[key] = (members, ends_at)
+        _bound(self._sets, self._max_keys)
+        return Window(len(members), ends_at - now)
+
+    async def remove_member(self, key: str, member: str) -> None:
+        """Take `member` out of the set window `key`."""
+        members, _ = self._sets.get(key, (set(), 0.0))
+        members.discard(member)
+
+    async def members(self, key: str) -> list[str]:
+        """The members of the set window `key` (none when there is no window)."""
+        if self._set_window(key, self._clock()).count == 0:
+            return []
+        return sorted(self._sets[key][0])
+
+    def _set_window(self, key: str, now: float) -> Window:
+        members, ends_at = self._sets.get(key, (set(), now))
+        if ends_at <= now:
+            self._sets.pop(key, None)
+            return Window(0, 0.0)
+        return Window(len(members), ends_at - now)
 
     def _window(self, key: str, now: float) -> Window:
         count, ends_at = self._windows.get(key, (0, now))
@@ -153,7 +208,7 @@ class MemoryStore:
         return Window(int(count), ends_at - now)
 
 
-def _bound(entries: OrderedDict[str, tuple[float, float]], max_keys: int) -> None:
+def _bound(entries: OrderedDict[str, Any], max_keys: int) -> None:
     while len(entries) > max_keys:
         entries.popitem(last=False)
 
@@ -186,11 +241,16 @@ end
 return {allowed, tostring(tokens)}
 """
 
-# Returns {count, milliseconds left} per key.
+# Returns {count, milliseconds left} per key (a set's count is its size).
 _FAILURES = """
 local out = {}
 for i, key in ipairs(KEYS) do
-  local count = tonumber(redis.call('GET', key) or '0')
+  local count
+  if redis.call('TYPE', key)['ok'] == 'set' then
+    count = redis.call('SCARD', key)
+  else
+    count = tonumber(redis.call('GET', key) or '0')
+  end
   local ttl = redis.call('PTTL', key)
   if ttl < 0 then count, ttl = 0, 0 end
   table.insert(out, count)
@@ -215,6 +275,20 @@ end
 return out
 """
 
+# ARGV: member, window in milliseconds, sliding (1/0), cap. Returns {size, milliseconds left}.
+_ADD_MEMBER = """
+local key = KEYS[1]
+if redis.call('SCARD', key) < tonumber(ARGV[4]) then
+  redis.call('SADD', key, ARGV[1])
+end
+local ttl = redis.call('PTTL', key)
+if ttl < 0 or ARGV[3] == '1' then
+  ttl = tonumber(ARGV[2])
+  redis.call('PEXPIRE', key, ttl)
+end
+return {redis.call('SCARD', key), ttl}
+"""
+
 
 class RedisStore:
     """Buckets and windows in Redis, shared by every node on it.
@@ -229,6 +303,9 @@ class RedisStore:
         self._take = keyvalue.script(_TAKE)
         self._failures = keyvalue.script(_FAILURES)
         self._add_failures = keyvalue.script(_ADD_FAILURES)
+        self._add_member = keyvalue.script(_ADD_MEMBER)
+        self._remove_member = keyvalue.script("return redis.call('SREM', KEYS[1], ARGV[1])")
+        self._members = keyvalue.script("return redis.call('SMEMBERS', KEYS[1])")
 
     def _key(self, key: str) -> str:
         return self._keyvalue.key("ratelimit", key)
@@ -252,9 +329,30 @@ class RedisStore:
         reply = await self._add_failures([self._key(k) for k in keys], [window_ms])
         return self._windows(reply, len(keys))
 
-    async def forget(self, key: str) -> None:
-        """Drop the window `key`."""
-        await self._keyvalue.delete(self._key(key))
+    async def forget(self, *keys: str) -> None:
+        """Drop the windows `keys` (one round trip)."""
+        await self._keyvalue.delete(*(self._key(k) for k in keys))
+
+    async def add_member(
+        self, key: str, member: str, window_s: float, *, cap: int, sliding: bool = False
+    ) -> Window:
+        """Add `member` to the set window `key` (unless it holds `cap`); one round trip."""
+        window_ms = max(1, math.ceil(window_s * 1000))
+        reply = await self._add_member(
+            [self._key(key)], [member, window_ms, 1 if sliding else 0, cap]
+        )
+        return self._windows(reply, 1)[0]
+
+    async def remove_member(self, key: str, member: str) -> None:
+        """Take `member` out of the set window `key`."""
+        await self._remove_member([self._key(key)], [member])
+
+    async def members(self, key: str) -> list[str]:
+        """The members of the set window `key` (one round trip)."""
+        reply = await self._members([self._key(key)], [])
+        if isinstance(reply, list) and all(isinstance(m, bytes) for m in reply):
+            return sorted(m.decode() for m in reply)
+        raise KeyValueError(f"Redis at {self._keyvalue.where} answered {reply!r}")
 
     def _windows(self, reply: object, expected: int) -> list[Window]:
         if (

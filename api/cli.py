@@ -19,8 +19,8 @@ from pathlib import Path
 
 import trio
 
-from api.auth import MIN_PASSWORD_LENGTH
 from api.config import ApiConfig, StorageConfig
+from api.passwords import WeakPassword, check_new_password
 from api.server import open_node
 from hub import ConfigError, HubConfig, HubError, load_config, parse_bind, read_config_file
 from hub.runtime import configure_logging, run
@@ -187,7 +187,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _user_add(args: argparse.Namespace) -> int:
     url = storage_config(args).database_url
-    password = _read_password(args.password_stdin)
+    password = _read_password(args.password_stdin, args.username)
     check_schema(url)
 
     async def add() -> None:
@@ -199,7 +199,7 @@ def _user_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_password(from_stdin: bool) -> str:
+def _read_password(from_stdin: bool, username: str) -> str:
     if from_stdin:
         password = sys.stdin.readline().rstrip("\n")
     elif "SOVD_HUB_PASSWORD" in os.environ:
@@ -208,8 +208,10 @@ def _read_password(from_stdin: bool) -> str:
         password = getpass.getpass("password: ")
         if getpass.getpass("again: ") != password:
             raise ConfigError("the two passwords differ")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise ConfigError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    try:
+        check_new_password(password, username)
+    except WeakPassword as exc:
+        raise ConfigError(f"{exc} ({exc.rule})") from None
     return password
 
 

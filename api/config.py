@@ -20,7 +20,12 @@ class ApiConfig:
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     jwt_secret: str = ""
+    #: Access tokens carry these as `iss` and `aud`; a token with others is refused.
+    jwt_issuer: str = "sovd-hub"
+    jwt_audience: str = "sovd-hub-api"
     access_token_ttl_s: int = 900
+    #: A token's session and user are read again from the database after this long.
+    session_recheck_s: float = 60.0
     #: A session's refresh token expires when unused this long (each refresh renews it).
     refresh_token_ttl_s: int = 14 * 24 * 3600
     #: Reverse proxies in front of the node whose `X-Forwarded-For` is trusted (0: ignore it).
@@ -51,10 +56,13 @@ class ApiConfig:
     submit_burst: int = 50
     login_rate_per_s: float = 1.0  # login attempts per client address
     login_burst: int = 30
-    # Failed-login throttling: this many failures within the window locks further attempts
-    # (of that username / from that address) until the window ends.
-    login_max_failures_per_user: int = 5
-    login_max_failures_per_address: int = 20
+    # Failed-login lockout, within `login_failure_window_s` of the first failure: this many
+    # failures of one username from one address lock that pair; of one username from any
+    # address lock the username; failures for this many different usernames (not since logged
+    # in) from one address lock the address. Until the window ends, or an admin unlocks.
+    login_max_failures_per_user_address: int = 5
+    login_max_failures_per_user: int = 50
+    login_max_usernames_per_address: int = 20
     login_failure_window_s: float = 900.0
 
     def __post_init__(self) -> None:
@@ -68,6 +76,7 @@ class ApiConfig:
             )
         for name in (
             "access_token_ttl_s",
+            "session_recheck_s",
             "ws_auth_timeout_s",
             "ws_buffer_messages",
             "ws_token_check_s",
@@ -82,11 +91,20 @@ class ApiConfig:
             "submit_burst",
             "login_rate_per_s",
             "login_burst",
+            "login_max_failures_per_user_address",
             "login_max_failures_per_user",
-            "login_max_failures_per_address",
+            "login_max_usernames_per_address",
             "login_failure_window_s",
         ):
             check_positive(name, getattr(self, name))
+        if self.login_max_failures_per_user < self.login_max_failures_per_user_address:
+            raise ConfigError(
+                f"login_max_failures_per_user ({self.login_max_failures_per_user}) must be at "
+                f"least login_max_failures_per_user_address "
+                f"({self.login_max_failures_per_user_address}): a username is locked from every "
+                "address only well after one address is (set SOVD_HUB_LOGIN_MAX_FAILURES_PER_USER,"
+                " e.g. to 50)"
+            )
 
 
 def check_sessions(config: ApiConfig) -> None:
@@ -97,6 +115,13 @@ def check_sessions(config: ApiConfig) -> None:
             f"access_token_ttl_s ({config.access_token_ttl_s}): a session outlives its access "
             "tokens (set SOVD_HUB_REFRESH_TOKEN_TTL_S, e.g. to 1209600 for 14 days)"
         )
+    for key in ("jwt_issuer", "jwt_audience"):
+        value = getattr(config, key)
+        if not 1 <= len(value) <= 200 or not value.isprintable() or value.strip() != value:
+            raise ConfigError(
+                f"{key} (SOVD_HUB_{key.upper()}) must be 1-200 printable characters without "
+                f"leading or trailing spaces, such as 'sovd-hub', got {value!r}"
+            )
     if not 0 <= config.forwarded_for_hops <= 10:
         raise ConfigError(
             "forwarded_for_hops must be 0 (ignore X-Forwarded-For) to 10 (the number of reverse "

@@ -19,6 +19,7 @@ from typing import Any
 import trio
 
 from api.config import StorageConfig
+from api.passwords import WeakPassword, check_new_password
 from api.server import open_node
 from hub import ConfigError
 from hub.runtime import configure_logging, run
@@ -63,6 +64,11 @@ def run_demo(args: argparse.Namespace) -> int:
     password = os.environ.get("SOVD_HUB_DEMO_PASSWORD") or _persistent_secret(
         data_dir / "demo-password", nbytes=9
     )
+    for username, _ in DEMO_USERS:
+        try:
+            check_new_password(password, username, "SOVD_HUB_DEMO_PASSWORD")
+        except WeakPassword as exc:
+            raise ConfigError(f"{exc} ({exc.rule})") from None
 
     async def demo(stop: trio.Event) -> None:
         fleet_file = await _prepare(storage, password, args.vehicles, data_dir)

@@ -5,11 +5,14 @@ Limits (settings of `ApiConfig`):
 - command submission, per user: a bucket of `submit_burst` refilled at
   `submit_rate_per_s` (`limit_submissions`, a route decorator);
 - login attempts, per client address: `login_burst` at `login_rate_per_s`;
-- failed logins: `login_max_failures_per_user` failures of one username, or
-  `login_max_failures_per_address` from one address, within
-  `login_failure_window_s` lock further attempts of that username / from that
-  address until the window ends (a success forgets the username's failures,
-  not the address's).
+- failed logins (lockout), within `login_failure_window_s` of the first:
+  `login_max_failures_per_user_address` failures of one username from one
+  address lock that pair (the owner elsewhere is not locked out);
+  `login_max_failures_per_user` of one username from any address lock the
+  username; failures for `login_max_usernames_per_address` different usernames
+  from one address (credential stuffing; a username leaves the count when it
+  logs in from there) lock the address. A success forgets its pair's failures
+  only; `unlock` (an admin, or re-enabling the user) forgets all of a user's.
 
 A refusal is a 429 in the error envelope (`rate_limited` or
 `too_many_failed_logins`) with `Retry-After` (whole seconds, at least 1).
@@ -31,6 +34,7 @@ import functools
 import math
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 import structlog
@@ -50,6 +54,8 @@ log = structlog.get_logger("api.ratelimit")
 
 #: After a Redis failure, decide in memory for this long before trying Redis again.
 REDIS_RETRY_S = 5.0
+#: Addresses remembered per username for `unlock` (their pairs' windows end on their own).
+MAX_ADDRESSES_PER_USER = 1000
 _KEY = "sovd_hub.ratelimit"
 
 
@@ -106,21 +112,28 @@ class RateLimiter:
 
     async def check_login(self, username: str, address: str) -> Decision:
         """Raise a 429 `ApiError` if this login attempt is refused; else the address's bucket."""
-        user_key, address_key = _failure_keys(username, address)
-        user, addr = await self._call(lambda store: store.failures([user_key, address_key]))
-        window_s = self.config.login_failure_window_s
-        for window, most, whose in (
-            (user, self.config.login_max_failures_per_user, f"user {username!r}"),
-            (addr, self.config.login_max_failures_per_address, f"address {address}"),
-        ):
+        keys = _FailureKeys(username, address)
+        pair, user, addr = await self._call(
+            lambda store: store.failures([keys.pair, keys.user, keys.address_users])
+        )
+        config = self.config
+        window_s = config.login_failure_window_s
+        for window, most, what in (
+            (pair, config.login_max_failures_per_user_address, "failed logins for user "
+             f"{username!r} from address {address}"),
+            (user, config.login_max_failures_per_user, "failed logins for user "
+             f"{username!r} from all addresses"),
+            (addr, config.login_max_usernames_per_address, "usernames with failed logins "
+             f"from address {address}"),
+        ):  # fmt: skip
             if window.count >= most:
                 retry_after = _whole_seconds(window.reset_s)
                 self._refuse("login_failures")
                 raise ApiError(
                     429,
                     "too_many_failed_logins",
-                    f"{window.count} failed logins for {whose} within {window_s:g} s (at most "
-                    f"{most}); try again in {retry_after} s",
+                    f"{window.count} {what} within {window_s:g} s (at most {most}); try again "
+                    f"in {retry_after} s, or ask an admin to unlock the account",
                     headers={"Retry-After": str(retry_after)},
                 )
         decision = await self.take(self.login_rule, address)
@@ -137,16 +150,43 @@ class RateLimiter:
         return decision
 
     async def login_failed(self, username: str, address: str) -> None:
-        """Count one failed login against `username` and against `address`."""
-        keys = _failure_keys(username, address)
+        """Count one failed login of `username` from `address` (pair, username, address)."""
+        keys = _FailureKeys(username, address)
         window_s = self.config.login_failure_window_s
-        await self._call(lambda store: store.add_failures(keys, window_s))
+        cap = self.config.login_max_usernames_per_address
+
+        async def count(store: LimitStore) -> None:
+            await store.add_failures([keys.pair, keys.user], window_s)
+            await store.add_member(keys.address_users, username, window_s, cap=cap)
+            await store.add_member(
+                keys.user_addresses, address, window_s, cap=MAX_ADDRESSES_PER_USER, sliding=True
+            )
+
+        await self._call(count)
 
     async def login_succeeded(self, username: str, address: str) -> None:
-        """Forget `username`'s failures (the address's stay: one good account must not
-        reset an address that is guessing others' passwords)."""
-        user_key, _ = _failure_keys(username, address)
-        await self._call(lambda store: store.forget(user_key))
+        """Forget the failures of `username` from `address` (the username's own count stays:
+        the owner logging in must not give a guesser elsewhere a fresh allowance)."""
+        keys = _FailureKeys(username, address)
+
+        async def forget(store: LimitStore) -> None:
+            await store.forget(keys.pair)
+            await store.remove_member(keys.address_users, username)
+
+        await self._call(forget)
+
+    async def unlock(self, username: str) -> int:
+        """Forget every failed login of `username` (from every address); how many addresses
+        had failures."""
+        keys = _FailureKeys(username, "")
+
+        async def forget(store: LimitStore) -> int:
+            addresses = await store.members(keys.user_addresses)
+            pairs = [_FailureKeys(username, address).pair for address in addresses]
+            await store.forget(keys.user, keys.user_addresses, *pairs)
+            return len(addresses)
+
+        return await self._call(forget)
 
     def _refuse(self, limit: str) -> None:
         self._refused[limit] = self._refused.get(limit, 0) + 1
@@ -174,8 +214,29 @@ class RateLimiter:
         return await operation(self._memory)
 
 
-def _failure_keys(username: str, address: str) -> tuple[str, str]:
-    return f"login-failures:user:{username}", f"login-failures:address:{address}"
+@dataclass(frozen=True, slots=True)
+class _FailureKeys:
+    """Where the failed logins of one attempt are counted."""
+
+    username: str
+    address: str
+
+    @property
+    def pair(self) -> str:
+        # The username's length keeps "a:b" from "a" + "b:..." (addresses hold colons).
+        return f"login-failures:pair:{len(self.username)}:{self.username}:{self.address}"
+
+    @property
+    def user(self) -> str:
+        return f"login-failures:user:{self.username}"
+
+    @property
+    def address_users(self) -> str:
+        return f"login-failures:address-users:{self.address}"
+
+    @property
+    def user_addresses(self) -> str:
+        return f"login-failures:user-addresses:{self.username}"
 
 
 def _whole_seconds(seconds: float) -> int:
@@ -235,18 +296,23 @@ def limit_submissions(handler: Callable[P, Awaitable[T]]) -> Callable[P, Awaitab
 
 
 async def check_login(username: str, address: str) -> None:
-    """Raise a 429 `ApiError` (with Retry-After) when logins for `username` or from
-    `address` are throttled after repeated failures, or over the per-address login rate."""
+    """Raise a 429 `ApiError` (with Retry-After) when logins of `username` from `address` are
+    locked after repeated failures, or over the per-address login rate."""
     rules = limiter()
     decision = await rules.check_login(username, address)
     g.rate_limit = (rules.login_rule, decision)
 
 
 async def login_failed(username: str, address: str) -> None:
-    """Count one failed login against `username` and against `address`."""
+    """Count one failed login of `username` from `address`."""
     await limiter().login_failed(username, address)
 
 
 async def login_succeeded(username: str, address: str) -> None:
-    """Forget `username`'s failures after a successful login."""
+    """Forget the failures of `username` from `address` after a successful login."""
     await limiter().login_succeeded(username, address)
+
+
+async def unlock(username: str) -> int:
+    """Forget every failed login of `username`; how many addresses had some."""
+    return await limiter().unlock(username)

@@ -135,19 +135,19 @@ async def _authenticate(s: AppState) -> tuple[Principal, str] | None:
         reason = f"no auth message within {s.config.ws_auth_timeout_s:g} s"
     else:
         try:
-            return _verify(s, parse_message(raw))
+            return await _verify(s, parse_message(raw))
         except (ClientError, InvalidToken) as exc:
             reason = str(exc)
     await websocket.close(CLOSE_UNAUTHENTICATED, close_reason(reason))
     return None
 
 
-def _verify(s: AppState, message: Message) -> tuple[Principal, str]:
+async def _verify(s: AppState, message: Message) -> tuple[Principal, str]:
     """The principal of an auth message, and its token; raises `InvalidToken`."""
     token = message.get("token")
     if message.get("type") != "auth" or not isinstance(token, str):
         raise InvalidToken('the first message must be {"type": "auth", "token": "..."}')
-    return s.tokens.verify(token), token
+    return await s.tokens.authenticate(token), token
 
 
 class _Session:
@@ -174,7 +174,7 @@ class _Session:
         while True:
             await trio.sleep(self.s.config.ws_token_check_s)
             try:
-                self.s.tokens.verify(self._token)
+                await self.s.tokens.authenticate(self._token)
             except InvalidToken as exc:
                 self.outbox.end(CLOSE_UNAUTHENTICATED, str(exc))
                 return
@@ -186,13 +186,13 @@ class _Session:
         while True:
             raw = await websocket.receive()
             try:
-                reply = self.handle(parse_message(raw))
+                reply = await self.handle(parse_message(raw))
             except ClientError as exc:
                 reply = exc.frame
             if reply is not None:
                 self.outbox.put(reply)
 
-    def handle(self, message: Message) -> Message | None:
+    async def handle(self, message: Message) -> Message | None:
         """Act on one client message; returns the immediate reply, if any."""
         match message.get("type"):
             case "subscribe":
@@ -207,7 +207,7 @@ class _Session:
             case "ping":
                 return {"type": "pong"}
             case "auth":
-                return self._reauthenticate(message)
+                return await self._reauthenticate(message)
             case other:
                 raise ClientError(
                     "unknown_type",
@@ -215,9 +215,9 @@ class _Session:
                     "or auth",
                 )
 
-    def _reauthenticate(self, message: Message) -> Message:
+    async def _reauthenticate(self, message: Message) -> Message:
         try:
-            principal, token = _verify(self.s, message)
+            principal, token = await _verify(self.s, message)
         except InvalidToken as exc:
             raise ClientError("bad_auth", f"{exc}; the connection keeps its token") from None
         if principal.username != self.principal.username:

@@ -113,6 +113,9 @@ async def test_every_audited_action_leaves_its_event(node: Node) -> None:
     user_url = f"/api/v1/users/{created.json()['id']}"
     assert (await node.http.patch(user_url, json={"role": "engineer"}, headers=admin)).is_success
     expected.append(Expected("user.updated", "admin", "user:carol"))
+    unlocked = await node.http.post(f"{user_url}/unlock", headers=admin)
+    assert unlocked.status_code == 204, unlocked.text
+    expected.append(Expected("user.unlocked", "admin", "user:carol", None, {"addresses": 0}))
 
     # Vehicles and their credentials.
     vehicle = {"vin": NEW_VIN, "make": "Honda", "model": "Accord", "year": 2003}

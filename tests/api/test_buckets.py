@@ -17,6 +17,7 @@ from api.buckets import Decision, LimitStore, MemoryStore, RedisStore, Rule, Win
 from api.config import ApiConfig
 from api.errors import ApiError
 from api.ratelimit import REDIS_RETRY_S, RateLimiter, rate_limit_headers
+from hub import ConfigError, load_config
 from storage import KeyValue, RedisUnavailable, open_keyvalue
 from tests.storage.test_keyvalue import closed_port
 
@@ -135,8 +136,9 @@ def config(**overrides: object) -> ApiConfig:
         "jwt_secret": JWT_SECRET,
         "login_burst": 2,
         "login_rate_per_s": 0.01,
+        "login_max_failures_per_user_address": 2,
         "login_max_failures_per_user": 3,
-        "login_max_failures_per_address": 5,
+        "login_max_usernames_per_address": 5,
         "login_failure_window_s": 600.0,
         **overrides,
     }
@@ -150,46 +152,100 @@ async def refused(limiter: RateLimiter, username: str, address: str) -> ApiError
     return caught.value
 
 
-async def test_failed_logins_lock_the_username_from_any_address(keyvalue: KeyValue) -> None:
+async def test_failed_logins_lock_the_pair_then_the_username_from_any_address(
+    keyvalue: KeyValue,
+) -> None:
     limiter = RateLimiter(config(login_burst=50), RedisStore(keyvalue))
-    for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
-        await limiter.check_login("alice", address)
-        await limiter.login_failed("alice", address)
+    for _ in range(2):
+        await limiter.check_login("alice", "10.0.0.1")
+        await limiter.login_failed("alice", "10.0.0.1")
+    pair = await refused(limiter, "alice", "10.0.0.1")
+    assert pair.message == (
+        "2 failed logins for user 'alice' from address 10.0.0.1 within 600 s (at most 2); "
+        "try again in 600 s, or ask an admin to unlock the account"
+    )
+    await limiter.check_login("alice", "10.0.0.2")  # the owner elsewhere: not locked
+    await limiter.login_failed("alice", "10.0.0.2")
 
-    error = await refused(limiter, "alice", "10.0.0.4")
+    error = await refused(limiter, "alice", "10.0.0.4")  # 3 of 3 for the username
     assert error.code == "too_many_failed_logins"
-    assert error.message == (
-        "3 failed logins for user 'alice' within 600 s (at most 3); try again in 600 s"
+    assert error.message.startswith(
+        "3 failed logins for user 'alice' from all addresses within 600 s (at most 3)"
     )
     assert error.headers["Retry-After"] == "600"
     await limiter.check_login("bob", "10.0.0.9")  # another user, another address: unaffected
 
 
-async def test_failed_logins_lock_the_address_for_every_username(keyvalue: KeyValue) -> None:
+async def test_failures_for_many_usernames_lock_the_address(keyvalue: KeyValue) -> None:
     limiter = RateLimiter(config(login_burst=50), RedisStore(keyvalue))
     for n in range(5):
-        await limiter.check_login(f"user{n}", "10.0.0.1")
-        await limiter.login_failed(f"user{n}", "10.0.0.1")
+        for _ in range(2):  # one username failing again counts once
+            await limiter.login_failed(f"user{n}", "10.0.0.1")
 
     error = await refused(limiter, "zed", "10.0.0.1")
     assert error.code == "too_many_failed_logins"
-    assert "for address 10.0.0.1" in error.message
+    assert error.message.startswith(
+        "5 usernames with failed logins from address 10.0.0.1 within 600 s (at most 5)"
+    )
     await limiter.check_login("zed", "10.0.0.2")
 
 
-async def test_a_success_forgets_the_username_but_not_the_address(keyvalue: KeyValue) -> None:
+async def test_a_success_forgets_its_pair_and_leaves_the_address_count(
+    keyvalue: KeyValue,
+) -> None:
     limiter = RateLimiter(
-        config(login_burst=50, login_max_failures_per_address=4), RedisStore(keyvalue)
+        config(login_burst=50, login_max_usernames_per_address=2), RedisStore(keyvalue)
     )
-    for _ in range(2):
-        await limiter.login_failed("alice", "10.0.0.1")
+    await limiter.login_failed("alice", "10.0.0.1")
+    await limiter.login_failed("bob", "10.0.0.1")
+    await refused(limiter, "carol", "10.0.0.1")  # alice and bob: 2 of 2
     await limiter.login_succeeded("alice", "10.0.0.1")
-    for _ in range(2):
-        await limiter.login_failed("alice", "10.0.0.1")
-    await limiter.check_login("alice", "10.0.0.2")  # 2 of 3 for alice since the success
+    await limiter.check_login("carol", "10.0.0.1")  # bob only
+    await limiter.login_failed("alice", "10.0.0.1")  # alice is back in
+    error = await refused(limiter, "carol", "10.0.0.1")
+    assert "usernames with failed logins from address 10.0.0.1" in error.message
 
-    error = await refused(limiter, "bob", "10.0.0.1")  # 4 of 4 for the address
-    assert "for address 10.0.0.1" in error.message
+
+async def test_unlock_forgets_every_pair_of_the_user_only(stores: Stores) -> None:
+    limiter = RateLimiter(config(login_burst=50), stores.store)
+    for address in ("10.0.0.1", "10.0.0.2"):
+        for _ in range(2):
+            await limiter.login_failed("alice", address)
+    await limiter.login_failed("bob", "10.0.0.1")
+    await refused(limiter, "alice", "10.0.0.3")
+
+    assert await limiter.unlock("alice") == 2
+    for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+        await limiter.check_login("alice", address)
+    assert await limiter.unlock("alice") == 0
+    await limiter.login_failed("bob", "10.0.0.1")
+    await refused(limiter, "bob", "10.0.0.1")  # bob's pair was not alice's to clear
+
+
+async def test_member_windows_count_members_and_end(stores: Stores) -> None:
+    store, clock = stores.store, stores.clock
+    first = await store.add_member("s", "a", 60, cap=2)
+    assert first.count == 1 and 59 < first.reset_s <= 60
+    await store.add_member("s", "a", 60, cap=2)
+    await store.add_member("s", "b", 60, cap=2)
+    assert (await store.add_member("s", "c", 60, cap=2)).count == 2  # capped
+    assert [w.count for w in await store.failures(["s", "t"])] == [2, 0]
+    assert await store.members("s") == ["a", "b"]
+    await store.remove_member("s", "a")
+    assert await store.members("s") == ["b"]
+    await store.forget("s")
+    assert await store.members("s") == []
+
+    memory = MemoryStore(clock=clock)  # Redis's own expiry is not on the fake clock
+    await memory.add_member("s", "a", 60, cap=5)
+    clock.now += 30
+    await memory.add_member("s", "b", 60, cap=5)
+    assert (await memory.failures(["s"]))[0] == Window(2, 30.0)  # fixed: from the first
+    await memory.add_member("t", "a", 60, cap=5, sliding=True)
+    clock.now += 30
+    assert (await memory.add_member("t", "b", 60, cap=5, sliding=True)) == Window(2, 60.0)
+    clock.now += 30
+    assert await memory.members("s") == [] and await memory.members("t") == ["a", "b"]
 
 
 async def test_logins_per_address_are_rate_limited(keyvalue: KeyValue) -> None:
@@ -228,9 +284,23 @@ class FlakyStore:
         self._check()
         return await self._inner.add_failures(keys, window_s)
 
-    async def forget(self, key: str) -> None:
+    async def forget(self, *keys: str) -> None:
         self._check()
-        await self._inner.forget(key)
+        await self._inner.forget(*keys)
+
+    async def add_member(
+        self, key: str, member: str, window_s: float, *, cap: int, sliding: bool = False
+    ) -> Window:
+        self._check()
+        return await self._inner.add_member(key, member, window_s, cap=cap, sliding=sliding)
+
+    async def remove_member(self, key: str, member: str) -> None:
+        self._check()
+        await self._inner.remove_member(key, member)
+
+    async def members(self, key: str) -> list[str]:
+        self._check()
+        return await self._inner.members(key)
 
     def _check(self) -> None:
         self.calls += 1
@@ -279,3 +349,15 @@ def test_headers_follow_the_ratelimit_draft() -> None:
     }
     refused = Decision(allowed=False, limit=50, remaining=0, reset_s=5.0, retry_after_s=0.1)
     assert rate_limit_headers(Rule("submit", 10.0, 50), refused)["Retry-After"] == "1"
+
+
+def test_a_username_lock_below_its_pair_lock_is_refused_naming_both() -> None:
+    with pytest.raises(ConfigError) as caught:
+        config(login_max_failures_per_user=1)
+    assert str(caught.value).startswith(
+        "login_max_failures_per_user (1) must be at least login_max_failures_per_user_address "
+        "(2): a username is locked from every address only well after one address is"
+    )
+    environ = {"SOVD_HUB_JWT_SECRET": JWT_SECRET, "SOVD_HUB_LOGIN_MAX_USERNAMES_PER_ADDRESS": "0"}
+    with pytest.raises(ConfigError, match="login_max_usernames_per_address must be a finite"):
+        load_config(ApiConfig, environ=environ)

@@ -58,7 +58,15 @@ async def test_migrate_user_and_vehicle_add(database_url: str, aio_loop: object)
         "--database-url", database_url, stdin=b"short\n",
     )  # fmt: skip
     assert short.returncode == 2
-    assert short.stderr == b"error: the password must have at least 12 characters\n"
+    assert short.stderr.startswith(b"error: password has 5 characters; at least 12 are required")
+    assert short.stderr.endswith(b"(password_too_short)\n")
+    common = await sovd_hub(
+        "user", "add", "bob", "--role", "viewer", "--password-stdin",
+        "--database-url", database_url, stdin=b"Password1234!\n",
+    )  # fmt: skip
+    assert common.returncode == 2
+    assert common.stderr.startswith(b"error: password is one of the most common passwords")
+    assert common.stderr.endswith(b"(password_common)\n")
 
     vehicle = await sovd_hub(
         "vehicle", "add", VIN, "--make", "VW", "--model", "ID.3", "--year", "2022",

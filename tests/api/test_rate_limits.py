@@ -12,13 +12,16 @@ import pytest
 from tests.storage.test_keyvalue import closed_port
 
 from .conftest import PASSWORD, VINS, Node, NodeSettings
+from .fleet_check import assert_unrelated_command_succeeds
 
 LIMITS = {
     "submit_burst": 3,
     "submit_rate_per_s": 0.001,  # one token per 1000 s: nothing refills during a test
     "login_burst": 5,
     "login_rate_per_s": 0.001,
-    "login_max_failures_per_user": 2,
+    "login_max_failures_per_user_address": 2,
+    "login_max_failures_per_user": 4,
+    "login_max_usernames_per_address": 3,
     "forwarded_for_hops": 1,
 }
 
@@ -77,20 +80,137 @@ async def test_submissions_past_the_burst_are_refused_with_429(node: Node) -> No
     assert other.headers["RateLimit-Remaining"] == "2"
 
 
-async def test_failed_logins_lock_the_username_until_the_window_ends(node: Node) -> None:
-    for _ in range(2):
-        wrong = await login(node, "engineer", "not the password", "10.0.0.1")
+def refusal(response: httpx.Response) -> str:
+    """The message of a 429 `too_many_failed_logins`."""
+    assert response.status_code == 429, response.text
+    error = response.json()["error"]
+    assert error["code"] == "too_many_failed_logins", error
+    assert 890 <= int(response.headers["Retry-After"]) <= 900
+    message: str = error["message"]
+    return message
+
+
+async def fail(node: Node, username: str, address: str, times: int = 1) -> None:
+    for _ in range(times):
+        wrong = await login(node, username, "not the password", address)
         assert wrong.status_code == 401, wrong.text
 
-    # Even the right password, even from elsewhere: the username is locked.
-    locked = await login(node, "engineer", PASSWORD, "10.0.0.2")
-    assert locked.status_code == 429, locked.text
-    assert locked.json()["error"]["code"] == "too_many_failed_logins"
-    assert "2 failed logins for user 'engineer'" in locked.json()["error"]["message"]
-    assert 890 <= int(locked.headers["Retry-After"]) <= 900
 
-    fine = await login(node, "other", PASSWORD, "10.0.0.3")
-    assert fine.status_code == 200, fine.text
+async def test_failed_logins_lock_the_pair_not_the_owner_elsewhere(node: Node) -> None:
+    await fail(node, "viewer", "10.0.0.1", times=2)
+
+    # The attacker's address is locked out of the account, even with the right password...
+    locked = await login(node, "viewer", PASSWORD, "10.0.0.1")
+    assert refusal(locked) == (
+        "2 failed logins for user 'viewer' from address 10.0.0.1 within 900 s (at most 2); "
+        f"try again in {locked.headers['Retry-After']} s, or ask an admin to unlock the account"
+    )
+    # ...the owner, elsewhere, is not; and a success clears only its own pair.
+    owner = await login(node, "viewer", PASSWORD, "10.0.0.2")
+    assert owner.status_code == 200, owner.text
+    refusal(await login(node, "viewer", PASSWORD, "10.0.0.1"))
+    await assert_unrelated_command_succeeds(node)
+
+
+async def test_a_success_clears_its_pair(node: Node) -> None:
+    await fail(node, "viewer", "10.0.0.1")
+    assert (await login(node, "viewer", PASSWORD, "10.0.0.1")).status_code == 200
+    await fail(node, "viewer", "10.0.0.1")  # 1 of 2 since the success
+    assert (await login(node, "viewer", PASSWORD, "10.0.0.1")).status_code == 200
+
+
+async def test_failures_from_many_addresses_lock_the_username_at_a_higher_count(
+    node: Node,
+) -> None:
+    for n in range(4):  # one failure each: no pair is locked
+        await fail(node, "viewer", f"10.0.1.{n}")
+
+    locked = await login(node, "viewer", PASSWORD, "10.0.2.1")
+    assert refusal(locked).startswith(
+        "4 failed logins for user 'viewer' from all addresses within 900 s (at most 4)"
+    )
+    other = await login(node, "other", PASSWORD, "10.0.2.1")
+    assert other.status_code == 200, other.text
+    await assert_unrelated_command_succeeds(node)
+
+
+async def test_a_shared_address_does_not_lock_another_users_correct_password(
+    node: Node,
+) -> None:
+    # One user behind the address mistypes (and is locked there); a colleague behind the same
+    # address is not.
+    await fail(node, "other", "10.0.0.5", times=2)
+    refusal(await login(node, "other", PASSWORD, "10.0.0.5"))
+    colleague = await login(node, "viewer", PASSWORD, "10.0.0.5")
+    assert colleague.status_code == 200, colleague.text
+    await assert_unrelated_command_succeeds(node)
+
+
+async def test_failures_for_many_usernames_lock_the_address(node: Node) -> None:
+    await fail(node, "alice", "10.0.0.6")
+    await fail(node, "viewer", "10.0.0.6")
+    assert (await login(node, "viewer", PASSWORD, "10.0.0.6")).status_code == 200  # leaves
+    await fail(node, "bob", "10.0.0.6")
+    await fail(node, "carol", "10.0.0.6")  # alice, bob, carol: 3 usernames
+
+    locked = await login(node, "other", PASSWORD, "10.0.0.6")
+    assert refusal(locked).startswith(
+        "3 usernames with failed logins from address 10.0.0.6 within 900 s (at most 3)"
+    )
+    elsewhere = await login(node, "other", PASSWORD, "10.0.0.7")
+    assert elsewhere.status_code == 200, elsewhere.text
+
+
+async def unlock(node: Node, username: str, as_user: str = "admin") -> httpx.Response:
+    user = await node.db.get_user(username)
+    assert user is not None
+    return await node.http.post(
+        f"/api/v1/users/{user.id}/unlock", headers=await node.headers(as_user)
+    )
+
+
+async def test_an_admin_unlocks_every_lock_of_a_user(node: Node) -> None:
+    admin = await node.headers("admin")  # logged in before anyone is locked
+    await fail(node, "viewer", "10.0.0.1", times=2)
+    await fail(node, "viewer", "10.0.0.2", times=2)  # 4: the username is locked too
+    refusal(await login(node, "viewer", PASSWORD, "10.0.0.1"))
+    refusal(await login(node, "viewer", PASSWORD, "10.0.0.3"))
+
+    forbidden = await unlock(node, "viewer", as_user="engineer")
+    assert forbidden.status_code == 403, forbidden.text
+    refusal(await login(node, "viewer", PASSWORD, "10.0.0.3"))
+    missing = await node.http.post("/api/v1/users/9999/unlock", headers=admin)
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "unknown_user"
+
+    unlocked = await unlock(node, "viewer")
+    assert unlocked.status_code == 204, unlocked.text
+    for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+        answer = await login(node, "viewer", PASSWORD, address)
+        assert answer.status_code == 200, (address, answer.text)
+    [event] = [
+        e for e in await node.db.list_audit(target="user:viewer") if e.action == "user.unlocked"
+    ]
+    assert event.actor == "admin"
+    assert event.details is not None and event.details["addresses"] == 2
+    await assert_unrelated_command_succeeds(node)
+
+
+async def test_re_enabling_a_user_clears_their_locks(node: Node) -> None:
+    admin = await node.headers("admin")
+    viewer = await node.db.get_user("viewer")
+    assert viewer is not None
+    await fail(node, "viewer", "10.0.0.1", times=2)
+    url = f"/api/v1/users/{viewer.id}"
+
+    disabled = await node.http.patch(url, json={"enabled": False}, headers=admin)
+    assert disabled.status_code == 200, disabled.text
+    refusal(await login(node, "viewer", PASSWORD, "10.0.0.1"))  # disabling is no unlock
+    enabled = await node.http.patch(url, json={"enabled": True}, headers=admin)
+    assert enabled.status_code == 200, enabled.text
+
+    again = await login(node, "viewer", PASSWORD, "10.0.0.1")
+    assert again.status_code == 200, again.text
 
 
 async def test_logins_from_one_address_are_rate_limited(node: Node) -> None:

@@ -37,6 +37,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("post", "/api/v1/users"): Access.ADMIN,
     ("get", "/api/v1/users/{user_id}"): Access.ADMIN,
     ("patch", "/api/v1/users/{user_id}"): Access.ADMIN,
+    ("post", "/api/v1/users/{user_id}/unlock"): Access.ADMIN,
     ("get", "/api/v1/vehicles"): Access.VIEWER,
     ("post", "/api/v1/vehicles"): Access.ADMIN,
     ("get", "/api/v1/vehicles/{vin}"): Access.VIEWER,

@@ -46,7 +46,7 @@ PROVISION_SCRIPT = ROOT / "deploy" / "compose" / "provision-fleet.sh"
 #: What an operator puts in .env (deploy/compose/env.example); values long enough to pass.
 DOTENV = {
     "SOVD_HUB_JWT_SECRET": "compose-test-secret-" + "s" * 40,
-    "SOVD_HUB_ADMIN_PASSWORD": "compose admin password",
+    "SOVD_HUB_ADMIN_PASSWORD": "compose fleet passphrase",
 }
 HUB_IMAGE = "sovd-hub:local"
 NODES = ("hub-1", "hub-2")
