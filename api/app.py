@@ -31,6 +31,7 @@ from api.config import ApiConfig
 from api.cors import CorsPolicy
 from api.errors import install_error_handlers
 from api.health import health
+from api.json_depth import limit_json_depth
 from api.metrics import Metrics, attach_metrics, serve_metrics
 from api.openapi import ApiOpenAPIProvider, docs
 from api.ratelimit import install_rate_limits
@@ -67,6 +68,7 @@ def create_app(
         security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}},
         openapi_provider_class=ApiOpenAPIProvider,  # security per operation, every error answer
     )
+    limit_json_depth(app, config.max_json_depth)  # wraps quart-schema's JSON provider
     attach_state(
         app.extensions,
         AppState(

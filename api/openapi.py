@@ -44,7 +44,8 @@ _EMPTY_ATTRIBUTE = "_sovd_hub_empty"
 _STREAMED_ATTRIBUTE = "_sovd_hub_streamed"
 
 _DESCRIPTIONS = {
-    400: "malformed_request: the body is not JSON or not UTF-8",
+    400: "malformed_request: the body is not JSON or not UTF-8; json_too_deep: it nests "
+    "deeper than max_json_depth",
     401: "the bearer token is missing, expired or invalid (or the credentials are wrong)",
     403: "the caller's role is not allowed to do this",
     404: "no such resource (or not visible to the caller)",
