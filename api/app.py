@@ -26,6 +26,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from api.accounts import accounts
 from api.audit import audit
 from api.auth import TokenIssuer
+from api.bodies import DiscardingRequest, ShieldedEndConnection, finish_oversized_body
 from api.catalog import catalog
 from api.config import ApiConfig
 from api.cors import CorsPolicy
@@ -57,6 +58,8 @@ def create_app(
 ) -> QuartTrio:
     """The operator API of one hub node (`keyvalue`: Redis, shared with other nodes)."""
     app = QuartTrio("sovd-hub")
+    app.request_class = DiscardingRequest  # sees the end of a body over max_body_bytes
+    app.asgi_http_class = ShieldedEndConnection  # `Connection: close` really closes
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     QuartSchema(
         app,
@@ -122,6 +125,9 @@ def _install_request_hooks(app: QuartTrio, hub: Hub, config: ApiConfig) -> None:
     async def end_request(response: Response) -> Response:
         if request.content_length or "chunked" in request.headers.get("Transfer-Encoding", ""):
             await _drain_body()
+            await finish_oversized_body(
+                request.body, response, config.max_drain_bytes, config.drain_timeout_s
+            )
         response.headers["X-Request-ID"] = g.get("correlation_id") or ""
         if cors is not None:
             cors.decorate(response)

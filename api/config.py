@@ -32,6 +32,11 @@ class ApiConfig:
     ws_token_check_s: float = 5.0
     #: Request bodies above this are refused with 413 (also when sent chunked).
     max_body_bytes: int = 64 * 1024
+    #: After a 413, up to this many more body bytes are read and dropped so that the
+    #: connection stays usable; a longer body gets `Connection: close` instead.
+    max_drain_bytes: int = 1024 * 1024
+    #: ... and for at most this long.
+    drain_timeout_s: float = 5.0
     #: JSON bodies nested deeper than this (arrays and objects) are refused with 400.
     max_json_depth: int = 32
     #: Serve Prometheus metrics at `/metrics` (unauthenticated: restrict it in the network).
@@ -74,6 +79,8 @@ class ApiConfig:
             "ws_buffer_messages",
             "ws_token_check_s",
             "max_body_bytes",
+            "max_drain_bytes",
+            "drain_timeout_s",
             "cors_max_age_s",
         ):
             check_positive(name, getattr(self, name))

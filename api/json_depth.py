@@ -20,7 +20,8 @@ from itertools import accumulate
 from typing import Any
 
 from flask.json.provider import JSONProvider
-from quart import Quart, Response
+from quart import Quart
+from werkzeug.sansio.response import Response
 
 from api.errors import ApiError
 
@@ -76,8 +77,7 @@ class DepthLimitedJSONProvider(JSONProvider):
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
         """`inner`'s JSON response (what `jsonify` returns)."""
-        response: Response = self.inner.response(*args, **kwargs)
-        return response
+        return self.inner.response(*args, **kwargs)
 
 
 def limit_json_depth(app: Quart, max_depth: int) -> None:

@@ -7,15 +7,19 @@ vehicle's command still succeeds meanwhile.
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
+import trio
 
 from api.config import ApiConfig
-from hub import ConfigError, load_config
-from tests.api.conftest import JWT_SECRET, VINS, Node
+from hub import JSON, ConfigError, load_config
+from tests.api.conftest import JWT_SECRET, VINS, Node, NodeSettings
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-GOOD = {"ecuAddress": "0x10"}
+GOOD: dict[str, JSON] = {"ecuAddress": "0x10"}
 DEEP = 10_000
 
 
@@ -100,3 +104,154 @@ def test_a_max_json_depth_out_of_range_is_refused_naming_the_setting() -> None:
         "max_json_depth (SOVD_HUB_MAX_JSON_DEPTH) must be 1 to 256 levels of JSON nesting "
         "(32 fits every body the hub takes), got 0"
     )
+
+
+# Point 13: a 413 leaves the connection usable, or says `Connection: close`.
+
+
+class RawHttp:
+    """HTTP/1.1 over a raw TCP stream: what we send is exactly what the hub gets."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.buffer = b""
+
+    async def receive(self) -> bytes:
+        """More bytes (b"" at the end of the stream)."""
+        chunk = await self.stream.receive_some()
+        self.buffer += chunk
+        return chunk
+
+    async def response(self) -> tuple[int, dict[str, str], bytes]:
+        """The next response: status, headers (lower-case names), body (by Content-Length)."""
+        with trio.fail_after(10):
+            while b"\r\n\r\n" not in self.buffer:
+                assert await self.receive(), f"connection closed after {self.buffer!r}"
+            head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            length = int(headers.get("content-length", "0"))
+            while len(self.buffer) < length:
+                assert await self.receive(), f"connection closed in a body: {self.buffer!r}"
+            body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return int(lines[0].split(" ")[1]), headers, body
+
+    async def wait_closed(self) -> None:
+        """Until the hub closes the connection (fails the test after 10 s)."""
+        with trio.fail_after(10):
+            while await self.receive():
+                pass
+
+
+async def _raw(node: Node) -> RawHttp:
+    url = httpx.URL(str(node.http.base_url))
+    return RawHttp(await trio.open_tcp_stream(url.host, url.port or 80))
+
+
+def _chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+LIVE = b"GET /health/live HTTP/1.1\r\nHost: hub\r\n\r\n"
+
+
+@pytest.fixture
+def node_settings() -> NodeSettings:
+    """A short drain deadline, so the test of a stalled body is quick."""
+    return NodeSettings(api={"drain_timeout_s": 0.5})
+
+
+def _chunked_post(path: str, authorization: str | None = None) -> bytes:
+    """The head of a chunked JSON POST to `path`."""
+    auth = f"Authorization: {authorization}\r\n" if authorization else ""
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: hub\r\nContent-Type: application/json\r\n{auth}"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+
+
+@pytest.mark.slow
+@SQLITE
+async def test_a_413_on_a_chunked_body_still_sent_leaves_the_connection_usable(
+    node: Node,
+) -> None:
+    """The hub answers once the client has sent the whole body (dropping what is over the
+    limit), so the connection is in a known state and carries the next request. It used to
+    answer mid-body, without `Connection: close`, after which hypercorn might close it."""
+    head = _chunked_post("/api/v1/commands", (await node.headers())["Authorization"])
+    raw = await _raw(node)
+    async with raw.stream:
+        for _ in range(3):
+            await raw.stream.send_all(head + _chunk(b"[" + b" " * 70_000))
+            with trio.move_on_after(0.2):
+                await raw.receive()
+            assert raw.buffer == b"", "answered before the body was complete"
+            await raw.stream.send_all(_chunk(b"1]" * 5000) + b"0\r\n\r\n" + LIVE)
+            status, headers, body = await raw.response()
+            assert status == 413, body
+            assert b"max_body_bytes" in body
+            assert headers.get("connection") != "close"
+            status, _, body = await raw.response()  # the next request, same connection
+            assert (status, json.loads(body)["status"]) == (200, "ok")
+    await _unrelated_command_succeeds(node)
+
+
+@SQLITE
+async def test_httpx_reusing_its_connection_after_chunked_413s_never_fails(node: Node) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"vin": "' + VINS[0].encode() + b'", "params": {"pad": "'
+        yield b"y" * 70_000
+        await trio.lowlevel.checkpoint()  # the rest leaves after the hub saw it is too large
+        yield b"z" * 10_000 + b'"}}'
+
+    headers = {**await node.headers(), **JSON_HEADERS}
+    for _ in range(10):
+        response = await node.http.post("/api/v1/commands", content=chunks(), headers=headers)
+        _error(response, 413, "payload_too_large")
+        assert (await node.http.get("/health/live")).status_code == 200
+    await _unrelated_command_succeeds(node)
+
+
+@SQLITE
+async def test_a_chunked_413_whose_body_goes_on_past_max_drain_bytes_says_connection_close(
+    node: Node,
+) -> None:
+    raw = await _raw(node)
+    async with raw.stream:
+        await raw.stream.send_all(_chunked_post("/api/v1/auth/login"))
+        await raw.stream.send_all(_chunk(b"x" * 65_000))
+        # Past max_body_bytes (65536), then one byte past max_drain_bytes (1 MiB) more, in a
+        # chunk that ends there (its closing CRLF not sent): the hub has read all we sent.
+        rest = 1024 * 1024 + 65_536 - 65_000 + 1
+        await raw.stream.send_all(f"{rest:x}\r\n".encode() + b"x" * rest)
+        status, headers, body = await raw.response()
+        assert (status, headers.get("connection")) == (413, "close"), body
+        await raw.wait_closed()
+    await _unrelated_command_succeeds(node)
+
+
+@pytest.mark.slow
+@SQLITE
+async def test_a_chunked_413_whose_body_stalls_says_connection_close_after_drain_timeout_s(
+    node: Node,
+) -> None:
+    raw = await _raw(node)
+    async with raw.stream:
+        await raw.stream.send_all(_chunked_post("/api/v1/auth/login") + _chunk(b"x" * 70_000))
+        # ... and then nothing: after drain_timeout_s (0.5 s here) the hub answers and closes.
+        status, headers, body = await raw.response()
+        assert (status, headers.get("connection")) == (413, "close"), body
+        assert json.loads(body)["error"]["code"] == "payload_too_large"
+        await raw.wait_closed()
+    await _unrelated_command_succeeds(node)
+
+
+@pytest.mark.parametrize("name", ["max_drain_bytes", "drain_timeout_s"])
+def test_a_drain_limit_that_is_not_positive_is_refused_naming_the_setting(name: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(ApiConfig, environ={f"SOVD_HUB_{name.upper()}": "0"}, jwt_secret=JWT_SECRET)
+    got = "0.0" if name.endswith("_s") else "0"
+    assert str(caught.value) == f"{name} must be a finite number greater than 0, got {got}"
