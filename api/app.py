@@ -6,7 +6,7 @@ error envelope, and bound, with the caller's `user` and the path's `vin` /
 `command_id`, to every log line written while it runs (structlog
 contextvars, cleared when it ends). It is timed for `/metrics`, checked
 against `max_body_bytes` and, with `cors_allow_origins`, answered with CORS
-headers.
+headers; every answer gets the security headers of `api.security_headers`.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from api.metrics import Metrics, attach_metrics, serve_metrics
 from api.openapi import ApiOpenAPIProvider, docs
 from api.ratelimit import install_rate_limits
 from api.routes import api
+from api.security_headers import add_security_headers
 from api.state import AppState, attach_state
 from api.vehicles import vehicles
 from api.websocket import ws
@@ -129,6 +130,7 @@ def _install_request_hooks(app: QuartTrio, hub: Hub, config: ApiConfig) -> None:
                 request.body, response, config.max_drain_bytes, config.drain_timeout_s
             )
         response.headers["X-Request-ID"] = g.get("correlation_id") or ""
+        add_security_headers(response.headers, request.path)
         if cors is not None:
             cors.decorate(response)
         started = g.get("started")

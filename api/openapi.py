@@ -229,4 +229,5 @@ async def swagger_ui_asset(asset: str) -> Response:
     """Swagger UI's JavaScript, CSS and icons, from the installed package."""
     if asset not in _ASSETS:
         raise ApiError(404, "not_found", f"no documentation asset {asset!r}")
-    return await send_from_directory(swagger_ui_directory(), asset)
+    # Public, versioned with the package: cacheable (other answers are `no-store`).
+    return await send_from_directory(swagger_ui_directory(), asset, cache_timeout=86400)

@@ -16,7 +16,7 @@ import trio
 
 from api.config import ApiConfig
 from hub import JSON, ConfigError, load_config
-from tests.api.conftest import JWT_SECRET, VINS, Node, NodeSettings
+from tests.api.conftest import JWT_SECRET, PASSWORD, VINS, Node, NodeSettings
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 GOOD: dict[str, JSON] = {"ecuAddress": "0x10"}
@@ -255,3 +255,88 @@ def test_a_drain_limit_that_is_not_positive_is_refused_naming_the_setting(name: 
         load_config(ApiConfig, environ={f"SOVD_HUB_{name.upper()}": "0"}, jwt_secret=JWT_SECRET)
     got = "0.0" if name.endswith("_s") else "0"
     assert str(caught.value) == f"{name} must be a finite number greater than 0, got {got}"
+
+
+# Point 10: security headers, no `Server`.
+
+
+def _assert_secure(response: httpx.Response) -> None:
+    assert response.headers["X-Content-Type-Options"] == "nosniff", response.url
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert "server" not in response.headers, response.headers["server"]
+
+
+def _assert_no_store(response: httpx.Response) -> None:
+    _assert_secure(response)
+    assert response.headers["Cache-Control"] == "no-store", response.url
+    assert response.headers["Pragma"] == "no-cache"
+
+
+@SQLITE
+async def test_answers_holding_tokens_are_no_store_nosniff_unframeable_and_nameless(
+    node: Node,
+) -> None:
+    login = await node.http.post(
+        "/api/v1/auth/login", json={"username": "engineer", "password": PASSWORD}
+    )
+    assert login.status_code == 200, login.text
+    _assert_no_store(login)
+    refresh = await node.http.post(
+        "/api/v1/auth/refresh", json={"refresh_token": login.json()["refresh_token"]}
+    )
+    assert refresh.status_code == 200, refresh.text
+    _assert_no_store(refresh)
+    admin = await node.headers("admin")
+    new = {"vin": "1HGCM82633A004352", "make": "Honda", "model": "Accord", "year": 2003}
+    registered = await node.http.post("/api/v1/vehicles", json=new, headers=admin)
+    assert registered.status_code == 201, registered.text
+    _assert_no_store(registered)
+    rotated = await node.http.post(f"/api/v1/vehicles/{VINS[1]}/token", headers=admin)
+    assert rotated.status_code == 200, rotated.text
+    _assert_no_store(rotated)
+    error = await node.http.get("/api/v1/nothing-here")
+    assert error.status_code == 404
+    _assert_no_store(error)
+    await _unrelated_command_succeeds(node)
+
+
+@SQLITE
+async def test_docs_cannot_be_framed_and_keep_a_policy_swagger_ui_works_with(node: Node) -> None:
+    page = await node.http.get("/docs")
+    assert page.status_code == 200
+    _assert_secure(page)
+    policy = page.headers["Content-Security-Policy"]
+    for rule in ("script-src 'self'", "connect-src 'self'", "img-src 'self' data:"):
+        assert rule in policy, policy
+    asset = await node.http.get("/docs/swagger-ui-bundle.js")
+    assert asset.status_code == 200
+    _assert_secure(asset)
+    assert "public" in asset.headers["Cache-Control"]  # a static file may be cached
+    await _unrelated_command_succeeds(node)
+
+
+@SQLITE
+async def test_hypercorn_own_answers_and_the_websocket_handshake_carry_no_server_header(
+    node: Node,
+) -> None:
+    raw = await _raw(node)
+    async with raw.stream:
+        await raw.stream.send_all(b"NOT HTTP AT ALL\r\n\r\n")  # hypercorn answers 400 itself
+        status, headers, _ = await raw.response()
+        assert status == 400
+        assert "server" not in headers, headers
+    raw = await _raw(node)
+    async with raw.stream:
+        await raw.stream.send_all(
+            b"GET /api/v1/ws HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        with trio.fail_after(5):
+            while b"\r\n\r\n" not in raw.buffer:
+                assert await raw.receive()
+        head = raw.buffer.partition(b"\r\n\r\n")[0].lower()
+        assert head.startswith(b"http/1.1 101"), head
+        assert b"\r\nserver:" not in head, head
+    await _unrelated_command_succeeds(node)
