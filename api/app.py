@@ -6,7 +6,7 @@ error envelope, and bound, with the caller's `user` and the path's `vin` /
 `command_id`, to every log line written while it runs (structlog
 contextvars, cleared when it ends). It is timed for `/metrics`, checked
 against `max_body_bytes` and, with `cors_allow_origins`, answered with CORS
-headers.
+headers; every answer gets the security headers of `api.security_headers`.
 """
 
 from __future__ import annotations
@@ -26,15 +26,18 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from api.accounts import accounts
 from api.audit import audit
 from api.auth import TokenIssuer
+from api.bodies import DiscardingRequest, ShieldedEndConnection, finish_oversized_body
 from api.catalog import catalog
 from api.config import ApiConfig
 from api.cors import CorsPolicy
 from api.errors import install_error_handlers
 from api.health import health
+from api.json_depth import limit_json_depth
 from api.metrics import Metrics, attach_metrics, serve_metrics
 from api.openapi import ApiOpenAPIProvider, docs
 from api.ratelimit import install_rate_limits
 from api.routes import api
+from api.security_headers import add_security_headers
 from api.session_check import ActiveSessions, Lookup, SessionFacts
 from api.state import AppState, attach_state
 from api.users import users
@@ -58,6 +61,8 @@ def create_app(
 ) -> QuartTrio:
     """The operator API of one hub node (`keyvalue`: Redis, shared with other nodes)."""
     app = QuartTrio("sovd-hub")
+    app.request_class = DiscardingRequest  # sees the end of a body over max_body_bytes
+    app.asgi_http_class = ShieldedEndConnection  # `Connection: close` really closes
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     QuartSchema(
         app,
@@ -77,6 +82,7 @@ def create_app(
     )
     tokens.sessions = sessions = ActiveSessions(_session_lookup(db), config.session_recheck_s)
     tokens.revocations.forget = sessions.forget
+    limit_json_depth(app, config.max_json_depth)  # wraps quart-schema's JSON provider
     attach_state(
         app.extensions,
         AppState(
@@ -142,7 +148,11 @@ def _install_request_hooks(app: QuartTrio, hub: Hub, config: ApiConfig) -> None:
     async def end_request(response: Response) -> Response:
         if request.content_length or "chunked" in request.headers.get("Transfer-Encoding", ""):
             await _drain_body()
+            await finish_oversized_body(
+                request.body, response, config.max_drain_bytes, config.drain_timeout_s
+            )
         response.headers["X-Request-ID"] = g.get("correlation_id") or ""
+        add_security_headers(response.headers, request.path)
         if cors is not None:
             cors.decorate(response)
         started = g.get("started")

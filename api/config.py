@@ -37,6 +37,13 @@ class ApiConfig:
     ws_token_check_s: float = 5.0
     #: Request bodies above this are refused with 413 (also when sent chunked).
     max_body_bytes: int = 64 * 1024
+    #: After a 413, up to this many more body bytes are read and dropped so that the
+    #: connection stays usable; a longer body gets `Connection: close` instead.
+    max_drain_bytes: int = 1024 * 1024
+    #: ... and for at most this long.
+    drain_timeout_s: float = 5.0
+    #: JSON bodies nested deeper than this (arrays and objects) are refused with 400.
+    max_json_depth: int = 32
     #: Serve Prometheus metrics at `/metrics` (unauthenticated: restrict it in the network).
     metrics_enabled: bool = True
     #: Browser origins allowed to call the API (`scheme://host[:port]`, or `*`); empty: CORS off.
@@ -81,11 +88,14 @@ class ApiConfig:
             "ws_buffer_messages",
             "ws_token_check_s",
             "max_body_bytes",
+            "max_drain_bytes",
+            "drain_timeout_s",
             "cors_max_age_s",
         ):
             check_positive(name, getattr(self, name))
         check_cors(self)
         check_sessions(self)
+        check_body_limits(self)
         for name in (
             "submit_rate_per_s",
             "submit_burst",
@@ -126,6 +136,19 @@ def check_sessions(config: ApiConfig) -> None:
         raise ConfigError(
             "forwarded_for_hops must be 0 (ignore X-Forwarded-For) to 10 (the number of reverse "
             f"proxies in front of the node), got {config.forwarded_for_hops}"
+        )
+
+
+#: Deeper JSON than this could exhaust the parser's (and validation's) recursion.
+MAX_JSON_DEPTH_LIMIT = 256
+
+
+def check_body_limits(config: ApiConfig) -> None:
+    """Raise ConfigError naming the request-body setting out of its range."""
+    if not 1 <= config.max_json_depth <= MAX_JSON_DEPTH_LIMIT:
+        raise ConfigError(
+            f"max_json_depth (SOVD_HUB_MAX_JSON_DEPTH) must be 1 to {MAX_JSON_DEPTH_LIMIT} levels "
+            f"of JSON nesting (32 fits every body the hub takes), got {config.max_json_depth}"
         )
 
 

@@ -2,7 +2,10 @@
 
 Everything it creates lives in the data directory (default `.sovd-hub/`), so
 running it again reuses the database, the JWT secret, the demo password and
-the vehicle tokens. The simulated fleet runs as its own process, as a real
+the vehicle tokens. They are secrets or personal data (password hashes,
+sessions, the audit trail), so every file the demo creates is its owner's
+only (0600, a directory 0700: the process runs with umask 077), and files
+an older run left are made so. The simulated fleet runs as its own process, as a real
 fleet would, speaking gRPC to the hub.
 """
 
@@ -54,7 +57,10 @@ def run_demo(args: argparse.Namespace) -> int:
     if not 1 <= args.vehicles <= 10_000:
         raise ConfigError(f"--vehicles must be between 1 and 10000, got {args.vehicles}")
     data_dir: Path = args.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
+    os.umask(0o077)  # the database, its -wal/-shm files, the secrets: the owner's only
+    if not data_dir.exists():
+        data_dir.mkdir(parents=True, mode=0o700)
+    _make_private(data_dir)
     if args.database_url is None and "SOVD_HUB_DATABASE_URL" not in os.environ:
         args.database_url = f"sqlite:///{(data_dir / 'hub.db').resolve()}"
     secret = os.environ.get("SOVD_HUB_JWT_SECRET") or _persistent_secret(data_dir / "jwt-secret")
@@ -91,12 +97,27 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _make_private(data_dir: Path) -> None:
+    """Files an earlier demo left in `data_dir` (perhaps 0644): the owner's only."""
+    for name in ("hub.db", "hub.db-wal", "hub.db-shm", "hub.db-journal", "fleet.json"):
+        path = data_dir / name
+        if path.exists():
+            path.chmod(0o600)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to `path`, created (or truncated) 0600 from the start."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+    path.chmod(0o600)  # an existing file keeps its mode through O_CREAT
+
+
 def _persistent_secret(path: Path, nbytes: int = 48) -> str:
     if path.exists():
         return path.read_text().strip()
     value = secrets.token_urlsafe(nbytes)
-    path.write_text(value + "\n")
-    path.chmod(0o600)
+    _write_private(path, value + "\n")
     return value
 
 
@@ -116,8 +137,7 @@ async def _prepare(storage: StorageConfig, password: str, vehicles: int, data_di
             {"vin": vin, "token": await _vehicle_token(db, vin, n, known)}
             for n, vin in ((n, demo_vin(n)) for n in range(1, vehicles + 1))
         ]
-    fleet_file.write_text(json.dumps({"vehicles": fleet}, indent=1))
-    fleet_file.chmod(0o600)
+    _write_private(fleet_file, json.dumps({"vehicles": fleet}, indent=1))
     return fleet_file
 
 

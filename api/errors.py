@@ -6,7 +6,8 @@ undecodable bodies and anything unexpected, which becomes a logged 500)
 
 Codes of the generic failures: `not_found` (404, no such route),
 `method_not_allowed` (405, with `Allow`), `malformed_request` (400, a body
-that is not JSON or not UTF-8), `payload_too_large` (413, a body over
+that is not JSON or not UTF-8), `json_too_deep` (400, JSON nested deeper
+than `max_json_depth`), `payload_too_large` (413, a body over
 `max_body_bytes`, also when sent chunked), `unsupported_media_type` (415, a
 JSON body sent without `Content-Type: application/json`),
 `validation_failed` (422, with `details`), `internal_error` (500).

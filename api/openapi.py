@@ -44,7 +44,8 @@ _EMPTY_ATTRIBUTE = "_sovd_hub_empty"
 _STREAMED_ATTRIBUTE = "_sovd_hub_streamed"
 
 _DESCRIPTIONS = {
-    400: "malformed_request: the body is not JSON or not UTF-8",
+    400: "malformed_request: the body is not JSON or not UTF-8; json_too_deep: it nests "
+    "deeper than max_json_depth",
     401: "the bearer token is missing, expired or invalid (or the credentials are wrong)",
     403: "the caller's role is not allowed to do this",
     404: "no such resource (or not visible to the caller)",
@@ -228,4 +229,5 @@ async def swagger_ui_asset(asset: str) -> Response:
     """Swagger UI's JavaScript, CSS and icons, from the installed package."""
     if asset not in _ASSETS:
         raise ApiError(404, "not_found", f"no documentation asset {asset!r}")
-    return await send_from_directory(swagger_ui_directory(), asset)
+    # Public, versioned with the package: cacheable (other answers are `no-store`).
+    return await send_from_directory(swagger_ui_directory(), asset, cache_timeout=86400)

@@ -91,6 +91,7 @@ async def open_node(
             config = HypercornConfig()
             config.bind = [f"{api_config.http_host}:{api_config.http_port}"]
             config.accesslog = None
+            config.include_server_header = False  # no `Server: hypercorn-h11`, errors included
             config.errorlog = logging.getLogger("hypercorn.error")  # our JSON handler, our level
             config.graceful_timeout = hub_config.shutdown_grace_s
             stop_http = trio.Event()

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from storage.errors import StorageError, translate_errors
-from storage.urls import mask_url, normalise_url
+from storage.urls import create_private_sqlite, mask_url, normalise_url
 
 __all__ = ["alembic_config", "check_schema", "head_revision", "migrate"]
 
@@ -48,10 +48,12 @@ def head_revision() -> str:
 def migrate(url: str) -> None:
     """Bring the database at `url` to the newest schema (`alembic upgrade head`).
 
+    A SQLite file it creates is private (0600, `create_private_sqlite`).
     Raises `DatabaseUnavailable` when the database does not answer. Blocks;
     not cancellable once started.
     """
     config = alembic_config(url)
+    create_private_sqlite(url)
     with translate_errors(mask_url(url)):
         command.upgrade(config, "head")
 
@@ -62,6 +64,7 @@ def check_schema(url: str) -> None:
     Raises `DatabaseUnavailable` when the database does not answer. Blocks.
     """
     async_url = normalise_url(url)
+    create_private_sqlite(url)  # SQLite would create a missing file, world-readable
     head = head_revision()
     with translate_errors(mask_url(url)):
         current = asyncio.run(_current_revision(async_url))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from storage.errors import StorageError
 
-__all__ = ["mask_url", "normalise_url"]
+__all__ = ["create_private_sqlite", "mask_url", "normalise_url"]
 
 # scheme as written by the operator -> scheme of the async driver we use
 _ASYNC_SCHEMES = {
@@ -59,3 +62,24 @@ def mask_url(url: str) -> str:
         if sep and "@" in rest:
             return f"{scheme}://***@{rest.rpartition('@')[2]}"
         return url if "@" not in url else "***"
+
+
+def create_private_sqlite(url: str) -> Path | None:
+    """Create the SQLite file of `url` readable by its owner only (0600), if it is missing.
+
+    It holds password hashes, sessions and the audit trail; SQLite gives its
+    `-wal` and `-shm` side files the database file's mode. An existing file
+    is left as it is (its mode is the operator's choice). Returns the file's
+    path, or None for a non-SQLite or in-memory URL.
+    """
+    parsed = make_url(normalise_url(url))
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StorageError(f"cannot create the SQLite database {path}: {exc.strerror}") from exc
+    return path

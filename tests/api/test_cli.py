@@ -90,6 +90,31 @@ async def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     assert b"run `sovd-hub migrate`" in result.stderr
 
 
+def _file_modes(directory: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mode & 0o777 for p in directory.iterdir() if p.is_file()}
+
+
+async def test_migrate_and_serve_create_a_sqlite_database_only_its_owner_reads(
+    tmp_path: Path,
+) -> None:
+    """It holds password hashes, sessions and the audit trail; SQLite's -wal/-shm files
+    take its mode. A file that exists keeps the mode its operator gave it."""
+    migrated = tmp_path / "migrated.db"
+    result = await sovd_hub("migrate", "--database-url", f"sqlite:///{migrated}")
+    assert result.returncode == 0, result.stderr
+    served = tmp_path / "served.db"  # refused (not migrated), but SQLite made the file
+    env = {"SOVD_HUB_JWT_SECRET": SECRET}
+    result = await sovd_hub("serve", "--database-url", f"sqlite:///{served}", env=env)
+    assert result.returncode == 2
+    assert _file_modes(tmp_path) == {
+        "migrated.db": 0o600,
+        "served.db": 0o600,
+    }
+    migrated.chmod(0o640)
+    assert (await sovd_hub("migrate", "--database-url", f"sqlite:///{migrated}")).returncode == 0
+    assert migrated.stat().st_mode & 0o777 == 0o640
+
+
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
