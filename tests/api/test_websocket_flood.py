@@ -103,7 +103,9 @@ async def test_a_subscribe_flood_is_closed_with_4429_and_never_stalls_another_co
         with trio.move_on_after(COMMAND_BOUND_S * 4) as waited:
             status = await read_dtc(node, VINS[1])
         took = trio.current_time() - started
-        assert not waited.cancelled_caught, f"the ReadDTC did not finish within {COMMAND_BOUND_S * 4:g} s"
+        assert not waited.cancelled_caught, (
+            f"the ReadDTC did not finish within {COMMAND_BOUND_S * 4:g} s"
+        )
         assert took < COMMAND_BOUND_S, f"the ReadDTC took {took:.1f} s during the flood"
         assert status == "succeeded"
 
