@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from contextlib import suppress
 
 import structlog
+import trio
 from quart import Response, g, request, websocket
 from quart_schema import Info, QuartSchema
 from quart_trio import QuartTrio
@@ -92,6 +93,7 @@ def create_app(
             config,
             hub_config,
             keyvalue=keyvalue,
+            ws_reads=trio.CapacityLimiter(config.ws_max_concurrent_reads),
         ),
     )
     app.register_blueprint(accounts)

@@ -35,6 +35,16 @@ class ApiConfig:
     ws_buffer_messages: int = 256
     #: How often a WebSocket re-checks its access token: expired or revoked closes it (4401).
     ws_token_check_s: float = 5.0
+    #: Topics one WebSocket may follow at once; a subscribe beyond gets `too_many_subscriptions`.
+    ws_max_subscriptions: int = 256
+    #: Client messages per WebSocket (token bucket: `ws_message_burst` at once, refilled at
+    #: `ws_messages_per_s`); beyond, refused (`rate_limited`), and a socket that goes on
+    #: (`ws_message_burst` refusals not yet forgiven, one a second) is closed with 4429.
+    ws_messages_per_s: float = 20.0
+    ws_message_burst: int = 100
+    #: Subscribe-time database reads in flight from all of the node's WebSockets together
+    #: (each socket has at most one); keep it well under `database_pool_size`.
+    ws_max_concurrent_reads: int = 4
     #: Request bodies above this are refused with 413 (also when sent chunked).
     max_body_bytes: int = 64 * 1024
     #: After a 413, up to this many more body bytes are read and dropped so that the
@@ -87,6 +97,10 @@ class ApiConfig:
             "ws_auth_timeout_s",
             "ws_buffer_messages",
             "ws_token_check_s",
+            "ws_max_subscriptions",
+            "ws_messages_per_s",
+            "ws_message_burst",
+            "ws_max_concurrent_reads",
             "max_body_bytes",
             "max_drain_bytes",
             "drain_timeout_s",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import trio
 from quart import current_app
 
 from api.auth import TokenIssuer
@@ -25,6 +26,9 @@ class AppState:
     hub_config: HubConfig
     #: Redis, when the node is configured with one (`redis_url`); shared with other nodes.
     keyvalue: KeyValue | None = None
+    #: Subscribe-time database reads of all WebSockets (`ws_max_concurrent_reads`): a flood of
+    #: subscriptions queues here, not in the pool the journal commits through.
+    ws_reads: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(4))
 
 
 def state() -> AppState:

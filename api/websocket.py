@@ -12,6 +12,15 @@ Client to hub:
       (live only: these take no from_seq)
   {"type": "unsubscribe", "topic": "<topic>"}
   {"type": "ping"}
+  The hub acts on one socket's messages one at a time, in order; a message arriving while the
+  socket's previous subscribe still reads the database waits in the socket's own buffers.
+
+Limits (`api.ws_limits`): at most ws_max_subscriptions topics per socket (a subscribe beyond
+gets `too_many_subscriptions`); at most ws_messages_per_s messages a second, ws_message_burst at
+once (beyond: `rate_limited`, once per run, and those messages are dropped; a socket that keeps
+on is closed with 4429); subscribe-time database reads of all sockets share
+ws_max_concurrent_reads slots, so a flood of subscriptions cannot take the database pool that
+commands are committed through.
 
 Hub to client:
   {"type": "authenticated", "username", "role"}
@@ -60,48 +69,34 @@ is also what a client sees when the node stops, after shutdown_grace_s):
   1011  the hub failed while serving the connection (a bug, logged); reconnect
   1013  lagged: the client did not read fast enough (see above); reconnect
   4401  no or bad `auth` message in time, or the token expired or was revoked
+  4429  the client kept sending more than ws_messages_per_s messages a second (see Limits)
 WebSocket-level pings are answered by hypercorn with pongs; `{"type": "ping"}` is for
 clients (browsers) that cannot send control frames.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from functools import partial
+from typing import TypeAlias
 
 import structlog
 import trio
 from quart import Blueprint, websocket
 
-from api.access import can_read_command
-from api.auth import InvalidToken, Principal, Role
-from api.live_status import holders_of
+from api.auth import InvalidToken, Principal
 from api.state import AppState, state
-from api.ws_frames import (
-    ClientError,
-    Message,
-    command_request,
-    event_frame,
-    parse_message,
-    status_frame,
-    update_frame,
-    vehicle_frame,
-)
+from api.ws_frames import ClientError, Message, command_request, parse_message
+from api.ws_limits import CLOSE_FLOODING, MessageBudget, Verdict, check_subscription_room
 from api.ws_outbox import Outbox, Subscription, close_reason
-from hub import (
-    FLEET_TOPIC,
-    BusMessage,
-    CommandEventRecord,
-    CommandUpdate,
-    StatusChange,
-    StorageUnavailable,
-    VehicleStatus,
-)
+from api.ws_topics import stream_command, stream_vehicles
+from hub import FLEET_TOPIC, StorageUnavailable
 
 log = structlog.get_logger("api.websocket")
 ws = Blueprint("ws", __name__)
+
+#: A subscription's stream: it calls `ready()` once it has read what it needs.
+_Stream: TypeAlias = Callable[[Subscription, Callable[[], None]], Awaitable[None]]
 
 CLOSE_INTERNAL_ERROR = 1011
 #: No valid authentication, or it expired (4000-4999 are the application's).
@@ -160,6 +155,10 @@ class _Session:
         self.subscriptions: dict[str, Subscription] = {}
         self.outbox = Outbox(s.config.ws_buffer_messages, self.subscriptions, principal.username)
         self.nursery: trio.Nursery | None = None
+        config = s.config
+        self.budget = MessageBudget(
+            config.ws_messages_per_s, config.ws_message_burst, trio.current_time()
+        )
         self.outbox.put(
             {"type": "authenticated", "username": principal.username, "role": principal.role}
         )
@@ -182,9 +181,26 @@ class _Session:
     # -- client messages -----------------------------------------------------
 
     async def read_messages(self) -> None:
-        """Act on the client's messages until the connection ends."""
-        while True:
+        """Act on the client's messages, one at a time, until the connection is ending.
+
+        One at a time: a subscribe's database read is done before the next
+        message is read, so one socket never has more than one read in flight
+        and a flood waits in its own TCP buffers. Messages over the socket's
+        rate are dropped unread; a socket that keeps on is closed (4429).
+        Once the connection is ending, nothing more is read.
+        """
+        while self.outbox.ending is None:
             raw = await websocket.receive()
+            match self.budget.take(trio.current_time()):
+                case Verdict.REFUSE_AND_TELL:
+                    self.outbox.put(self.budget.refusal().frame)
+                    continue
+                case Verdict.REFUSE:
+                    continue
+                case Verdict.CLOSE:
+                    log.warning("websocket.flooding", user=self.principal.username)
+                    self.outbox.end(CLOSE_FLOODING, self.budget.close_reason())
+                    return
             try:
                 reply = await self.handle(parse_message(raw))
             except ClientError as exc:
@@ -193,10 +209,15 @@ class _Session:
                 self.outbox.put(reply)
 
     async def handle(self, message: Message) -> Message | None:
-        """Act on one client message; returns the immediate reply, if any."""
+        """Act on one client message; returns the immediate reply, if any.
+
+        A subscribe returns once its subscription has read what it needs
+        (`subscribed` or an error is queued by then). Cancellation: a
+        subscription being started is ended.
+        """
         match message.get("type"):
             case "subscribe":
-                self._subscribe(message)
+                await self._subscribe(message)
                 return None
             case "unsubscribe":
                 topic = str(message.get("topic"))
@@ -229,7 +250,7 @@ class _Session:
         self.principal, self._token = principal, token
         return {"type": "authenticated", "username": principal.username, "role": principal.role}
 
-    def _subscribe(self, message: Message) -> None:
+    async def _subscribe(self, message: Message) -> None:
         topic = message.get("topic")
         if isinstance(topic, str) and (topic == FLEET_TOPIC or topic.startswith("vehicle:")):
             if "from_seq" in message:
@@ -240,34 +261,41 @@ class _Session:
                     topic,
                 )
             vin = None if topic == FLEET_TOPIC else topic.removeprefix("vehicle:")
-            self._start(topic, None, partial(self._stream_vehicles, topic=topic, vin=vin))
+            stream = partial(stream_vehicles, self, topic=topic, vin=vin)
+            await self._start(topic, None, stream)
             return
         command, command_id, from_seq = command_request(message)
-        stream = partial(self._stream_command, topic=command, command_id=command_id)
-        self._start(command, from_seq, stream)
+        stream = partial(stream_command, self, topic=command, command_id=command_id)
+        await self._start(command, from_seq, stream)
 
-    def _start(
-        self,
-        topic: str,
-        next_seq: int | None,
-        stream: Callable[[Subscription], Awaitable[None]],
-    ) -> None:
+    async def _start(self, topic: str, next_seq: int | None, stream: _Stream) -> None:
         if topic in self.subscriptions:
             raise ClientError("already_subscribed", f"already subscribed to {topic}", topic)
+        check_subscription_room(len(self.subscriptions), self.s.config.ws_max_subscriptions, topic)
         if self.nursery is None or self.outbox.ending is not None:
             return
         subscription = self.subscriptions[topic] = Subscription(next_seq)
-        self.nursery.start_soon(self._follow, topic, subscription, stream)
+        await self.nursery.start(self._follow, topic, subscription, stream)
 
     async def _follow(
         self,
         topic: str,
         subscription: Subscription,
-        stream: Callable[[Subscription], Awaitable[None]],
+        stream: _Stream,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
+        started = False
+
+        def ready() -> None:  # the reader may go on to the socket's next message
+            nonlocal started
+            if not started:
+                started = True
+                task_status.started()
+
         with subscription.scope:
             try:
-                await stream(subscription)
+                await stream(subscription, ready)
             except ClientError as exc:
                 self.outbox.put(exc.frame, subscription)
             except StorageUnavailable as exc:
@@ -277,91 +305,4 @@ class _Session:
             finally:
                 if self.subscriptions.get(topic) is subscription:
                     del self.subscriptions[topic]
-
-    # -- subscriptions -------------------------------------------------------
-
-    async def _stream_vehicles(self, sub: Subscription, topic: str, vin: str | None) -> None:
-        """`fleet`, or `vehicle:<vin>`: its state now, its connection changes, its commands."""
-        vehicle = None
-        if vin is not None:
-            vehicle = await self.s.db.get_vehicle(vin)
-            if vehicle is None:
-                raise ClientError(
-                    "unknown_vehicle", f"no vehicle with VIN {vin!r} is registered", topic
-                )
-        admin, me = self.principal.role is Role.ADMIN, self.principal.username
-        async with self.s.hub.bus.subscribe(topic) as live:
-            self.outbox.put({"type": "subscribed", "topic": topic}, sub)
-            if vin is not None and vehicle is not None:
-                at = vehicle.last_seen_at or vehicle.created_at
-                self.outbox.put(await self._vehicle_now(topic, vin, at), sub)
-            async for message in live:
-                match message:
-                    case VehicleStatus():
-                        frame = vehicle_frame(topic, message)
-                    case CommandUpdate(owner, update) if admin or owner == me:
-                        frame = update_frame(topic, update)
-                    case _:
-                        continue
-                if not self.outbox.put(frame, sub):
-                    return
-        raise ClientError("overflow", "you fell behind; subscribe again", topic)
-
-    async def _vehicle_now(self, topic: str, vin: str, last_seen: datetime) -> Message:
-        """The snapshot frame: its link to this node or (scale-out) to another live node."""
-        holders = await holders_of([vin])
-        here = self.s.hub_config.node_id
-        elsewhere = holders.nodes.get(vin) if holders.nodes.get(vin) != here else None
-        connection = self.s.hub.connection(vin)
-        ended = self.s.hub.last_disconnect(vin)
-        if connection is not None:
-            status, node = VehicleStatus(vin, True, connection.since), here
-        elif elsewhere is not None:
-            status, node = VehicleStatus(vin, True, last_seen), elsewhere
-        elif ended is None:
-            status, node = VehicleStatus(vin, False, last_seen), None
-        else:
-            status, node = VehicleStatus(vin, False, ended.at, ended.reason, ended.detail), None
-        return {**vehicle_frame(topic, status), "node_id": node, "source": holders.source}
-
-    async def _stream_command(self, sub: Subscription, topic: str, command_id: uuid.UUID) -> None:
-        """A command's stored events from `from_seq`, then its live ones, then its end."""
-        async with self.s.hub.bus.subscribe(topic) as live:
-            await self._replay_then_follow(sub, topic, command_id, live)
-
-    async def _replay_then_follow(
-        self,
-        sub: Subscription,
-        topic: str,
-        command_id: uuid.UUID,
-        live: trio.MemoryReceiveChannel[BusMessage],
-    ) -> None:
-        from_seq = next_seq = sub.next_seq or 0
-        row, stored = await self.s.db.command_with_events(command_id, from_seq)
-        if row is None or not can_read_command(self.principal, row):
-            raise ClientError("unknown_command", f"no command {command_id} visible to you", topic)
-        if not await self.outbox.put_paced(
-            {"type": "subscribed", "topic": topic, "from_seq": from_seq}, sub
-        ):
-            return
-        for event in stored:
-            if not await self.outbox.put_paced(event_frame(topic, event), sub):
-                return
-            sub.next_seq = next_seq = event.seq + 1
-        if row.status.is_final:
-            self.outbox.put(
-                status_frame(topic, command_id, row.status, row.error, row.finished_at), sub
-            )
-            return
-        async for message in live:
-            if isinstance(message, CommandEventRecord):
-                if message.seq >= next_seq:
-                    if not self.outbox.put(event_frame(topic, message), sub):
-                        return
-                    sub.next_seq = next_seq = message.seq + 1
-            elif isinstance(message, StatusChange) and message.status.is_final:
-                self.outbox.put(update_frame(topic, message), sub)
-                return
-        raise ClientError(
-            "overflow", f"you fell behind; subscribe again with from_seq {next_seq}", topic
-        )
+        ready()

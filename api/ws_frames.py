@@ -32,6 +32,8 @@ ERROR_CODES = (
     "overflow",
     "bad_auth",
     "storage_unavailable",
+    "too_many_subscriptions",
+    "rate_limited",
 )
 
 
