@@ -284,9 +284,14 @@ class Listener:
         if self._max_per_address and self._per_address.get(address, 0) >= self._max_per_address:
             self._refuse(accepted, "address", address, self._statistics)
             return None
-        # fileno= alone reads family, type and proto from the socket: grpclib sets TCP_NODELAY
-        # only on a socket whose proto is IPPROTO_TCP (without it, Nagle delays every message).
-        sock = socket.socket(fileno=accepted.detach())
+        # Proto 0, as `socket.accept()` gives it from our listener and as grpclib's own
+        # `Server.start` got it: asyncio and grpclib then leave TCP_NODELAY off (they set it only
+        # when proto is IPPROTO_TCP, which `fileno=` alone would read from the socket). With
+        # Nagle on, the RST_STREAM grpclib sends after an error status waits for the ACK of the
+        # status: a grpclib vehicle reads the status alone, `recv_message` returns None and
+        # `recv_trailing_metadata` raises the status. With TCP_NODELAY both arrive in one read
+        # and `recv_message` raises `StreamTerminatedError` instead (tests/hub/test_gateway.py).
+        sock = socket.socket(accepted.family, accepted.type, 0, fileno=accepted.detach())
         conn = _Connection(address, peer, sock)
         self._connections[peer] = conn
         self._per_address[address] = self._per_address.get(address, 0) + 1
