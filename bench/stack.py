@@ -151,6 +151,11 @@ async def open_hub_process(
         # the per-user submission limit would measure itself, not the hub.
         "SOVD_HUB_SUBMIT_RATE_PER_S": "1000000",
         "SOVD_HUB_SUBMIT_BURST": "1000000",
+        # Each of them follows all its commands on one WebSocket, so the per-socket
+        # message rate and subscription cap (set for one person's share) are lifted too.
+        "SOVD_HUB_WS_MESSAGES_PER_S": "1000000",
+        "SOVD_HUB_WS_MESSAGE_BURST": "1000000",
+        "SOVD_HUB_WS_MAX_SUBSCRIPTIONS": "1000000",
         # The whole simulated fleet connects from 127.0.0.1.
         "SOVD_HUB_GRPC_MAX_CONNECTIONS_PER_ADDRESS": "0",
         **(settings or {}),
