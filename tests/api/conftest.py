@@ -7,6 +7,7 @@ operators use real HTTP (httpx) and WebSocket (trio-websocket) clients.
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -130,6 +131,31 @@ async def authenticated_socket(
         reply = await receive_json(ws)
         assert reply["type"] == "authenticated", reply
         yield ws
+
+
+@asynccontextmanager
+async def unread_socket(
+    node: Node, username: str, *, close_politely: bool = True
+) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+    """An authenticated WebSocket with a tiny receive buffer, read only when the test says.
+
+    `close_politely=False` leaves without the close handshake, for a test whose
+    socket may be blocked sending (trio-websocket cannot answer a close then).
+    """
+    url = httpx.URL(node.ws_url)
+    sock = trio.socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # no autotuning to megabytes
+    await sock.connect((url.host, url.port))
+    async with trio.SocketStream(sock) as stream, trio.open_nursery() as nursery:
+        ws = await trio_websocket.wrap_client_stream(nursery, stream, url.host, url.path)
+        try:
+            await send_json(ws, {"type": "auth", "token": await node.token(username)})
+            assert (await receive_json(ws))["type"] == "authenticated"
+            yield ws
+        finally:
+            if close_politely:
+                await ws.aclose()
+            nursery.cancel_scope.cancel()
 
 
 async def _run_vehicle(vehicle: SimulatedVehicle, node: Node) -> None:

@@ -11,11 +11,7 @@ commits through, and for the trio-asyncio bridge's single callback queue.
 from __future__ import annotations
 
 import contextlib
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-import httpx
 import pytest
 import trio
 import trio_websocket
@@ -31,31 +27,13 @@ from tests.api.conftest import (
     receive_json,
     send_json,
     subscribe,
+    unread_socket,
 )
 
 FLOOD_MESSAGES = 20_000
 #: The other engineer's ReadDTC, end to end: ~0.1-0.5 s with the limits, 21-28 s without.
 COMMAND_BOUND_S = 5.0
 DEFAULTS = ApiConfig(jwt_secret=JWT_SECRET)
-
-
-@asynccontextmanager
-async def unread_socket(
-    node: Node, username: str
-) -> AsyncIterator[trio_websocket.WebSocketConnection]:
-    """An authenticated WebSocket with a tiny receive buffer that the test does not read."""
-    url = httpx.URL(node.ws_url)
-    sock = trio.socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # no autotuning to megabytes
-    await sock.connect((url.host, url.port))
-    async with trio.SocketStream(sock) as stream, trio.open_nursery() as nursery:
-        ws = await trio_websocket.wrap_client_stream(nursery, stream, url.host, url.path)
-        try:
-            await send_json(ws, {"type": "auth", "token": await node.token(username)})
-            assert (await receive_json(ws))["type"] == "authenticated"
-            yield ws
-        finally:
-            nursery.cancel_scope.cancel()
 
 
 async def flood(
@@ -95,7 +73,10 @@ async def test_a_subscribe_flood_is_closed_with_4429_and_never_stalls_another_co
     await node.connect_vehicle(VINS[1])
     await node.token("other")  # logged in before the flood
     under_way, flooding_scope = trio.Event(), trio.CancelScope()
-    async with unread_socket(node, "engineer") as flooding, trio.open_nursery() as nursery:
+    async with (
+        unread_socket(node, "engineer", close_politely=False) as flooding,
+        trio.open_nursery() as nursery,
+    ):
         nursery.start_soon(flood, flooding, under_way, flooding_scope)
         with trio.fail_after(10):
             await under_way.wait()

@@ -5,11 +5,6 @@ These nodes queue at most 8 frames per WebSocket and re-check tokens every 0.1 s
 
 from __future__ import annotations
 
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
-import httpx
 import pytest
 import trio
 import trio_websocket
@@ -23,6 +18,7 @@ from tests.api.conftest import (
     receive_json,
     send_json,
     subscribe,
+    unread_socket,
 )
 from tests.api.test_websocket_topics import frames_until, subscribe_vehicle
 
@@ -38,25 +34,6 @@ def node_settings() -> NodeSettings:
     return NodeSettings(api={"ws_buffer_messages": BUFFER, "ws_token_check_s": 0.1})
 
 
-@asynccontextmanager
-async def slow_socket(
-    node: Node, username: str
-) -> AsyncIterator[trio_websocket.WebSocketConnection]:
-    """An authenticated WebSocket with a tiny receive buffer, read only when the test says."""
-    url = httpx.URL(node.ws_url)
-    sock = trio.socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # no autotuning to megabytes
-    await sock.connect((url.host, url.port))
-    async with trio.SocketStream(sock) as stream, trio.open_nursery() as nursery:
-        ws = await trio_websocket.wrap_client_stream(nursery, stream, url.host, url.path)
-        try:
-            await send_json(ws, {"type": "auth", "token": await node.token(username)})
-            assert (await receive_json(ws))["type"] == "authenticated"
-            yield ws
-        finally:
-            await ws.aclose()
-
-
 async def test_a_slow_reader_is_told_lagged_and_closed_while_others_get_everything(
     node: Node,
 ) -> None:
@@ -64,7 +41,7 @@ async def test_a_slow_reader_is_told_lagged_and_closed_while_others_get_everythi
     vehicle = await node.connect_vehicle(vin)
     pad = "x" * 60_000
     vehicle.model.faults["engine"] = [Fault(f"P{i:04d}", pad, "confirmed") for i in range(FAULTS)]
-    async with slow_socket(node, "engineer") as slow, node.websocket("admin") as fast:
+    async with unread_socket(node, "engineer") as slow, node.websocket("admin") as fast:
         await subscribe_vehicle(slow, vin)
         await subscribe_vehicle(fast, vin)
         command_id = (await node.submit(vin, "ReadDTC", {"ecuAddress": "0x10"})).json()["id"]
