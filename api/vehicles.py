@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from grpclib.const import Status
 from quart import Blueprint
 from quart_schema import validate_querystring, validate_request, validate_response
 
@@ -25,6 +24,7 @@ from api.schemas import (
     VehicleToken,
 )
 from api.state import state
+from hub import LinkVerdict
 from storage import (
     NewVehicle,
     UnknownVehicleError,
@@ -153,7 +153,9 @@ async def rotate_token(vin: str) -> VehicleToken:
     except UnknownVehicleError:
         raise _unknown(vin) from None
     s.hub.revoke(
-        vin, Status.UNAUTHENTICATED, "the vehicle's token was rotated; reconnect with the new one"
+        vin,
+        LinkVerdict.UNAUTHENTICATED,
+        "the vehicle's token was rotated; reconnect with the new one",
     )
     return VehicleToken(vin=vin, token=token)
 
@@ -169,7 +171,7 @@ async def disable_vehicle(vin: str) -> VehicleOut:
         await s.db.set_vehicle_enabled(vin, False, by=current_principal().username)
     except UnknownVehicleError:
         raise _unknown(vin) from None
-    s.hub.revoke(vin, Status.PERMISSION_DENIED, f"vehicle {vin} was disabled by an admin")
+    s.hub.revoke(vin, LinkVerdict.PERMISSION_DENIED, f"vehicle {vin} was disabled by an admin")
     return _vehicle_out(await _registered(vin), await holders_of([vin]))
 
 

@@ -19,6 +19,7 @@ from hub.errors import (
     VehicleNotConnected,
     VehicleRefused,
 )
+from hub.link_protocol import LinkVerdict
 from hub.model import (
     JSON,
     Command,
@@ -80,6 +81,7 @@ __all__ = [
     "IdempotencyKeyTaken",
     "InProcessBus",
     "JournalWriteFailed",
+    "LinkVerdict",
     "MailboxFull",
     "SessionRevoked",
     "SovdRequest",

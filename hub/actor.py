@@ -17,13 +17,13 @@ from typing import TypeAlias
 
 import structlog
 import trio
-from grpclib.const import Status
 
 from hub.auditing import AuditBatcher
 from hub.batching import GroupCommitJournal, JournalWriteFailed, LastSeen
 from hub.commands import CommandTracker, Outcome
 from hub.config import HubConfig
 from hub.link import Link
+from hub.link_protocol import LinkVerdict
 from hub.model import (
     Command,
     CommandEventRecord,
@@ -137,7 +137,6 @@ class _ActorLoop:
         self.cancel_grace_s = context.config.cancel_grace_s
         self.current: ActorMessage | None = None
         self.max_event_bytes = context.config.max_event_bytes
-        self.silence_limit_s = 3 * context.config.heartbeat_interval_s
 
     async def run(self, mailbox: trio.MemoryReceiveChannel[ActorMessage]) -> Disconnect:
         """Serve messages until the current link ends; returns why it ended."""
@@ -152,11 +151,10 @@ class _ActorLoop:
             now = trio.current_time()
             if now >= self.tracker.next_deadline():
                 await self._record(changes=self.tracker.expire(now, _utcnow()), cancel=True)
-            if now - self.actor.link.last_heard >= self.silence_limit_s:
-                detail = f"no message from the vehicle for {self.silence_limit_s:g} s"
-                timeout = DisconnectReason.HEARTBEAT_TIMEOUT
-                self.actor.link.close(Status.UNAVAILABLE, detail, timeout)
-                return Disconnect(timeout, detail, _utcnow())
+            silence = self.actor.link.protocol.silence(now)
+            if silence is not None:
+                self.actor.link.end(silence)
+                return Disconnect(silence.reason, silence.message, _utcnow())
 
     async def _next_message(
         self, mailbox: trio.MemoryReceiveChannel[ActorMessage]
@@ -166,7 +164,7 @@ class _ActorLoop:
             return mailbox.receive_nowait()  # busy: no timer to set up
         except trio.WouldBlock:
             pass
-        silence_check = self.actor.link.last_heard + self.silence_limit_s
+        silence_check = self.actor.link.protocol.silent_at
         with trio.move_on_at(min(self.tracker.next_deadline(), silence_check)):
             return await mailbox.receive()
         return None
@@ -191,7 +189,7 @@ class _ActorLoop:
             case LinkAttached(link):
                 old = self.actor.link
                 old.close(
-                    Status.ABORTED,
+                    LinkVerdict.REPLACED,
                     "replaced by a newer connection of the same vehicle",
                     DisconnectReason.REPLACED,
                 )
@@ -214,21 +212,19 @@ class _ActorLoop:
                 try:
                     record = event_record(message.event, _utcnow(), self.max_event_bytes)
                 except WireError as exc:
-                    return self._protocol_error(Status.INVALID_ARGUMENT, str(exc))
+                    return self._protocol_error(str(exc))
                 outcome = self.tracker.on_event(record)
                 if outcome.violation is not None:
-                    return self._protocol_error(Status.INVALID_ARGUMENT, outcome.violation)
+                    return self._protocol_error(outcome.violation)
                 await self._apply(outcome)
                 await self._start_ready()
             case other:
-                return self._protocol_error(
-                    Status.INVALID_ARGUMENT, f"unexpected {other} message after Hello"
-                )
+                return self._protocol_error(f"unexpected {other} message after Hello")
         return None
 
-    def _protocol_error(self, status: Status, detail: str) -> Disconnect:
+    def _protocol_error(self, detail: str) -> Disconnect:
         log.warning("vehicle.protocol_error", vin=self.actor.vin, detail=detail)
-        self.actor.link.close(status, detail, DisconnectReason.PROTOCOL_ERROR)
+        self.actor.link.close(LinkVerdict.PROTOCOL_ERROR, detail, DisconnectReason.PROTOCOL_ERROR)
         return Disconnect(DisconnectReason.PROTOCOL_ERROR, detail, _utcnow())
 
     async def _apply(self, outcome: Outcome) -> None:
@@ -366,7 +362,7 @@ async def run_actor(
         if ended is None:
             shutdown = DisconnectReason.HUB_SHUTDOWN
             ended = Disconnect(shutdown, "the hub stopped", _utcnow())
-            actor.link.close(Status.UNAVAILABLE, "the hub is shutting down", shutdown)
+            actor.link.close(LinkVerdict.UNAVAILABLE, "the hub is shutting down", shutdown)
         else:
             actor.link.close(None, ended.detail, ended.reason)
         context.disconnects[link.vin] = ended
@@ -433,7 +429,7 @@ async def _supervised(
         assert isinstance(exc.__cause__, Exception)
         await loop.record_and_publish((), loop.lost_in_crash(exc.__cause__))
         detail = f"the hub failed to serve this vehicle: {exc}"
-        loop.actor.link.close(Status.INTERNAL, detail, DisconnectReason.ERROR)
+        loop.actor.link.close(LinkVerdict.INTERNAL, detail, DisconnectReason.ERROR)
         await _audit(context.audit, vin, "vehicle.actor_failed", detail)
         return Disconnect(DisconnectReason.ERROR, detail, _utcnow())
 

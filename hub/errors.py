@@ -3,7 +3,7 @@
 HubError
 ├── ConfigError             a setting is missing or invalid (names the key)
 ├── CatalogError            an operator's command does not match the catalog
-├── VehicleRefused          the gateway refuses a vehicle's link (carries a gRPC status)
+├── VehicleRefused          the hub refuses a vehicle's link (carries a `LinkVerdict`)
 └── DispatchError           a command cannot be handed to its vehicle's actor
     ├── VehicleNotConnected the vehicle has no live link on this node
     └── MailboxFull         the vehicle's actor is saturated; retry later
@@ -11,7 +11,10 @@ HubError
 
 from __future__ import annotations
 
-from grpclib.const import Status
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hub.link_protocol import LinkVerdict
 
 
 class HubError(Exception):
@@ -37,11 +40,15 @@ class CatalogError(HubError):
 
 
 class VehicleRefused(HubError):
-    """The gateway refuses a vehicle; the stream ends with `status` and this message."""
+    """The hub refuses a vehicle; it is told `verdict` and this message.
 
-    def __init__(self, status: Status, message: str) -> None:
+    The gateway tells it as a gRPC status (`hub.gateway`); `hub.link_protocol`
+    lists the verdicts.
+    """
+
+    def __init__(self, verdict: LinkVerdict, message: str) -> None:
         super().__init__(message)
-        self.status = status
+        self.verdict = verdict
         self.message = message
 
 

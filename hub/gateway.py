@@ -1,14 +1,19 @@
 """The vehicle gateway: the grpclib service that admits vehicles and pumps their streams.
 
-The handler runs as an asyncio task. It authenticates the connection on its
-request headers, before reading any message (`Hub.authenticate`: the token's
-hash names the vehicle), then reads a `Hello` of at most `max_hello_bytes`
-and admits the vehicle it names (`Hub.attach`); two bridge crossings per
-connection. Then it runs two small asyncio pumps: the reader hands each
-message to the actor's trio mailbox with `send_nowait` (awaiting across the
-bridge only when the mailbox is full), the writer drains the link's outbox.
-Neither crosses the bridge per message. Every message is refused on its
-declared length before it is buffered (`hub.gateway_io`).
+The handler runs as an asyncio task and drives the sans-IO protocol of
+`hub.link_protocol`. It authenticates the connection on its request headers,
+before reading any message (`Hub.authenticate`: the token's hash names the
+vehicle), then reads a `Hello` of at most `max_hello_bytes` and admits the
+vehicle it names (`Hub.attach`); two bridge crossings per connection. Then it
+runs two small asyncio pumps: the reader passes each message through the
+link's `LinkProtocol` (rate limit, heartbeats) and hands the rest to the
+actor's trio mailbox with `send_nowait` (awaiting across the bridge only when
+the mailbox is full), the writer drains the link's outbox. Neither crosses
+the bridge per message. Every message is refused on its declared length
+before it is buffered (`hub.gateway_io`).
+
+This is the one place where the hub's `LinkVerdict`s become gRPC statuses
+(`STATUS_OF`): the rest of the hub does not know gRPC.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import structlog
@@ -30,11 +36,20 @@ from hub.bridge import run_asyncio, run_trio
 from hub.errors import VehicleRefused
 from hub.gateway_io import Http2Limits, LimitedServer, VehicleStream, receive
 from hub.link import Link, LinkEnd
+from hub.link_protocol import (
+    LinkProtocol,
+    LinkVerdict,
+    bad_first_message,
+    bearer_token,
+    check_identity,
+    first_message,
+    hello_timeout,
+)
 from hub.listener import Listener
 from hub.model import DisconnectReason
 from hub.tls import certificate_identity, server_context
-from hub.untrusted import echo_vin, shorten
-from proto import Hello, HubMessage, VehicleLinkBase
+from hub.untrusted import echo_vin
+from proto import Hello, VehicleLinkBase
 
 if TYPE_CHECKING:
     from hub.node import Hub
@@ -48,6 +63,21 @@ LISTEN_BACKLOG = 4096
 LINK_END_TIMEOUT_S = 5.0
 #: What an event message may hold beyond its body (command id, seq, kind, status, framing).
 EVENT_ENVELOPE_BYTES = 1024
+#: The gRPC status a vehicle is told for each of the hub's verdicts (README, "What a vehicle
+#: is told").
+STATUS_OF: Mapping[LinkVerdict, Status] = MappingProxyType(
+    {
+        LinkVerdict.UNAUTHENTICATED: Status.UNAUTHENTICATED,
+        LinkVerdict.PERMISSION_DENIED: Status.PERMISSION_DENIED,
+        LinkVerdict.PROTOCOL_ERROR: Status.INVALID_ARGUMENT,
+        LinkVerdict.TOO_LARGE: Status.RESOURCE_EXHAUSTED,
+        LinkVerdict.RATE_LIMITED: Status.RESOURCE_EXHAUSTED,
+        LinkVerdict.UNAVAILABLE: Status.UNAVAILABLE,
+        LinkVerdict.TIMED_OUT: Status.DEADLINE_EXCEEDED,
+        LinkVerdict.REPLACED: Status.ABORTED,
+        LinkVerdict.INTERNAL: Status.INTERNAL,
+    }
+)
 
 
 class VehicleGateway(VehicleLinkBase):
@@ -78,31 +108,34 @@ class VehicleGateway(VehicleLinkBase):
     async def _connect(self, stream: VehicleStream) -> None:
         config = self._hub.config
         address = _address(stream)
-        token = _bearer_token(stream.metadata)
+        try:
+            token = bearer_token(_authorization(stream.metadata))
+        except VehicleRefused as exc:
+            raise _told(exc) from None
         try:
             candidates = await run_trio(self._hub.authenticate, token)
         except VehicleRefused as exc:
             raise self._refuse(address, None, exc) from None
         hello = await self._hello(stream)
-        if config.tls_client_ca_file is not None:
-            identity = certificate_identity(stream.peer.cert())
-            if identity != hello.vin:
-                reason = (
-                    f"the client certificate is for {shorten(identity or '')}, "
-                    f"not VIN {echo_vin(hello.vin)}"
-                )
-                raise self._refuse(
-                    address, hello.vin, VehicleRefused(Status.PERMISSION_DENIED, reason)
-                )
-        link = Link(hello.vin, uuid.uuid4().hex)
+        link = Link(hello.vin, uuid.uuid4().hex, self._protocol())
         try:
+            if config.tls_client_ca_file is not None:
+                check_identity(certificate_identity(stream.peer.cert()), hello.vin)
             inbox = await run_trio(self._hub.attach, hello, candidates, link)
         except VehicleRefused as exc:
             raise self._refuse(address, hello.vin, exc) from None
         self.on_admitted(stream.peer.addr())
         end = await self._pump(stream, link, inbox)
-        if end.status is not None:
-            raise GRPCError(end.status, end.message)
+        if end.verdict is not None:
+            raise GRPCError(STATUS_OF[end.verdict], end.message)
+
+    def _protocol(self) -> LinkProtocol:
+        config = self._hub.config
+        return LinkProtocol(
+            max_messages_per_s=config.max_vehicle_messages_per_s,
+            heartbeat_interval_s=config.heartbeat_interval_s,
+            now=trio.current_time(),
+        )
 
     async def _hello(self, stream: VehicleStream) -> Hello:
         """The connection's first message, which must be a `Hello` of at most `max_hello_bytes`."""
@@ -113,32 +146,29 @@ class VehicleGateway(VehicleLinkBase):
                     stream, config.max_hello_bytes, f"max_hello_bytes ({config.max_hello_bytes})"
                 )
         except TimeoutError:
-            raise GRPCError(
-                Status.DEADLINE_EXCEEDED,
-                f"no Hello within {config.hello_timeout_s:g} s (hello_timeout_s)",
-            ) from None
+            raise _told(hello_timeout(config.hello_timeout_s)) from None
         except VehicleRefused as exc:
             log.info("vehicle.bad_hello", peer=_address(stream), reason=exc.message)
-            raise GRPCError(exc.status, f"{exc.message}; the first message must be Hello") from None
-        if first is None or first.WhichOneof("kind") != "hello":
-            raise GRPCError(Status.INVALID_ARGUMENT, "the first message must be Hello")
-        return first.hello
+            raise _told(bad_first_message(exc)) from None
+        try:
+            return first_message(first)
+        except VehicleRefused as exc:
+            raise _told(exc) from None
 
     def _refuse(self, address: str, vin: str | None, exc: VehicleRefused) -> GRPCError:
         """Log and audit (aggregated) a refused connection; the error that ends its stream."""
         claimed = None if vin is None else echo_vin(vin)
         log.info("vehicle.refused", vin=claimed, peer=address, reason=exc.message)
-        self._hub.audit_refusal(address, vin, exc.status, exc.message)
-        return GRPCError(exc.status, exc.message)
+        error = _told(exc)
+        self._hub.audit_refusal(address, vin, error.status.name, exc.message)
+        return error
 
     async def _pump(
         self, stream: VehicleStream, link: Link, inbox: trio.MemorySendChannel[ActorMessage]
     ) -> LinkEnd:
         """Run both pumps until the link ends; the actor always learns that it ended."""
         config = self._hub.config
-        reader = asyncio.ensure_future(
-            _read(stream, link, inbox, config.max_vehicle_messages_per_s, config.max_event_bytes)
-        )
+        reader = asyncio.ensure_future(_read(stream, link, inbox, config.max_event_bytes))
         writer = asyncio.ensure_future(_write(stream, link))
         closed: LinkClosed | None = LinkClosed(
             link.id, DisconnectReason.CONNECTION_LOST, "the connection was lost"
@@ -165,10 +195,9 @@ async def _read(
     stream: VehicleStream,
     link: Link,
     inbox: trio.MemorySendChannel[ActorMessage],
-    max_per_s: float,
     max_event_bytes: int,
 ) -> None:
-    allowance, refilled = max_per_s, trio.current_time()  # a token bucket of one second
+    protocol = link.protocol
     max_bytes = max_event_bytes + EVENT_ENVELOPE_BYTES
     limit = (
         f"max_event_bytes ({max_event_bytes}) plus {EVENT_ENVELOPE_BYTES} bytes for the "
@@ -178,29 +207,22 @@ async def _read(
         try:
             message = await receive(stream, max_bytes, limit)
         except VehicleRefused as exc:  # a protocol error: the actor ends the link and says why
-            link.close(exc.status, exc.message, DisconnectReason.PROTOCOL_ERROR)
+            link.close(exc.verdict, exc.message, DisconnectReason.PROTOCOL_ERROR)
             return
         if message is None:
             return
-        now = link.last_heard = trio.current_time()
-        allowance = min(max_per_s, allowance + (now - refilled) * max_per_s) - 1
-        refilled = now
-        if allowance < 0:
-            detail = (
-                f"the vehicle sent more than {max_per_s:g} messages per second "
-                "(max_vehicle_messages_per_s)"
-            )
-            link.close(Status.RESOURCE_EXHAUSTED, detail, DisconnectReason.PROTOCOL_ERROR)
+        decision = protocol.received(message, trio.current_time())
+        if decision is None:
+            item = FromVehicle(link.id, message)
+            try:
+                inbox.send_nowait(item)
+            except trio.WouldBlock:
+                await run_trio(inbox.send, item)  # the actor is behind: backpressure
+        elif isinstance(decision, LinkEnd):  # a flood
+            link.end(decision)
             return
-        if message.WhichOneof("kind") == "heartbeat":
-            # Answered here: liveness needs no trip through the actor.
-            link.send_nowait(HubMessage(heartbeat=message.heartbeat))
-            continue
-        item = FromVehicle(link.id, message)
-        try:
-            inbox.send_nowait(item)
-        except trio.WouldBlock:
-            await run_trio(inbox.send, item)  # the actor is behind: backpressure
+        else:  # a heartbeat, answered here: liveness needs no trip through the actor
+            link.send_nowait(decision)
 
 
 async def _write(stream: VehicleStream, link: Link) -> LinkEnd:
@@ -223,14 +245,13 @@ def _read_end(link: Link, reader: asyncio.Future[None]) -> LinkClosed:
     return LinkClosed(link.id, DisconnectReason.CONNECTION_LOST, f"the stream failed: {exc!r}")
 
 
-def _bearer_token(metadata: object) -> str:
-    value = metadata.get("authorization") if hasattr(metadata, "get") else None
-    if not isinstance(value, str) or not value.lower().startswith("bearer ") or not value[7:]:
-        raise GRPCError(
-            Status.UNAUTHENTICATED,
-            "missing vehicle token: send metadata 'authorization: Bearer <vehicle token>'",
-        )
-    return value[7:].strip()
+def _authorization(metadata: object) -> object:
+    return metadata.get("authorization") if hasattr(metadata, "get") else None
+
+
+def _told(exc: VehicleRefused) -> GRPCError:
+    """The gRPC error that tells a vehicle it is refused (`STATUS_OF`)."""
+    return GRPCError(STATUS_OF[exc.verdict], exc.message)
 
 
 @asynccontextmanager

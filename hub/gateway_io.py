@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, cast
 
 from google.protobuf.message import DecodeError
 from grpclib.config import Configuration
-from grpclib.const import Status
 from grpclib.protocol import (
     AbstractHandler,
     Connection,
@@ -45,6 +44,7 @@ from h2.connection import H2Connection
 from h2.settings import SettingCodes, Settings
 
 from hub.errors import VehicleRefused
+from hub.link_protocol import LinkVerdict
 from proto import HubMessage, VehicleMessage
 
 if TYPE_CHECKING:
@@ -63,10 +63,10 @@ _DEFAULT_WINDOW_BYTES = 65535
 async def receive(stream: VehicleStream, max_bytes: int, limit: str) -> VehicleMessage | None:
     """The next message from the vehicle, or None when it ended its stream.
 
-    Raises `VehicleRefused` (`RESOURCE_EXHAUSTED`) for a message declared
-    longer than `max_bytes` (`limit` names the setting behind it), before its
-    body is read; `INVALID_ARGUMENT` for a compressed message, one cut short
-    by the end of the stream, or bytes that are not a `VehicleMessage`.
+    Raises `VehicleRefused` (`TOO_LARGE`) for a message declared longer than
+    `max_bytes` (`limit` names the setting behind it), before its body is
+    read; `PROTOCOL_ERROR` for a compressed message, one cut short by the end
+    of the stream, or bytes that are not a `VehicleMessage`.
     """
     raw = stream._stream  # grpclib has no size limit of its own: see the module doc
     try:
@@ -76,25 +76,25 @@ async def receive(stream: VehicleStream, max_bytes: int, limit: str) -> VehicleM
         length = int.from_bytes(prefix[1:], "big")
         if prefix[0]:
             raise VehicleRefused(
-                Status.INVALID_ARGUMENT,
+                LinkVerdict.PROTOCOL_ERROR,
                 "a compressed message: the hub takes uncompressed messages only "
                 "(send them without grpc-encoding)",
             )
         if length > max_bytes:
             raise VehicleRefused(
-                Status.RESOURCE_EXHAUSTED,
+                LinkVerdict.TOO_LARGE,
                 f"a message of {length} bytes, more than {limit}; refused unread",
             )
         body = await raw.recv_data(length)
     except AssertionError:  # grpclib's buffer: the stream ended before the bytes it declared
         raise VehicleRefused(
-            Status.INVALID_ARGUMENT, "the stream ended in the middle of a message"
+            LinkVerdict.PROTOCOL_ERROR, "the stream ended in the middle of a message"
         ) from None
     try:
         return VehicleMessage.FromString(body)
     except DecodeError:
         raise VehicleRefused(
-            Status.INVALID_ARGUMENT,
+            LinkVerdict.PROTOCOL_ERROR,
             f"a message of {length} bytes that is not a protobuf VehicleMessage "
             "(it does not decode); check the agent's proto/vehicle_link.proto",
         ) from None

@@ -10,37 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from dataclasses import dataclass
 
-import trio
-from grpclib.const import Status
-
+from hub.link_protocol import LinkEnd, LinkProtocol, LinkVerdict
 from hub.model import DisconnectReason
 from proto import HubMessage
 
+__all__ = ["Link", "LinkEnd"]
+
 _ids = itertools.count(1)
-
-
-@dataclass(frozen=True, slots=True)
-class LinkEnd:
-    """The last item of an outbox: end the stream with `status` (None: end it cleanly)."""
-
-    status: Status | None
-    message: str
-    reason: DisconnectReason
 
 
 class Link:
     """Outgoing half of one vehicle stream; `id` tells successive links of a VIN apart."""
 
-    def __init__(self, vin: str, session_id: str) -> None:
+    def __init__(self, vin: str, session_id: str, protocol: LinkProtocol) -> None:
         self.id = next(_ids)
         self.vin = vin
         self.session_id = session_id
+        #: The link's protocol state (rate, last heard: trio time), fed by the gateway's reader.
+        self.protocol = protocol
         self._outbox: asyncio.Queue[HubMessage | LinkEnd] = asyncio.Queue()
         self._ended: LinkEnd | None = None
-        #: trio time of the last message from the vehicle (set by the gateway's reader).
-        self.last_heard = trio.current_time()
 
     @property
     def ended(self) -> LinkEnd | None:
@@ -52,11 +42,18 @@ class Link:
         if self._ended is None:
             self._outbox.put_nowait(message)
 
-    def close(self, status: Status | None, message: str, reason: DisconnectReason) -> None:
-        """End the stream after what is queued, with `status` and `message`; idempotent."""
+    def close(self, verdict: LinkVerdict | None, message: str, reason: DisconnectReason) -> None:
+        """End the stream after what is queued, telling `verdict` and `message`; idempotent.
+
+        `verdict` None ends it cleanly (the vehicle closed it, or it was lost).
+        """
+        self.end(LinkEnd(verdict, message, reason))
+
+    def end(self, end: LinkEnd) -> None:
+        """`close` with a decided `LinkEnd` (from `hub.link_protocol`); idempotent."""
         if self._ended is None:
-            self._ended = LinkEnd(status, message, reason)
-            self._outbox.put_nowait(self._ended)
+            self._ended = end
+            self._outbox.put_nowait(end)
 
     async def next_outgoing(self) -> HubMessage | LinkEnd:
         """(asyncio side) The next message to write, or the `LinkEnd`."""

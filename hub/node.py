@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 
 import structlog
 import trio
-from grpclib.const import Status
 
 from hub.actor import (
     ActorContext,
@@ -33,6 +32,7 @@ from hub.config import HubConfig
 from hub.credentials import hash_vehicle_token, verify_vehicle_token
 from hub.errors import MailboxFull, VehicleNotConnected, VehicleRefused
 from hub.link import Link
+from hub.link_protocol import LinkVerdict, admit, welcome
 from hub.listener import ConnectionStatistics
 from hub.model import JSON, Command, Disconnect, DisconnectReason, VehicleCredentials
 from hub.ports import (
@@ -47,8 +47,8 @@ from hub.ports import (
 from hub.refusals import RefusalTally
 from hub.registry import Registry
 from hub.submission import Submissions, mailbox_full
-from hub.untrusted import plausible_vin, shorten
-from proto import Hello, HubMessage, Welcome
+from hub.untrusted import plausible_vin
+from proto import Hello
 
 log = structlog.get_logger("hub.node")
 
@@ -157,15 +157,17 @@ class Hub:
         """
         await self.submissions.submit(command)
 
-    def revoke(self, vin: str, status: Status, message: str) -> bool:
-        """End `vin`'s live link (its credentials changed) with `status`; False if not connected.
+    def revoke(self, vin: str, verdict: LinkVerdict, message: str) -> bool:
+        """End `vin`'s live link (its credentials changed), telling `verdict` and `message`.
+
+        False if the vehicle is not connected here.
 
         Its running commands end `interrupted`, as for any lost link.
         """
         actor = self._actors.get(vin)
         if actor is None:
             return False
-        actor.link.close(status, message, DisconnectReason.REVOKED)
+        actor.link.close(verdict, message, DisconnectReason.REVOKED)
         return True
 
     def last_disconnect(self, vin: str) -> Disconnect | None:
@@ -206,7 +208,9 @@ class Hub:
             return False
         log.info("vehicle.taken_over", vin=vin, node=holder)
         actor.link.close(
-            Status.ABORTED, f"replaced by a connection on node {holder}", DisconnectReason.REPLACED
+            LinkVerdict.REPLACED,
+            f"replaced by a connection on node {holder}",
+            DisconnectReason.REPLACED,
         )
         return True
 
@@ -243,16 +247,16 @@ class Hub:
     async def authenticate(self, token: str) -> list[VehicleCredentials]:
         """The vehicles `token` may be (found by its hash alone, before any message is read).
 
-        Raises `VehicleRefused`: `UNAUTHENTICATED` when no registered vehicle
-        has this token, `UNAVAILABLE` while the hub stops or cannot read its
-        database. Which of them the connection is, its `Hello` says (`attach`).
+        Raises `VehicleRefused`: `LinkVerdict.UNAUTHENTICATED` when no registered
+        vehicle has this token, `UNAVAILABLE` while the hub stops or cannot read
+        its database. Which of them the connection is, its `Hello` says (`attach`).
         """
         if self._stopping:
-            raise VehicleRefused(Status.UNAVAILABLE, "the hub is shutting down")
+            raise VehicleRefused(LinkVerdict.UNAVAILABLE, "the hub is shutting down")
         outage = self.journal.outage  # links already up stay up; new ones wait for the database
         if outage is not None:
             raise VehicleRefused(
-                Status.UNAVAILABLE,
+                LinkVerdict.UNAVAILABLE,
                 f"the hub cannot check credentials: its database does not answer; retry in "
                 f"{outage.retry_after_s} s",
             )
@@ -260,12 +264,12 @@ class Hub:
         try:
             candidates = await self.credentials.find(token_hash)
         except LookupFailed as exc:
-            raise VehicleRefused(Status.UNAVAILABLE, f"{exc}; retry later") from exc
+            raise VehicleRefused(LinkVerdict.UNAVAILABLE, f"{exc}; retry later") from exc
         # The database found them by hash; compare again in constant time all the same.
         found = [c for c in candidates if verify_vehicle_token(token, c.token_hash)]
         if not found:
             raise VehicleRefused(
-                Status.UNAUTHENTICATED,
+                LinkVerdict.UNAUTHENTICATED,
                 "unknown vehicle token: no registered vehicle has it (never issued, or rotated "
                 "since); send the vehicle's current token",
             )
@@ -278,30 +282,19 @@ class Hub:
 
         `candidates` are what `authenticate` found for the connection's token.
         Raises `VehicleRefused` for a `Hello` whose VIN cannot be one, whose
-        VIN the token is not for, or for a disabled vehicle. A link of a VIN
-        that is already connected replaces the old one; the actor keeps its identity.
+        VIN the token is not for, or for a disabled vehicle (`link_protocol.admit`).
+        A link of a VIN that is already connected replaces the old one; the actor
+        keeps its identity.
         """
         if self._stopping:
-            raise VehicleRefused(Status.UNAVAILABLE, "the hub is shutting down")
-        if not plausible_vin(hello.vin):
-            raise VehicleRefused(
-                Status.INVALID_ARGUMENT,
-                f"the Hello's vin {shorten(hello.vin)} is not a VIN: expected 17 capital "
-                "letters and digits",
-            )
-        credentials = next((c for c in candidates if c.vin == hello.vin), None)
-        if credentials is None:
-            self._refused(hello.vin, f"wrong token for VIN {hello.vin}")
-            raise VehicleRefused(Status.UNAUTHENTICATED, f"wrong token for VIN {hello.vin}")
-        if not credentials.enabled:
-            self._refused(hello.vin, f"vehicle {hello.vin} is disabled")
-            raise VehicleRefused(Status.PERMISSION_DENIED, f"vehicle {hello.vin} is disabled")
-        interval_ms = int(self.config.heartbeat_interval_s * 1000)
-        link.send_nowait(
-            HubMessage(
-                welcome=Welcome(session_id=link.session_id, heartbeat_interval_ms=interval_ms)
-            )
-        )
+            raise VehicleRefused(LinkVerdict.UNAVAILABLE, "the hub is shutting down")
+        try:
+            admit(hello, candidates)
+        except VehicleRefused as exc:
+            if plausible_vin(hello.vin):  # a VIN that cannot be one is not remembered
+                self._refused(hello.vin, exc.message)
+            raise
+        link.send_nowait(welcome(link.session_id, self.config.heartbeat_interval_s))
         async with self._attach_lock:
             actor = self._actors.get(hello.vin)
             # After the previous actor's release (it releases as it leaves the registry), and
@@ -334,8 +327,11 @@ class Hub:
         )
         return inbox
 
-    def audit_refusal(self, address: str, vin: str | None, status: Status, reason: str) -> None:
+    def audit_refusal(self, address: str, vin: str | None, told: str, reason: str) -> None:
         """Count a refused link from `address` (claiming `vin`, if it said) for the audit trail.
+
+        `told` is what the vehicle was told (the gateway's gRPC status name, e.g.
+        `UNAUTHENTICATED`), counted per window in the row's `statuses`.
 
         Refusals are written as one row per source, vehicle and `refusal_audit_window_s`,
         with their count (`hub.refusals`); never blocks. `reason` must be bounded already.
@@ -344,7 +340,7 @@ class Hub:
         target = "vehicle:?"
         if vin is not None:
             target, details = vehicle_target(vin)
-        self.refusals.refused(address, target, status, storable(reason, 500), details)
+        self.refusals.refused(address, target, told, storable(reason, 500), details)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host the actors until `shutdown` (or cancellation) ends them."""
@@ -394,7 +390,7 @@ class Hub:
         self.refusals.flush()  # before the audit notes' last write
         for actor in self._actors:
             actor.link.close(
-                Status.UNAVAILABLE, "the hub is shutting down", DisconnectReason.HUB_SHUTDOWN
+                LinkVerdict.UNAVAILABLE, "the hub is shutting down", DisconnectReason.HUB_SHUTDOWN
             )
         with trio.move_on_after(self.config.shutdown_grace_s):
             await self._actors.wait_empty()

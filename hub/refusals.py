@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import trio
-from grpclib.const import Status
 
 from hub.auditing import AuditBatcher
 from hub.model import JSON
@@ -54,9 +53,12 @@ class RefusalTally:
         self._changed = trio.Event()
 
     def refused(
-        self, address: str, target: str, status: Status, reason: str, details: dict[str, JSON]
+        self, address: str, target: str, told: str, reason: str, details: dict[str, JSON]
     ) -> None:
         """Count one refusal of a connection from `address`; never blocks.
+
+        `told` names what the peer was told (the gateway's status name, e.g.
+        `UNAUTHENTICATED`): the row counts each one under `statuses`.
 
         `reason` and `details` must already be bounded (see `hub.untrusted`):
         the last ones of a window are kept.
@@ -72,7 +74,7 @@ class RefusalTally:
             self._changed.set()
         count.count += 1
         count.last_at = now
-        count.statuses[status.name] = count.statuses.get(status.name, 0) + 1
+        count.statuses[told] = count.statuses.get(told, 0) + 1
         count.reason = reason
         count.details = details
 
