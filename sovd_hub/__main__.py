@@ -1,7 +1,7 @@
-"""`python -m api` is `sovd-hub`."""
+"""`python -m sovd_hub` is `sovd-hub`."""
 
 import sys
 
-from api.cli import main
+from sovd_hub.cli import main
 
 sys.exit(main())

@@ -54,7 +54,7 @@ async def test_demo_serves_the_readme_example(tmp_path: Path) -> None:
     command = [
         sys.executable,
         "-m",
-        "api",
+        "sovd_hub",
         "demo",
         "--vehicles",
         "3",
@@ -120,7 +120,8 @@ async def _run_operator_guide(base: str, data_dir: Path) -> None:
 async def test_the_demo_keeps_its_database_and_secrets_to_its_owner(tmp_path: Path) -> None:
     """hub.db (password hashes, sessions, the audit trail) was 0644 beside 0600 secrets."""
     data_dir = tmp_path / "demo"
-    command = [sys.executable, "-m", "api", "demo", "--vehicles", "1", "--data-dir", str(data_dir)]
+    command = [sys.executable, "-m", "sovd_hub", "demo", "--vehicles", "1"]
+    command += ["--data-dir", str(data_dir)]
     command += ["--http-bind", "127.0.0.1:0", "--grpc-bind", "127.0.0.1:0"]
     async with trio.open_nursery() as nursery:
         process: trio.Process = await nursery.start(
