@@ -150,6 +150,8 @@ async def _vehicle_token(db: Database, vin: str, number: int, known: dict[str, s
 
 
 async def _run_fleet(fleet_file: Path, grpc_port: int, latency_ms: int) -> None:
+    # The same command line as `bench.stack`'s fleets: the simulator's CLI is the contract
+    # (the composition root runs bench as a process, never imports it).
     command = [
         sys.executable,
         "-m",
