@@ -15,7 +15,7 @@
 - `Referrer-Policy: no-referrer`.
 
 hypercorn's `Server` header is turned off where it is configured
-(`api.server`), so answers do not say what serves them.
+(`sovd_hub.node`), so answers do not say what serves them.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The processes of a benchmark: a database, a hub, simulated fleets, each measured from outside.
 
-The hub runs as `python -m api serve` in its own process, the fleet as
+The hub runs as `python -m sovd_hub serve` in its own process, the fleet as
 `python -m bench.simulator` processes, both on ports chosen here. The bench
 process itself provisions the database through `storage` (it needs a
 trio-asyncio loop: run it under `bench.__main__`).
@@ -161,7 +161,7 @@ async def open_hub_process(
         **(settings or {}),
     }
     command = [
-        sys.executable, "-m", "api", "serve", "--database-url", database_url,
+        sys.executable, "-m", "sovd_hub", "serve", "--database-url", database_url,
         "--http-bind", f"127.0.0.1:{http_port}", "--grpc-bind", f"127.0.0.1:{grpc_port}",
         "--log-level", "WARNING",
     ]  # fmt: skip

@@ -20,6 +20,7 @@ from hub.errors import (
     VehicleRefused,
 )
 from hub.link_protocol import LinkVerdict
+from hub.listener import raise_open_file_limit
 from hub.model import (
     JSON,
     Command,
@@ -102,6 +103,7 @@ __all__ = [
     "new_vehicle_token",
     "open_hub",
     "parse_bind",
+    "raise_open_file_limit",
     "read_config_file",
     "vehicle_topic",
     "verify_vehicle_token",

@@ -21,10 +21,10 @@ import trio
 import trio_websocket
 
 from api.config import ApiConfig, StorageConfig
-from api.server import NodeAddresses, open_node
 from bench.simulator import Behaviour, LinkLost, LinkRefused, SimulatedVehicle, VehicleSpec
 from hub import JSON, HubConfig
 from hub.bridge import run_asyncio
+from sovd_hub import NodeAddresses, open_node
 from storage import Database
 
 PASSWORD = "correct horse battery"

@@ -15,8 +15,8 @@ from api import ratelimit
 from api.auth import InvalidToken, Principal, Role, SessionRevocations, TokenIssuer
 from api.config import ApiConfig, StorageConfig
 from api.errors import ApiError
-from api.server import open_node
 from hub import HubConfig
+from sovd_hub import open_node
 from storage import AuditEvent
 from tests.api.conftest import JWT_SECRET, PASSWORD, Node, open_socket, send_json
 

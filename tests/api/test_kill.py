@@ -31,7 +31,6 @@ import httpx
 import pytest
 import trio
 
-from api.server import RESTART_REASON
 from bench.stack import (
     BENCH_PASSWORD,
     BENCH_USER,
@@ -43,6 +42,7 @@ from bench.stack import (
     wait_http,
 )
 from hub.bridge import run_asyncio
+from sovd_hub import RESTART_REASON
 from tests.conftest import (
     create_postgres_database,
     drop_postgres_database,
@@ -84,7 +84,7 @@ async def hub_process(
 ) -> AsyncIterator[HubProcess]:
     """`sovd-hub serve` on these ports; SIGTERM (then SIGKILL) when the context exits."""
     command = [
-        sys.executable, "-m", "api", "serve", "--database-url", url,
+        sys.executable, "-m", "sovd_hub", "serve", "--database-url", url,
         "--http-bind", f"127.0.0.1:{http_port}", "--grpc-bind", f"127.0.0.1:{grpc_port}",
         "--log-level", "WARNING",
     ]  # fmt: skip
@@ -227,7 +227,7 @@ async def test_a_sigkilled_hub_loses_no_accepted_command(
 ) -> None:
     url = kill_database_url
     migrated = await trio.run_process(
-        [sys.executable, "-m", "api", "migrate", "--database-url", url],
+        [sys.executable, "-m", "sovd_hub", "migrate", "--database-url", url],
         capture_stdout=True,
         capture_stderr=True,
         check=False,
@@ -316,7 +316,7 @@ async def test_a_sigkilled_hub_loses_no_accepted_command(
     assert outcomes.accepted_after_restart, f"no command was accepted after the restart: {outcomes}"
 
     verified = await trio.run_process(
-        [sys.executable, "-m", "api", "audit", "verify", "--database-url", url],
+        [sys.executable, "-m", "sovd_hub", "audit", "verify", "--database-url", url],
         env=env,  # the hub's own settings (its keys), as an operator would run it
         capture_stdout=True,
         capture_stderr=True,

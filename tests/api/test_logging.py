@@ -9,7 +9,7 @@ import orjson
 import pytest
 import structlog
 
-from hub.runtime import configure_logging
+from sovd_hub import configure_logging
 from tests.api.conftest import VINS, Node
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -16,9 +16,9 @@ import trio
 import trio_websocket
 
 from api.config import ApiConfig, StorageConfig
-from api.server import open_node
 from bench.simulator import Behaviour
 from hub import JSON, HubConfig
+from sovd_hub import open_node
 from tests.api.conftest import (
     JWT_SECRET,
     VINS,

@@ -18,7 +18,6 @@ import pytest
 import trio
 
 from api.config import ApiConfig, StorageConfig
-from api.server import RESTART_REASON, open_node
 from bench.simulator import Behaviour
 from hub import JSON, ConfigError, HubConfig, InProcessBus, load_config
 from hub.model import (
@@ -29,6 +28,7 @@ from hub.model import (
     SovdRequest,
     StatusChange,
 )
+from sovd_hub import RESTART_REASON, open_node
 from storage import Database, open_database
 from tests.api.conftest import (
     JWT_SECRET,

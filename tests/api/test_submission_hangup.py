@@ -20,7 +20,6 @@ import trio
 
 from api.idempotency import request_hash
 from api.schemas import SubmitCommand
-from api.server import STOP_REASON
 from hub import (
     JSON,
     Command,
@@ -30,6 +29,7 @@ from hub import (
     StorageUnavailable,
     build_request,
 )
+from sovd_hub import STOP_REASON
 from storage import CommandFilter, CommandRow, Database, open_database
 from tests.api.conftest import VINS, Node, collect_until_status, subscribe
 from tests.api.test_recovery import running_node, status_of

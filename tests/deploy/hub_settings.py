@@ -17,10 +17,10 @@ from typing import Any
 # PyYAML (a dependency of schemathesis) ships no type hints; types-PyYAML may come later.
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
-from api.cli import _parser
 from api.config import ApiConfig, StorageConfig
 from hub import HubConfig, load_config
 from hub.config import ENV_PREFIX
+from sovd_hub import build_parser
 from tests.api.test_openapi import build_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +89,7 @@ def default_of(cls: type[object], name: str) -> object:
 
 def parse_cli(argv: Sequence[str]) -> argparse.Namespace:
     """Parse `sovd-hub ARGV` with the real parser (argparse exits 2 on a bad command)."""
-    return _parser().parse_args(list(argv))
+    return build_parser().parse_args(list(argv))
 
 
 def handler_name(argv: Sequence[str]) -> str:

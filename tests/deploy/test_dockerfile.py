@@ -197,7 +197,7 @@ def test_entrypoint_is_the_cli_and_stops_on_sigterm(stages: list[list[Instructio
     runtime = stages[-1]
     assert only(runtime, "ENTRYPOINT").exec_form() == ["sovd-hub"]
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["sovd-hub"] == "api.cli:main"
+    assert scripts["sovd-hub"] == "sovd_hub.cli:main"
     assert handler_name(only(runtime, "CMD").exec_form()) == "_serve"
     assert only(runtime, "STOPSIGNAL").text == "SIGTERM"
 

@@ -120,7 +120,7 @@ class Cluster:
         """`sovd-hub serve` as `node_id`; SIGTERM (then SIGKILL) on exit, unless killed."""
         http_port = free_port()
         command = [
-            sys.executable, "-m", "api", "serve", "--database-url", self.url,
+            sys.executable, "-m", "sovd_hub", "serve", "--database-url", self.url,
             "--http-bind", f"127.0.0.1:{http_port}", "--grpc-bind", f"127.0.0.1:{grpc_port}",
             "--log-level", "WARNING",
         ]  # fmt: skip
@@ -244,7 +244,7 @@ async def cluster(
 ) -> AsyncIterator[tuple[Cluster, list[VehicleSpec]]]:
     """A migrated database with the bench user and three vehicles; nothing running yet."""
     migrated = await trio.run_process(
-        [sys.executable, "-m", "api", "migrate", "--database-url", cluster_database_url],
+        [sys.executable, "-m", "sovd_hub", "migrate", "--database-url", cluster_database_url],
         capture_stdout=True,
         capture_stderr=True,
         check=False,

@@ -12,13 +12,13 @@ from collections.abc import Callable, Mapping
 import structlog
 import trio
 
-from api.config import ApiConfig, StorageConfig
+from api import ApiConfig, StorageConfig
 from hub import ConfigError, load_config
 from storage import Database, RetentionPolicy, RetentionSummary, StorageError, signing_key
 
 __all__ = ["audit_signing_secret", "retention_policy", "run_retention", "verify_key"]
 
-log = structlog.get_logger("api.retention")
+log = structlog.get_logger("sovd_hub.retention")
 
 
 def audit_signing_secret(storage_config: StorageConfig, jwt_secret: str) -> str:

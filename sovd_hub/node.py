@@ -14,13 +14,18 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
-from api.app import create_app
-from api.cluster import ClusterRouter, attach_router, open_leases
-from api.config import ApiConfig, StorageConfig
-from api.retention import retention_policy, run_retention
-from api.revocations import follow_revocations, share_revocations
-from api.state import app_state
+from api import (
+    ApiConfig,
+    ClusterRouter,
+    StorageConfig,
+    app_state,
+    attach_router,
+    create_app,
+    open_leases,
+)
 from hub import EventBus, Hub, HubConfig, InProcessBus, command_topic, open_hub, vehicle_topic
+from sovd_hub.retention import retention_policy, run_retention
+from sovd_hub.revocations import follow_revocations, share_revocations
 from storage import (
     CommandStreams,
     Database,
@@ -31,7 +36,7 @@ from storage import (
     open_redis_bus,
 )
 
-log = structlog.get_logger("api.server")
+log = structlog.get_logger("sovd_hub.node")
 
 #: The error of a command that a restart of its node found still active.
 RESTART_REASON = "the hub restarted while the command ran"

@@ -14,25 +14,32 @@ import argparse
 import getpass
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import trio
 
-from api.config import ApiConfig, StorageConfig
-from api.passwords import WeakPassword, check_new_password
-from api.server import open_node
-from hub import ConfigError, HubConfig, HubError, load_config, parse_bind, read_config_file
-from hub.runtime import configure_logging, run
+from api import WeakPassword, check_new_password
+from hub import ConfigError, HubError
+from sovd_hub.audit_cli import add_audit_parser
+from sovd_hub.demo import add_demo_parser
+from sovd_hub.node import open_node
+from sovd_hub.options import (
+    add_node_options,
+    add_storage_options,
+    audit_chain,
+    node_configs,
+    run_async,
+    storage_config,
+)
+from sovd_hub.runtime import configure_logging, run
 from storage import StorageError, check_schema, migrate, open_database
 
-DEFAULT_HTTP_BIND = "127.0.0.1:8080"
-DEFAULT_GRPC_BIND = "127.0.0.1:50051"
+__all__ = ["build_parser", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (2 for bad input or configuration)."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         result: int = args.handler(args)
     except (HubError, StorageError) as exc:
@@ -43,17 +50,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return result
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The `sovd-hub` parser; each command's `handler` runs it and returns the exit code."""
     parser = argparse.ArgumentParser(prog="sovd-hub", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run a hub node")
-    _add_node_options(serve)
+    add_node_options(serve)
     serve.add_argument("--log-level", default="INFO", help="INFO (default), DEBUG, WARNING")
     serve.set_defaults(handler=_serve)
 
     migrate_cmd = commands.add_parser("migrate", help="upgrade the database schema")
-    _add_storage_options(migrate_cmd)
+    add_storage_options(migrate_cmd)
     migrate_cmd.set_defaults(handler=_migrate)
 
     user = commands.add_parser("user", help="operator accounts").add_subparsers(
@@ -65,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     user_add.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
-    _add_storage_options(user_add)
+    add_storage_options(user_add)
     user_add.set_defaults(handler=_user_add)
 
     vehicle = commands.add_parser("vehicle", help="the vehicle registry").add_subparsers(
@@ -76,93 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     vehicle_add.add_argument("--make", required=True)
     vehicle_add.add_argument("--model", required=True)
     vehicle_add.add_argument("--year", required=True, type=int)
-    _add_storage_options(vehicle_add)
+    add_storage_options(vehicle_add)
     vehicle_add.set_defaults(handler=_vehicle_add)
 
-    from api.audit_cli import add_audit_parser  # `audit verify`
-    from api.demo import add_demo_parser  # the demo's own options live with it
-
-    add_audit_parser(commands)
-    add_demo_parser(commands)
+    add_audit_parser(commands)  # `audit verify`
+    add_demo_parser(commands)  # the demo's own options live with it
     return parser
-
-
-def _add_storage_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="TOML file ([hub], [api], [storage] tables)")
-    parser.add_argument(
-        "--database-url", help="default sqlite:///sovd-hub.db (SOVD_HUB_DATABASE_URL)"
-    )
-
-
-def _add_node_options(parser: argparse.ArgumentParser) -> None:
-    _add_storage_options(parser)
-    parser.add_argument(
-        "--http-bind", help=f"HOST:PORT for REST/WebSocket, default {DEFAULT_HTTP_BIND}"
-    )
-    parser.add_argument("--grpc-bind", help=f"HOST:PORT for vehicles, default {DEFAULT_GRPC_BIND}")
-    parser.add_argument(
-        "--redis-url", help="redis://host:6379/0 shared by nodes; default none (SOVD_HUB_REDIS_URL)"
-    )
-
-
-def config_file(args: argparse.Namespace) -> dict[str, dict[str, object]]:
-    """The TOML file named by `--config` or `SOVD_HUB_CONFIG`, as tables."""
-    path = args.config or (
-        Path(os.environ["SOVD_HUB_CONFIG"]) if "SOVD_HUB_CONFIG" in os.environ else None
-    )
-    if path is None:
-        return {}
-    data = read_config_file(path)
-    unknown = set(data) - {"hub", "api", "storage"}
-    if unknown:
-        raise ConfigError(
-            f"config file {path}: unknown table(s) {sorted(unknown)}; use [hub], [api], [storage]"
-        )
-    return {k: dict(v) for k, v in data.items()}
-
-
-def storage_config(args: argparse.Namespace) -> StorageConfig:
-    """Storage settings from `--database-url` > environment > file > default."""
-    return load_config(
-        StorageConfig,
-        file_values=config_file(args).get("storage"),
-        database_url=args.database_url,
-        redis_url=getattr(args, "redis_url", None),  # only `serve` and `demo` take --redis-url
-    )
-
-
-def node_configs(
-    args: argparse.Namespace, *, jwt_secret: str | None = None
-) -> tuple[HubConfig, ApiConfig, StorageConfig]:
-    """All three settings of a node from its command-line arguments and the environment."""
-    file = config_file(args)
-    grpc = parse_bind("--grpc-bind", args.grpc_bind) if args.grpc_bind else (None, None)
-    http = parse_bind("--http-bind", args.http_bind) if args.http_bind else (None, None)
-    hub_config = load_config(
-        HubConfig, file_values=file.get("hub"), grpc_host=grpc[0], grpc_port=grpc[1]
-    )
-    api_config = load_config(
-        ApiConfig,
-        file_values=file.get("api"),
-        http_host=http[0],
-        http_port=http[1],
-        jwt_secret=jwt_secret,
-    )
-    return hub_config, api_config, storage_config(args)
-
-
-def audit_chain(args: argparse.Namespace) -> str:
-    """The audit chain a command's audit events extend: this host's node's (`node_id`)."""
-    return load_config(HubConfig, file_values=config_file(args).get("hub")).node_id
-
-
-def run_async(fn: Callable[[], Awaitable[None]]) -> None:
-    """Run `fn` in the hub's runtime (trio + asyncio bridge); it ignores stop signals."""
-
-    async def main(_stop: trio.Event) -> None:
-        await fn()
-
-    run(main)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -10,9 +10,9 @@ import pytest
 import trio
 
 from api.config import StorageConfig
-from api.retention import retention_policy, run_retention, verify_key
 from hub import ConfigError
 from hub.model import Command, CommandStatus, SovdRequest, StatusChange
+from sovd_hub import retention_policy, run_retention, verify_key
 from storage import Database, signing_key
 
 JWT_SECRET = "retention-test-jwt-secret-" + "j" * 20

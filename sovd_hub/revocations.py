@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 import structlog
 import trio
 
-from api.auth import SessionRevocations
+from api import SessionRevocations
 from hub import SESSIONS_TOPIC, EventBus, SessionRevoked
 
-log = structlog.get_logger("api.revocations")
+log = structlog.get_logger("sovd_hub.revocations")
 
 
 def share_revocations(bus: EventBus, revocations: SessionRevocations) -> None:

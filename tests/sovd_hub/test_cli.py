@@ -29,7 +29,7 @@ async def sovd_hub(
 ) -> subprocess.CompletedProcess[bytes]:
     """Run `sovd-hub ARGS` to completion."""
     return await trio.run_process(
-        [sys.executable, "-m", "api", *args],
+        [sys.executable, "-m", "sovd_hub", *args],
         stdin=stdin,
         capture_stdout=True,
         capture_stderr=True,
@@ -149,7 +149,7 @@ async def test_bad_config_file_is_refused(tmp_path: Path) -> None:
 
 async def _start_serve(nursery: trio.Nursery, database_url: str) -> tuple[trio.Process, str, int]:
     command = [
-        sys.executable, "-m", "api", "serve", "--database-url", database_url,
+        sys.executable, "-m", "sovd_hub", "serve", "--database-url", database_url,
         "--http-bind", "127.0.0.1:0", "--grpc-bind", "127.0.0.1:0",
     ]  # fmt: skip
     env = {**os.environ, "SOVD_HUB_JWT_SECRET": SECRET, "SOVD_HUB_SHUTDOWN_GRACE_S": "3"}

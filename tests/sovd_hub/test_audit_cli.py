@@ -21,7 +21,7 @@ CHAIN = "node-cli"
 async def sovd_hub(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """Run `sovd-hub ARGS`; its exit code, stdout and stderr."""
     done: subprocess.CompletedProcess[bytes] = await trio.run_process(
-        [sys.executable, "-m", "api", *args],
+        [sys.executable, "-m", "sovd_hub", *args],
         capture_stdout=True,
         capture_stderr=True,
         check=False,

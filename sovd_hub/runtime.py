@@ -13,9 +13,9 @@ import structlog
 import trio
 import trio_asyncio
 
-from hub.listener import raise_open_file_limit
+from hub import raise_open_file_limit
 
-log = structlog.get_logger("hub.runtime")
+log = structlog.get_logger("sovd_hub.runtime")
 
 
 def run(main: Callable[[trio.Event], Awaitable[None]]) -> None:

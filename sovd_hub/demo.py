@@ -21,11 +21,11 @@ from typing import Any
 
 import trio
 
-from api.config import StorageConfig
-from api.passwords import WeakPassword, check_new_password
-from api.server import open_node
+from api import StorageConfig, WeakPassword, check_new_password
 from hub import ConfigError
-from hub.runtime import configure_logging, run
+from sovd_hub.node import open_node
+from sovd_hub.options import add_node_options, node_configs
+from sovd_hub.runtime import configure_logging, run
 from storage import Database, UserExistsError, migrate, open_database
 
 DEMO_USERS = (("admin", "admin"), ("engineer", "engineer"))
@@ -39,9 +39,7 @@ def add_demo_parser(commands: Any) -> None:
     demo.add_argument("--data-dir", type=Path, default=Path(".sovd-hub"), help="default .sovd-hub")
     demo.add_argument("--event-latency-ms", type=int, default=20, help="vehicle answer latency")
     demo.add_argument("--log-level", default="WARNING", help="WARNING (default), INFO, DEBUG")
-    from api.cli import _add_node_options
-
-    _add_node_options(demo)
+    add_node_options(demo)
     demo.set_defaults(handler=run_demo)
 
 
@@ -52,8 +50,6 @@ def demo_vin(number: int) -> str:
 
 def run_demo(args: argparse.Namespace) -> int:
     """The `demo` command."""
-    from api.cli import node_configs
-
     if not 1 <= args.vehicles <= 10_000:
         raise ConfigError(f"--vehicles must be between 1 and 10000, got {args.vehicles}")
     data_dir: Path = args.data_dir
@@ -154,6 +150,8 @@ async def _vehicle_token(db: Database, vin: str, number: int, known: dict[str, s
 
 
 async def _run_fleet(fleet_file: Path, grpc_port: int, latency_ms: int) -> None:
+    # The same command line as `bench.stack`'s fleets: the simulator's CLI is the contract
+    # (the composition root runs bench as a process, never imports it).
     command = [
         sys.executable,
         "-m",

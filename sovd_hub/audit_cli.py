@@ -10,7 +10,8 @@ import argparse
 import sys
 from typing import Any
 
-from api.retention import verify_key
+from sovd_hub.options import add_storage_options, config_file, run_async, storage_config
+from sovd_hub.retention import verify_key
 from storage import ChainReport, StorageError, check_schema, open_database
 
 __all__ = ["add_audit_parser", "format_report"]
@@ -18,8 +19,6 @@ __all__ = ["add_audit_parser", "format_report"]
 
 def add_audit_parser(commands: Any) -> None:
     """Add `audit verify` to the CLI's subcommands (`commands`: argparse's subparsers)."""
-    from api.cli import _add_storage_options
-
     audit = commands.add_parser("audit", help="the audit trail").add_subparsers(
         required=True, metavar="ACTION"
     )
@@ -34,7 +33,7 @@ def add_audit_parser(commands: Any) -> None:
         ),
     )
     verify.add_argument("--chain", help="check only this chain (a node_id); default all")
-    _add_storage_options(verify)
+    add_storage_options(verify)
     verify.set_defaults(handler=_verify)
 
 
@@ -62,8 +61,6 @@ def format_report(report: ChainReport) -> str:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from api.cli import config_file, run_async, storage_config
-
     config = storage_config(args)
     key, key_note = verify_key(config, config_file(args).get("api"))
     check_schema(config.database_url)

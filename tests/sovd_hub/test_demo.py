@@ -54,7 +54,7 @@ async def test_demo_serves_the_readme_example(tmp_path: Path) -> None:
     command = [
         sys.executable,
         "-m",
-        "api",
+        "sovd_hub",
         "demo",
         "--vehicles",
         "3",
