@@ -3,26 +3,21 @@
 `create_app` builds the app; the composition root (`sovd_hub`) serves it
 with Hypercorn beside the hub. Besides the app and its settings, this names
 what the composition root wires around it: the password rules the CLI applies
-to new passwords, the session revocations the node shares over the bus, and
-(for now) the scale-out router the app submits through.
+to new passwords and the session revocations the node shares over the bus.
 """
 
 from api.app import create_app
 from api.auth import SessionRevocations
-from api.cluster import ClusterRouter, attach_router, open_leases
 from api.config import ApiConfig, StorageConfig
 from api.passwords import WeakPassword, check_new_password
 from api.state import app_state
 
 __all__ = [
     "ApiConfig",
-    "ClusterRouter",
     "SessionRevocations",
     "StorageConfig",
     "WeakPassword",
     "app_state",
-    "attach_router",
     "check_new_password",
     "create_app",
-    "open_leases",
 ]

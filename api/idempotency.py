@@ -30,7 +30,6 @@ import trio
 from pydantic import BaseModel
 from quart import current_app
 
-from api.cluster import cluster_router, command_of
 from api.state import state
 from hub import CommandStatus, DispatchError
 from storage import CommandRow
@@ -111,11 +110,11 @@ async def resume_lost(row: CommandRow) -> CommandRow:
     if (
         row.status is not CommandStatus.PENDING
         or row.expires_at is not None
-        or cluster_router() is not None
+        or s.hub.router is not None
         or s.hub.submissions.holds(row.id)
     ):
         return row
     log.warning("command.resumed", command_id=str(row.id), vin=row.vin)
     with suppress(DispatchError):  # recorded as failed, with the reason
-        await s.hub.submissions.resume(command_of(row))
+        await s.hub.submissions.resume(row.command())
     return await s.db.get_command(row.id) or row

@@ -1,6 +1,6 @@
 """Scale-out: which node holds each vehicle's link, from the leases in Redis.
 
-With Redis (a `ClusterRouter`), a vehicle is connected if a live node holds
+With Redis (the hub's `ClusterRouter`), a vehicle is connected if a live node holds
 its lease, whichever node answers the request. Without Redis, or while it
 does not answer, only this node's links are known: `source` says which view
 an answer comes from (`cluster` or `local`).
@@ -14,8 +14,8 @@ from typing import Literal
 
 import structlog
 
-from api.cluster import cluster_router
-from storage import KeyValueError
+from api.state import state
+from hub import StorageFailed
 
 log = structlog.get_logger("api.live_status")
 
@@ -32,23 +32,23 @@ class Holders:
 
 async def holders_of(vins: Collection[str]) -> Holders:
     """The live nodes holding `vins`' links (one batched lookup)."""
-    router = cluster_router()
+    router = state().hub.router
     if router is None or not vins:
         return Holders("local" if router is None else "cluster")
     try:
         return Holders("cluster", await router.leases.holders(vins))
-    except KeyValueError as exc:
+    except StorageFailed as exc:
         log.warning("live_status.local_only", reason=str(exc))
         return Holders("local")
 
 
 async def all_holders() -> Holders:
     """The live node holding every leased vehicle (a SCAN over the lease keys: costly)."""
-    router = cluster_router()
+    router = state().hub.router
     if router is None:
         return Holders("local")
     try:
         return Holders("cluster", await router.leases.all_holders())
-    except KeyValueError as exc:
+    except StorageFailed as exc:
         log.warning("live_status.local_only", reason=str(exc))
         return Holders("local")

@@ -16,7 +16,6 @@ from quart_schema import (
 
 from api.access import can_read_command, current_principal, requires
 from api.auth import Role
-from api.cluster import cluster_router
 from api.errors import ApiError, envelope
 from api.idempotency import IdempotencyClaim, key_locks, request_hash, resume_lost
 from api.openapi import errors
@@ -39,12 +38,12 @@ from hub import (
     IdempotencyKeyTaken,
     JournalWriteFailed,
     MailboxFull,
+    RoutingFailed,
     SovdRequest,
-    StoredCommand,
     VehicleNotConnected,
     build_request,
 )
-from storage import CommandFilter, CommandRow, DatabaseUnavailable, KeyValueError, StorageError
+from storage import CommandFilter, CommandRow, DatabaseUnavailable, StorageError
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 log = structlog.get_logger("api.commands")
@@ -110,17 +109,9 @@ async def _submit(
     sovd = _catalog_request(data)
     timeout_s = _limited("timeout_s", data.timeout_s, s.hub_config.max_command_timeout_s)
     ttl_s = _limited("ttl_s", data.ttl_s, s.hub_config.max_command_ttl_s)
-    holder: str | None = None  # scale-out: the other node holding the vehicle
-    if s.hub.connection(data.vin) is None:  # connected implies registered: no query needed
-        if await s.db.get_vehicle(data.vin) is None:
-            raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {data.vin} is registered")
-        holder = await _holder_elsewhere(data.vin)
-        if ttl_s is None and holder is None:
-            raise ApiError(
-                409,
-                "vehicle_offline",
-                f"vehicle {data.vin} is not connected; send ttl_s to let the command wait for it",
-            )
+    # Connected implies registered: no query needed.
+    if s.hub.connection(data.vin) is None and await s.db.get_vehicle(data.vin) is None:
+        raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {data.vin} is registered")
     now = datetime.now(UTC)
     command = Command(
         id=uuid.uuid4(),
@@ -137,62 +128,38 @@ async def _submit(
     )
     structlog.contextvars.bind_contextvars(vin=command.vin, command_id=str(command.id))
     try:
-        router = cluster_router()
-        if holder is not None:
-            await _routed(command, holder)
-        elif router is None or s.hub.connection(command.vin) is None:
-            await s.hub.submit(command)
-        else:  # held here: through this node's stream, behind commands routed here
-            await router.submit_here(command)
+        await s.hub.submit(command)
     except JournalWriteFailed as exc:
         raise _not_recorded(exc) from None
-    except (VehicleNotConnected, MailboxFull) as exc:
-        if isinstance(exc, MailboxFull):
-            raise ApiError(
-                503, "vehicle_busy", str(exc), headers={"Retry-After": str(exc.retry_after_s)}
-            ) from None
+    except RoutingFailed as exc:
+        raise _routing_failed(exc) from None
+    except MailboxFull as exc:
+        raise ApiError(
+            503, "vehicle_busy", str(exc), headers={"Retry-After": str(exc.retry_after_s)}
+        ) from None
+    except VehicleNotConnected as exc:
         raise ApiError(409, "vehicle_offline", str(exc)) from None
     log.debug("command.submitted", command=command.name, waits=command.expires_at is not None)
     return _command_out(_row_of(command)), 202, {"Location": f"/api/v1/commands/{command.id}"}
 
 
-async def _holder_elsewhere(vin: str) -> str | None:
-    """Scale-out: the other live node holding `vin` (None: none, or this node runs alone)."""
-    router = cluster_router()
-    if router is None:
-        return None
-    try:
-        return await router.holder_elsewhere(vin)
-    except KeyValueError as exc:
-        raise _redis_down(vin, exc) from None
-
-
-async def _routed(command: Command, holder: str) -> None:
-    router = cluster_router()
-    assert router is not None
-    try:
-        await router.submit(command, holder)
-    except KeyValueError as exc:  # stored, then Redis failed: recorded as failed
-        raise ApiError(
-            503,
-            "redis_unavailable",
+def _routing_failed(exc: RoutingFailed) -> ApiError:
+    """503 `redis_unavailable`: the node holding the vehicle cannot be found or reached."""
+    cause = exc.__cause__ or exc
+    if exc.recorded:  # stored, then Redis failed: recorded as failed
+        message = (
             f"Redis does not answer: the command was recorded as failed, since it could not be "
-            f"passed to hub node {holder}, which holds vehicle {command.vin} ({exc}); send it "
-            f"again in {STORAGE_RETRY_AFTER_S} s",
-            headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)},
-        ) from None
-
-
-def _redis_down(vin: str, exc: Exception) -> ApiError:
-    """503 `redis_unavailable`: the node holding `vin` cannot be found or reached."""
-    return ApiError(
-        503,
-        "redis_unavailable",
-        f"Redis does not answer: cannot reach the node holding vehicle {vin} ({exc}); nothing "
-        f"was changed: try again in {STORAGE_RETRY_AFTER_S} s, or send it to the node the "
-        "vehicle is connected to",
-        headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)},
-    )
+            f"passed to hub node {exc.node}, which holds vehicle {exc.vin} ({cause}); send it "
+            f"again in {STORAGE_RETRY_AFTER_S} s"
+        )
+    else:
+        message = (
+            f"Redis does not answer: cannot reach the node holding vehicle {exc.vin} ({cause}); "
+            f"nothing was changed: try again in {STORAGE_RETRY_AFTER_S} s, or send it to the "
+            "node the vehicle is connected to"
+        )
+    headers = {"Retry-After": str(STORAGE_RETRY_AFTER_S)}
+    return ApiError(503, "redis_unavailable", message, headers=headers)
 
 
 def _not_recorded(exc: JournalWriteFailed) -> ApiError:
@@ -290,35 +257,19 @@ async def cancel_command(command_id: uuid.UUID) -> tuple[CommandOut, int]:
     202 with the command as it is now; follow it to `cancelled` (or to its own
     end, if it finished first) on the WebSocket. 409 if it has already ended.
     """
-    s = state()
     row = await _readable_command(command_id)
     if row.status.is_final:
         raise ApiError(
             409, "command_finished", f"command {command_id} has already ended: {row.status.value}"
         )
-    by = current_principal().username
-    holder = None if s.hub.connection(row.vin) is not None else await _holder_elsewhere(row.vin)
-    try:  # recorded first: the trail shows who asked before what came of it
-        await s.db.append_audit(
-            actor=by, action="command.cancel_requested", target=f"command:{command_id}",
-            details={"vin": row.vin, "status": row.status.value},
-        )  # fmt: skip
+    try:
+        await state().hub.cancel(row.stored(), current_principal().username, row.status)
+    except RoutingFailed as exc:
+        raise _routing_failed(exc) from None
     except StorageError as exc:
         raise ApiError(
             503, "storage_unavailable", f"the cancel request could not be recorded: {exc}"
         ) from None
-    try:
-        handed = s.hub.cancel(command_id, row.vin, by, row.submitted_by)
-        if not handed and holder is not None:  # scale-out: the node holding the vehicle
-            router = cluster_router()
-            assert router is not None
-            await router.cancel(command_id, row.vin, by, holder)
-            handed = True
-        if not handed:  # no live actor holds it: nothing can still run it
-            stored = StoredCommand(command_id, row.vin, row.submitted_by)
-            await s.hub.submissions.cancel_unheld(stored, by)  # recorded, published
-    except KeyValueError as exc:
-        raise _redis_down(row.vin, exc) from None
     except MailboxFull as exc:
         headers = {"Retry-After": str(exc.retry_after_s)}
         raise ApiError(503, "vehicle_busy", str(exc), headers=headers) from None

@@ -10,12 +10,14 @@ from hub.bus import InProcessBus
 from hub.catalog import CATALOG, CommandSpec, build_request
 from hub.config import HubConfig, load_config, parse_bind, read_config_file
 from hub.credentials import hash_vehicle_token, new_vehicle_token, verify_vehicle_token
+from hub.ending import end_command, publish_ends, record_and_publish
 from hub.errors import (
     CatalogError,
     ConfigError,
     DispatchError,
     HubError,
     MailboxFull,
+    RoutingFailed,
     VehicleNotConnected,
     VehicleRefused,
 )
@@ -33,6 +35,8 @@ from hub.model import (
     SessionRevoked,
     SovdRequest,
     StatusChange,
+    StoredCommand,
+    StreamEntry,
     VehicleCredentials,
     VehicleStatus,
 )
@@ -44,18 +48,25 @@ from hub.ports import (
     BusMessage,
     CommandJournal,
     EventBus,
+    RoutingLeases,
+    RoutingStore,
+    RoutingStreams,
+    StorageFailed,
     StorageUnavailable,
     VehicleDirectory,
     VehicleLeases,
     command_topic,
     vehicle_topic,
 )
-from hub.submission import StoredCommand, Submissions
+from hub.routing import READ_BLOCK_S as ROUTING_READ_BLOCK_S
+from hub.routing import ClusterRouter, node_lost_reason, orphan_reason
+from hub.submission import Submissions
 
 __all__ = [
     "CATALOG",
     "FLEET_TOPIC",
     "JSON",
+    "ROUTING_READ_BLOCK_S",
     "SESSIONS_TOPIC",
     "AuditBatcher",
     "AuditLog",
@@ -63,6 +74,7 @@ __all__ = [
     "AuditTrail",
     "BusMessage",
     "CatalogError",
+    "ClusterRouter",
     "Command",
     "CommandEventRecord",
     "CommandJournal",
@@ -84,11 +96,17 @@ __all__ = [
     "JournalWriteFailed",
     "LinkVerdict",
     "MailboxFull",
+    "RoutingFailed",
+    "RoutingLeases",
+    "RoutingStore",
+    "RoutingStreams",
     "SessionRevoked",
     "SovdRequest",
     "StatusChange",
+    "StorageFailed",
     "StorageUnavailable",
     "StoredCommand",
+    "StreamEntry",
     "Submissions",
     "VehicleCredentials",
     "VehicleDirectory",
@@ -98,13 +116,18 @@ __all__ = [
     "VehicleStatus",
     "build_request",
     "command_topic",
+    "end_command",
     "hash_vehicle_token",
     "load_config",
     "new_vehicle_token",
+    "node_lost_reason",
     "open_hub",
+    "orphan_reason",
     "parse_bind",
+    "publish_ends",
     "raise_open_file_limit",
     "read_config_file",
+    "record_and_publish",
     "vehicle_topic",
     "verify_vehicle_token",
 ]

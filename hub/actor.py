@@ -19,16 +19,16 @@ import structlog
 import trio
 
 from hub.auditing import AuditBatcher
-from hub.batching import GroupCommitJournal, JournalWriteFailed, LastSeen
+from hub.batching import GroupCommitJournal, LastSeen
 from hub.commands import CommandTracker, Outcome
 from hub.config import HubConfig
+from hub.ending import record_and_publish
 from hub.link import Link
 from hub.link_protocol import LinkVerdict
 from hub.model import (
     Command,
     CommandEventRecord,
     CommandStatus,
-    CommandUpdate,
     Disconnect,
     DisconnectReason,
     StatusChange,
@@ -39,7 +39,6 @@ from hub.ports import (
     AuditTrail,
     EventBus,
     VehicleLeases,
-    command_topic,
     vehicle_topic,
 )
 from hub.registry import Registry
@@ -284,46 +283,6 @@ class _ActorLoop:
 
     def interrupt_all(self, reason: str) -> list[StatusChange]:
         return self.tracker.interrupt_all(_utcnow(), reason)
-
-
-async def record_and_publish(
-    journal: GroupCommitJournal,
-    bus: EventBus,
-    events: Sequence[CommandEventRecord],
-    changes: Sequence[StatusChange],
-    *,
-    vin: str,
-    owners: dict[uuid.UUID, str],
-) -> None:
-    """Commit `events` and `changes` to the journal, then publish them on their topics.
-
-    Each goes to its command's topic; the events and the final changes also
-    go to `vin`'s topic, wrapped in a `CommandUpdate` naming the submitter
-    (from `owners`, which forgets a command once it is final). Publishing to
-    a topic nobody follows costs a dict lookup.
-
-    The journal publishes (calls `publish`) once the records are stored, so
-    "recorded before published" holds even through a database outage: then
-    this returns at once, the journal holds the records (bounded by
-    `journal_buffer_records`) and publishes them, in order, when it has
-    written them. A write that fails for another reason is logged and
-    published anyway, as the vehicle did send it.
-    """
-
-    def publish() -> None:
-        vehicle = vehicle_topic(vin)
-        for event in events:
-            bus.publish(command_topic(event.command_id), event)
-            bus.publish(vehicle, CommandUpdate(owners.get(event.command_id), event))
-        for change in changes:
-            bus.publish(command_topic(change.command_id), change)
-            if change.status.is_final:
-                bus.publish(vehicle, CommandUpdate(owners.pop(change.command_id, None), change))
-
-    try:
-        await journal.record(events, changes, on_stored=publish)
-    except JournalWriteFailed:  # published by the journal all the same
-        log.exception("journal.write_failed", events=len(events), changes=len(changes))
 
 
 async def run_actor(

@@ -6,7 +6,8 @@ HubError
 ├── VehicleRefused          the hub refuses a vehicle's link (carries a `LinkVerdict`)
 └── DispatchError           a command cannot be handed to its vehicle's actor
     ├── VehicleNotConnected the vehicle has no live link on this node
-    └── MailboxFull         the vehicle's actor is saturated; retry later
+    ├── MailboxFull         the vehicle's actor is saturated; retry later
+    └── RoutingFailed       scale-out: the node holding the vehicle cannot be found or reached
 """
 
 from __future__ import annotations
@@ -66,3 +67,18 @@ class MailboxFull(DispatchError):
     def __init__(self, message: str, retry_after_s: int = 1) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class RoutingFailed(DispatchError):
+    """Scale-out: Redis failed while the hub found or reached the node holding `vin`.
+
+    `node` is that node when it was found (None: the lookup failed, nothing
+    was changed). `recorded`: the command was committed first and is now
+    recorded `failed` with the reason. The cause is in `__cause__`.
+    """
+
+    def __init__(self, message: str, vin: str, node: str | None, *, recorded: bool) -> None:
+        super().__init__(message)
+        self.vin = vin
+        self.node = node
+        self.recorded = recorded

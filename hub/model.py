@@ -162,3 +162,28 @@ class VehicleStatus:
     at: datetime
     reason: DisconnectReason | None = None
     detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCommand:
+    """What the hub needs to know of a stored command to end or cancel it."""
+
+    id: uuid.UUID
+    vin: str
+    submitted_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEntry:
+    """Scale-out: one piece of work for a node, read from its command stream.
+
+    `dispatch` / `cancel` a command (`by`: the node that sent a dispatch, or
+    the operator asking to cancel), or `taken` (a vehicle linked here was
+    taken over by node `by`).
+    """
+
+    entry_id: str
+    kind: str
+    vin: str
+    command_id: uuid.UUID | None = None
+    by: str = ""

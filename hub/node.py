@@ -30,22 +30,35 @@ from hub.auditing import AuditBatcher, AuditLog, storable, vehicle_target
 from hub.batching import CredentialLookup, GroupCommitJournal, LastSeen, LookupFailed
 from hub.config import HubConfig
 from hub.credentials import hash_vehicle_token, verify_vehicle_token
-from hub.errors import MailboxFull, VehicleNotConnected, VehicleRefused
+from hub.errors import MailboxFull, RoutingFailed, VehicleNotConnected, VehicleRefused
 from hub.link import Link
 from hub.link_protocol import LinkVerdict, admit, welcome
 from hub.listener import ConnectionStatistics
-from hub.model import JSON, Command, Disconnect, DisconnectReason, VehicleCredentials
+from hub.model import (
+    JSON,
+    Command,
+    CommandStatus,
+    Disconnect,
+    DisconnectReason,
+    StoredCommand,
+    VehicleCredentials,
+)
 from hub.ports import (
     CommandBacklog,
     CommandJournal,
     EventBus,
     Pingable,
+    RoutingLeases,
+    RoutingStore,
+    RoutingStreams,
+    StorageFailed,
     VehicleDirectory,
     VehicleLeases,
     command_topic,
 )
 from hub.refusals import RefusalTally
 from hub.registry import Registry
+from hub.routing import ClusterRouter, OpenReader
 from hub.submission import Submissions, mailbox_full
 from hub.untrusted import plausible_vin
 from proto import Hello
@@ -83,6 +96,7 @@ class Hub:
         leases: VehicleLeases | None = None,
     ) -> None:
         self.config = config
+        self._audit = audit
         self._backlog = backlog
         #: Scale-out: the vehicles' leases shared with other nodes (None: this node runs alone).
         self.leases = leases
@@ -128,6 +142,19 @@ class Hub:
         self._stopping = False
         #: Submitting and cancelling commands: a stored command reaches its actor or ends.
         self.submissions = Submissions(self, self._actors, self._attach_lock, self.journal, bus)
+        #: Scale-out: routing between nodes (`route_through`; None: this node runs alone).
+        self.router: ClusterRouter | None = None
+
+    def route_through(
+        self,
+        store: RoutingStore,
+        leases: RoutingLeases,
+        streams: RoutingStreams,
+        open_reader: OpenReader,
+    ) -> ClusterRouter:
+        """Route commands between nodes (scale-out); run the returned router's `run` task."""
+        self.router = ClusterRouter(self, store, self.bus, leases, streams, open_reader)
+        return self.router
 
     def connection(self, vin: str) -> Connection | None:
         """The vehicle's live link to this node, or None."""
@@ -141,21 +168,90 @@ class Hub:
         return frozenset(actor.vin for actor in self._actors)
 
     async def submit(self, command: Command) -> None:
-        """Record a new command (group commit) and hand it to its vehicle's actor.
+        """Record a new command (group commit) and get it to its vehicle: the one way in.
 
-        Returns once the command and its audit event are committed and the
-        actor has it, or, for a command with `expires_at` whose vehicle is
-        offline, once it is committed as pending: it is delivered when the
-        vehicle connects, or ends `expired`. A vehicle that is not connected
-        (`VehicleNotConnected`) or whose mailbox is full (`MailboxFull`) is
-        refused before anything is written; only if that changes during the
-        commit is the command recorded and then refused (or, if it may wait,
-        left waiting). `JournalWriteFailed`: not recorded (or, if the commit's
+        The hub decides how it travels: to this node's actor (with Redis,
+        through this node's stream, behind what other nodes routed here), to
+        the node holding the vehicle (`hub.routing`), or, for a command with
+        `expires_at` whose vehicle is connected nowhere, left pending: it is
+        delivered when the vehicle connects, or ends `expired`.
+
+        Returns once the command and its audit event are committed and it is
+        on its way. A vehicle that is not connected (`VehicleNotConnected`) or
+        whose mailbox is full (`MailboxFull`) is refused before anything is
+        written; only if that changes during the commit is the command recorded
+        and then refused (or, if it may wait, left waiting). `RoutingFailed`:
+        Redis failed (before anything was written, or after: then recorded
+        `failed`). `JournalWriteFailed`: not recorded (or, if the commit's
         answer was lost, recorded `failed`). `IdempotencyKeyTaken`: its
         submitter's idempotency key was taken meanwhile (by another node);
-        nothing was recorded or dispatched.
+        nothing was recorded or dispatched. Cancellation: from the commit on,
+        runs to its end.
         """
-        await self.submissions.submit(command)
+        router = self.router
+        if router is None:
+            await self.submissions.submit(command)
+        elif self.connection(command.vin) is not None:
+            await router.submit_here(command)
+        else:
+            holder = await self._holder_elsewhere(command.vin)
+            if holder is None:
+                await self.submissions.submit(command)
+                return
+            try:
+                await router.submit(command, holder)
+            except StorageFailed as exc:
+                raise RoutingFailed(
+                    f"the command could not be passed to hub node {holder}: {exc}",
+                    command.vin, holder, recorded=True,
+                ) from exc  # fmt: skip
+
+    async def cancel(
+        self, command: StoredCommand, by: str, status: CommandStatus = CommandStatus.PENDING
+    ) -> None:
+        """Cancel a stored, unfinished command (`by`: who asks; `status`: its status now).
+
+        The request is audited ("command.cancel_requested") first, so the trail
+        shows who asked before what came of it. Then it is handed to the
+        vehicle's actor, here or on the node holding it; if none holds it, it
+        ends `cancelled` at once. The outcome is recorded, then published on
+        the command's and the vehicle's topics. Raises `RoutingFailed` (before
+        anything is written) when the node holding the vehicle cannot be found,
+        `StorageFailed` when the request cannot be audited (nothing else done),
+        `MailboxFull` when the actor is saturated.
+        """
+        router = self.router
+        holder = None
+        if router is not None and self.connection(command.vin) is None:
+            holder = await self._holder_elsewhere(command.vin)
+        await self._audit.append_audit(
+            actor=by, action="command.cancel_requested", target=f"command:{command.id}",
+            details={"vin": command.vin, "status": status.value},
+        )  # fmt: skip
+        if self.cancel_here(command.id, command.vin, by, command.submitted_by):
+            return
+        if router is not None and holder is not None:  # the node holding the vehicle
+            try:
+                await router.cancel(command.id, command.vin, by, holder)
+            except StorageFailed as exc:
+                raise RoutingFailed(str(exc), command.vin, holder, recorded=False) from exc
+            return
+        await self.submissions.cancel_unheld(command, by)  # no live actor holds it
+
+    async def holder_elsewhere(self, vin: str) -> str | None:
+        """Scale-out: the other live node holding `vin` (None: none, or this node runs alone).
+
+        Raises `RoutingFailed` when Redis does not tell.
+        """
+        return await self._holder_elsewhere(vin)
+
+    async def _holder_elsewhere(self, vin: str) -> str | None:
+        if self.router is None:
+            return None
+        try:
+            return await self.router.holder_elsewhere(vin)
+        except StorageFailed as exc:
+            raise RoutingFailed(str(exc), vin, None, recorded=False) from exc
 
     def revoke(self, vin: str, verdict: LinkVerdict, message: str) -> bool:
         """End `vin`'s live link (its credentials changed), telling `verdict` and `message`.
@@ -214,7 +310,7 @@ class Hub:
         )
         return True
 
-    def cancel(
+    def cancel_here(
         self, command_id: uuid.UUID, vin: str, by: str, submitted_by: str | None = None
     ) -> bool:
         """Ask `vin`'s actor to cancel a stored, unfinished command; False without an actor here.

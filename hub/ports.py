@@ -8,7 +8,7 @@ only ever talks to these Protocols, so nothing in `hub/` imports `storage/`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -23,6 +23,8 @@ from hub.model import (
     CommandUpdate,
     SessionRevoked,
     StatusChange,
+    StoredCommand,
+    StreamEntry,
     VehicleCredentials,
     VehicleStatus,
 )
@@ -37,7 +39,12 @@ FLEET_TOPIC = "fleet"
 SESSIONS_TOPIC = "sessions"
 
 
-class StorageUnavailable(Exception):
+class StorageFailed(Exception):
+    """Base of what a port's implementation raises when its store fails an operation
+    (refused it, or did not answer): storage's errors derive from it."""
+
+
+class StorageUnavailable(StorageFailed):
     """Raised by a port's implementation when its store does not answer (down, unreachable,
     timed out), as opposed to refusing one request: the same call may succeed later.
 
@@ -140,6 +147,112 @@ class VehicleLeases(Protocol):
 
         Raises `StorageUnavailable` when that cannot be told.
         """
+        ...
+
+
+class RoutingLeases(VehicleLeases, Protocol):
+    """Scale-out: the leases as the router and the janitor use them (`hub.routing`).
+
+    Every method raises a `StorageFailed` when its store fails.
+    """
+
+    #: Called with (vin, holder) when another node took a vehicle linked here.
+    on_lost: Callable[[str, str], None] | None
+    #: Called with (old holder, vin) when this node took a vehicle from a live node.
+    on_taken: Callable[[str, str], Awaitable[None]] | None
+
+    async def holder(self, vin: str) -> str | None:
+        """The live node holding `vin`'s lease, or None."""
+        ...
+
+    async def holders(self, vins: Collection[str]) -> dict[str, str]:
+        """VIN -> the live node holding its lease, for those of `vins` that have one."""
+        ...
+
+    async def all_holders(self) -> dict[str, str]:
+        """VIN -> live holder for every leased vehicle (a scan: costly)."""
+        ...
+
+    async def nodes_alive(self, node_ids: Collection[str]) -> set[str]:
+        """Those of `node_ids` whose liveness key exists."""
+        ...
+
+    async def known_nodes(self) -> set[str]:
+        """Every node that registered itself (alive or not)."""
+        ...
+
+    async def forget_node(self, node_id: str) -> None:
+        """Forget a dead node once cleaned up (its registration and its stream)."""
+        ...
+
+    async def lock_janitor(self, dead: str, ttl_s: float) -> bool:
+        """Take the lock of cleaning up after `dead` for `ttl_s`; False if another has it."""
+        ...
+
+    async def unlock_janitor(self, dead: str) -> None:
+        """Give the lock of cleaning up after `dead` back."""
+        ...
+
+
+class RoutingStreams(Protocol):
+    """Scale-out: the per-node command streams (at-least-once delivery, acknowledged).
+
+    Every method raises a `StorageFailed` when its store fails.
+    """
+
+    async def send(
+        self, node_id: str, kind: str, vin: str, command_id: uuid.UUID | None = None, by: str = ""
+    ) -> str:
+        """Append work for `node_id` (see `StreamEntry`); returns the entry id."""
+        ...
+
+    async def read(
+        self, node_id: str, consumer: str, *, pending: bool, count: int, block_ms: int | None
+    ) -> list[StreamEntry]:
+        """Entries of `node_id`'s stream for `consumer`: its unacknowledged ones (`pending`),
+        else new ones, waiting up to `block_ms` (None: not at all)."""
+        ...
+
+    async def claim_pending(self, node_id: str, consumer: str, count: int) -> list[StreamEntry]:
+        """Take over the entries `node_id`'s own consumer read but never acknowledged."""
+        ...
+
+    async def ack(self, node_id: str, entry_ids: Sequence[str]) -> None:
+        """Acknowledge handled entries of `node_id`'s stream."""
+        ...
+
+
+class RoutingStore(Protocol):
+    """Scale-out: what the router and the janitor read and write in the database.
+
+    Every method raises a `StorageFailed` when its store fails.
+    """
+
+    async def pending_command(self, command_id: uuid.UUID) -> Command | None:
+        """The stored command if it is still `pending` (else None: ended, running or unknown)."""
+        ...
+
+    async def stored_command(self, command_id: uuid.UUID) -> StoredCommand | None:
+        """Who submitted `command_id`, for which vehicle (None: unknown)."""
+        ...
+
+    async def stamp_pending(self, command_id: uuid.UUID, node_id: str) -> None:
+        """Stamp the node whose actor takes a still-pending routed command."""
+        ...
+
+    async def active_nodes(self) -> set[str]:
+        """Node ids stamped on active commands (not counting waiting ones)."""
+        ...
+
+    async def interrupt_node(
+        self, node_id: str, at: datetime, reason: str, *, pending: bool = True
+    ) -> list[tuple[str, CommandUpdate]]:
+        """A dead node's active commands (only its dispatched ones with `pending=False`)
+        become interrupted (idempotent, audited); returns each one's VIN and change."""
+        ...
+
+    async def pending_of_node(self, node_id: str) -> list[tuple[uuid.UUID, str]]:
+        """A node's pending commands without a ttl (id, VIN), oldest first."""
         ...
 
 

@@ -21,24 +21,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import structlog
 import trio
 
-from hub.actor import VehicleActor, record_and_publish
+from hub.actor import VehicleActor
 from hub.batching import GroupCommitJournal, JournalWriteFailed
+from hub.ending import end_command, publish_ends
 from hub.errors import DispatchError, MailboxFull, VehicleNotConnected
-from hub.model import Command, CommandStatus, StatusChange
+from hub.model import Command, CommandStatus, StatusChange, StoredCommand
 from hub.ports import (
     CommandBacklog,
     DueWaiting,
     EventBus,
     StorageUnavailable,
-    command_topic,
-    vehicle_topic,
 )
 from hub.registry import Registry
 
@@ -46,15 +44,6 @@ if TYPE_CHECKING:
     from hub.node import Hub
 
 log = structlog.get_logger("hub.submission")
-
-
-@dataclass(frozen=True, slots=True)
-class StoredCommand:
-    """What the hub needs to know of a stored command to end it."""
-
-    id: uuid.UUID
-    vin: str
-    submitted_by: str
 
 
 class Submissions:
@@ -93,7 +82,9 @@ class Submissions:
                     return
             actor = self._actors.get(command.vin)
         if actor is None:
-            raise VehicleNotConnected(f"vehicle {command.vin} is not connected")
+            raise VehicleNotConnected(
+                f"vehicle {command.vin} is not connected; send ttl_s to let the command wait for it"
+            )
         if actor.mailbox.statistics().current_buffer_used >= self._mailbox_size:
             raise mailbox_full(command.vin, self._mailbox_size)
         with self.hold(command):
@@ -170,7 +161,7 @@ class Submissions:
         started meanwhile has it now (then as `Hub.cancel`). Raises `MailboxFull`.
         """
         async with self._attach_lock:  # not while a starting actor loads it
-            if not self._hub.cancel(command.id, command.vin, by, command.submitted_by):
+            if not self._hub.cancel_here(command.id, command.vin, by, command.submitted_by):
                 error = f"cancelled by {by} before it was sent"
                 await self.end(command, CommandStatus.CANCELLED, error)
 
@@ -183,11 +174,10 @@ class Submissions:
         back). A command already final keeps its status (the journal never
         moves it).
         """
-        change = StatusChange(command.id, status, datetime.now(UTC), error)
-        owners = {command.id: command.submitted_by}
-        await record_and_publish(
-            self._journal, self._bus, (), [change], vin=command.vin, owners=owners
-        )
+        await end_command(
+            self._journal, self._bus, command.id, status, error,
+            vin=command.vin, submitted_by=command.submitted_by,
+        )  # fmt: skip
 
     async def expire_waiting(
         self,
@@ -216,9 +206,7 @@ class Submissions:
             changes = [u.update for _, u in expired if isinstance(u.update, StatusChange)]
             if changes and self._journal.observer is not None:  # the backlog wrote these
                 self._journal.observer.recorded((), changes)
-            for vin, update in expired:
-                self._bus.publish(command_topic(update.update.command_id), update.update)
-                self._bus.publish(vehicle_topic(vin), update)
+            publish_ends(self._bus, expired)
 
     async def _leased_elsewhere(self, backlog: CommandBacklog, now: datetime) -> set[str]:
         """Scale-out: VINs with overdue waiting commands that another node holds (spared)."""

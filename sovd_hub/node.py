@@ -14,16 +14,17 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
-from api import (
-    ApiConfig,
+from api import ApiConfig, StorageConfig, app_state, create_app
+from hub import (
+    ROUTING_READ_BLOCK_S,
     ClusterRouter,
-    StorageConfig,
-    app_state,
-    attach_router,
-    create_app,
-    open_leases,
+    EventBus,
+    Hub,
+    HubConfig,
+    InProcessBus,
+    open_hub,
+    publish_ends,
 )
-from hub import EventBus, Hub, HubConfig, InProcessBus, command_topic, open_hub, vehicle_topic
 from sovd_hub.retention import retention_policy, run_retention
 from sovd_hub.revocations import follow_revocations, share_revocations
 from storage import (
@@ -89,8 +90,7 @@ async def open_node(
             open_hub(hub_config, db, db, bus, db, db, leases) as hub,
         ):
             app = create_app(hub, db, api_config, hub_config, keyvalue)
-            router = _router(hub, db, bus, leases, keyvalue)
-            attach_router(app.extensions, router)
+            router = _route(hub, db, leases, keyvalue, storage_config)
             revocations = app_state(app.extensions).tokens.revocations
             share_revocations(bus, revocations)
             config = HypercornConfig()
@@ -107,9 +107,7 @@ async def open_node(
                 retention = await nursery.start(
                     run_retention, db, policy, storage_config.retention_sweep_s
                 )
-                routing = (
-                    None if router is None else await nursery.start(router.run, storage_config)
-                )
+                routing = None if router is None else await nursery.start(router.run)
                 addresses = NodeAddresses(http_url=binds[0], grpc_port=hub.grpc_port)
                 log.info("hub.started", http=addresses.http_url, grpc_port=hub.grpc_port)
                 try:
@@ -124,13 +122,53 @@ async def open_node(
             await recover_commands(db, bus, STOP_REASON)
 
 
-def _router(
-    hub: Hub, db: Database, bus: EventBus, leases: RedisLeases | None, keyvalue: KeyValue | None
+def _route(
+    hub: Hub,
+    db: Database,
+    leases: RedisLeases | None,
+    keyvalue: KeyValue | None,
+    storage: StorageConfig,
 ) -> ClusterRouter | None:
     """Scale-out routing when Redis is configured (else None: the node runs alone)."""
-    if leases is None or keyvalue is None:
+    if leases is None or keyvalue is None or storage.redis_url is None:
         return None
-    return ClusterRouter(hub, db, bus, leases, CommandStreams(keyvalue, hub.config.node_id))
+    url, node_id = storage.redis_url, hub.config.node_id
+
+    @asynccontextmanager
+    async def open_reader() -> AsyncIterator[CommandStreams]:
+        # Reads block: a connection of its own, with a timeout above the read's block.
+        async with open_keyvalue(
+            url,
+            key_prefix=storage.redis_key_prefix,
+            pool_size=2,
+            timeout_s=ROUTING_READ_BLOCK_S + storage.redis_timeout_s + 1,
+        ) as blocking:
+            yield CommandStreams(blocking, node_id)
+
+    return hub.route_through(db, leases, CommandStreams(keyvalue, node_id), open_reader)
+
+
+@asynccontextmanager
+async def open_leases(
+    keyvalue: KeyValue | None, config: HubConfig
+) -> AsyncIterator[RedisLeases | None]:
+    """This node's leases while open (None without Redis); released politely on exit."""
+    if keyvalue is None:
+        yield None
+        return
+    leases = RedisLeases(
+        keyvalue,
+        config.node_id,
+        lease_ttl_s=config.lease_ttl_s,
+        lease_refresh_s=config.lease_refresh_s,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(leases.run)
+        try:
+            yield leases
+        finally:
+            nursery.cancel_scope.cancel()
+            await leases.close()
 
 
 async def recover_commands(db: Database, bus: EventBus, reason: str = RESTART_REASON) -> int:
@@ -148,9 +186,7 @@ async def recover_commands(db: Database, bus: EventBus, reason: str = RESTART_RE
     that never comes back is scale-out's work). Returns how many it ended.
     """
     interrupted = await db.interrupt_unfinished(datetime.now(UTC), reason)
-    for vin, update in interrupted:
-        bus.publish(command_topic(update.update.command_id), update.update)
-        bus.publish(vehicle_topic(vin), update)
+    publish_ends(bus, interrupted)
     if interrupted:
         event = (
             "commands.interrupted_at_start"

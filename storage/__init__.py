@@ -7,12 +7,13 @@ are synchronous (call them before `trio.run` or via `trio.to_thread`).
 `open_redis_bus` runs the event bus between nodes on it (`RedisBus`).
 """
 
+from hub import StreamEntry
 from storage.accounts import LastAdminError
 from storage.audit_chain import signing_key
 from storage.audit_queries import AuditEntry, AuditFilter
 from storage.audit_retention import RetentionPolicy, RetentionSummary
 from storage.audit_verify import BreakKind, ChainBreak, ChainReport
-from storage.cluster_redis import CommandStreams, RedisLeases, StreamEntry
+from storage.cluster_redis import CommandStreams, RedisLeases
 from storage.database import Database, open_database
 from storage.errors import (
     ConflictError,

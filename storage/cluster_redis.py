@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
 
 import structlog
 import trio
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
+from hub import StreamEntry
 from hub.ports import StorageUnavailable
 from storage.keyvalue import KeyValue, KeyValueError, RedisUnavailable
 
@@ -329,18 +329,6 @@ async def _set_nx(client: Redis, key: str, value: str, ttl_ms: int) -> bool:
 
 
 # -- streams -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StreamEntry:
-    """One piece of work for a node: `dispatch` / `cancel` a command, or `taken` (a vehicle
-    linked here was taken over by node `by`)."""
-
-    entry_id: str
-    kind: str
-    vin: str
-    command_id: uuid.UUID | None = None
-    by: str = ""
 
 
 class CommandStreams:

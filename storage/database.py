@@ -36,8 +36,10 @@ from hub.model import (
     JSON,
     Command,
     CommandEventRecord,
+    CommandStatus,
     CommandUpdate,
     StatusChange,
+    StoredCommand,
     VehicleCredentials,
 )
 from storage import (
@@ -503,6 +505,16 @@ class Database:
     async def get_command(self, command_id: uuid.UUID) -> CommandRow | None:
         """The command with this id, or None."""
         return await self._run(queries.get_command, self._reader, command_id)
+
+    async def pending_command(self, command_id: uuid.UUID) -> Command | None:
+        """Scale-out: the stored command if it is still `pending` (else None)."""
+        row = await self.get_command(command_id)
+        return row.command() if row is not None and row.status is CommandStatus.PENDING else None
+
+    async def stored_command(self, command_id: uuid.UUID) -> StoredCommand | None:
+        """Scale-out: who submitted `command_id`, for which vehicle (None: unknown)."""
+        row = await self.get_command(command_id)
+        return row.stored() if row is not None else None
 
     async def list_commands(
         self, wanted: CommandFilter, *, limit: int, offset: int = 0

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import exc as sa_exc
 
-from hub.ports import StorageUnavailable
+from hub.ports import StorageFailed, StorageUnavailable
 
 __all__ = [
     "ConflictError",
@@ -35,8 +35,8 @@ __all__ = [
 ]
 
 
-class StorageError(Exception):
-    """Base class of every error raised by `storage`."""
+class StorageError(StorageFailed):
+    """Base class of every error raised by `storage` (the hub's `StorageFailed`)."""
 
 
 class DatabaseUnavailable(StorageError, StorageUnavailable):

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from hub.model import JSON, CommandStatus, SovdRequest
+from hub.model import JSON, Command, CommandStatus, SovdRequest, StoredCommand
 
 __all__ = [
     "AuditEvent",
@@ -64,6 +64,24 @@ class CommandRow:
     started_at: datetime | None
     finished_at: datetime | None
     expires_at: datetime | None = None
+
+    def command(self) -> Command:
+        """The hub's `Command` of this row (what it was submitted as)."""
+        return Command(
+            id=self.id,
+            vin=self.vin,
+            name=self.name,
+            params=self.params,
+            sovd=self.sovd,
+            timeout_s=self.timeout_s,
+            submitted_by=self.submitted_by,
+            submitted_at=self.submitted_at,
+            expires_at=self.expires_at,
+        )
+
+    def stored(self) -> StoredCommand:
+        """The hub's `StoredCommand` of this row."""
+        return StoredCommand(self.id, self.vin, self.submitted_by)
 
 
 @dataclass(frozen=True, slots=True)

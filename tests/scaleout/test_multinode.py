@@ -41,9 +41,9 @@ import redis
 import trio
 import trio_websocket
 
-from api.cluster import node_lost_reason
 from bench.simulator import VehicleSpec
 from bench.stack import BENCH_PASSWORD, BENCH_USER, free_port, provision, wait_http
+from hub import node_lost_reason
 from tests.conftest import (
     create_postgres_database,
     drop_postgres_database,

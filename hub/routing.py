@@ -1,64 +1,49 @@
 """Scale-out: route commands to the node holding the vehicle, and clean up after dead nodes.
 
-A node with `redis_url` keeps a lease on each vehicle it holds
-(`storage.RedisLeases`, given to the hub as its `VehicleLeases`). A command
-submitted here for a vehicle held by another live node is stored (group
-commit: the 202 still means "committed") and appended to that node's stream
-(`storage.CommandStreams`); each node consumes its own stream (its own
-Redis connection, since reads block) and hands each command to the local
-actor. Delivery is at least once, so the owner dispatches a command only if
-the database still has it `pending` and it did not hand it to an actor
-lately (`Hub.dispatch_once`): a redelivered entry never runs twice. Every
-command of a vehicle goes through its owner's actor, in stream order, so the
+A node with Redis keeps a lease on each vehicle it holds (`RoutingLeases`,
+also the hub's `VehicleLeases`). `Hub.submit` of a command for a vehicle
+held by another live node stores it (group commit: the 202 still means
+"committed") and appends it to that node's stream (`RoutingStreams`); one
+for a vehicle held here goes through this node's own stream, behind what
+other nodes routed here. Each node consumes its own stream (its own Redis
+connection, since reads block) and hands each command to the local actor.
+Delivery is at least once, so the owner dispatches a command only if the
+database still has it `pending` and it did not hand it to an actor lately
+(`Hub.dispatch_once`): a redelivered entry never runs twice. Every command
+of a vehicle goes through its owner's actor, in stream order, so the
 per-vehicle order and in-flight limit hold across nodes.
 
 The janitor, on every node, finds nodes whose liveness key is gone (for
-longer than `node_dead_after_s`): under a Redis lock per dead node it
-re-routes the work left in its stream to the vehicles' new owners, then
-ends its active commands `interrupted` (idempotent in the database, audited,
-published on the bus), then forgets it.
+longer than `node_dead_after_s`): under a lock per dead node it re-routes
+the work left in its stream to the vehicles' new owners, then ends its
+active commands `interrupted` (idempotent in the database, audited,
+published on the command and vehicle topics), then forgets it.
+
+Storage and Redis are reached only through the ports of `hub.ports`; every
+failure of theirs is a `StorageFailed`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import structlog
 import trio
-from quart import current_app
 
-from api.config import StorageConfig
-from hub import (
-    Command,
-    CommandStatus,
-    CommandUpdate,
-    EventBus,
-    Hub,
-    HubConfig,
-    MailboxFull,
-    StatusChange,
-    VehicleNotConnected,
-    command_topic,
-    vehicle_topic,
-)
-from storage import (
-    CommandStreams,
-    Database,
-    KeyValue,
-    KeyValueError,
-    RedisLeases,
-    StorageError,
-    StreamEntry,
-    open_keyvalue,
-)
-from storage.records import CommandRow
+from hub.ending import end_command, publish_ends
+from hub.errors import MailboxFull, VehicleNotConnected
+from hub.model import Command, CommandStatus, StoredCommand, StreamEntry
+from hub.ports import EventBus, RoutingLeases, RoutingStore, RoutingStreams, StorageFailed
 
-log = structlog.get_logger("api.cluster")
+if TYPE_CHECKING:
+    from hub.node import Hub
 
-_KEY = "sovd_hub_cluster"
+log = structlog.get_logger("hub.routing")
+
 #: How long one read of the node's stream waits for new entries.
 READ_BLOCK_S = 2.0
 #: Entries read (and acknowledged) at once.
@@ -67,6 +52,9 @@ READ_COUNT = 100
 RETRY_S = 1.0
 #: Janitor rounds a dead node's pending commands wait for their vehicle to reconnect somewhere.
 ORPHAN_ROUNDS = 20
+
+#: Opens this node's own reader of the streams (reads block: a connection of its own).
+OpenReader = Callable[[], AbstractAsyncContextManager[RoutingStreams]]
 
 
 def node_lost_reason(node_id: str) -> str:
@@ -82,42 +70,21 @@ def orphan_reason(node_id: str) -> str:
     )
 
 
-@asynccontextmanager
-async def open_leases(
-    keyvalue: KeyValue | None, config: HubConfig
-) -> AsyncIterator[RedisLeases | None]:
-    """This node's leases while open (None without Redis); released politely on exit."""
-    if keyvalue is None:
-        yield None
-        return
-    leases = RedisLeases(
-        keyvalue,
-        config.node_id,
-        lease_ttl_s=config.lease_ttl_s,
-        lease_refresh_s=config.lease_refresh_s,
-    )
-    async with trio.open_nursery() as nursery:
-        await nursery.start(leases.run)
-        try:
-            yield leases
-        finally:
-            nursery.cancel_scope.cancel()
-            await leases.close()
-
-
 class ClusterRouter:
     """Routing between nodes for one node; see the module docstring."""
 
     def __init__(
         self,
         hub: Hub,
-        db: Database,
+        store: RoutingStore,
         bus: EventBus,
-        leases: RedisLeases,
-        streams: CommandStreams,
+        leases: RoutingLeases,
+        streams: RoutingStreams,
+        open_reader: OpenReader,
     ) -> None:
         self._hub = hub
-        self._db = db
+        self._db = store
+        self._open_reader = open_reader
         self._bus = bus
         self.leases = leases
         self._streams = streams
@@ -135,14 +102,14 @@ class ClusterRouter:
         await self._streams.send(old, "taken", vin, by=self.node_id)
 
     async def holder_elsewhere(self, vin: str) -> str | None:
-        """The other live node holding `vin`, or None. Raises `KeyValueError` (Redis down)."""
+        """The other live node holding `vin`, or None. Raises `StorageFailed` (Redis down)."""
         holder = await self.leases.holder(vin)
         return holder if holder != self.node_id else None
 
     async def submit(self, command: Command, node: str) -> None:
         """Record `command` (group commit), then pass it to `node`'s stream.
 
-        Raises what `Submissions.record_new` raises, or `KeyValueError` when
+        Raises what `Submissions.record_new` raises, or `StorageFailed` when
         Redis failed after the commit: the command is then recorded `failed`
         with the reason. Cancellation: from the commit on, runs to its end.
         """
@@ -151,7 +118,7 @@ class ClusterRouter:
             await submissions.record_new(command)
             try:
                 await self._streams.send(node, "dispatch", command.vin, command.id, self.node_id)
-            except KeyValueError as exc:
+            except StorageFailed as exc:
                 error = f"the command could not be passed to hub node {node}: {exc}"
                 await self._end(command.id, CommandStatus.FAILED, error, command)
                 raise
@@ -172,48 +139,26 @@ class ClusterRouter:
             try:
                 await self._streams.send(self.node_id, "dispatch", command.vin, command.id)
                 return
-            except KeyValueError as exc:
+            except StorageFailed as exc:
                 log.info("command.dispatched_directly", command_id=str(command.id), reason=str(exc))
             await submissions.hand_over(command, once=True)
 
     async def cancel(self, command_id: uuid.UUID, vin: str, by: str, node: str) -> None:
-        """Pass a cancel request to `node`'s stream. Raises `KeyValueError`."""
+        """Pass a cancel request to `node`'s stream. Raises `StorageFailed`."""
         await self._streams.send(node, "cancel", vin, command_id, by)
 
     async def run(
-        self,
-        storage: StorageConfig,
-        *,
-        task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
+        self, *, task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Consume this node's stream and run the janitor until the scope it starts with
         (`task_status.started`) is cancelled."""
-        assert storage.redis_url is not None
         with trio.CancelScope() as scope:
-            await self._run(storage.redis_url, storage, scope, task_status)
+            async with self._open_reader() as reader, trio.open_nursery() as nursery:
+                nursery.start_soon(self._consume, reader)
+                nursery.start_soon(self._janitor, reader)
+                task_status.started(scope)
 
-    async def _run(
-        self,
-        url: str,
-        storage: StorageConfig,
-        scope: trio.CancelScope,
-        task_status: trio.TaskStatus[trio.CancelScope],
-    ) -> None:
-        async with (
-            open_keyvalue(
-                url,
-                key_prefix=storage.redis_key_prefix,
-                pool_size=2,
-                timeout_s=READ_BLOCK_S + storage.redis_timeout_s + 1,
-            ) as blocking,
-            trio.open_nursery() as nursery,
-        ):
-            reader = CommandStreams(blocking, self.node_id)
-            nursery.start_soon(self._consume, reader)
-            nursery.start_soon(self._janitor, reader)
-            task_status.started(scope)
-
-    async def _consume(self, reader: CommandStreams) -> None:
+    async def _consume(self, reader: RoutingStreams) -> None:
         pending = True  # first the entries read before a restart but never acknowledged
         failing = False
         while True:
@@ -229,14 +174,14 @@ class ClusterRouter:
                 if failing:
                     log.info("routing.restored")
                 failing = False
-            except (KeyValueError, StorageError) as exc:
+            except StorageFailed as exc:
                 if not failing:  # once per outage, not once per retry
                     log.warning("routing.failed", reason=str(exc))
                 failing, pending = True, True
                 await trio.sleep(RETRY_S)
 
     async def handle(
-        self, stream_of: str, entries: Sequence[StreamEntry], reader: CommandStreams
+        self, stream_of: str, entries: Sequence[StreamEntry], reader: RoutingStreams
     ) -> None:
         """Handle `entries` of `stream_of`'s stream in order, acknowledging those handled."""
         done: list[str] = []
@@ -248,7 +193,7 @@ class ClusterRouter:
             with trio.CancelScope(shield=True), trio.move_on_after(2):
                 try:
                     await reader.ack(stream_of, done)
-                except KeyValueError as exc:  # redelivered later: dispatch_once drops them
+                except StorageFailed as exc:  # redelivered later: dispatch_once drops them
                     log.warning("routing.ack_failed", reason=str(exc))
 
     async def _handle_one(self, entry: StreamEntry, stream_of: str) -> None:
@@ -268,11 +213,10 @@ class ClusterRouter:
                 log.debug("routing.entry_skipped", kind=entry.kind, entry=entry.entry_id)
 
     async def _dispatch(self, command_id: uuid.UUID, *, stamp: bool) -> None:
-        row = await self._db.get_command(command_id)
-        if row is None or row.status is not CommandStatus.PENDING:
+        command = await self._db.pending_command(command_id)
+        if command is None:
             self._hub.duplicate_dispatches += 1  # handed over already (a redelivery), or ended
             return
-        command = command_of(row)
         if self._hub.connection(command.vin) is not None:
             # Stamp this node first: if it dies with the command queued in the actor,
             # the janitors find it by node and hand it to the vehicle's next holder.
@@ -295,9 +239,9 @@ class ClusterRouter:
         # else: it waits, durably, for the vehicle's next connection (or expires)
 
     async def _cancel(self, command_id: uuid.UUID, vin: str, by: str) -> None:
-        row = await self._db.get_command(command_id)
+        row = await self._db.stored_command(command_id)
         try:
-            if self._hub.cancel(command_id, vin, by, row.submitted_by if row else None):
+            if self._hub.cancel_here(command_id, vin, by, row.submitted_by if row else None):
                 return
         except MailboxFull:
             log.warning("routing.cancel_busy", command_id=str(command_id), vin=vin)
@@ -313,18 +257,17 @@ class ClusterRouter:
         command_id: uuid.UUID,
         status: CommandStatus,
         error: str,
-        command: Command | CommandRow | None,
+        command: Command | StoredCommand | None,
     ) -> None:
         """Record and publish an outcome the router decides (on the command's topic and,
         when the command is known, as a `CommandUpdate` on its vehicle's topic)."""
-        change = StatusChange(command_id, status, datetime.now(UTC), error)
-        await self._hub.journal.record((), [change])
-        self._bus.publish(command_topic(command_id), change)
-        if command is not None:
-            update = CommandUpdate(command.submitted_by, change)
-            self._bus.publish(vehicle_topic(command.vin), update)
+        await end_command(
+            self._hub.journal, self._bus, command_id, status, error,
+            vin=command.vin if command is not None else None,
+            submitted_by=command.submitted_by if command is not None else None,
+        )  # fmt: skip
 
-    async def _janitor(self, reader: CommandStreams) -> None:
+    async def _janitor(self, reader: RoutingStreams) -> None:
         missing_since: dict[str, float] = {}
         failing = False
         while True:
@@ -332,14 +275,14 @@ class ClusterRouter:
             try:
                 await self._sweep(reader, missing_since)
                 failing = False
-            except (KeyValueError, StorageError) as exc:
+            except StorageFailed as exc:
                 # Redis was unreachable for us too: start counting again once it answers.
                 missing_since.clear()
                 if not failing:
                     log.warning("janitor.failed", reason=str(exc))
                 failing = True
 
-    async def _sweep(self, reader: CommandStreams, missing_since: dict[str, float]) -> None:
+    async def _sweep(self, reader: RoutingStreams, missing_since: dict[str, float]) -> None:
         """Clean up after every node missing for longer than `node_dead_after_s`."""
         candidates = (await self._db.active_nodes()) | (await self.leases.known_nodes())
         candidates.discard(self.node_id)
@@ -361,7 +304,7 @@ class ClusterRouter:
                 else:  # pending commands wait for their vehicle: try again next round
                     await self.leases.unlock_janitor(node)
 
-    async def clean_up(self, dead: str, reader: CommandStreams) -> bool:
+    async def clean_up(self, dead: str, reader: RoutingStreams) -> bool:
         """Re-route `dead`'s undelivered work, interrupt the commands it dispatched, hand
         its pending ones to their vehicles' new holders, then forget it.
 
@@ -381,7 +324,7 @@ class ClusterRouter:
             rerouted += len(entries)
         reason = node_lost_reason(dead)
         interrupted = await self._db.interrupt_node(dead, datetime.now(UTC), reason, pending=False)
-        self._publish_interrupted(interrupted)
+        publish_ends(self._bus, interrupted)
         orphans = await self._deliver_pending(dead)
         if orphans:
             rounds = self._orphan_rounds[dead] = self._orphan_rounds.get(dead, 0) + 1
@@ -389,7 +332,7 @@ class ClusterRouter:
                 log.info("janitor.pending_waits", node=dead, pending=orphans, round=rounds)
                 return False
             ended = await self._db.interrupt_node(dead, datetime.now(UTC), orphan_reason(dead))
-            self._publish_interrupted(ended)
+            publish_ends(self._bus, ended)
             interrupted += ended
         self._orphan_rounds.pop(dead, None)
         await self.leases.forget_node(dead)
@@ -397,11 +340,6 @@ class ClusterRouter:
             "janitor.node_cleaned_up", node=dead, interrupted=len(interrupted), rerouted=rerouted
         )
         return True
-
-    def _publish_interrupted(self, interrupted: Sequence[tuple[str, CommandUpdate]]) -> None:
-        for vin, update in interrupted:
-            self._bus.publish(command_topic(update.update.command_id), update.update)
-            self._bus.publish(vehicle_topic(vin), update)
 
     async def _deliver_pending(self, dead: str) -> int:
         """Hand `dead`'s pending commands (oldest first) to their vehicles' live holders;
@@ -420,29 +358,3 @@ class ClusterRouter:
             else:
                 orphans += 1
         return orphans
-
-
-def command_of(row: CommandRow) -> Command:
-    """The hub's `Command` of a stored command row."""
-    return Command(
-        id=row.id,
-        vin=row.vin,
-        name=row.name,
-        params=row.params,
-        sovd=row.sovd,
-        timeout_s=row.timeout_s,
-        submitted_by=row.submitted_by,
-        submitted_at=row.submitted_at,
-        expires_at=row.expires_at,
-    )
-
-
-def attach_router(extensions: dict[str, object], router: ClusterRouter | None) -> None:
-    """Make `router` what `cluster_router()` returns in this app's handlers."""
-    extensions[_KEY] = router
-
-
-def cluster_router() -> ClusterRouter | None:
-    """The running app's router (inside a request), or None when the node runs alone."""
-    value = current_app.extensions.get(_KEY)
-    return value if isinstance(value, ClusterRouter) else None
