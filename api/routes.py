@@ -283,17 +283,7 @@ async def get_events(command_id: uuid.UUID) -> EventList:
     """Every event the vehicle sent for a command, ordered by seq."""
     await _readable_command(command_id)
     events = await state().db.list_events(command_id)
-    items = [
-        EventOut(
-            seq=e.seq,
-            kind=e.kind.value,
-            status=e.status,
-            body=e.body,
-            final=e.final,
-            received_at=e.received_at,
-        )
-        for e in events
-    ]
+    items = [EventOut.model_validate(e.to_json()) for e in events]
     return EventList(items=items, total=len(items))
 
 

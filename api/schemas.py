@@ -220,6 +220,9 @@ class CommandOut(BaseModel):
 
 
 class EventOut(BaseModel):
+    """One event of a command: `CommandEventRecord.to_json()`, field for field."""
+
+    command_id: uuid.UUID
     seq: int
     kind: str
     status: int

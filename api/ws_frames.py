@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import TypeAlias
 
 import orjson
@@ -11,13 +10,14 @@ import orjson
 from hub import (
     JSON,
     CommandEventRecord,
-    CommandStatus,
     StatusChange,
     VehicleStatus,
     command_topic,
 )
 
 Message: TypeAlias = dict[str, JSON]
+#: A frame to send: a message, or one already encoded as JSON text.
+Frame: TypeAlias = Message | str
 
 #: `code` of the error frames, each with a `message` saying what to change.
 ERROR_CODES = (
@@ -79,51 +79,54 @@ def command_request(message: Message) -> tuple[str, uuid.UUID, int]:
 
 def vehicle_frame(topic: str, status: VehicleStatus) -> Message:
     """A `vehicle` frame: a vehicle connected, or disconnected (why, when)."""
-    return {
-        "type": "vehicle",
-        "topic": topic,
-        "vin": status.vin,
-        "status": "connected" if status.connected else "disconnected",
-        "reason": status.reason.value if status.reason else None,
-        "detail": status.detail,
-        "at": status.at.isoformat(),
-    }
+    return {"type": "vehicle", "topic": topic, **status.to_json()}
 
 
-def update_frame(topic: str, update: CommandEventRecord | StatusChange) -> Message:
+def update_frame(topic: str, update: CommandEventRecord | StatusChange) -> Frame:
     """An `event` or `status` frame, whichever `update` is."""
     if isinstance(update, CommandEventRecord):
         return event_frame(topic, update)
-    return status_frame(topic, update.command_id, update.status, update.error, update.at)
+    return status_frame(topic, update)
 
 
-def event_frame(topic: str, event: CommandEventRecord) -> Message:
-    """An `event` frame: one event of a command, with its command id."""
-    return {
-        "type": "event",
-        "topic": topic,
-        "command_id": str(event.command_id),
-        "seq": event.seq,
-        "kind": event.kind.value,
-        "status": event.status,
-        "body": event.body,
-        "final": event.final,
-    }
+def event_frame(topic: str, event: CommandEventRecord) -> str:
+    """An `event` frame, encoded: `type`, `topic`, then the event's JSON form (`to_json()`).
+
+    The event's part is encoded once however many sockets follow it: each
+    subscriber only joins its topic in front.
+    """
+    return f'{{"type":"event","topic":{_quoted(topic)},{_EVENTS.encoded(event)[1:]}'
 
 
-def status_frame(
-    topic: str,
-    command_id: uuid.UUID,
-    status: CommandStatus,
-    error: str | None,
-    at: datetime | None,
-) -> Message:
-    """A `status` frame: a command's final status, with its command id."""
-    return {
-        "type": "status",
-        "topic": topic,
-        "command_id": str(command_id),
-        "status": status.value,
-        "error": error,
-        "at": at.isoformat() if at else None,
-    }
+def status_frame(topic: str, change: StatusChange) -> Message:
+    """A `status` frame: `type`, `topic`, then the change's JSON form (`to_json()`)."""
+    return {"type": "status", "topic": topic, **change.to_json()}
+
+
+def _quoted(topic: str) -> str:
+    return orjson.dumps(topic).decode()
+
+
+class _EncodedEvents:
+    """The last event encoded, so the subscribers of one event share one encoding.
+
+    A bus hands the same `CommandEventRecord` object to every subscriber of its
+    topics, and their tasks run one after another: they find it here. Holding
+    the event keeps its identity from being reused while it is remembered.
+    """
+
+    __slots__ = ("_event", "_text")
+
+    def __init__(self) -> None:
+        self._event: CommandEventRecord | None = None
+        self._text = ""
+
+    def encoded(self, event: CommandEventRecord) -> str:
+        """`event.to_json()` as JSON text."""
+        if event is not self._event:
+            self._text = orjson.dumps(event.to_json()).decode()
+            self._event = event
+        return self._text
+
+
+_EVENTS = _EncodedEvents()

@@ -22,6 +22,7 @@ from api.live_status import holders_of
 from api.state import AppState
 from api.ws_frames import (
     ClientError,
+    Frame,
     Message,
     event_frame,
     status_frame,
@@ -68,6 +69,7 @@ async def stream_vehicles(
             viewer.outbox.put(now, sub)
         ready()
         async for message in live:
+            frame: Frame
             match message:
                 case VehicleStatus():
                     frame = vehicle_frame(topic, message)
@@ -129,8 +131,9 @@ async def _replay_then_follow(
             return
         sub.next_seq = next_seq = event.seq + 1
     if row.status.is_final:
+        at = row.finished_at or row.submitted_at  # a final row has its finished_at
         viewer.outbox.put(
-            status_frame(topic, command_id, row.status, row.error, row.finished_at), sub
+            status_frame(topic, StatusChange(command_id, row.status, at, row.error)), sub
         )
         return
     async for message in live:

@@ -2,6 +2,13 @@
 
 They are frozen, slotted dataclasses so they can cross task and process
 boundaries (mailboxes, the event bus, storage) without anyone mutating them.
+
+An event (`CommandEventRecord`), a status change (`StatusChange`) and a
+vehicle's status (`VehicleStatus`) each have one JSON form, defined here by
+their `to_json()` and read back exactly by `from_json()`: the WebSocket frames
+embed it, the REST schemas match it field for field and the bus between nodes
+carries it. UUIDs are strings, datetimes ISO 8601 strings, enums their values.
+`from_json` raises `ValueError` naming the field it could not read.
 """
 
 from __future__ import annotations
@@ -11,9 +18,11 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 JSON: TypeAlias = dict[str, "JSON"] | list["JSON"] | str | int | float | bool | None
+#: A JSON object, as `to_json()` gives and `from_json()` takes.
+JSONObject: TypeAlias = dict[str, JSON]
 
 
 class CommandStatus(enum.StrEnum):
@@ -89,6 +98,31 @@ class CommandEventRecord:
     final: bool
     received_at: datetime
 
+    def to_json(self) -> JSONObject:
+        """The event's JSON form (the REST `EventOut`, the WebSocket `event` frame's fields)."""
+        return {
+            "command_id": str(self.command_id),
+            "seq": self.seq,
+            "kind": self.kind.value,
+            "status": self.status,
+            "body": self.body,
+            "final": self.final,
+            "received_at": self.received_at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, m: JSONObject) -> CommandEventRecord:
+        """The event `to_json()` gave `m`; `ValueError` naming the field if it is not one."""
+        return cls(
+            command_id=_uuid(m, "command_id"),
+            seq=_int(m, "seq"),
+            kind=_enum(EventKind, m, "kind"),
+            status=_int(m, "status"),
+            body=_field(m, "body"),
+            final=_bool(m, "final"),
+            received_at=_datetime(m, "received_at"),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class StatusChange:
@@ -98,6 +132,25 @@ class StatusChange:
     status: CommandStatus
     at: datetime
     error: str | None = None
+
+    def to_json(self) -> JSONObject:
+        """The change's JSON form (the WebSocket `status` frame's fields)."""
+        return {
+            "command_id": str(self.command_id),
+            "status": self.status.value,
+            "error": self.error,
+            "at": self.at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, m: JSONObject) -> StatusChange:
+        """The change `to_json()` gave `m`; `ValueError` naming the field if it is not one."""
+        return cls(
+            command_id=_uuid(m, "command_id"),
+            status=_enum(CommandStatus, m, "status"),
+            at=_datetime(m, "at"),
+            error=_optional_str(m, "error"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +216,31 @@ class VehicleStatus:
     reason: DisconnectReason | None = None
     detail: str | None = None
 
+    def to_json(self) -> JSONObject:
+        """The status's JSON form (the WebSocket `vehicle` frame's fields)."""
+        return {
+            "vin": self.vin,
+            "status": "connected" if self.connected else "disconnected",
+            "reason": None if self.reason is None else self.reason.value,
+            "detail": self.detail,
+            "at": self.at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, m: JSONObject) -> VehicleStatus:
+        """The status `to_json()` gave `m`; `ValueError` naming the field if it is not one."""
+        status = _str(m, "status")
+        if status not in _LINK_STATES:
+            raise ValueError(f"'status': expected 'connected' or 'disconnected', got {status!r}")
+        reason = _optional_str(m, "reason")
+        return cls(
+            vin=_str(m, "vin"),
+            connected=status == "connected",
+            at=_datetime(m, "at"),
+            reason=None if reason is None else _enum(DisconnectReason, m, "reason"),
+            detail=_optional_str(m, "detail"),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class StoredCommand:
@@ -187,3 +265,72 @@ class StreamEntry:
     vin: str
     command_id: uuid.UUID | None = None
     by: str = ""
+
+
+_LINK_STATES = frozenset({"connected", "disconnected"})
+
+
+# -- strict readers of JSON fields: each names the field it could not read --
+
+
+def _field(m: JSONObject, key: str) -> JSON:
+    try:
+        return m[key]
+    except KeyError:
+        raise ValueError(f"{key!r}: missing") from None
+
+
+def _str(m: JSONObject, key: str) -> str:
+    value = _field(m, key)
+    if not isinstance(value, str):
+        raise ValueError(f"{key!r}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def _optional_str(m: JSONObject, key: str) -> str | None:
+    return None if m.get(key) is None else _str(m, key)
+
+
+def _int(m: JSONObject, key: str) -> int:
+    value = _field(m, key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{key!r}: expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _bool(m: JSONObject, key: str) -> bool:
+    value = _field(m, key)
+    if not isinstance(value, bool):
+        raise ValueError(f"{key!r}: expected true or false, got {type(value).__name__}")
+    return value
+
+
+def _uuid(m: JSONObject, key: str) -> uuid.UUID:
+    value = _str(m, key)
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ValueError(f"{key!r}: expected a UUID, got {value!r}") from None
+
+
+def _datetime(m: JSONObject, key: str) -> datetime:
+    value = _str(m, key)
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{key!r}: expected an ISO 8601 time, got {value!r}") from None
+    if at.tzinfo is None:
+        raise ValueError(f"{key!r}: expected a time with a zone, got {value!r}")
+    return at
+
+
+_Enum = TypeVar("_Enum", bound=enum.StrEnum)
+
+
+def _enum(kind: type[_Enum], m: JSONObject, key: str) -> _Enum:
+    value = _str(m, key)
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(repr(v.value) for v in kind)
+        raise ValueError(f"{key!r}: expected one of {allowed}, got {value!r}") from None

@@ -8,10 +8,12 @@ One message is one JSON object, the envelope:
 rolling upgrade loses live messages, never crashes), `n` the publishing node
 (a node skips its own: it delivered them locally already), `t` the message
 type and `m` its fields. Types: `event` (`CommandEventRecord`), `status`
-(`StatusChange`), `update` (`CommandUpdate`, whose `u` is an `event` or a
-`status` envelope without `v`/`n`), `vehicle` (`VehicleStatus`), `session`
-(`SessionRevoked`). UUIDs are strings, datetimes ISO 8601 strings, enums
-their values. The topic is the Redis channel, not repeated here.
+(`StatusChange`) and `vehicle` (`VehicleStatus`), whose `m` is the message's
+own JSON form (`to_json()`, the same one the WebSocket frames embed);
+`update` (`CommandUpdate`, whose `u` is an `event` or a `status` envelope
+without `v`/`n`) and `session` (`SessionRevoked`). UUIDs are strings,
+datetimes ISO 8601 strings, enums their values. The topic is the Redis
+channel, not repeated here.
 
 `decode` raises `CodecError` for anything it cannot read back exactly.
 """
@@ -26,10 +28,7 @@ import orjson
 from hub.model import (
     JSON,
     CommandEventRecord,
-    CommandStatus,
     CommandUpdate,
-    DisconnectReason,
-    EventKind,
     SessionRevoked,
     StatusChange,
     VehicleStatus,
@@ -38,8 +37,8 @@ from hub.ports import BusMessage
 
 __all__ = ["VERSION", "CodecError", "decode", "encode"]
 
-#: The envelope version this node writes and reads.
-VERSION = 1
+#: The envelope version this node writes and reads (2: `m` is the message's `to_json()`).
+VERSION = 2
 
 Fields = dict[str, JSON]
 
@@ -77,56 +76,23 @@ def decode(data: bytes) -> tuple[str, BusMessage]:
 def _fields(message: BusMessage) -> tuple[str, Fields]:
     match message:
         case CommandEventRecord():
-            return "event", {
-                "c": str(message.command_id),
-                "s": message.seq,
-                "k": message.kind.value,
-                "st": message.status,
-                "b": message.body,
-                "f": message.final,
-                "at": message.received_at.isoformat(),
-            }
+            return "event", message.to_json()
         case StatusChange():
-            return "status", {
-                "c": str(message.command_id),
-                "s": message.status.value,
-                "at": message.at.isoformat(),
-                "e": message.error,
-            }
+            return "status", message.to_json()
         case CommandUpdate():
             kind, fields = _fields(message.update)
             return "update", {"by": message.submitted_by, "u": {"t": kind, "m": fields}}
         case VehicleStatus():
-            return "vehicle", {
-                "vin": message.vin,
-                "up": message.connected,
-                "at": message.at.isoformat(),
-                "r": None if message.reason is None else message.reason.value,
-                "d": message.detail,
-            }
+            return "vehicle", message.to_json()
         case SessionRevoked():
             return "session", {"id": str(message.session_id), "at": message.at.isoformat()}
 
 
 def _message(kind: str, m: Fields) -> BusMessage:
     if kind == "event":
-        body = m["b"]
-        return CommandEventRecord(
-            command_id=uuid.UUID(_str(m, "c")),
-            seq=_int(m, "s"),
-            kind=EventKind(_str(m, "k")),
-            status=_int(m, "st"),
-            body=body,
-            final=_bool(m, "f"),
-            received_at=_datetime(m, "at"),
-        )
+        return CommandEventRecord.from_json(m)
     if kind == "status":
-        return StatusChange(
-            command_id=uuid.UUID(_str(m, "c")),
-            status=CommandStatus(_str(m, "s")),
-            at=_datetime(m, "at"),
-            error=_optional_str(m, "e"),
-        )
+        return StatusChange.from_json(m)
     if kind == "update":
         inner = _object(m, "u")
         update = _message(_str(inner, "t"), _object(inner, "m"))
@@ -134,14 +100,7 @@ def _message(kind: str, m: Fields) -> BusMessage:
             raise CodecError(f"an update carries an event or a status, got {type(update).__name__}")
         return CommandUpdate(submitted_by=_optional_str(m, "by"), update=update)
     if kind == "vehicle":
-        reason = _optional_str(m, "r")
-        return VehicleStatus(
-            vin=_str(m, "vin"),
-            connected=_bool(m, "up"),
-            at=_datetime(m, "at"),
-            reason=None if reason is None else DisconnectReason(reason),
-            detail=_optional_str(m, "d"),
-        )
+        return VehicleStatus.from_json(m)
     if kind == "session":
         return SessionRevoked(session_id=uuid.UUID(_str(m, "id")), at=_datetime(m, "at"))
     raise CodecError(f"unknown message type {kind!r}")
@@ -163,20 +122,6 @@ def _str(m: Fields, key: str) -> str:
 
 def _optional_str(m: Fields, key: str) -> str | None:
     return None if m.get(key) is None else _str(m, key)
-
-
-def _int(m: Fields, key: str) -> int:
-    value = m[key]
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise CodecError(f"{key!r}: expected an integer, got {type(value).__name__}")
-    return value
-
-
-def _bool(m: Fields, key: str) -> bool:
-    value = m[key]
-    if not isinstance(value, bool):
-        raise CodecError(f"{key!r}: expected true or false, got {type(value).__name__}")
-    return value
 
 
 def _datetime(m: Fields, key: str) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from bench.simulator import Behaviour
 from tests.api.conftest import VINS, Node, body, collect_until_status, subscribe
@@ -127,3 +128,26 @@ async def test_a_link_dropped_mid_command_ends_interrupted(node: Node) -> None:
     vehicles = (await node.http.get("/api/v1/vehicles", headers=await node.headers())).json()
     status = {v["vin"]: v["connection"]["status"] for v in vehicles["items"]}
     assert status[VINS[0]] == "disconnected"
+
+
+async def test_an_event_has_one_json_form_on_the_websocket_and_in_rest(node: Node) -> None:
+    await node.connect_vehicle(VINS[0])
+    response = await node.submit(VINS[0], "ReadDTC", {"ecuAddress": "0x10"})
+    assert response.status_code == 202, response.text
+    command_id = response.json()["id"]
+    async with node.websocket("engineer") as ws:
+        await subscribe(ws, command_id)
+        live = [f for f in await collect_until_status(ws) if f["type"] == "event"]
+    stored = await node.http.get(
+        f"/api/v1/commands/{command_id}/events", headers=await node.headers()
+    )
+    items = stored.json()["items"]
+    assert [f["seq"] for f in live] == [e["seq"] for e in items] == [0, 1, 2]
+    for frame, item in zip(live, items, strict=True):
+        assert frame.pop("type") == "event" and frame.pop("topic") == f"command:{command_id}"
+        assert frame.keys() == item.keys()
+        # the same instant; REST writes UTC as "Z", the frames as "+00:00"
+        assert datetime.fromisoformat(str(frame.pop("received_at"))) == datetime.fromisoformat(
+            item.pop("received_at")
+        )
+        assert frame == item

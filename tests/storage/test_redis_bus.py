@@ -81,6 +81,18 @@ def test_every_bus_message_survives_the_codec(message: BusMessage) -> None:
         ),
         (
             orjson.dumps(
+                {"v": VERSION, "n": "a", "t": "event", "m": {**EVENT.to_json(), "seq": "3"}}
+            ),
+            "'seq': expected an integer, got str",
+        ),
+        (
+            orjson.dumps(
+                {"v": VERSION, "n": "a", "t": "vehicle", "m": {"vin": "V", "status": "up"}}
+            ),
+            "'status': expected 'connected' or 'disconnected'",
+        ),
+        (
+            orjson.dumps(
                 {
                     "v": VERSION,
                     "n": "a",
