@@ -19,12 +19,12 @@ from pathlib import Path
 
 import trio
 
-from api.config import ApiConfig, StorageConfig
+from api.config import ApiConfig
 from api.passwords import WeakPassword, check_new_password
 from api.server import open_node
 from hub import ConfigError, HubConfig, HubError, load_config, parse_bind, read_config_file
 from hub.runtime import configure_logging, run
-from storage import StorageError, check_schema, migrate, open_database
+from storage import StorageConfig, StorageError, check_schema, migrate, open_database
 
 DEFAULT_HTTP_BIND = "127.0.0.1:8080"
 DEFAULT_GRPC_BIND = "127.0.0.1:50051"

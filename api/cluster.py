@@ -30,7 +30,6 @@ import structlog
 import trio
 from quart import current_app
 
-from api.config import StorageConfig
 from hub import (
     Command,
     CommandStatus,
@@ -50,6 +49,7 @@ from storage import (
     KeyValue,
     KeyValueError,
     RedisLeases,
+    StorageConfig,
     StorageError,
     StreamEntry,
     open_keyvalue,

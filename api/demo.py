@@ -21,12 +21,11 @@ from typing import Any
 
 import trio
 
-from api.config import StorageConfig
 from api.passwords import WeakPassword, check_new_password
 from api.server import open_node
 from hub import ConfigError
 from hub.runtime import configure_logging, run
-from storage import Database, UserExistsError, migrate, open_database
+from storage import Database, StorageConfig, UserExistsError, migrate, open_database
 
 DEMO_USERS = (("admin", "admin"), ("engineer", "engineer"))
 _MODELS = (("Volkswagen", "ID.4", 2023), ("BMW", "i4", 2024), ("Volvo", "EX30", 2025))

@@ -12,9 +12,16 @@ from collections.abc import Callable, Mapping
 import structlog
 import trio
 
-from api.config import ApiConfig, StorageConfig
+from api.config import ApiConfig
 from hub import ConfigError, load_config
-from storage import Database, RetentionPolicy, RetentionSummary, StorageError, signing_key
+from storage import (
+    Database,
+    RetentionPolicy,
+    RetentionSummary,
+    StorageConfig,
+    StorageError,
+    signing_key,
+)
 
 __all__ = ["audit_signing_secret", "retention_policy", "run_retention", "verify_key"]
 

@@ -16,7 +16,7 @@ from quart_trio import QuartTrio
 
 from api.app import create_app
 from api.cluster import ClusterRouter, attach_router, open_leases
-from api.config import ApiConfig, StorageConfig
+from api.config import ApiConfig
 from api.retention import retention_policy, run_retention
 from api.revocations import follow_revocations, share_revocations
 from api.state import app_state
@@ -26,6 +26,7 @@ from storage import (
     Database,
     KeyValue,
     RedisLeases,
+    StorageConfig,
     open_database,
     open_keyvalue,
     open_redis_bus,

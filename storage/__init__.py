@@ -13,6 +13,7 @@ from storage.audit_queries import AuditEntry, AuditFilter
 from storage.audit_retention import RetentionPolicy, RetentionSummary
 from storage.audit_verify import BreakKind, ChainBreak, ChainReport
 from storage.cluster_redis import CommandStreams, RedisLeases, StreamEntry
+from storage.config import StorageConfig
 from storage.database import Database, open_database
 from storage.errors import (
     ConflictError,
@@ -66,6 +67,7 @@ __all__ = [
     "RefreshResult",
     "RetentionPolicy",
     "RetentionSummary",
+    "StorageConfig",
     "StorageError",
     "StreamEntry",
     "UnknownUserError",

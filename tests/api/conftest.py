@@ -19,12 +19,12 @@ import pytest
 import trio
 import trio_websocket
 
-from api.config import ApiConfig, StorageConfig
+from api.config import ApiConfig
 from api.server import NodeAddresses, open_node
 from bench.simulator import Behaviour, LinkLost, LinkRefused, SimulatedVehicle, VehicleSpec
 from hub import JSON, HubConfig
 from hub.bridge import run_asyncio
-from storage import Database
+from storage import Database, StorageConfig
 
 PASSWORD = "correct horse battery"
 JWT_SECRET = "test-secret-" + "x" * 40

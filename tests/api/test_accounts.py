@@ -13,11 +13,11 @@ import trio_websocket
 
 from api import ratelimit
 from api.auth import InvalidToken, Principal, Role, SessionRevocations, TokenIssuer
-from api.config import ApiConfig, StorageConfig
+from api.config import ApiConfig
 from api.errors import ApiError
 from api.server import open_node
 from hub import HubConfig
-from storage import AuditEvent
+from storage import AuditEvent, StorageConfig
 from tests.api.conftest import JWT_SECRET, PASSWORD, Node, open_socket, send_json
 
 AGENT = {"User-Agent": "fleet-console/1.0"}

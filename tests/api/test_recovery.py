@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import trio
 
-from api.config import ApiConfig, StorageConfig
+from api.config import ApiConfig
 from api.server import RESTART_REASON, open_node
 from bench.simulator import Behaviour
 from hub import JSON, ConfigError, HubConfig, InProcessBus, load_config
@@ -29,7 +29,7 @@ from hub.model import (
     SovdRequest,
     StatusChange,
 )
-from storage import Database, open_database
+from storage import Database, StorageConfig, open_database
 from tests.api.conftest import (
     JWT_SECRET,
     VINS,

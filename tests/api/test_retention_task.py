@@ -9,11 +9,10 @@ from functools import partial
 import pytest
 import trio
 
-from api.config import StorageConfig
 from api.retention import retention_policy, run_retention, verify_key
 from hub import ConfigError
 from hub.model import Command, CommandStatus, SovdRequest, StatusChange
-from storage import Database, signing_key
+from storage import Database, StorageConfig, signing_key
 
 JWT_SECRET = "retention-test-jwt-secret-" + "j" * 20
 VIN = "WVWZZZ1JZXW000008"

@@ -18,9 +18,10 @@ from typing import Any
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
 from api.cli import _parser
-from api.config import ApiConfig, StorageConfig
+from api.config import ApiConfig
 from hub import HubConfig, load_config
 from hub.config import ENV_PREFIX
+from storage import StorageConfig
 from tests.api.test_openapi import build_app
 
 ROOT = Path(__file__).resolve().parents[2]
