@@ -268,7 +268,7 @@ class ClusterRouter:
                 log.debug("routing.entry_skipped", kind=entry.kind, entry=entry.entry_id)
 
     async def _dispatch(self, command_id: uuid.UUID, *, stamp: bool) -> None:
-        row = await self._db.get_command(command_id)
+        row = await self._db.commands.get_command(command_id)
         if row is None or row.status is not CommandStatus.PENDING:
             self._hub.duplicate_dispatches += 1  # handed over already (a redelivery), or ended
             return
@@ -277,7 +277,7 @@ class ClusterRouter:
             # Stamp this node first: if it dies with the command queued in the actor,
             # the janitors find it by node and hand it to the vehicle's next holder.
             if stamp:
-                await self._db.stamp_pending(command.id, self.node_id)
+                await self._db.commands.stamp_pending(command.id, self.node_id)
             try:
                 self._hub.dispatch_once(command)
                 return
@@ -295,7 +295,7 @@ class ClusterRouter:
         # else: it waits, durably, for the vehicle's next connection (or expires)
 
     async def _cancel(self, command_id: uuid.UUID, vin: str, by: str) -> None:
-        row = await self._db.get_command(command_id)
+        row = await self._db.commands.get_command(command_id)
         try:
             if self._hub.cancel(command_id, vin, by, row.submitted_by if row else None):
                 return
@@ -341,7 +341,7 @@ class ClusterRouter:
 
     async def _sweep(self, reader: CommandStreams, missing_since: dict[str, float]) -> None:
         """Clean up after every node missing for longer than `node_dead_after_s`."""
-        candidates = (await self._db.active_nodes()) | (await self.leases.known_nodes())
+        candidates = (await self._db.commands.active_nodes()) | (await self.leases.known_nodes())
         candidates.discard(self.node_id)
         alive = await self.leases.nodes_alive(candidates) if candidates else set()
         now = trio.current_time()
@@ -380,7 +380,9 @@ class ClusterRouter:
             await self.handle(dead, entries, reader)
             rerouted += len(entries)
         reason = node_lost_reason(dead)
-        interrupted = await self._db.interrupt_node(dead, datetime.now(UTC), reason, pending=False)
+        interrupted = await self._db.commands.interrupt_node(
+            dead, datetime.now(UTC), reason, pending=False
+        )
         self._publish_interrupted(interrupted)
         orphans = await self._deliver_pending(dead)
         if orphans:
@@ -388,7 +390,9 @@ class ClusterRouter:
             if rounds < ORPHAN_ROUNDS:
                 log.info("janitor.pending_waits", node=dead, pending=orphans, round=rounds)
                 return False
-            ended = await self._db.interrupt_node(dead, datetime.now(UTC), orphan_reason(dead))
+            ended = await self._db.commands.interrupt_node(
+                dead, datetime.now(UTC), orphan_reason(dead)
+            )
             self._publish_interrupted(ended)
             interrupted += ended
         self._orphan_rounds.pop(dead, None)
@@ -406,7 +410,7 @@ class ClusterRouter:
     async def _deliver_pending(self, dead: str) -> int:
         """Hand `dead`'s pending commands (oldest first) to their vehicles' live holders;
         returns how many have none yet. The holder's `_dispatch` runs each at most once."""
-        pending = await self._db.pending_of_node(dead)
+        pending = await self._db.commands.pending_of_node(dead)
         if not pending:
             return 0
         holders = await self.leases.holders({vin for _, vin in pending})

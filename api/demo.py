@@ -129,9 +129,9 @@ async def _prepare(storage: StorageConfig, password: str, vehicles: int, data_di
     async with open_database(storage.database_url) as db:
         for username, role in DEMO_USERS:
             try:
-                await db.add_user(username, password, role)
+                await db.accounts.add_user(username, password, role)
             except UserExistsError:
-                await db.set_password(username, password)
+                await db.accounts.set_password(username, password)
         fleet = [
             {"vin": vin, "token": await _vehicle_token(db, vin, n, known)}
             for n, vin in ((n, demo_vin(n)) for n in range(1, vehicles + 1))
@@ -141,12 +141,12 @@ async def _prepare(storage: StorageConfig, password: str, vehicles: int, data_di
 
 
 async def _vehicle_token(db: Database, vin: str, number: int, known: dict[str, str]) -> str:
-    if vin in known and await db.get_vehicle(vin) is not None:
+    if vin in known and await db.vehicles.get_vehicle(vin) is not None:
         return known[vin]
-    if await db.get_vehicle(vin) is not None:
-        return await db.rotate_vehicle_token(vin)
+    if await db.vehicles.get_vehicle(vin) is not None:
+        return await db.vehicles.rotate_vehicle_token(vin)
     make, model, year = _MODELS[number % len(_MODELS)]
-    _, token = await db.add_vehicle(
+    _, token = await db.vehicles.add_vehicle(
         vin, make=make, model=model, year=year, metadata={"simulated": True}
     )
     return token

@@ -118,4 +118,4 @@ async def resume_lost(row: CommandRow) -> CommandRow:
     log.warning("command.resumed", command_id=str(row.id), vin=row.vin)
     with suppress(DispatchError):  # recorded as failed, with the reason
         await s.hub.submissions.resume(command_of(row))
-    return await s.db.get_command(row.id) or row
+    return await s.db.commands.get_command(row.id) or row

@@ -84,7 +84,7 @@ async def run_retention(
         while True:
             backlog = False
             try:
-                summaries = await db.sweep_retention(policy)
+                summaries = await db.audit.sweep_retention(policy)
                 for done in summaries:
                     log.info(
                         "audit.retention",

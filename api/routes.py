@@ -82,12 +82,12 @@ async def submit_command(
     username = current_principal().username
     claim = IdempotencyClaim(key, request_hash(data))
     async with key_locks().hold(username, key):
-        earlier = await state().db.find_idempotent(username, key)
+        earlier = await state().db.commands.find_idempotent(username, key)
         if earlier is None:
             try:
                 return await _submit(data, claim)
             except IdempotencyKeyTaken:  # another node stored it between lookup and commit
-                earlier = await state().db.find_idempotent(username, key)
+                earlier = await state().db.commands.find_idempotent(username, key)
                 if earlier is None:
                     raise
         row, stored_hash = earlier
@@ -112,7 +112,7 @@ async def _submit(
     ttl_s = _limited("ttl_s", data.ttl_s, s.hub_config.max_command_ttl_s)
     holder: str | None = None  # scale-out: the other node holding the vehicle
     if s.hub.connection(data.vin) is None:  # connected implies registered: no query needed
-        if await s.db.get_vehicle(data.vin) is None:
+        if await s.db.vehicles.get_vehicle(data.vin) is None:
             raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {data.vin} is registered")
         holder = await _holder_elsewhere(data.vin)
         if ttl_s is None and holder is None:
@@ -263,7 +263,9 @@ async def list_commands(query_args: CommandQuery) -> CommandList:
         since=query_args.since,
         until=query_args.until,
     )
-    page = await state().db.list_commands(wanted, limit=query_args.limit, offset=query_args.offset)
+    page = await state().db.commands.list_commands(
+        wanted, limit=query_args.limit, offset=query_args.offset
+    )
     return CommandList(
         items=[_command_out(row) for row in page.items],
         total=page.total,
@@ -299,7 +301,7 @@ async def cancel_command(command_id: uuid.UUID) -> tuple[CommandOut, int]:
     by = current_principal().username
     holder = None if s.hub.connection(row.vin) is not None else await _holder_elsewhere(row.vin)
     try:  # recorded first: the trail shows who asked before what came of it
-        await s.db.append_audit(
+        await s.db.audit.append_audit(
             actor=by, action="command.cancel_requested", target=f"command:{command_id}",
             details={"vin": row.vin, "status": row.status.value},
         )  # fmt: skip
@@ -331,7 +333,7 @@ async def cancel_command(command_id: uuid.UUID) -> tuple[CommandOut, int]:
 async def get_events(command_id: uuid.UUID) -> EventList:
     """Every event the vehicle sent for a command, ordered by seq."""
     await _readable_command(command_id)
-    events = await state().db.list_events(command_id)
+    events = await state().db.commands.list_events(command_id)
     items = [
         EventOut(
             seq=e.seq,
@@ -347,7 +349,7 @@ async def get_events(command_id: uuid.UUID) -> EventList:
 
 
 async def _readable_command(command_id: uuid.UUID) -> CommandRow:
-    row = await state().db.get_command(command_id)
+    row = await state().db.commands.get_command(command_id)
     if row is None or not can_read_command(current_principal(), row):
         raise ApiError(404, "unknown_command", f"no command {command_id} visible to you")
     return row

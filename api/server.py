@@ -82,7 +82,15 @@ async def open_node(
         async with (
             _open_redis(storage_config) as keyvalue,
             open_leases(keyvalue, hub_config) as leases,
-            open_hub(hub_config, db, db, bus, db, db, leases) as hub,
+            open_hub(
+                hub_config,
+                directory=db.vehicles,
+                journal=db.commands,
+                backlog=db.commands,
+                audit=db.audit,
+                bus=bus,
+                leases=leases,
+            ) as hub,
         ):
             app = create_app(hub, db, api_config, hub_config, keyvalue)
             router = _router(hub, db, bus, leases, keyvalue)
@@ -143,7 +151,7 @@ async def recover_commands(db: Database, bus: EventBus, reason: str = RESTART_RE
     waiting; other nodes' commands are left alone (cleaning up after a node
     that never comes back is scale-out's work). Returns how many it ended.
     """
-    interrupted = await db.interrupt_unfinished(datetime.now(UTC), reason)
+    interrupted = await db.commands.interrupt_unfinished(datetime.now(UTC), reason)
     for vin, update in interrupted:
         bus.publish(command_topic(update.update.command_id), update.update)
         bus.publish(vehicle_topic(vin), update)

@@ -7,17 +7,22 @@ are synchronous (call them before `trio.run` or via `trio.to_thread`).
 `open_redis_bus` runs the event bus between nodes on it (`RedisBus`).
 """
 
-from storage.accounts import LastAdminError
+from storage.accounts import AccountStore
+from storage.audit import AuditStore
 from storage.audit_chain import signing_key
 from storage.audit_queries import AuditEntry, AuditFilter
 from storage.audit_retention import RetentionPolicy, RetentionSummary
 from storage.audit_verify import BreakKind, ChainBreak, ChainReport
 from storage.cluster_redis import CommandStreams, RedisLeases, StreamEntry
+from storage.commands import CommandStore
 from storage.config import StorageConfig
 from storage.database import Database, open_database
 from storage.errors import (
     ConflictError,
     DatabaseUnavailable,
+    KeyValueError,
+    LastAdminError,
+    RedisUnavailable,
     StorageError,
     UnknownUserError,
     UnknownVehicleError,
@@ -25,7 +30,7 @@ from storage.errors import (
     VehicleExistsError,
 )
 from storage.history import CommandFilter, Page, VehicleChanges, VehicleFilter, VehicleOverview
-from storage.keyvalue import KeyValue, KeyValueError, RedisUnavailable, open_keyvalue
+from storage.keyvalue import KeyValue, open_keyvalue
 from storage.migrations import check_schema, migrate
 from storage.records import (
     AuditEvent,
@@ -40,16 +45,20 @@ from storage.records import (
 )
 from storage.redis_bus import RedisBus, open_redis_bus
 from storage.urls import normalise_url
+from storage.vehicles import VehicleStore
 
 __all__ = [
+    "AccountStore",
     "AuditEntry",
     "AuditEvent",
     "AuditFilter",
+    "AuditStore",
     "BreakKind",
     "ChainBreak",
     "ChainReport",
     "CommandFilter",
     "CommandRow",
+    "CommandStore",
     "CommandStreams",
     "ConflictError",
     "Database",
@@ -80,6 +89,7 @@ __all__ = [
     "VehicleExistsError",
     "VehicleFilter",
     "VehicleOverview",
+    "VehicleStore",
     "check_schema",
     "migrate",
     "normalise_url",

@@ -50,6 +50,7 @@ __all__ = [
     "RETENTION_ACTION",
     "AuditRow",
     "ChainHead",
+    "append_audit_row",
     "append_audit_rows",
     "canonical_row",
     "chain_of",
@@ -251,6 +252,21 @@ async def append_audit_rows(conn: AsyncConnection, rows: Sequence[AuditRow]) -> 
     if rows:
         chain = chain_of(conn)
         await insert_rows(conn, await lock_head(conn, chain), rows)
+
+
+async def append_audit_row(
+    conn: AsyncConnection,
+    at: datetime,
+    actor: str,
+    action: str,
+    target: str,
+    details: dict[str, JSON],
+) -> None:
+    """Append one audit event to the connection's chain (as the transaction's last write)."""
+    row: AuditRow = {
+        "at": at, "actor": actor, "action": action, "target": target, "details": details
+    }  # fmt: skip
+    await append_audit_rows(conn, [row])
 
 
 def signing_key(secret: str) -> bytes:

@@ -229,9 +229,9 @@ async def provision(
     if tokens:
         return
     for username, role in users:
-        await db.add_user(username, PASSWORD, role)
+        await db.accounts.add_user(username, PASSWORD, role)
     for vin in VINS:
-        _, tokens[vin] = await db.add_vehicle(vin, make="VW", model="Golf", year=2021)
+        _, tokens[vin] = await db.vehicles.add_vehicle(vin, make="VW", model="Golf", year=2021)
 
 
 @asynccontextmanager

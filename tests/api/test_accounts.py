@@ -53,7 +53,9 @@ def error_code(response: httpx.Response) -> str:
 
 
 async def audit(node: Node, username: str, action: str) -> list[AuditEvent]:
-    return [e for e in await node.db.list_audit(target=f"user:{username}") if e.action == action]
+    return [
+        e for e in await node.db.audit.list_audit(target=f"user:{username}") if e.action == action
+    ]
 
 
 async def test_login_gives_a_session_that_me_describes(node: Node) -> None:
