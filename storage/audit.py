@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub.auditing import AuditNote
 from hub.model import JSON
 from storage import audit_queries, audit_retention, audit_verify
-from storage.audit_chain import AuditRow, append_audit_row, append_audit_rows
+from storage.audit_chain import append_audit_row, append_audit_rows
 from storage.audit_queries import AuditEntry, AuditFilter
 from storage.audit_retention import RetentionPolicy, RetentionSummary
 from storage.audit_verify import ChainReport
@@ -74,13 +74,8 @@ class AuditStore:
 
     async def append_audits(self, notes: Sequence[AuditNote]) -> None:
         """Append `notes` (stamped by their writer), in order, in one transaction."""
-        rows: list[AuditRow] = [
-            {"at": n.at, "actor": n.actor, "action": n.action, "target": n.target,
-             "details": n.details}
-            for n in notes
-        ]  # fmt: skip
-        if rows:
-            await self._run(_append_audits, self._writer, rows)
+        if notes:
+            await self._run(_append_audits, self._writer, notes)
 
     async def audit_page(self, wanted: AuditFilter, *, limit: int) -> list[AuditEntry]:
         """Up to `limit` audit events `wanted` selects, in id order (one keyset page)."""
@@ -98,6 +93,6 @@ async def _append_audit(
         await append_audit_row(conn, datetime.now(UTC), actor, action, target, details)
 
 
-async def _append_audits(writer: AsyncEngine, rows: Sequence[AuditRow]) -> None:
+async def _append_audits(writer: AsyncEngine, rows: Sequence[AuditNote]) -> None:
     async with writer.begin() as conn:
         await append_audit_rows(conn, rows)

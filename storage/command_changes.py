@@ -19,8 +19,9 @@ from typing import cast
 from sqlalchemy import ColumnElement, Table, bindparam, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hub.auditing import AuditNote
 from hub.model import JSON, CommandStatus, CommandUpdate, StatusChange
-from storage.audit_chain import AuditRow, append_audit_rows
+from storage.audit_chain import append_audit_rows
 from storage.models import CommandModel
 
 __all__ = [
@@ -134,7 +135,7 @@ async def apply_changes(
     conn: AsyncConnection,
     changes: Sequence[StatusChange],
     node_id: str | None = None,
-    audits: list[AuditRow] | None = None,
+    audits: list[AuditNote] | None = None,
 ) -> None:
     """Apply a batch of changes with one statement per kind (statuses only move forward).
 
@@ -153,14 +154,14 @@ async def apply_changes(
     # One query (rows locked on Postgres) for the commands whose changes are audited.
     vins = await _active_vins(conn, [*phases["dispatched"], *phases["final"]])
     node: dict[str, JSON] = {} if node_id is None else {"node": node_id}
-    rows: list[AuditRow] = [
-        {
-            "at": c.at,
-            "actor": "hub",
-            "action": "command.dispatched",
-            "target": f"command:{c.command_id}",
-            "details": {"vin": vins[c.command_id], **node},
-        }
+    rows: list[AuditNote] = [
+        AuditNote(
+            at=c.at,
+            actor="hub",
+            action="command.dispatched",
+            target=f"command:{c.command_id}",
+            details={"vin": vins[c.command_id], **node},
+        )
         for c in phases["dispatched"]
         if c.command_id in vins
     ]
@@ -179,13 +180,13 @@ async def apply_changes(
         ]
         await conn.execute(_SET_FINAL, final_params)
         rows.extend(
-            {
-                "at": c.at,
-                "actor": "hub",
-                "action": f"command.{c.status.value}",
-                "target": f"command:{c.command_id}",
-                "details": {"vin": vins[c.command_id], "error": c.error},
-            }
+            AuditNote(
+                at=c.at,
+                actor="hub",
+                action=f"command.{c.status.value}",
+                target=f"command:{c.command_id}",
+                details={"vin": vins[c.command_id], "error": c.error},
+            )
             for c in final
         )
     if audits is None:

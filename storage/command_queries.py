@@ -20,6 +20,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hub.auditing import AuditNote
 from hub.model import (
     JSON,
     Command,
@@ -29,7 +30,7 @@ from hub.model import (
     SovdRequest,
     StatusChange,
 )
-from storage.audit_chain import AuditRow, append_audit_rows
+from storage.audit_chain import append_audit_rows
 from storage.command_changes import apply_changes
 from storage.errors import ConflictError, StorageError, UnknownVehicleError
 from storage.models import CommandEventModel, CommandModel
@@ -69,7 +70,7 @@ async def _insert_commands(
     conn: AsyncConnection,
     commands: Sequence[Command],
     node_id: str | None = None,
-    audits: list[AuditRow] | None = None,
+    audits: list[AuditNote] | None = None,
 ) -> frozenset[uuid.UUID]:
     """New commands as pending (held by `node_id`), each with its "command.submitted" audit event.
 
@@ -111,14 +112,14 @@ async def _insert_commands(
         ).returning(_COMMANDS.c.id)
         stored = set((await conn.execute(statement, keyed)).scalars())
         refused = frozenset(c.id for c in commands if c.idempotency_key and c.id not in stored)
-    submitted: list[AuditRow] = [
-        {
-            "at": c.submitted_at,
-            "actor": c.submitted_by,
-            "action": "command.submitted",
-            "target": f"command:{c.id}",
-            "details": {"vin": c.vin, "name": c.name, "params": c.params},
-        }
+    submitted: list[AuditNote] = [
+        AuditNote(
+            at=c.submitted_at,
+            actor=c.submitted_by,
+            action="command.submitted",
+            target=f"command:{c.id}",
+            details={"vin": c.vin, "name": c.name, "params": c.params},
+        )
         for c in commands
         if c.id not in refused
     ]
@@ -238,7 +239,7 @@ async def record(
     New and dispatched commands are stamped with `node_id` (the node that holds them).
     """
     refused: frozenset[uuid.UUID] = frozenset()
-    audits: list[AuditRow] = []
+    audits: list[AuditNote] = []
     async with writer.begin() as conn:
         if commands:
             refused = await _insert_commands(conn, commands, node_id, audits)

@@ -18,8 +18,9 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub.auditing import AuditNote
 from hub.model import JSON, VehicleCredentials
-from storage.audit_chain import AuditRow, append_audit_row, append_audit_rows
+from storage.audit_chain import append_audit_row, append_audit_rows
 from storage.errors import UnknownVehicleError, VehicleExistsError
 from storage.models import VehicleModel
 from storage.records import Vehicle
@@ -51,19 +52,13 @@ async def add_vehicles(
         }
         for v, token_hash in vehicles
     ]
-    audits: list[AuditRow] = []
+    audits: list[AuditNote] = []
     for v, _ in vehicles:
         target = f"vehicle:{v.vin}"
         details: dict[str, JSON] = {"make": v.make, "model": v.model, "year": v.year}
-        audits.append(
-            {"at": v.created_at, "actor": actor, "action": "vehicle.added", "target": target,
-             "details": details}
-        )  # fmt: skip
+        audits.append(AuditNote(v.created_at, actor, "vehicle.added", target, details))
         # Its first credential: rotations are "vehicle.token_rotated".
-        audits.append(
-            {"at": v.created_at, "actor": actor, "action": "vehicle.token_issued",
-             "target": target, "details": {}}
-        )  # fmt: skip
+        audits.append(AuditNote(v.created_at, actor, "vehicle.token_issued", target, {}))
     try:
         async with writer.begin() as conn:
             await conn.execute(insert(VehicleModel), rows)

@@ -183,7 +183,7 @@ async def test_losing_a_race_to_another_node_returns_the_winners_command(
         lookups.append(key)
         return None if len(lookups) == 1 else await real_lookup(submitted_by, key)
 
-    monkeypatch.setattr(node.db, "find_idempotent", late_lookup)
+    monkeypatch.setattr(node.db.commands, "find_idempotent", late_lookup)
     response = await _post(node, READ, "raced")
     assert response.status_code == 200, response.text
     assert response.json()["id"] == str(winner.id)

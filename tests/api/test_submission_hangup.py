@@ -62,7 +62,7 @@ class CommitGate:
                 await self.released.wait()
             return await original(events, changes, commands)
 
-        monkeypatch.setattr(self.db, "record", record)
+        monkeypatch.setattr(self.db.commands, "record", record)
 
     def open(self) -> None:
         self.released.set()
@@ -246,7 +246,7 @@ async def test_a_commit_whose_answer_is_lost_leaves_no_pending_command(
             raise StorageUnavailable("the connection broke while the commit was answered")
         return refused
 
-    monkeypatch.setattr(node.db, "record", record)
+    monkeypatch.setattr(node.db.commands, "record", record)
     response = await node.submit(VINS[0], "ReadDTC", {"ecuAddress": "0x10"})
     assert response.status_code == 503, response.text
     (row,) = await stored(node, VINS[0])  # stored all the same
