@@ -1,6 +1,6 @@
 """The node's retention task: removes old audit rows and finished commands on a schedule.
 
-The work is `storage.Database.sweep_retention` (see `storage.audit_retention`);
+The work is `storage.AuditStore.sweep_retention` (see `storage.audit_retention`);
 this module decides the policy from config and runs it every
 `retention_sweep_s` while the node runs.
 """

@@ -80,7 +80,7 @@ class AuditEvent:
 
 @dataclass(frozen=True, slots=True)
 class NewVehicle:
-    """A vehicle to register (`Database.add_vehicles`)."""
+    """A vehicle to register (`VehicleStore.add_vehicles`)."""
 
     vin: str
     make: str
@@ -109,7 +109,7 @@ class LoginSession:
 
 
 class RefreshOutcome(enum.StrEnum):
-    """What presenting a refresh token did (`Database.rotate_session`)."""
+    """What presenting a refresh token did (`AccountStore.rotate_session`)."""
 
     ROTATED = "rotated"  # the session moved to the next generation
     UNKNOWN = "unknown"  # no such session, or not a token of it
