@@ -8,14 +8,13 @@ to new passwords and the session revocations the node shares over the bus.
 
 from api.app import create_app
 from api.auth import SessionRevocations
-from api.config import ApiConfig, StorageConfig
+from api.config import ApiConfig
 from api.passwords import WeakPassword, check_new_password
 from api.state import app_state
 
 __all__ = [
     "ApiConfig",
     "SessionRevocations",
-    "StorageConfig",
     "WeakPassword",
     "app_state",
     "check_new_password",

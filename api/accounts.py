@@ -51,7 +51,7 @@ async def load_revoked_sessions() -> None:
     """Seed the node's revocation set with sessions revoked while it was down."""
     s = state()
     since = datetime.now(UTC) - timedelta(seconds=s.tokens.revocations.retention_s)
-    revoked = await s.db.revoked_sessions(since)
+    revoked = await s.db.accounts.revoked_sessions(since)
     s.tokens.revocations.load((session_id, at.timestamp()) for session_id, at in revoked)
     log.info("sessions.revocations_loaded", count=len(revoked))
 
@@ -73,7 +73,7 @@ async def login(data: LoginRequest) -> TokenResponse:
     s = state()
     address, agent = client_address(), user_agent()
     await ratelimit.check_login(data.username, address)
-    user, why = await s.db.check_password(data.username, data.password)
+    user, why = await s.db.accounts.check_password(data.username, data.password)
     if user is None:
         details: dict[str, JSON] = {
             "username": data.username,
@@ -81,7 +81,7 @@ async def login(data: LoginRequest) -> TokenResponse:
             "user_agent": agent,
             "reason": why,
         }
-        await s.db.append_audit(
+        await s.db.audit.append_audit(
             actor="anonymous",
             action="auth.login_failed",
             target=f"user:{data.username}",
@@ -91,7 +91,7 @@ async def login(data: LoginRequest) -> TokenResponse:
         raise ApiError(401, "invalid_credentials", "invalid username or password")
     session_id = uuid.uuid4()
     refresh = s.tokens.issue_refresh(session_id, 0)
-    session = await s.db.create_session(
+    session = await s.db.accounts.create_session(
         user,
         session_id,
         refresh_hash(refresh),
@@ -143,7 +143,7 @@ async def refresh(data: RefreshRequest) -> TokenResponse:
     except InvalidToken as exc:
         raise ApiError(401, exc.code, str(exc)) from None
     new_refresh = s.tokens.issue_refresh(session_id, generation + 1)
-    result = await s.db.rotate_session(
+    result = await s.db.accounts.rotate_session(
         session_id,
         generation,
         refresh_hash(data.refresh_token),
@@ -172,7 +172,7 @@ async def logout() -> tuple[str, int]:
     s = state()
     session_id = _session_id(current_principal())
     details: dict[str, JSON] = {"address": client_address(), "user_agent": user_agent()}
-    await s.db.revoke_session(session_id, "logout", action="auth.logout", details=details)
+    await s.db.accounts.revoke_session(session_id, "logout", action="auth.logout", details=details)
     s.tokens.revocations.revoke(session_id)
     return "", 204
 
@@ -182,7 +182,7 @@ async def logout() -> tuple[str, int]:
 @validate_response(MeOut)
 async def me() -> MeOut:
     """Who you are, and the session of your access token."""
-    found = await state().db.session_of(_session_id(current_principal()))
+    found = await state().db.accounts.session_of(_session_id(current_principal()))
     if found is None:
         raise ApiError(401, "session_revoked", "the session of this access token is gone")
     user, session = found
@@ -219,10 +219,10 @@ async def change_password(data: PasswordChange) -> PasswordChanged:
     address, agent = client_address(), user_agent()
     details: dict[str, JSON] = {"address": address, "user_agent": agent}
     await ratelimit.check_login(principal.username, address)
-    user, _ = await s.db.check_password(principal.username, data.current_password)
+    user, _ = await s.db.accounts.check_password(principal.username, data.current_password)
     if user is None:
         target = f"user:{principal.username}"
-        await s.db.append_audit(
+        await s.db.audit.append_audit(
             actor=principal.username,
             action="user.password_change_failed",
             target=target,
@@ -232,7 +232,7 @@ async def change_password(data: PasswordChange) -> PasswordChanged:
         raise ApiError(
             403, "wrong_password", "current_password is not your password; nothing was changed"
         )
-    revoked = await s.db.change_password(
+    revoked = await s.db.accounts.change_password(
         user.id, data.new_password, keep_session=principal.session_id, details=details
     )
     s.tokens.revocations.revoke_all(revoked)

@@ -114,7 +114,7 @@ def create_app(
 
 def _session_lookup(db: Database) -> Lookup:
     async def lookup(session_id: uuid.UUID) -> SessionFacts | None:
-        found = await db.session_of(session_id)
+        found = await db.accounts.session_of(session_id)
         if found is None:
             return None
         user, session = found

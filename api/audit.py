@@ -64,7 +64,7 @@ async def list_audit(query_args: AuditQuery) -> AuditPage:
     wanted = replace(
         _filter(query_args), after_id=query_args.after_id, newest_first=query_args.order == "desc"
     )
-    rows = await state().db.audit_page(wanted, limit=query_args.limit + 1)
+    rows = await state().db.audit.audit_page(wanted, limit=query_args.limit + 1)
     items = rows[: query_args.limit]
     more = len(rows) > query_args.limit
     return AuditPage(
@@ -92,11 +92,11 @@ async def export_audit(query_args: AuditExportQuery) -> Response:
     db = state().db
     details: dict[str, JSON] = query_args.model_dump(mode="json", exclude_none=True)
     details["format"] = query_args.format
-    await db.append_audit(
+    await db.audit.append_audit(
         actor=current_principal().username, action="audit.exported", target="audit", details=details
     )
     wanted = replace(
-        _filter(query_args), after_id=query_args.after_id, up_to_id=await db.last_audit_id()
+        _filter(query_args), after_id=query_args.after_id, up_to_id=await db.audit.last_audit_id()
     )
     now = datetime.now(UTC)
     response = Response(
@@ -123,7 +123,7 @@ async def _export(
         if form == "csv":
             yield _csv_line(EXPORT_COLUMNS)
         while True:
-            rows = await db.audit_page(wanted, limit=EXPORT_PAGE_ROWS)
+            rows = await db.audit.audit_page(wanted, limit=EXPORT_PAGE_ROWS)
             if rows:
                 yield encode(rows)
                 rows_sent += len(rows)

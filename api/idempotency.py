@@ -6,7 +6,7 @@ layers keep a race from submitting twice or from failing anyone else's write:
 
 1. this node serializes submissions of one (user, key) with `KeyLocks`, so the
    second looks the key up only after the first has committed;
-2. the lookup (`Database.find_idempotent`) finds the first command;
+2. the lookup (`CommandStore.find_idempotent`) finds the first command;
 3. should another node win the race between lookup and commit, the insert
    skips the row (ON CONFLICT DO NOTHING, so the group commit's other commands
    are stored), the hub raises `IdempotencyKeyTaken` before dispatching, and
@@ -117,4 +117,4 @@ async def resume_lost(row: CommandRow) -> CommandRow:
     log.warning("command.resumed", command_id=str(row.id), vin=row.vin)
     with suppress(DispatchError):  # recorded as failed, with the reason
         await s.hub.submissions.resume(row.command())
-    return await s.db.get_command(row.id) or row
+    return await s.db.commands.get_command(row.id) or row

@@ -81,12 +81,12 @@ async def submit_command(
     username = current_principal().username
     claim = IdempotencyClaim(key, request_hash(data))
     async with key_locks().hold(username, key):
-        earlier = await state().db.find_idempotent(username, key)
+        earlier = await state().db.commands.find_idempotent(username, key)
         if earlier is None:
             try:
                 return await _submit(data, claim)
             except IdempotencyKeyTaken:  # another node stored it between lookup and commit
-                earlier = await state().db.find_idempotent(username, key)
+                earlier = await state().db.commands.find_idempotent(username, key)
                 if earlier is None:
                     raise
         row, stored_hash = earlier
@@ -110,7 +110,7 @@ async def _submit(
     timeout_s = _limited("timeout_s", data.timeout_s, s.hub_config.max_command_timeout_s)
     ttl_s = _limited("ttl_s", data.ttl_s, s.hub_config.max_command_ttl_s)
     # Connected implies registered: no query needed.
-    if s.hub.connection(data.vin) is None and await s.db.get_vehicle(data.vin) is None:
+    if s.hub.connection(data.vin) is None and await s.db.vehicles.get_vehicle(data.vin) is None:
         raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {data.vin} is registered")
     now = datetime.now(UTC)
     command = Command(
@@ -230,7 +230,9 @@ async def list_commands(query_args: CommandQuery) -> CommandList:
         since=query_args.since,
         until=query_args.until,
     )
-    page = await state().db.list_commands(wanted, limit=query_args.limit, offset=query_args.offset)
+    page = await state().db.commands.list_commands(
+        wanted, limit=query_args.limit, offset=query_args.offset
+    )
     return CommandList(
         items=[_command_out(row) for row in page.items],
         total=page.total,
@@ -282,13 +284,13 @@ async def cancel_command(command_id: uuid.UUID) -> tuple[CommandOut, int]:
 async def get_events(command_id: uuid.UUID) -> EventList:
     """Every event the vehicle sent for a command, ordered by seq."""
     await _readable_command(command_id)
-    events = await state().db.list_events(command_id)
+    events = await state().db.commands.list_events(command_id)
     items = [EventOut.model_validate(e.to_json()) for e in events]
     return EventList(items=items, total=len(items))
 
 
 async def _readable_command(command_id: uuid.UUID) -> CommandRow:
-    row = await state().db.get_command(command_id)
+    row = await state().db.commands.get_command(command_id)
     if row is None or not can_read_command(current_principal(), row):
         raise ApiError(404, "unknown_command", f"no command {command_id} visible to you")
     return row

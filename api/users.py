@@ -35,7 +35,9 @@ _USER_ID = "<int(max=2147483647):user_id>"
 @validate_response(UserList)
 async def list_users(query_args: UserPage) -> UserList:
     """Operator accounts ordered by id, a page at a time (`limit` 1-500, `offset`)."""
-    users, total = await state().db.list_users(limit=query_args.limit, offset=query_args.offset)
+    users, total = await state().db.accounts.list_users(
+        limit=query_args.limit, offset=query_args.offset
+    )
     return UserList(
         items=[user_out(u) for u in users],
         total=total,
@@ -54,7 +56,7 @@ async def create_user(data: NewUserIn) -> tuple[UserOut, int, dict[str, str]]:
     check_password_field("password", data.password, data.username)
     by = current_principal().username
     try:
-        user = await state().db.add_user(data.username, data.password, data.role, by=by)
+        user = await state().db.accounts.add_user(data.username, data.password, data.role, by=by)
     except UserExistsError:
         raise ApiError(409, "user_exists", f"user {data.username} already exists") from None
     return user_out(user), 201, {"Location": f"/api/v1/users/{user.id}"}
@@ -65,7 +67,7 @@ async def create_user(data: NewUserIn) -> tuple[UserOut, int, dict[str, str]]:
 @validate_response(UserOut)
 async def get_user(user_id: int) -> UserOut:
     """One operator account."""
-    user = await state().db.get_user_by_id(user_id)
+    user = await state().db.accounts.get_user_by_id(user_id)
     if user is None:
         raise _unknown_user(user_id)
     return user_out(user)
@@ -87,7 +89,7 @@ async def update_user(user_id: int, data: UserPatch) -> UserOut:
         raise ApiError(422, "validation_failed", message, details=[detail("body", message)])
     s = state()
     try:
-        change = await s.db.update_user(
+        change = await s.db.accounts.update_user(
             user_id, role=data.role, enabled=data.enabled, by=current_principal().username
         )
     except UnknownUserError:
@@ -110,7 +112,7 @@ async def unlock_user(user_id: int) -> tuple[str, int]:
     of an address (failures for many usernames) are not the user's: they stay.
     """
     s = state()
-    user = await s.db.get_user_by_id(user_id)
+    user = await s.db.accounts.get_user_by_id(user_id)
     if user is None:
         raise _unknown_user(user_id)
     addresses = await ratelimit.unlock(user.username)
@@ -119,7 +121,7 @@ async def unlock_user(user_id: int) -> tuple[str, int]:
         "address": client_address(),
         "user_agent": user_agent(),
     }
-    await s.db.append_audit(
+    await s.db.audit.append_audit(
         actor=current_principal().username,
         action="user.unlocked",
         target=f"user:{user.username}",

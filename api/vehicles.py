@@ -61,7 +61,9 @@ async def list_vehicles(query_args: VehicleQuery) -> VehicleList:
         vins=connected if query_args.status == "connected" else None,
         not_vins=connected if query_args.status == "disconnected" else None,
     )
-    page = await s.db.search_vehicles(wanted, limit=query_args.limit, offset=query_args.offset)
+    page = await s.db.vehicles.search_vehicles(
+        wanted, limit=query_args.limit, offset=query_args.offset
+    )
     holders = await holders_of([v.vin for v in page.items])
     return VehicleList(
         items=[_vehicle_out(v, holders) for v in page.items],
@@ -80,7 +82,9 @@ async def register_vehicle(data: NewVehicleIn) -> tuple[VehicleCreated, int]:
     """Register a vehicle; its token is in the answer, once (only its hash is stored)."""
     new = NewVehicle(data.vin, data.make, data.model, data.year, dict(data.metadata))
     try:
-        [(vehicle, token)] = await state().db.add_vehicles([new], by=current_principal().username)
+        [(vehicle, token)] = await state().db.vehicles.add_vehicles(
+            [new], by=current_principal().username
+        )
     except VehicleExistsError:
         raise ApiError(409, "vehicle_exists", f"vehicle {data.vin} is already registered") from None
     out = _vehicle_out(vehicle, await holders_of([vehicle.vin]))
@@ -99,7 +103,9 @@ async def get_vehicle(vin: str) -> VehicleDetail:
     _check_shape(vin)
     principal = current_principal()
     commands_of = None if principal.role is Role.ADMIN else principal.username
-    overview = await state().db.vehicle_overview(vin, commands_of=commands_of, recent=RECENT)
+    overview = await state().db.vehicles.vehicle_overview(
+        vin, commands_of=commands_of, recent=RECENT
+    )
     if overview is None:
         raise _unknown(vin)
     out = _vehicle_out(overview.vehicle, await holders_of([vin]))
@@ -132,7 +138,9 @@ async def update_vehicle(vin: str, data: VehiclePatch) -> VehicleOut:
         metadata=dict(data.metadata) if data.metadata is not None else None,
     )
     try:
-        vehicle = await state().db.update_vehicle(vin, changes, by=current_principal().username)
+        vehicle = await state().db.vehicles.update_vehicle(
+            vin, changes, by=current_principal().username
+        )
     except UnknownVehicleError:
         raise _unknown(vin) from None
     return _vehicle_out(vehicle, await holders_of([vin]))
@@ -149,7 +157,7 @@ async def rotate_token(vin: str) -> VehicleToken:
     _check_shape(vin)
     s = state()
     try:
-        token = await s.db.rotate_vehicle_token(vin, by=current_principal().username)
+        token = await s.db.vehicles.rotate_vehicle_token(vin, by=current_principal().username)
     except UnknownVehicleError:
         raise _unknown(vin) from None
     s.hub.revoke(
@@ -168,7 +176,7 @@ async def disable_vehicle(vin: str) -> VehicleOut:
     _check_shape(vin)
     s = state()
     try:
-        await s.db.set_vehicle_enabled(vin, False, by=current_principal().username)
+        await s.db.vehicles.set_vehicle_enabled(vin, False, by=current_principal().username)
     except UnknownVehicleError:
         raise _unknown(vin) from None
     s.hub.revoke(vin, LinkVerdict.PERMISSION_DENIED, f"vehicle {vin} was disabled by an admin")
@@ -182,14 +190,14 @@ async def enable_vehicle(vin: str) -> VehicleOut:
     """Admit the vehicle again."""
     _check_shape(vin)
     try:
-        await state().db.set_vehicle_enabled(vin, True, by=current_principal().username)
+        await state().db.vehicles.set_vehicle_enabled(vin, True, by=current_principal().username)
     except UnknownVehicleError:
         raise _unknown(vin) from None
     return _vehicle_out(await _registered(vin), await holders_of([vin]))
 
 
 async def _registered(vin: str) -> Vehicle:
-    vehicle = await state().db.get_vehicle(vin)
+    vehicle = await state().db.vehicles.get_vehicle(vin)
     if vehicle is None:
         raise _unknown(vin)
     return vehicle

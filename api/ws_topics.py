@@ -54,7 +54,7 @@ async def stream_vehicles(
     vehicle = None
     if vin is not None:
         async with viewer.s.ws_reads:
-            vehicle = await viewer.s.db.get_vehicle(vin)
+            vehicle = await viewer.s.db.vehicles.get_vehicle(vin)
         if vehicle is None:
             raise ClientError(
                 "unknown_vehicle", f"no vehicle with VIN {vin!r} is registered", topic
@@ -118,7 +118,7 @@ async def _replay_then_follow(
 ) -> None:
     from_seq = next_seq = sub.next_seq or 0
     async with viewer.s.ws_reads:
-        row, stored = await viewer.s.db.command_with_events(command_id, from_seq)
+        row, stored = await viewer.s.db.commands.command_with_events(command_id, from_seq)
     if row is None or not can_read_command(viewer.principal, row):
         raise ClientError("unknown_command", f"no command {command_id} visible to you", topic)
     ready()  # the replay is paced by the client's reading: the socket reads on meanwhile

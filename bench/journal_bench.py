@@ -1,11 +1,11 @@
-"""The journal alone: N trio tasks recording new commands through `Database.record`.
+"""The journal alone: N trio tasks recording new commands through `CommandStore.record`.
 
 Three ways to commit, measured one after the other on the same database:
 
     group                 `GroupCommitJournal` as the hub configures it by default
     per_call              `GroupCommitJournal(max_batch_records=1)`: one transaction per
                           call, one at a time (what `journal_max_batch_records = 1` does)
-    per_call_concurrent   each task calls `Database.record` itself: one transaction per
+    per_call_concurrent   each task calls `CommandStore.record` itself: one transaction per
                           call, up to the pool's size at once (a hub without a writer task)
 
 No HTTP, no actors: this isolates what batching saves in the database and its
@@ -60,10 +60,10 @@ async def measure_journal(url: str, tasks: int, duration_s: float) -> dict[str, 
         for variant in VARIANTS:
             async with trio.open_nursery() as nursery:
                 if variant == "per_call_concurrent":
-                    record: _Record = functools.partial(db.record, (), ())
+                    record: _Record = functools.partial(db.commands.record, (), ())
                 else:
                     journal = GroupCommitJournal(
-                        db,
+                        db.commands,
                         max_batch_records=1
                         if variant == "per_call"
                         else defaults.journal_max_batch_records,

@@ -111,13 +111,13 @@ async def provision(url: str, vehicles: int) -> list[VehicleSpec]:
     """The bench operator (engineer) and `vehicles` registered vehicles with their tokens."""
     specs: list[VehicleSpec] = []
     async with open_database(url, bcrypt_rounds=4) as db:
-        await db.add_user(BENCH_USER, BENCH_PASSWORD, "engineer")
+        await db.accounts.add_user(BENCH_USER, BENCH_PASSWORD, "engineer")
         for first in range(1, vehicles + 1, 5000):
             chunk = [
                 NewVehicle(bench_vin(n), "Bench", "Sim", 2026)
                 for n in range(first, min(first + 5000, vehicles + 1))
             ]
-            added = await db.add_vehicles(chunk)
+            added = await db.vehicles.add_vehicles(chunk)
             specs += [VehicleSpec(vehicle.vin, token) for vehicle, token in added]
     return specs
 

@@ -517,14 +517,19 @@ async def _send_later(inbox: trio.MemorySendChannel[ActorMessage], message: Acto
 @asynccontextmanager
 async def open_hub(
     config: HubConfig,
+    *,
     directory: VehicleDirectory,
     journal: CommandJournal,
-    bus: EventBus,
-    audit: AuditLog,
     backlog: CommandBacklog,
+    audit: AuditLog,
+    bus: EventBus,
     leases: VehicleLeases | None = None,
 ) -> AsyncIterator[Hub]:
     """Run a hub node serving vehicles on `config.grpc_host:grpc_port` while the context is open.
+
+    The ports are given by keyword: `directory` (the vehicle registry),
+    `journal` (where commands are recorded), `backlog` (commands waiting for
+    an offline vehicle), `audit`, `bus`, and with scale-out `leases`.
 
     `hub.grpc_port` is the bound port (useful with port 0). Must run inside
     `trio_asyncio.open_loop()`. Leaving the context shuts the node down

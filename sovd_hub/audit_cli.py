@@ -68,7 +68,7 @@ def _verify(args: argparse.Namespace) -> int:
 
     async def verify() -> None:
         async with open_database(config.database_url) as db:
-            reports.extend(await db.verify_audit(chain=args.chain, key=key))
+            reports.extend(await db.audit.verify_audit(chain=args.chain, key=key))
 
     run_async(verify)
     if key_note:

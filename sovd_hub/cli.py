@@ -119,7 +119,7 @@ def _user_add(args: argparse.Namespace) -> int:
 
     async def add() -> None:
         async with open_database(url, audit_chain=audit_chain(args)) as db:
-            await db.add_user(args.username, password, args.role)
+            await db.accounts.add_user(args.username, password, args.role)
 
     run_async(add)
     print(f"user {args.username} added with role {args.role}")
@@ -149,7 +149,7 @@ def _vehicle_add(args: argparse.Namespace) -> int:
 
     async def add() -> None:
         async with open_database(url, audit_chain=audit_chain(args)) as db:
-            _, token = await db.add_vehicle(
+            _, token = await db.vehicles.add_vehicle(
                 args.vin, make=args.make, model=args.model, year=args.year
             )
             tokens.append(token)

@@ -21,12 +21,12 @@ from typing import Any
 
 import trio
 
-from api import StorageConfig, WeakPassword, check_new_password
+from api import WeakPassword, check_new_password
 from hub import ConfigError
 from sovd_hub.node import open_node
 from sovd_hub.options import add_node_options, node_configs
 from sovd_hub.runtime import configure_logging, run
-from storage import Database, UserExistsError, migrate, open_database
+from storage import Database, StorageConfig, UserExistsError, migrate, open_database
 
 DEMO_USERS = (("admin", "admin"), ("engineer", "engineer"))
 _MODELS = (("Volkswagen", "ID.4", 2023), ("BMW", "i4", 2024), ("Volvo", "EX30", 2025))
@@ -126,9 +126,9 @@ async def _prepare(storage: StorageConfig, password: str, vehicles: int, data_di
     async with open_database(storage.database_url) as db:
         for username, role in DEMO_USERS:
             try:
-                await db.add_user(username, password, role)
+                await db.accounts.add_user(username, password, role)
             except UserExistsError:
-                await db.set_password(username, password)
+                await db.accounts.set_password(username, password)
         fleet = [
             {"vin": vin, "token": await _vehicle_token(db, vin, n, known)}
             for n, vin in ((n, demo_vin(n)) for n in range(1, vehicles + 1))
@@ -138,12 +138,12 @@ async def _prepare(storage: StorageConfig, password: str, vehicles: int, data_di
 
 
 async def _vehicle_token(db: Database, vin: str, number: int, known: dict[str, str]) -> str:
-    if vin in known and await db.get_vehicle(vin) is not None:
+    if vin in known and await db.vehicles.get_vehicle(vin) is not None:
         return known[vin]
-    if await db.get_vehicle(vin) is not None:
-        return await db.rotate_vehicle_token(vin)
+    if await db.vehicles.get_vehicle(vin) is not None:
+        return await db.vehicles.rotate_vehicle_token(vin)
     make, model, year = _MODELS[number % len(_MODELS)]
-    _, token = await db.add_vehicle(
+    _, token = await db.vehicles.add_vehicle(
         vin, make=make, model=model, year=year, metadata={"simulated": True}
     )
     return token

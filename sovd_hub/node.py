@@ -14,7 +14,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
-from api import ApiConfig, StorageConfig, app_state, create_app
+from api import ApiConfig, app_state, create_app
 from hub import (
     ROUTING_READ_BLOCK_S,
     ClusterRouter,
@@ -32,6 +32,7 @@ from storage import (
     Database,
     KeyValue,
     RedisLeases,
+    StorageConfig,
     open_database,
     open_keyvalue,
     open_redis_bus,
@@ -87,7 +88,15 @@ async def open_node(
         async with (
             _open_redis(storage_config) as keyvalue,
             open_leases(keyvalue, hub_config) as leases,
-            open_hub(hub_config, db, db, bus, db, db, leases) as hub,
+            open_hub(
+                hub_config,
+                directory=db.vehicles,
+                journal=db.commands,
+                backlog=db.commands,
+                audit=db.audit,
+                bus=bus,
+                leases=leases,
+            ) as hub,
         ):
             app = create_app(hub, db, api_config, hub_config, keyvalue)
             router = _route(hub, db, leases, keyvalue, storage_config)
@@ -145,7 +154,7 @@ def _route(
         ) as blocking:
             yield CommandStreams(blocking, node_id)
 
-    return hub.route_through(db, leases, CommandStreams(keyvalue, node_id), open_reader)
+    return hub.route_through(db.commands, leases, CommandStreams(keyvalue, node_id), open_reader)
 
 
 @asynccontextmanager
@@ -185,7 +194,7 @@ async def recover_commands(db: Database, bus: EventBus, reason: str = RESTART_RE
     waiting; other nodes' commands are left alone (cleaning up after a node
     that never comes back is scale-out's work). Returns how many it ended.
     """
-    interrupted = await db.interrupt_unfinished(datetime.now(UTC), reason)
+    interrupted = await db.commands.interrupt_unfinished(datetime.now(UTC), reason)
     publish_ends(bus, interrupted)
     if interrupted:
         event = (

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import trio
 
-from api import ApiConfig, StorageConfig
+from api import ApiConfig
 from hub import ConfigError, HubConfig, load_config, parse_bind, read_config_file
 from sovd_hub.runtime import run
+from storage import StorageConfig
 
 __all__ = [
     "DEFAULT_GRPC_BIND",

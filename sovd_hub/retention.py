@@ -1,6 +1,6 @@
 """The node's retention task: removes old audit rows and finished commands on a schedule.
 
-The work is `storage.Database.sweep_retention` (see `storage.audit_retention`);
+The work is `storage.AuditStore.sweep_retention` (see `storage.audit_retention`);
 this module decides the policy from config and runs it every
 `retention_sweep_s` while the node runs.
 """
@@ -12,9 +12,16 @@ from collections.abc import Callable, Mapping
 import structlog
 import trio
 
-from api import ApiConfig, StorageConfig
+from api import ApiConfig
 from hub import ConfigError, load_config
-from storage import Database, RetentionPolicy, RetentionSummary, StorageError, signing_key
+from storage import (
+    Database,
+    RetentionPolicy,
+    RetentionSummary,
+    StorageConfig,
+    StorageError,
+    signing_key,
+)
 
 __all__ = ["audit_signing_secret", "retention_policy", "run_retention", "verify_key"]
 
@@ -77,7 +84,7 @@ async def run_retention(
         while True:
             backlog = False
             try:
-                summaries = await db.sweep_retention(policy)
+                summaries = await db.audit.sweep_retention(policy)
                 for done in summaries:
                     log.info(
                         "audit.retention",

@@ -1,23 +1,59 @@
-"""Storage: the hub's database (SQLite embedded, Postgres in production).
+"""Storage: the hub's database (SQLite embedded, Postgres in production) and Redis.
 
-Other packages use only what is named here. `Database` implements the hub's
-`VehicleDirectory` and `CommandJournal` ports; `migrate` and `check_schema`
-are synchronous (call them before `trio.run` or via `trio.to_thread`).
-`open_keyvalue` opens the Redis that nodes share (`KeyValue`), when one is configured;
-`open_redis_bus` runs the event bus between nodes on it (`RedisBus`).
+Other packages use only what is named here. What each module owns:
+
+- `database`: `Database`, opened by `open_database`: the stores below over one engine.
+- `engine`: the engine (SQLite/Postgres setup, the bridge crossing, `ping`).
+- `commands`: `CommandStore`, the hub's `CommandJournal`, `CommandBacklog` and
+  `DueWaiting`; its transactions are in `command_queries` (store, read, group
+  commit), `command_changes` (status moves, and `end_commands`, the one
+  transaction that ends commands in bulk), `cluster_queries` and `history`.
+- `vehicles`: `VehicleStore`, the registry and the hub's `VehicleDirectory`
+  (`vehicle_queries`, `history`).
+- `accounts`: `AccountStore`, users and login sessions (`account_queries`).
+- `audit`: `AuditStore`, the hub's `AuditLog` (`audit_chain` writes every row,
+  `audit_queries` reads, `audit_verify`, `audit_retention`).
+- `config`: `StorageConfig`. `migrations`: `migrate` and `check_schema`,
+  synchronous (call them before `trio.run` or via `trio.to_thread`).
+- `keyvalue`: `open_keyvalue`, the Redis nodes share (`KeyValue`);
+  `redis_bus` + `bus_codec`: the event bus between nodes (`RedisBus`);
+  `cluster_redis`: leases and per-node command streams.
+- `errors`: the exception tree (every exception storage raises):
+
+```
+StorageError
+├── DatabaseUnavailable       also the hub's StorageUnavailable
+├── ConflictError
+│   ├── UserExistsError
+│   ├── VehicleExistsError
+│   └── LastAdminError
+├── UnknownUserError
+├── UnknownVehicleError
+└── KeyValueError
+    └── RedisUnavailable
+```
+
+Besides: `ValueError` for an argument no store takes, `hub.ConfigError` for
+a bad `StorageConfig`, `hub.StorageUnavailable` from the leases.
 """
 
 from hub import StreamEntry
-from storage.accounts import LastAdminError
+from storage.accounts import AccountStore
+from storage.audit import AuditStore
 from storage.audit_chain import signing_key
 from storage.audit_queries import AuditEntry, AuditFilter
 from storage.audit_retention import RetentionPolicy, RetentionSummary
 from storage.audit_verify import BreakKind, ChainBreak, ChainReport
 from storage.cluster_redis import CommandStreams, RedisLeases
+from storage.commands import CommandStore
+from storage.config import StorageConfig
 from storage.database import Database, open_database
 from storage.errors import (
     ConflictError,
     DatabaseUnavailable,
+    KeyValueError,
+    LastAdminError,
+    RedisUnavailable,
     StorageError,
     UnknownUserError,
     UnknownVehicleError,
@@ -25,7 +61,7 @@ from storage.errors import (
     VehicleExistsError,
 )
 from storage.history import CommandFilter, Page, VehicleChanges, VehicleFilter, VehicleOverview
-from storage.keyvalue import KeyValue, KeyValueError, RedisUnavailable, open_keyvalue
+from storage.keyvalue import KeyValue, open_keyvalue
 from storage.migrations import check_schema, migrate
 from storage.records import (
     AuditEvent,
@@ -40,16 +76,20 @@ from storage.records import (
 )
 from storage.redis_bus import RedisBus, open_redis_bus
 from storage.urls import normalise_url
+from storage.vehicles import VehicleStore
 
 __all__ = [
+    "AccountStore",
     "AuditEntry",
     "AuditEvent",
     "AuditFilter",
+    "AuditStore",
     "BreakKind",
     "ChainBreak",
     "ChainReport",
     "CommandFilter",
     "CommandRow",
+    "CommandStore",
     "CommandStreams",
     "ConflictError",
     "Database",
@@ -67,6 +107,7 @@ __all__ = [
     "RefreshResult",
     "RetentionPolicy",
     "RetentionSummary",
+    "StorageConfig",
     "StorageError",
     "StreamEntry",
     "UnknownUserError",
@@ -79,6 +120,7 @@ __all__ = [
     "VehicleExistsError",
     "VehicleFilter",
     "VehicleOverview",
+    "VehicleStore",
     "check_schema",
     "migrate",
     "normalise_url",

@@ -1,362 +1,238 @@
-"""The transactions of operator accounts and their login sessions, as asyncio coroutines.
+"""The accounts' store: operator users (passwords hashed with bcrypt) and their login
+sessions (families of rotating refresh tokens).
 
-Like `storage.queries`, each function is one whole transaction that
-`storage.database.Database` runs with a single bridge crossing. A session
-is a family of refresh tokens: only the hash of the current one is kept,
-with its `generation`; presenting an older generation revokes the family.
-
-Serialising admin changes: every `update_user` first locks the enabled
-admins' rows (in id order, on Postgres), so two admins demoting each other
-at once cannot leave the hub without one; SQLite serialises writers anyway.
+Each method crosses the bridge once (`storage.engine.Engine.run`) to run one
+transaction of `account_queries`; bcrypt runs in a worker thread.
 """
 
 from __future__ import annotations
 
-import hmac
 import uuid
-from collections.abc import Sequence
-from dataclasses import replace
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+import bcrypt
+import trio
 
 from hub.model import JSON
-from storage.errors import ConflictError, UnknownUserError, UserExistsError
-from storage.models import SessionModel, UserModel
-from storage.queries import _audit
-from storage.records import LoginSession, RefreshOutcome, RefreshResult, User, UserUpdate
+from storage import account_queries
+from storage.engine import Engine
+from storage.models import ROLES
+from storage.records import LoginSession, RefreshResult, User, UserUpdate
 
-__all__ = ["LastAdminError"]
+__all__ = ["BCRYPT_ROUNDS", "AccountStore"]
 
-
-class LastAdminError(ConflictError):
-    """The change would leave the hub without an enabled admin."""
-
-
-_U = UserModel
-_S = SessionModel
-_USER_COLUMNS = (_U.id, _U.username, _U.role, _U.created_at, _U.enabled)
-_SESSION_COLUMNS = (
-    _S.id,
-    _S.user_id,
-    _S.generation,
-    _S.created_at,
-    _S.refreshed_at,
-    _S.expires_at,
-    _S.revoked_at,
-    _S.revoked_reason,
-    _S.address,
-    _S.user_agent,
-)
+#: bcrypt work factor of new password hashes (~0.25 s of CPU each here).
+BCRYPT_ROUNDS = 12
+# A real hash of the same cost: an unknown username costs what a wrong password does.
+_DUMMY_HASH = b"$2b$12$VGiWG5Q.xJJB4QQNFS2/q.8wHRCqYw06e0xiCQH6D4g54T3k5NjQy"
+_MAX_PASSWORD_BYTES = 72  # bcrypt 5 refuses longer passwords
 
 
-def _user(values: Sequence[Any]) -> User:
-    """A `User` from a row that starts with `_USER_COLUMNS`."""
-    return User(*values[:5])
+class AccountStore:
+    """Operator accounts and their sessions.
 
-
-def _session(values: Sequence[Any]) -> LoginSession:
-    """A `LoginSession` from a row that starts with `_SESSION_COLUMNS` (in field order)."""
-    return LoginSession(*values[:10])
-
-
-# -- users -------------------------------------------------------------------
-
-
-async def add_user(
-    writer: AsyncEngine, username: str, password_hash: str, role: str, actor: str, at: datetime
-) -> User:
-    try:
-        async with writer.begin() as conn:
-            user_id = await conn.scalar(
-                insert(_U)
-                .values(username=username, password_hash=password_hash, role=role, created_at=at)
-                .returning(_U.id)
-            )
-            await _audit(conn, at, actor, "user.added", f"user:{username}", {"role": role})
-    except IntegrityError as exc:
-        raise UserExistsError(f"user {username!r} already exists") from exc
-    assert user_id is not None
-    return User(id=user_id, username=username, role=role, created_at=at)
-
-
-async def set_password(
-    writer: AsyncEngine, username: str, password_hash: str, at: datetime
-) -> list[uuid.UUID]:
-    """Replace the password (CLI, demo) and revoke every session of the user."""
-    async with writer.begin() as conn:
-        user_id = await conn.scalar(
-            update(_U)
-            .where(_U.username == username)
-            .values(password_hash=password_hash)
-            .returning(_U.id)
-        )
-        if user_id is None:
-            raise UnknownUserError(f"user {username!r} does not exist")
-        revoked = await _revoke_sessions(conn, user_id, at, "password_set")
-        await _audit(conn, at, "hub", "user.password_set", f"user:{username}", {})
-    return revoked
-
-
-async def get_user(reader: AsyncEngine, username: str) -> tuple[User, str] | None:
-    """The user and their password hash."""
-    query = select(*_USER_COLUMNS, _U.password_hash).where(_U.username == username)
-    async with reader.connect() as conn:
-        row = (await conn.execute(query)).one_or_none()
-    return None if row is None else (_user(tuple(row)), row.password_hash)
-
-
-async def get_user_by_id(reader: AsyncEngine, user_id: int) -> User | None:
-    async with reader.connect() as conn:
-        row = (await conn.execute(select(*_USER_COLUMNS).where(_U.id == user_id))).one_or_none()
-    return None if row is None else _user(row)
-
-
-async def list_users(reader: AsyncEngine, limit: int, offset: int) -> tuple[list[User], int]:
-    """A page of users ordered by id, and how many there are in all."""
-    page = select(*_USER_COLUMNS).order_by(_U.id).limit(limit).offset(offset)
-    async with reader.connect() as conn:
-        rows = (await conn.execute(page)).all()
-        total = await conn.scalar(select(func.count()).select_from(_U))
-    return [_user(row) for row in rows], total or 0
-
-
-async def update_user(
-    writer: AsyncEngine,
-    user_id: int,
-    role: str | None,
-    enabled: bool | None,
-    actor: str,
-    at: datetime,
-) -> UserUpdate:
-    """Change a user's role and/or enabled flag, audited as `actor`.
-
-    Changing the role or disabling revokes every live session of the user.
-    Raises `UnknownUserError`, or `LastAdminError` (nothing changed) when no
-    enabled admin would remain.
+    Every method raises `DatabaseUnavailable` when the database does not
+    answer and `StorageError` when it refuses. Cancelling a call cancels its
+    transaction, which is rolled back.
     """
-    async with writer.begin() as conn:
-        # Lock the admins first, always in the same order: no deadlock, no race.
-        admins_query = (
-            select(_U.id).where(_U.role == "admin", _U.enabled).order_by(_U.id).with_for_update()
+
+    def __init__(self, engine: Engine, bcrypt_rounds: int = BCRYPT_ROUNDS) -> None:
+        if not 4 <= bcrypt_rounds <= 31:
+            raise ValueError(f"bcrypt_rounds must be 4-31, got {bcrypt_rounds}")
+        self._engine = engine
+        self._run = engine.run
+        self._reader = engine.reader
+        self._writer = engine.writer
+        self._bcrypt_rounds = bcrypt_rounds
+
+    async def add_user(self, username: str, password: str, role: str, *, by: str = "hub") -> User:
+        """Create an operator account (audited `user.added` as `by`).
+
+        Raises `UserExistsError` if the name is taken, `ValueError` for an
+        unknown role, an empty username or a password over bcrypt's 72 bytes.
+        """
+        _check_role(role)
+        if not username:
+            raise ValueError("username is empty")
+        hashed = await _hash_password(password, self._bcrypt_rounds)
+        now = datetime.now(UTC)
+        return await self._run(
+            account_queries.add_user, self._writer, username, hashed, role, by, now
         )
-        admins = set((await conn.execute(admins_query)).scalars())
-        row = (
-            await conn.execute(select(*_USER_COLUMNS).where(_U.id == user_id).with_for_update())
-        ).one_or_none()
-        if row is None:
-            raise UnknownUserError(f"user {user_id} does not exist")
-        before = _user(row)
-        after = replace(
-            before,
-            role=before.role if role is None else role,
-            enabled=before.enabled if enabled is None else enabled,
+
+    async def set_password(self, username: str, password: str) -> list[uuid.UUID]:
+        """Replace the user's password (audited) and revoke all their sessions (their ids).
+
+        Raises `UnknownUserError` if there is no such user, `ValueError` for a
+        password longer than bcrypt's 72 bytes.
+        """
+        hashed = await _hash_password(password, self._bcrypt_rounds)
+        return await self._run(
+            account_queries.set_password, self._writer, username, hashed, datetime.now(UTC)
         )
-        if after == before:
-            return UserUpdate(before, after, [])
-        still_admin = after.role == "admin" and after.enabled
-        if user_id in admins and not still_admin and not admins - {user_id}:
-            raise LastAdminError(
-                f"user {before.username} is the last enabled admin: enable or promote "
-                "another admin first"
-            )
-        await conn.execute(
-            update(_U).where(_U.id == user_id).values(role=after.role, enabled=after.enabled)
+
+    async def check_password(self, username: str, password: str) -> tuple[User | None, str]:
+        """`(user, "ok")` if the password is theirs and they are enabled, else `(None, why)`.
+
+        `why` is `unknown_user`, `wrong_password` or `disabled` (for the audit
+        trail, not for the caller's answer). Always spends one bcrypt check
+        (in a worker thread), so the time taken tells nothing.
+        """
+        found = await self._run(account_queries.get_user, self._reader, username)
+        stored = found[1].encode() if found is not None else _DUMMY_HASH
+        secret = password.encode()
+        if len(secret) > _MAX_PASSWORD_BYTES:
+            secret = b""  # cannot be anyone's password; still spend the check
+        matches = await trio.to_thread.run_sync(bcrypt.checkpw, secret, stored)
+        if found is None:
+            return None, "unknown_user"
+        if not matches:
+            return None, "wrong_password"
+        return (found[0], "ok") if found[0].enabled else (None, "disabled")
+
+    async def authenticate_user(self, username: str, password: str) -> User | None:
+        """The user when `password` is theirs and they are enabled; else None (see above)."""
+        return (await self.check_password(username, password))[0]
+
+    async def get_user(self, username: str) -> User | None:
+        """The user called `username`, or None."""
+        found = await self._run(account_queries.get_user, self._reader, username)
+        return found[0] if found is not None else None
+
+    async def get_user_by_id(self, user_id: int) -> User | None:
+        """The user with this id, or None."""
+        return await self._run(account_queries.get_user_by_id, self._reader, user_id)
+
+    async def list_users(self, *, limit: int, offset: int = 0) -> tuple[list[User], int]:
+        """A page of users ordered by id, and the total number of users."""
+        return await self._run(account_queries.list_users, self._reader, limit, offset)
+
+    async def update_user(
+        self, user_id: int, *, role: str | None = None, enabled: bool | None = None, by: str
+    ) -> UserUpdate:
+        """Change a user's role and/or enabled flag (audited `user.updated` as `by`).
+
+        A role change or disabling revokes all the user's sessions. Raises
+        `UnknownUserError`, `LastAdminError` (no enabled admin would remain;
+        nothing changes) or `ValueError` for an unknown role.
+        """
+        if role is not None:
+            _check_role(role)
+        now = datetime.now(UTC)
+        return await self._run(
+            account_queries.update_user, self._writer, user_id, role, enabled, by, now
         )
-        revoked: list[uuid.UUID] = []
-        if after.role != before.role or not after.enabled:
-            reason = "user_disabled" if not after.enabled else "role_changed"
-            revoked = await _revoke_sessions(conn, user_id, at, reason)
-        details: dict[str, JSON] = {
-            "before": {"role": before.role, "enabled": before.enabled},
-            "after": {"role": after.role, "enabled": after.enabled},
-            "sessions_revoked": len(revoked),
-        }
-        await _audit(conn, at, actor, "user.updated", f"user:{before.username}", details)
-    return UserUpdate(before, after, revoked)
 
+    async def change_password(
+        self,
+        user_id: int,
+        password: str,
+        *,
+        keep_session: uuid.UUID | None,
+        details: dict[str, JSON],
+    ) -> list[uuid.UUID]:
+        """The user's own password change (audited `user.password_changed`).
 
-async def change_password(
-    writer: AsyncEngine,
-    user_id: int,
-    password_hash: str,
-    keep_session: uuid.UUID | None,
-    at: datetime,
-    details: dict[str, JSON],
-) -> list[uuid.UUID]:
-    """The user's own password change: revokes their other sessions; audited as them."""
-    async with writer.begin() as conn:
-        username = await conn.scalar(
-            update(_U)
-            .where(_U.id == user_id)
-            .values(password_hash=password_hash)
-            .returning(_U.username)
+        Revokes their sessions except `keep_session`; returns the ids revoked.
+        """
+        hashed = await _hash_password(password, self._bcrypt_rounds)
+        now = datetime.now(UTC)
+        return await self._run(
+            account_queries.change_password,
+            self._writer,
+            user_id,
+            hashed,
+            keep_session,
+            now,
+            details,
         )
-        if username is None:
-            raise UnknownUserError(f"user {user_id} does not exist")
-        revoked = await _revoke_sessions(conn, user_id, at, "password_changed", keep=keep_session)
-        audit = {**details, "sessions_revoked": len(revoked)}
-        await _audit(conn, at, username, "user.password_changed", f"user:{username}", audit)
-    return revoked
 
+    # -- sessions (refresh-token families) --
 
-async def _revoke_sessions(
-    conn: AsyncConnection, user_id: int, at: datetime, reason: str, keep: uuid.UUID | None = None
-) -> list[uuid.UUID]:
-    """Revoke the user's live sessions (but `keep`); their ids.
-
-    Expired sessions are left alone: their access tokens have expired too.
-    """
-    statement = (
-        update(_S)
-        .where(_S.user_id == user_id, _S.revoked_at.is_(None), _S.expires_at > at)
-        .values(revoked_at=at, revoked_reason=reason)
-        .returning(_S.id)
-    )
-    if keep is not None:
-        statement = statement.where(_S.id != keep)
-    return sorted((await conn.execute(statement)).scalars())
-
-
-# -- sessions ----------------------------------------------------------------
-
-
-async def create_session(
-    writer: AsyncEngine,
-    session: LoginSession,
-    username: str,
-    refresh_hash: str,
-    details: dict[str, JSON],
-) -> None:
-    """Store a new session (generation 0) and audit the login that opened it."""
-    async with writer.begin() as conn:
-        await conn.execute(
-            insert(_S).values(
-                id=session.id,
-                user_id=session.user_id,
-                refresh_hash=refresh_hash,
-                generation=session.generation,
-                created_at=session.created_at,
-                refreshed_at=session.refreshed_at,
-                expires_at=session.expires_at,
-                address=session.address,
-                user_agent=session.user_agent,
-            )
+    async def create_session(
+        self,
+        user: User,
+        session_id: uuid.UUID,
+        refresh_hash: str,
+        *,
+        ttl_s: float,
+        address: str | None,
+        user_agent: str | None,
+    ) -> LoginSession:
+        """Open a session for `user` (generation 0), audited `auth.login`."""
+        now = datetime.now(UTC)
+        session = LoginSession(
+            session_id, user.id, 0, now, now, now + timedelta(seconds=ttl_s), None, None,
+            address, user_agent,
+        )  # fmt: skip
+        details: dict[str, JSON] = {"address": address, "user_agent": user_agent}
+        await self._run(
+            account_queries.create_session,
+            self._writer,
+            session,
+            user.username,
+            refresh_hash,
+            details,
         )
-        audit = {"session_id": str(session.id), **details}
-        await _audit(conn, session.created_at, username, "auth.login", f"user:{username}", audit)
+        return session
 
+    async def rotate_session(
+        self,
+        session_id: uuid.UUID,
+        generation: int,
+        presented_hash: str,
+        new_hash: str,
+        *,
+        ttl_s: float,
+        details: dict[str, JSON],
+    ) -> RefreshResult:
+        """Present refresh token `generation` (by its hash); rotate to `new_hash` if current.
 
-async def rotate_session(
-    writer: AsyncEngine,
-    session_id: uuid.UUID,
-    generation: int,
-    presented_hash: str,
-    new_hash: str,
-    at: datetime,
-    expires_at: datetime,
-    details: dict[str, JSON],
-) -> RefreshResult:
-    """Move the session to `generation + 1` if the token presented is its current one.
+        An older generation revokes the session (committed, audited
+        `auth.refresh_reused`); see `RefreshOutcome` for the other outcomes.
+        """
+        now = datetime.now(UTC)
+        expires_at = now + timedelta(seconds=ttl_s)
+        return await self._run(
+            account_queries.rotate_session, self._writer, session_id, generation, presented_hash,
+            new_hash, now, expires_at, details,
+        )  # fmt: skip
 
-    An older generation revokes the session and commits that (audited
-    `auth.refresh_reused`), then reports `REUSED`: whoever presents the
-    newer token next (the thief or the owner) is refused too.
-    """
-    query = (
-        select(*_SESSION_COLUMNS, _S.refresh_hash, *_USER_COLUMNS)
-        .join(_U, _U.id == _S.user_id)
-        .where(_S.id == session_id)
-        .with_for_update(of=_S)
-    )
-    async with writer.begin() as conn:
-        row = (await conn.execute(query)).one_or_none()
-        if row is None:
-            return RefreshResult(RefreshOutcome.UNKNOWN)
-        values = tuple(row)
-        session, stored_hash, user = _session(values), str(values[10]), _user(values[11:])
-        target = f"user:{user.username}"
-        audit: dict[str, JSON] = {"session_id": str(session_id), **details}
-        if session.revoked_at is not None:
-            return RefreshResult(RefreshOutcome.REVOKED, user, session)
-        if generation < session.generation:
-            await _revoke_one(conn, session_id, at, "refresh_token_reused")
-            audit |= {"presented_generation": generation, "generation": session.generation}
-            await _audit(conn, at, user.username, "auth.refresh_reused", target, audit)
-            return RefreshResult(RefreshOutcome.REUSED, user, session)
-        if generation != session.generation or not hmac.compare_digest(presented_hash, stored_hash):
-            return RefreshResult(RefreshOutcome.UNKNOWN)
-        if session.expires_at <= at:
-            return RefreshResult(RefreshOutcome.EXPIRED, user, session)
-        if not user.enabled:  # its sessions were revoked when disabled; make sure
-            await _revoke_one(conn, session_id, at, "user_disabled")
-            return RefreshResult(RefreshOutcome.REVOKED, user, session)
-        await conn.execute(
-            update(_S)
-            .where(_S.id == session_id)
-            .values(
-                generation=generation + 1,
-                refresh_hash=new_hash,
-                refreshed_at=at,
-                expires_at=expires_at,
-            )
+    async def revoke_session(
+        self, session_id: uuid.UUID, reason: str, *, action: str, details: dict[str, JSON]
+    ) -> bool:
+        """Revoke a live session (audited `action`, as its user); False if it was not live."""
+        now = datetime.now(UTC)
+        return await self._run(
+            account_queries.revoke_session,
+            self._writer,
+            session_id,
+            reason,
+            action,
+            now,
+            details,
         )
-        audit["generation"] = generation + 1
-        await _audit(conn, at, user.username, "auth.refresh", target, audit)
-    rotated = replace(session, generation=generation + 1, refreshed_at=at, expires_at=expires_at)
-    return RefreshResult(RefreshOutcome.ROTATED, user, rotated)
+
+    async def session_of(self, session_id: uuid.UUID) -> tuple[User, LoginSession] | None:
+        """A session and its user, or None."""
+        return await self._run(account_queries.session_of, self._reader, session_id)
+
+    async def revoked_sessions(self, since: datetime) -> list[tuple[uuid.UUID, datetime]]:
+        """Ids of the sessions revoked since `since`, with when."""
+        return await self._run(account_queries.revoked_since, self._reader, since)
 
 
-async def revoke_session(
-    writer: AsyncEngine,
-    session_id: uuid.UUID,
-    reason: str,
-    action: str,
-    at: datetime,
-    details: dict[str, JSON],
-) -> bool:
-    """Revoke a live session, audited as `action` by its user; False if it was not live."""
-    async with writer.begin() as conn:
-        if not await _revoke_one(conn, session_id, at, reason):
-            return False
-        username = await conn.scalar(
-            select(_U.username).join(_S, _S.user_id == _U.id).where(_S.id == session_id)
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise ValueError(f"role {role!r} is unknown: expected one of {', '.join(ROLES)}")
+
+
+async def _hash_password(password: str, rounds: int) -> str:
+    secret = password.encode()
+    if len(secret) > _MAX_PASSWORD_BYTES:
+        raise ValueError(
+            f"password is {len(secret)} bytes long; bcrypt takes at most {_MAX_PASSWORD_BYTES}"
         )
-        audit = {"session_id": str(session_id), **details}
-        await _audit(conn, at, str(username), action, f"user:{username}", audit)
-    return True
-
-
-async def _revoke_one(
-    conn: AsyncConnection, session_id: uuid.UUID, at: datetime, reason: str
-) -> bool:
-    result = await conn.execute(
-        update(_S)
-        .where(_S.id == session_id, _S.revoked_at.is_(None))
-        .values(revoked_at=at, revoked_reason=reason)
-    )
-    return result.rowcount == 1
-
-
-async def session_of(
-    reader: AsyncEngine, session_id: uuid.UUID
-) -> tuple[User, LoginSession] | None:
-    """The session and its user (one query)."""
-    query = select(*_SESSION_COLUMNS, *_USER_COLUMNS).join(_U, _U.id == _S.user_id)
-    async with reader.connect() as conn:
-        row = (await conn.execute(query.where(_S.id == session_id))).one_or_none()
-    if row is None:
-        return None
-    values = tuple(row)
-    return _user(values[10:]), _session(values)
-
-
-async def revoked_since(reader: AsyncEngine, since: datetime) -> list[tuple[uuid.UUID, datetime]]:
-    """Sessions revoked at or after `since`, with when (to seed a node's revocation set)."""
-    query = select(_S.id, _S.revoked_at).where(_S.revoked_at >= since).order_by(_S.revoked_at)
-    async with reader.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    return [(row.id, row.revoked_at) for row in rows if row.revoked_at is not None]
+    salt = bcrypt.gensalt(rounds)
+    hashed = await trio.to_thread.run_sync(bcrypt.hashpw, secret, salt)
+    return hashed.decode()

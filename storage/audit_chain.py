@@ -30,13 +30,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypedDict, cast
+from typing import cast
 
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.auditing import AuditNote
 from hub.model import JSON
 from storage.audit_queries import audit_vin
 from storage.errors import StorageError
@@ -48,8 +49,8 @@ __all__ = [
     "GENESIS_HASH",
     "MIGRATED_CHAIN",
     "RETENTION_ACTION",
-    "AuditRow",
     "ChainHead",
+    "append_audit_row",
     "append_audit_rows",
     "canonical_row",
     "chain_of",
@@ -138,16 +139,6 @@ def row_hash(
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
-class AuditRow(TypedDict):
-    """An audit event to append; the chain assigns its `seq` and hashes."""
-
-    at: datetime
-    actor: str
-    action: str
-    target: str
-    details: dict[str, JSON]
-
-
 @dataclass(frozen=True, slots=True)
 class ChainHead:
     """A chain's head row: its last row and where verification starts."""
@@ -211,7 +202,7 @@ async def lock_head(conn: AsyncConnection, chain: str) -> ChainHead:
 
 
 async def insert_rows(
-    conn: AsyncConnection, head: ChainHead, rows: Sequence[AuditRow]
+    conn: AsyncConnection, head: ChainHead, rows: Sequence[AuditNote]
 ) -> ChainHead:
     """Append `rows` after `head` (locked by this transaction); returns the new head."""
     if not rows:
@@ -221,17 +212,21 @@ async def insert_rows(
     for row in rows:
         seq += 1
         digest = row_hash(
-            prev, head.chain, seq, row["at"], row["actor"], row["action"], row["target"],
-            row["details"],
+            prev, head.chain, seq, row.at, row.actor, row.action, row.target,
+            row.details,
         )  # fmt: skip
         values.append(
             {
-                **row,
+                "at": row.at,
+                "actor": row.actor,
+                "action": row.action,
+                "target": row.target,
+                "details": row.details,
                 "chain": head.chain,
                 "seq": seq,
                 "prev_hash": prev,
                 "hash": digest,
-                "vin": audit_vin(row["target"], row["details"]),  # GET /api/v1/audit?vin=
+                "vin": audit_vin(row.target, row.details),  # GET /api/v1/audit?vin=
             }
         )
         prev = digest
@@ -242,7 +237,7 @@ async def insert_rows(
     return ChainHead(head.chain, seq, prev, head.anchor_seq, head.anchor_hash)
 
 
-async def append_audit_rows(conn: AsyncConnection, rows: Sequence[AuditRow]) -> None:
+async def append_audit_rows(conn: AsyncConnection, rows: Sequence[AuditNote]) -> None:
     """Append `rows`, in order, to the connection's chain: THE way audit events are written.
 
     Locks the chain's head (see `lock_head`): call it as the last statement
@@ -251,6 +246,18 @@ async def append_audit_rows(conn: AsyncConnection, rows: Sequence[AuditRow]) -> 
     if rows:
         chain = chain_of(conn)
         await insert_rows(conn, await lock_head(conn, chain), rows)
+
+
+async def append_audit_row(
+    conn: AsyncConnection,
+    at: datetime,
+    actor: str,
+    action: str,
+    target: str,
+    details: dict[str, JSON],
+) -> None:
+    """Append one audit event to the connection's chain (as the transaction's last write)."""
+    await append_audit_rows(conn, [AuditNote(at, actor, action, target, details)])
 
 
 def signing_key(secret: str) -> bytes:

@@ -1,7 +1,7 @@
 """Reading the audit trail: filtered pages in id order, for the audit API and its export.
 
-Like `storage.queries`, each function is one whole transaction on the asyncio
-side of the bridge, called by `storage.database.Database` with one crossing.
+Like `storage.command_queries`, each function is one whole transaction on the
+asyncio side of the bridge, called by `storage.audit.AuditStore` with one crossing.
 
 Pages are keyset pages: "the `limit` rows after id N" in id order (or
 before it, newest first), so page 1,000 of a filtered listing costs what page
@@ -27,8 +27,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.model import JSON
 from storage.models import AuditEventModel
+from storage.records import AuditEvent
 
-__all__ = ["AuditEntry", "AuditFilter", "audit_page", "audit_vin", "last_audit_id"]
+__all__ = [
+    "AuditEntry",
+    "AuditFilter",
+    "audit_page",
+    "audit_vin",
+    "last_audit_id",
+    "list_audit",
+]
 
 _VEHICLE = "vehicle:"
 
@@ -97,6 +105,17 @@ async def audit_page(reader: AsyncEngine, wanted: AuditFilter, limit: int) -> li
     async with reader.connect() as conn:
         rows = (await conn.execute(query)).all()
     return [AuditEntry(*row) for row in rows]
+
+
+async def list_audit(reader: AsyncEngine, target: str | None) -> list[AuditEvent]:
+    """The whole trail (or `target`'s rows), oldest first."""
+    a = AuditEventModel
+    query = select(a.id, a.at, a.actor, a.action, a.target, a.details).order_by(a.id)
+    if target is not None:
+        query = query.where(a.target == target)
+    async with reader.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [AuditEvent(*row) for row in rows]
 
 
 async def last_audit_id(reader: AsyncEngine) -> int:

@@ -25,11 +25,11 @@ from typing import cast
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hub.auditing import AuditNote
 from hub.model import JSON, CommandStatus
 from storage.audit_chain import (
     CHAINS,
     RETENTION_ACTION,
-    AuditRow,
     ChainHead,
     chain_of,
     insert_rows,
@@ -128,11 +128,7 @@ async def _sweep_chain(
     details["signature"] = sign_row(
         policy.key, chain, seq, now, "hub", RETENTION_ACTION, target, details
     )
-    row: AuditRow = {
-        "at": now, "actor": "hub", "action": RETENTION_ACTION, "target": target,
-        "details": details,
-    }  # fmt: skip
-    await insert_rows(conn, head, [row])
+    await insert_rows(conn, head, [AuditNote(now, "hub", RETENTION_ACTION, target, details)])
     await conn.execute(
         update(CHAINS)
         .where(CHAINS.c.chain == chain)

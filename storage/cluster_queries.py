@@ -1,8 +1,8 @@
 """Scale-out queries: what the surviving nodes need to clean up after a dead one.
 
-`interrupt_node` is idempotent: it selects the dead node's active rows
-`FOR UPDATE` and every change applies only to a still-active row, so two
-janitors racing over the same dead node audit each command once.
+`interrupt_node` is idempotent: it ends the dead node's commands through
+`storage.command_changes.end_commands`, so two janitors racing over the same
+dead node audit each command once.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.model import CommandStatus, CommandUpdate, StatusChange
+from hub.model import CommandStatus, CommandUpdate
+from storage.command_changes import ACTIVE, end_commands, not_waiting
 from storage.models import CommandModel
-from storage.queries import _ACTIVE, _apply_changes
 
 __all__ = [
     "active_nodes",
@@ -26,17 +26,12 @@ __all__ = [
 ]
 
 
-def _not_waiting() -> ColumnElement[bool]:
-    c = CommandModel
-    return ~((c.status == CommandStatus.PENDING.value) & c.expires_at.is_not(None))
-
-
 async def active_nodes(reader: AsyncEngine) -> set[str]:
     """The node ids stamped on active commands (not counting those waiting with a ttl)."""
     c = CommandModel
     query = (
         select(c.node_id)
-        .where(c.status.in_(_ACTIVE), _not_waiting(), c.node_id.is_not(None))
+        .where(c.status.in_(ACTIVE), not_waiting(), c.node_id.is_not(None))
         .distinct()
     )
     async with reader.connect() as conn:
@@ -52,21 +47,9 @@ async def interrupt_node(
     Returns each command's VIN and its change, with its submitter.
     """
     c = CommandModel
-    statuses = [s for s in _ACTIVE if pending or s != CommandStatus.PENDING.value]
-    query = (
-        select(c.id, c.vin, c.submitted_by)
-        .where(c.status.in_(statuses), _not_waiting(), c.node_id == node_id)
-        .order_by(c.submitted_at, c.id)
-    )
-    async with writer.begin() as conn:
-        rows = (await conn.execute(query.with_for_update())).all()
-        changes = [StatusChange(row.id, CommandStatus.INTERRUPTED, at, reason) for row in rows]
-        if changes:
-            await _apply_changes(conn, changes)
-    return [
-        (row.vin, CommandUpdate(row.submitted_by, change))
-        for row, change in zip(rows, changes, strict=True)
-    ]
+    statuses = [s for s in ACTIVE if pending or s != CommandStatus.PENDING.value]
+    held = c.status.in_(statuses) & not_waiting() & (c.node_id == node_id)
+    return await end_commands(writer, held, CommandStatus.INTERRUPTED, at, reason)
 
 
 async def due_waiting_vins(reader: AsyncEngine, now: datetime) -> set[str]:

@@ -2,16 +2,25 @@
 
 ```
 StorageError                  anything storage refuses or cannot do
-├── DatabaseUnavailable       the database did not answer (down, refused, pool exhausted)
+├── DatabaseUnavailable       the database did not answer (down, refused, pool exhausted);
+│                             also the hub's `StorageUnavailable`
 ├── ConflictError             the write collides with a row that already exists
 │   ├── UserExistsError       `add_user` with a username that is taken
-│   └── VehicleExistsError    `add_vehicle` with a VIN that is registered
+│   ├── VehicleExistsError    `add_vehicle` with a VIN that is registered
+│   └── LastAdminError        the change would leave no enabled admin
 ├── UnknownUserError          no user has this username
-└── UnknownVehicleError       no vehicle has this VIN (e.g. a command for it)
+├── UnknownVehicleError       no vehicle has this VIN (e.g. a command for it)
+└── KeyValueError             Redis answered but refused the operation
+    └── RedisUnavailable      Redis did not answer (down, timed out, login refused)
 ```
 
-`DatabaseUnavailable` is "the peer broke it": retry later, answer 503.
-Everything else is about the request itself.
+`DatabaseUnavailable` and `RedisUnavailable` are "the peer broke it": retry
+later, answer 503. Everything else is about the request itself. Storage
+also raises `ValueError` for an argument no store could take (a VIN that is
+not 17 characters, an unknown role, a password over bcrypt's 72 bytes), and
+`ConfigError` (from `hub`) for a bad `StorageConfig`. The scale-out leases
+raise the hub's `StorageUnavailable` when Redis cannot tell who holds a
+lease (`hub.ports.VehicleLeases`).
 """
 
 from __future__ import annotations
@@ -26,6 +35,9 @@ from hub.ports import StorageFailed, StorageUnavailable
 __all__ = [
     "ConflictError",
     "DatabaseUnavailable",
+    "KeyValueError",
+    "LastAdminError",
+    "RedisUnavailable",
     "StorageError",
     "UnknownUserError",
     "UnknownVehicleError",
@@ -56,6 +68,18 @@ class UserExistsError(ConflictError):
 
 class VehicleExistsError(ConflictError):
     """A vehicle with this VIN is already registered."""
+
+
+class LastAdminError(ConflictError):
+    """The change would leave the hub without an enabled admin."""
+
+
+class KeyValueError(StorageError):
+    """Redis answered but refused the operation; the message says what it said."""
+
+
+class RedisUnavailable(KeyValueError):
+    """Redis could not be reached, did not answer in time, or refused the login."""
 
 
 class UnknownUserError(StorageError):

@@ -1,7 +1,8 @@
 """The fleet registry and the command history: listing, searching, and editing a vehicle.
 
-Like `storage.queries`, each function here is one whole transaction on the
-asyncio side of the bridge, called by `storage.database.Database` with a
+Like `storage.command_queries`, each function here is one whole transaction on the
+asyncio side of the bridge, called by `storage.commands.CommandStore` and
+`storage.vehicles.VehicleStore` with a
 single crossing. Listings are pages of a stable order with the size of the
 whole filtered set (`Page.total`), counted in the same transaction.
 """
@@ -31,9 +32,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.model import JSON, CommandStatus
+from storage.audit_chain import append_audit_row
+from storage.command_queries import command_row
 from storage.errors import UnknownVehicleError
 from storage.models import CommandModel, VehicleModel
-from storage.queries import _audit, command_row
 from storage.records import CommandRow, Vehicle
 
 __all__ = [
@@ -284,7 +286,9 @@ async def update_vehicle(
         details: dict[str, JSON] = {
             "changed": {k: {"from": stored[k], "to": v} for k, v in changed.items()}
         }
-        await _audit(conn, datetime.now(UTC), actor, "vehicle.updated", f"vehicle:{vin}", details)
+        await append_audit_row(
+            conn, datetime.now(UTC), actor, "vehicle.updated", f"vehicle:{vin}", details
+        )
         after = (await conn.execute(select(*_VEHICLE_COLUMNS).where(VehicleModel.vin == vin))).one()
     return Vehicle(*after)
 

@@ -8,7 +8,7 @@ bridge once; work of several commands is written as one asyncio coroutine
 (`KeyValue.run`) or one Lua script (`Script`), never command by command.
 
 ```
-StorageError (storage.errors)
+StorageError (storage.errors, where both are defined)
 └── KeyValueError          Redis refused the operation (a script error, wrong type, out of memory)
     └── RedisUnavailable   Redis did not answer: down, refused, timed out, pool exhausted, login
 ```
@@ -32,7 +32,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from hub.bridge import run_asyncio
-from storage.errors import StorageError
+from storage.errors import KeyValueError, RedisUnavailable
 from storage.urls import mask_url
 
 __all__ = [
@@ -50,14 +50,6 @@ T = TypeVar("T")
 DEFAULT_KEY_PREFIX = "sovd-hub:"
 #: URL schemes redis-py connects to.
 URL_SCHEMES = ("redis", "rediss", "unix")
-
-
-class KeyValueError(StorageError):
-    """Redis answered but refused the operation; the message says what it said."""
-
-
-class RedisUnavailable(KeyValueError):
-    """Redis could not be reached, did not answer in time, or refused the login."""
 
 
 @asynccontextmanager

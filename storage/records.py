@@ -98,7 +98,7 @@ class AuditEvent:
 
 @dataclass(frozen=True, slots=True)
 class NewVehicle:
-    """A vehicle to register (`Database.add_vehicles`)."""
+    """A vehicle to register (`VehicleStore.add_vehicles`)."""
 
     vin: str
     make: str
@@ -127,7 +127,7 @@ class LoginSession:
 
 
 class RefreshOutcome(enum.StrEnum):
-    """What presenting a refresh token did (`Database.rotate_session`)."""
+    """What presenting a refresh token did (`AccountStore.rotate_session`)."""
 
     ROTATED = "rotated"  # the session moved to the next generation
     UNKNOWN = "unknown"  # no such session, or not a token of it

@@ -200,7 +200,7 @@ async def _check_database(url: str, run: dict[str, Any]) -> dict[str, Any]:
     completed = set(run["ids"])
     async with open_database(url) as db:
         for text in [*run["ids"], *run["unfinished_ids"]]:
-            row = await db.get_command(uuid.UUID(text))
+            row = await db.commands.get_command(uuid.UUID(text))
             if row is None:
                 missing.append(text)
             elif text not in completed:

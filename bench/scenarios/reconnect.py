@@ -126,7 +126,7 @@ async def _final_statuses(url: str, ids: list[uuid.UUID], settle_s: float) -> Co
     deadline = trio.current_time() + settle_s
     async with open_database(url, pool_size=1) as db:
         while True:
-            rows = [await db.get_command(command_id) for command_id in ids]
+            rows = [await db.commands.get_command(command_id) for command_id in ids]
             final = all(row is not None and row.status.is_final for row in rows)
             if final or trio.current_time() > deadline:
                 break

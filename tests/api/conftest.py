@@ -20,12 +20,12 @@ import pytest
 import trio
 import trio_websocket
 
-from api.config import ApiConfig, StorageConfig
+from api.config import ApiConfig
 from bench.simulator import Behaviour, LinkLost, LinkRefused, SimulatedVehicle, VehicleSpec
 from hub import JSON, HubConfig
 from hub.bridge import run_asyncio
 from sovd_hub import NodeAddresses, open_node
-from storage import Database
+from storage import Database, StorageConfig
 
 PASSWORD = "correct horse battery"
 JWT_SECRET = "test-secret-" + "x" * 40
@@ -255,9 +255,9 @@ async def provision(
     if tokens:
         return
     for username, role in users:
-        await db.add_user(username, PASSWORD, role)
+        await db.accounts.add_user(username, PASSWORD, role)
     for vin in VINS:
-        _, tokens[vin] = await db.add_vehicle(vin, make="VW", model="Golf", year=2021)
+        _, tokens[vin] = await db.vehicles.add_vehicle(vin, make="VW", model="Golf", year=2021)
 
 
 @asynccontextmanager

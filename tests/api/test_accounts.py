@@ -13,11 +13,11 @@ import trio_websocket
 
 from api import ratelimit
 from api.auth import InvalidToken, Principal, Role, SessionRevocations, TokenIssuer
-from api.config import ApiConfig, StorageConfig
+from api.config import ApiConfig
 from api.errors import ApiError
 from hub import HubConfig
 from sovd_hub import open_node
-from storage import AuditEvent
+from storage import AuditEvent, StorageConfig
 from tests.api.conftest import JWT_SECRET, PASSWORD, Node, open_socket, send_json
 
 AGENT = {"User-Agent": "fleet-console/1.0"}
@@ -53,7 +53,9 @@ def error_code(response: httpx.Response) -> str:
 
 
 async def audit(node: Node, username: str, action: str) -> list[AuditEvent]:
-    return [e for e in await node.db.list_audit(target=f"user:{username}") if e.action == action]
+    return [
+        e for e in await node.db.audit.list_audit(target=f"user:{username}") if e.action == action
+    ]
 
 
 async def test_login_gives_a_session_that_me_describes(node: Node) -> None:

@@ -168,7 +168,7 @@ async def test_bad_filters_are_422_naming_the_field(
 
 
 async def test_pages_follow_next_in_both_orders_without_gap_or_repeat(node: Node) -> None:
-    await node.db.append_audits(_notes(23))
+    await node.db.audit.append_audits(_notes(23))
     whole = await _all(node, action="test.bulk")
     assert [e["details"]["n"] for e in whole] == list(range(23))
     for order, expected in (("asc", whole), ("desc", whole[::-1])):
@@ -185,7 +185,7 @@ async def test_pages_follow_next_in_both_orders_without_gap_or_repeat(node: Node
         assert seen == expected
     # Events appended after a page neither shift nor repeat the next ones.
     page = await _page(node, action="test.bulk", limit=10)
-    await node.db.append_audits(_notes(2))
+    await node.db.audit.append_audits(_notes(2))
     numbers = [e["details"]["n"] for e in page["items"]]
     while page["next"] is not None:
         page = (await node.http.get(page["next"], headers=await node.headers("admin"))).json()
@@ -195,7 +195,7 @@ async def test_pages_follow_next_in_both_orders_without_gap_or_repeat(node: Node
 
 async def test_an_ndjson_export_streams_every_row_in_order_and_verifies(node: Node) -> None:
     count = 2 * EXPORT_PAGE_ROWS + 500  # three pages of the export
-    await node.db.append_audits(_notes(count))
+    await node.db.audit.append_audits(_notes(count))
     async with node.http.stream("GET", EXPORT, headers=await node.headers("admin")) as response:
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/x-ndjson"
@@ -232,7 +232,7 @@ async def test_a_csv_export_parses_back_with_json_details_intact(node: Node) -> 
     at = datetime.now(UTC)
     notes = [AuditNote(at, "loader", "test.csv", "test:csv", awkward | {"n": n}) for n in range(3)]
     notes += _notes(EXPORT_PAGE_ROWS + 10, action="test.csv")
-    await node.db.append_audits(notes)
+    await node.db.audit.append_audits(notes)
     response = await node.http.get(
         EXPORT, params={"format": "csv", "action": "test.*"}, headers=await node.headers("admin")
     )

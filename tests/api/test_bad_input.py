@@ -17,7 +17,9 @@ GOOD = {"vin": VINS[0], "command": "ReadDTC", "params": {"ecuAddress": "0x10"}}
 
 async def _nothing_written(node: Node) -> None:
     # Every stored command has its "command.submitted" audit event, in the same transaction.
-    written = [a.action for a in await node.db.list_audit() if a.action.startswith("command.")]
+    written = [
+        a.action for a in await node.db.audit.list_audit() if a.action.startswith("command.")
+    ]
     assert written == []
 
 

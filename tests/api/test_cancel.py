@@ -33,7 +33,7 @@ async def test_a_running_command_is_cancelled_when_the_vehicle_confirms(node: No
         True,
     )  # the vehicle's confirmation
     assert vehicle.commands_received == 1
-    actions = [a.action for a in await node.db.list_audit(target=f"command:{command_id}")]
+    actions = [a.action for a in await node.db.audit.list_audit(target=f"command:{command_id}")]
     assert actions == [
         "command.submitted",
         "command.dispatched",

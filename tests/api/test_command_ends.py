@@ -17,12 +17,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import trio_websocket
 
-from api.config import ApiConfig, StorageConfig
+from api.config import ApiConfig
 from bench.simulator import Behaviour
 from hub import JSON, HubConfig, InProcessBus
 from hub.model import Command, CommandStatus, SovdRequest, StatusChange
 from sovd_hub import RESTART_REASON, open_node
-from storage import open_database
+from storage import StorageConfig, open_database
 from tests.api.conftest import (
     JWT_SECRET,
     VINS,
@@ -183,12 +183,12 @@ async def _leave_running(database_url: str, node_id: str, vin: str) -> str:
     command = _left_running(vin)
     now = datetime.now(UTC)
     async with open_database(database_url, bcrypt_rounds=4, node_id=node_id) as db:
-        await db.record([], [], [command])
+        await db.commands.record([], [], [command])
         running = [
             StatusChange(command.id, CommandStatus.DISPATCHED, now),
             StatusChange(command.id, CommandStatus.RUNNING, now),
         ]
-        await db.record([], running)
+        await db.commands.record([], running)
     return str(command.id)
 
 

@@ -36,9 +36,9 @@ async def _seed(node: Node) -> dict[str, Command]:
         "o1": _command(VINS[0], "other", 4),
         "e2": _command(VINS[2], "engineer", 5),
     }
-    await node.db.record((), (), list(seeded.values()))
+    await node.db.commands.record((), (), list(seeded.values()))
     ended = T0 + timedelta(hours=1)
-    await node.db.record(
+    await node.db.commands.record(
         (),
         [
             StatusChange(seeded["e0"].id, CommandStatus.SUCCEEDED, ended),
@@ -116,7 +116,7 @@ async def test_filters_narrow_the_history(node: Node) -> None:
 
 async def test_pages_are_newest_first_without_overlap_even_for_equal_times(node: Node) -> None:
     same_time = [_command(VINS[0], "engineer", 0) for _ in range(5)]
-    await node.db.record((), (), same_time)
+    await node.db.commands.record((), (), same_time)
     pages = [await _history(node, "engineer", limit=2, offset=offset) for offset in (0, 2, 4)]
     assert [total for _, total in pages] == [5, 5, 5]
     seen = [command_id for ids, _ in pages for command_id in ids]

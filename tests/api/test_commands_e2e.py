@@ -47,10 +47,10 @@ async def test_read_dtc_streams_live_replays_late_and_is_recorded(node: Node) ->
         f"/api/v1/commands/{command['id']}/events", headers=await node.headers()
     )
     assert [e["seq"] for e in stored.json()["items"]] == [0, 1, 2]
-    row = await node.db.get_command(uuid.UUID(command["id"]))
+    row = await node.db.commands.get_command(uuid.UUID(command["id"]))
     assert row is not None and row.status.value == "succeeded"
     assert row.started_at is not None and row.finished_at is not None
-    actions = [a.action for a in await node.db.list_audit(target=f"command:{command['id']}")]
+    actions = [a.action for a in await node.db.audit.list_audit(target=f"command:{command['id']}")]
     assert actions == ["command.submitted", "command.dispatched", "command.succeeded"]
 
 

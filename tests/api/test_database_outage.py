@@ -225,7 +225,7 @@ async def test_records_lost_when_the_buffer_is_full_are_counted_and_marked(
     # Counted in the metrics and audited.
     metrics = (await node.http.get("/metrics")).text
     assert f"sovd_hub_journal_records_lost_total {float(lost)}" in metrics
-    audit = await node.db.list_audit(target=f"command:{command_id}")
+    audit = await node.db.audit.list_audit(target=f"command:{command_id}")
     marks = [a for a in audit if a.action == "command.records_lost"]
     assert len(marks) == 1 and marks[0].details["records_lost"] == lost
     await _wait_ready(node)

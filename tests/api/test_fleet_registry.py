@@ -16,10 +16,10 @@ T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 
 async def _register_more(node: Node) -> None:
-    _, node.vehicle_tokens[HONDA] = await node.db.add_vehicle(
+    _, node.vehicle_tokens[HONDA] = await node.db.vehicles.add_vehicle(
         HONDA, make="Honda", model="Accord", year=2003
     )
-    _, node.vehicle_tokens[TESLA] = await node.db.add_vehicle(
+    _, node.vehicle_tokens[TESLA] = await node.db.vehicles.add_vehicle(
         TESLA, make="Tesla", model="Model 3", year=2019
     )
 
@@ -149,7 +149,7 @@ async def test_recent_commands_are_the_ten_newest_and_active_ones_are_counted(
     node: Node,
 ) -> None:
     commands = [_command(VINS[2], T0 + timedelta(minutes=i)) for i in range(12)]
-    await node.db.record((), (), commands)
+    await node.db.commands.record((), (), commands)
     response = await node.http.get(f"/api/v1/vehicles/{VINS[2]}", headers=await node.headers())
     found = response.json()
     assert [c["id"] for c in found["recent_commands"]] == [
@@ -177,7 +177,7 @@ async def test_an_admin_updates_a_vehicle_and_the_change_is_audited(node: Node) 
     same = await node.http.patch(url, json={"make": "VW", "year": 2022}, headers=admin)
     assert same.status_code == 200  # nothing differs: nothing written
 
-    audit = await node.db.list_audit(target=f"vehicle:{VINS[0]}")
+    audit = await node.db.audit.list_audit(target=f"vehicle:{VINS[0]}")
     updates = [(a.actor, a.details) for a in audit if a.action == "vehicle.updated"]
     assert updates == [
         (
@@ -221,7 +221,7 @@ async def test_bad_updates_are_422_and_change_nothing(
     )
     assert response.status_code == 422, response.text
     assert response.json()["error"]["details"][0]["field"] == field
-    vehicle = await node.db.get_vehicle(VINS[0])
+    vehicle = await node.db.vehicles.get_vehicle(VINS[0])
     assert vehicle is not None and (vehicle.make, vehicle.model, vehicle.year) == (
         "VW",
         "Golf",
@@ -241,7 +241,7 @@ async def test_only_admins_update_and_unknown_vehicles_are_404(node: Node) -> No
     )
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "unknown_vehicle"
-    assert [a.action for a in await node.db.list_audit(target=f"vehicle:{VINS[0]}")] == [
+    assert [a.action for a in await node.db.audit.list_audit(target=f"vehicle:{VINS[0]}")] == [
         "vehicle.added",
         "vehicle.token_issued",
     ]

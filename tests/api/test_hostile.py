@@ -28,7 +28,7 @@ async def _protocol_error(
     assert (await node.wait_final(other))["status"] == "succeeded"
     audit = [  # link notes are written in batches, soon: not ordered with this one
         a
-        for a in await node.db.list_audit(target=f"vehicle:{VINS[0]}")
+        for a in await node.db.audit.list_audit(target=f"vehicle:{VINS[0]}")
         if a.action not in ("vehicle.connected", "vehicle.disconnected")
     ]
     assert [a.action for a in audit][-1] == "vehicle.protocol_error"

@@ -68,7 +68,9 @@ async def _raw(node: Node, token: str, data: bytes) -> GRPCError:
 
 async def _refusals(node: Node) -> list[AuditEvent]:
     return [
-        a for a in await node.db.list_audit(target="vehicle:?") if a.action == "vehicle.refused"
+        a
+        for a in await node.db.audit.list_audit(target="vehicle:?")
+        if a.action == "vehicle.refused"
     ]
 
 

@@ -57,7 +57,7 @@ async def test_a_retry_returns_the_first_command_without_running_it_again(node: 
     assert retry.headers["Idempotent-Replayed"] == "true"
     assert vehicle.commands_received == 1
     assert await _stored(node) == [command_id]
-    submitted = [a for a in await node.db.list_audit() if a.action == "command.submitted"]
+    submitted = [a for a in await node.db.audit.list_audit() if a.action == "command.submitted"]
     assert len(submitted) == 1
 
 
@@ -175,15 +175,15 @@ async def test_losing_a_race_to_another_node_returns_the_winners_command(
         idempotency_key="raced",
         request_hash=request_hash(SubmitCommand.model_validate(READ)),
     )
-    await node.db.record((), (), [winner])
+    await node.db.commands.record((), (), [winner])
     lookups = []
-    real_lookup = node.db.find_idempotent
+    real_lookup = node.db.commands.find_idempotent
 
     async def late_lookup(submitted_by: str, key: str) -> tuple[CommandRow, str | None] | None:
         lookups.append(key)
         return None if len(lookups) == 1 else await real_lookup(submitted_by, key)
 
-    monkeypatch.setattr(node.db, "find_idempotent", late_lookup)
+    monkeypatch.setattr(node.db.commands, "find_idempotent", late_lookup)
     response = await _post(node, READ, "raced")
     assert response.status_code == 200, response.text
     assert response.json()["id"] == str(winner.id)

@@ -15,10 +15,11 @@ import pytest
 import trio
 import trio_websocket
 
-from api.config import ApiConfig, StorageConfig
+from api.config import ApiConfig
 from bench.simulator import Behaviour
 from hub import JSON, HubConfig
 from sovd_hub import open_node
+from storage import StorageConfig
 from tests.api.conftest import (
     JWT_SECRET,
     VINS,

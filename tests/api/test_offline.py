@@ -38,7 +38,7 @@ async def test_a_command_expires_when_its_vehicle_stays_offline(node: Node) -> N
         "expired",
         "the vehicle stayed offline past the command's ttl_s",
     )
-    actions = [a.action for a in await node.db.list_audit(target=f"command:{command_id}")]
+    actions = [a.action for a in await node.db.audit.list_audit(target=f"command:{command_id}")]
     assert actions == ["command.submitted", "command.expired"]
 
 
@@ -52,7 +52,7 @@ async def test_a_waiting_command_survives_a_lost_link(node: Node) -> None:
     assert (await node.wait_final(running))["status"] == "interrupted"
     with trio.fail_after(5):
         await node.ended[VINS[0]].wait()
-    row = await node.db.get_command(uuid.UUID(waiting))
+    row = await node.db.commands.get_command(uuid.UUID(waiting))
     assert row is not None and row.status.value == "pending"
 
     await node.connect_vehicle(VINS[0])

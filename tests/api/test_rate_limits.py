@@ -162,7 +162,7 @@ async def test_failures_for_many_usernames_lock_the_address(node: Node) -> None:
 
 
 async def unlock(node: Node, username: str, as_user: str = "admin") -> httpx.Response:
-    user = await node.db.get_user(username)
+    user = await node.db.accounts.get_user(username)
     assert user is not None
     return await node.http.post(
         f"/api/v1/users/{user.id}/unlock", headers=await node.headers(as_user)
@@ -189,7 +189,9 @@ async def test_an_admin_unlocks_every_lock_of_a_user(node: Node) -> None:
         answer = await login(node, "viewer", PASSWORD, address)
         assert answer.status_code == 200, (address, answer.text)
     [event] = [
-        e for e in await node.db.list_audit(target="user:viewer") if e.action == "user.unlocked"
+        e
+        for e in await node.db.audit.list_audit(target="user:viewer")
+        if e.action == "user.unlocked"
     ]
     assert event.actor == "admin"
     assert event.details is not None and event.details["addresses"] == 2
@@ -198,7 +200,7 @@ async def test_an_admin_unlocks_every_lock_of_a_user(node: Node) -> None:
 
 async def test_re_enabling_a_user_clears_their_locks(node: Node) -> None:
     admin = await node.headers("admin")
-    viewer = await node.db.get_user("viewer")
+    viewer = await node.db.accounts.get_user("viewer")
     assert viewer is not None
     await fail(node, "viewer", "10.0.0.1", times=2)
     url = f"/api/v1/users/{viewer.id}"

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import trio
 
-from api.config import ApiConfig, StorageConfig
+from api.config import ApiConfig
 from bench.simulator import Behaviour
 from hub import JSON, ConfigError, HubConfig, InProcessBus, load_config
 from hub.model import (
@@ -29,7 +29,7 @@ from hub.model import (
     StatusChange,
 )
 from sovd_hub import RESTART_REASON, open_node
-from storage import Database, open_database
+from storage import Database, StorageConfig, open_database
 from tests.api.conftest import (
     JWT_SECRET,
     VINS,
@@ -95,8 +95,8 @@ async def leave_behind(database_url: str, node_id: str | None) -> dict[str, Comm
     now = datetime.now(UTC)
     accepted = CommandEventRecord(running.id, 0, EventKind.ACCEPTED, 202, {"ok": True}, False, now)
     async with open_database(database_url, bcrypt_rounds=4, node_id=node_id) as db:
-        await db.record([], [], [running, dispatched, queued, waiting])
-        await db.record(
+        await db.commands.record([], [], [running, dispatched, queued, waiting])
+        await db.commands.record(
             [accepted],
             [
                 StatusChange(running.id, CommandStatus.DISPATCHED, now),
@@ -108,7 +108,7 @@ async def leave_behind(database_url: str, node_id: str | None) -> dict[str, Comm
 
 
 async def status_of(db: Database, command_id: uuid.UUID) -> tuple[CommandStatus, str | None]:
-    row = await db.get_command(command_id)
+    row = await db.commands.get_command(command_id)
     assert row is not None
     return row.status, row.error
 
@@ -168,7 +168,7 @@ async def test_a_restart_interrupts_its_commands_and_tells_subscribers_on_other_
                         CommandStatus.INTERRUPTED,
                         RESTART_REASON,
                     )
-                    audit = await node_a.db.list_audit(target=f"command:{left[kind].id}")
+                    audit = await node_a.db.audit.list_audit(target=f"command:{left[kind].id}")
                     assert [a.action for a in audit].count("command.interrupted") == 1
                     last = audit[-1]
                     assert (last.action, last.actor, last.details["error"]) == (
@@ -225,7 +225,7 @@ async def test_a_waiting_command_survives_a_restart_and_is_delivered_after_it(
         done = await node.wait_final(waiting)
         assert done["status"] == "succeeded"
         assert vehicle.commands_received == 1
-        actions = [a.action for a in await node.db.list_audit(target=f"command:{waiting}")]
+        actions = [a.action for a in await node.db.audit.list_audit(target=f"command:{waiting}")]
         assert actions[0] == "command.submitted" and actions[-1] == "command.succeeded"
         assert "command.interrupted" not in actions
 
@@ -246,10 +246,10 @@ async def test_a_waiting_command_expires_on_time_across_a_restart(
             "expired",
             "the vehicle stayed offline past the command's ttl_s",
         )
-        row = await node.db.get_command(uuid.UUID(waiting))
+        row = await node.db.commands.get_command(uuid.UUID(waiting))
         assert row is not None and row.finished_at is not None and row.expires_at is not None
         assert row.finished_at >= row.expires_at
-        actions = [a.action for a in await node.db.list_audit(target=f"command:{waiting}")]
+        actions = [a.action for a in await node.db.audit.list_audit(target=f"command:{waiting}")]
         assert actions[0] == "command.submitted" and actions[-1] == "command.expired"
         assert "command.interrupted" not in actions
 

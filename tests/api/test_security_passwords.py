@@ -33,7 +33,7 @@ async def test_weak_passwords_are_refused_for_new_users_naming_the_rule(node: No
         [detail] = response.json()["error"]["details"]
         assert (detail["field"], detail["rule"]) == ("password", rule), password
         assert response.json()["error"]["message"].startswith("password "), password
-    assert await node.db.get_user("maintenance.lead") is None
+    assert await node.db.accounts.get_user("maintenance.lead") is None
 
     short = {"username": "maintenance.lead", "password": "short", "role": "viewer"}
     too_short = await node.http.post("/api/v1/users", json=short, headers=admin)
@@ -63,7 +63,7 @@ async def test_weak_new_passwords_are_refused_on_a_password_change(node: Node) -
 
 
 async def test_existing_passwords_keep_working(node: Node) -> None:
-    await node.db.add_user("legacy", "aaaaaaaaaaaa", "viewer")  # set before the rules
+    await node.db.accounts.add_user("legacy", "aaaaaaaaaaaa", "viewer")  # set before the rules
     assert (await login(node, "legacy", "aaaaaaaaaaaa"))["access_token"]
 
 

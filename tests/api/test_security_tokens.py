@@ -141,7 +141,7 @@ async def test_a_token_signed_with_the_real_key_but_wrong_is_refused(
 async def test_tokens_of_a_disabled_user_or_a_revoked_session_are_refused(node: Node) -> None:
     admin = await node.headers("admin")
     other = await login(node, "other")
-    user = await node.db.get_user("other")
+    user = await node.db.accounts.get_user("other")
     assert user is not None
     disabled = await node.http.patch(
         f"/api/v1/users/{user.id}", json={"enabled": False}, headers=admin

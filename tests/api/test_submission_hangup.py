@@ -50,7 +50,7 @@ class CommitGate:
     released: trio.Event = field(default_factory=trio.Event)
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        original = self.db.record
+        original = self.db.commands.record
 
         async def record(
             events: Sequence[CommandEventRecord],
@@ -62,7 +62,7 @@ class CommitGate:
                 await self.released.wait()
             return await original(events, changes, commands)
 
-        monkeypatch.setattr(self.db, "record", record)
+        monkeypatch.setattr(self.db.commands, "record", record)
 
     def open(self) -> None:
         self.released.set()
@@ -94,7 +94,7 @@ async def hang_up_during_commit(
 
 async def stored(node: Node, vin: str) -> list[CommandRow]:
     """The commands stored for `vin`, newest first."""
-    return list((await node.db.list_commands(CommandFilter(vin=vin), limit=100)).items)
+    return list((await node.db.commands.list_commands(CommandFilter(vin=vin), limit=100)).items)
 
 
 async def final_status(node: Node, command_id: uuid.UUID | str) -> str:
@@ -189,12 +189,12 @@ async def test_cancel_ends_a_pending_command_its_actor_does_not_hold(node: Node)
     vehicle = await node.connect_vehicle(VINS[0])
     await node.connect_vehicle(VINS[2])
     lost = stray(VINS[0])
-    await node.db.record((), (), [lost])
+    await node.db.commands.record((), (), [lost])
     on_command, on_vin = await cancel_and_watch(node, str(lost.id), VINS[0])
     for frame in (on_command, on_vin):
         assert (frame["command_id"], frame["status"]) == (str(lost.id), "cancelled"), frame
         assert frame["error"] == "cancelled by engineer before it was sent"
-    row = await node.db.get_command(lost.id)
+    row = await node.db.commands.get_command(lost.id)
     assert row is not None and row.status is CommandStatus.CANCELLED
     await unrelated_command_succeeds(node)
     assert vehicle.commands_received == 0
@@ -214,7 +214,7 @@ async def test_a_retry_that_finds_its_command_lost_hands_it_over(node: Node) -> 
     vehicle = await node.connect_vehicle(VINS[0])
     await node.connect_vehicle(VINS[2])
     lost = stray(VINS[0], key="lost-1")
-    await node.db.record((), (), [lost])
+    await node.db.commands.record((), (), [lost])
     retry = await node.http.post(
         "/api/v1/commands",
         json={"vin": VINS[0], **READ},
@@ -232,7 +232,7 @@ async def test_a_commit_whose_answer_is_lost_leaves_no_pending_command(
 ) -> None:
     await node.connect_vehicle(VINS[0])
     await node.connect_vehicle(VINS[2])
-    original = node.db.record
+    original = node.db.commands.record
     broken: list[uuid.UUID] = []
 
     async def record(
@@ -246,12 +246,12 @@ async def test_a_commit_whose_answer_is_lost_leaves_no_pending_command(
             raise StorageUnavailable("the connection broke while the commit was answered")
         return refused
 
-    monkeypatch.setattr(node.db, "record", record)
+    monkeypatch.setattr(node.db.commands, "record", record)
     response = await node.submit(VINS[0], "ReadDTC", {"ecuAddress": "0x10"})
     assert response.status_code == 503, response.text
     (row,) = await stored(node, VINS[0])  # stored all the same
     assert await final_status(node, row.id) == "failed"
-    row_now = await node.db.get_command(row.id)
+    row_now = await node.db.commands.get_command(row.id)
     assert row_now is not None and row_now.error is not None
     assert row_now.error.startswith("the hub could not confirm that the command was recorded")
     await unrelated_command_succeeds(node)
@@ -268,7 +268,7 @@ async def test_a_graceful_stop_ends_the_pending_commands_nothing_holds(
     async with running_node(database_url, "stopping", tokens) as node:
         await node.connect_vehicle(VINS[0])
         await node.connect_vehicle(VINS[2])
-        await node.db.record((), (), [lost, waiting])
+        await node.db.commands.record((), (), [lost, waiting])
         await unrelated_command_succeeds(node)
     async with open_database(database_url, bcrypt_rounds=4, node_id="stopping") as db:
         assert await status_of(db, lost.id) == (CommandStatus.INTERRUPTED, STOP_REASON)

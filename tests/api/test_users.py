@@ -12,7 +12,7 @@ from tests.api.test_accounts import audit, bearer, error_code, login, me, refres
 
 
 async def user_id(node: Node, username: str) -> int:
-    user = await node.db.get_user(username)
+    user = await node.db.accounts.get_user(username)
     assert user is not None
     return user.id
 
@@ -67,8 +67,8 @@ async def test_only_admins_manage_users(node: Node, username: str) -> None:
     ]
 
     assert [(r.status_code, error_code(r)) for r in responses] == [(403, "forbidden")] * 4
-    assert await node.db.get_user("eve") is None
-    other = await node.db.get_user("other")
+    assert await node.db.accounts.get_user("eve") is None
+    other = await node.db.accounts.get_user("other")
     assert other is not None and other.role == "engineer"
 
 
@@ -109,7 +109,7 @@ async def test_a_bad_new_user_is_refused_and_nothing_is_created(
 
     assert (response.status_code, error_code(response)) == (422, "validation_failed")
     assert response.json()["error"]["message"].startswith(field)
-    assert await node.db.get_user(body["username"]) is None
+    assert await node.db.accounts.get_user(body["username"]) is None
 
 
 async def test_an_unknown_user_is_404(node: Node) -> None:
@@ -198,7 +198,7 @@ async def test_an_empty_change_is_refused(node: Node) -> None:
     for body in ({}, {"role": None}, {"enabled": "false"}, {"username": "x"}):
         response = await patch(node, target, body)
         assert (response.status_code, error_code(response)) == (422, "validation_failed"), body
-    user = await node.db.get_user("viewer")
+    user = await node.db.accounts.get_user("viewer")
     assert user is not None and (user.role, user.enabled) == ("viewer", True)
 
 
@@ -208,7 +208,7 @@ async def test_there_is_no_way_to_delete_a_user(node: Node) -> None:
     )
 
     assert response.status_code == 405
-    assert await node.db.get_user("viewer") is not None
+    assert await node.db.accounts.get_user("viewer") is not None
 
 
 def _without_correlation(response: httpx.Response) -> dict[str, Any]:

@@ -34,7 +34,7 @@ async def test_an_admin_registers_a_vehicle_whose_token_works(node: Node) -> Non
     again = await node.http.post("/api/v1/vehicles", json=body, headers=await node.headers("admin"))
     assert again.status_code == 409
     assert again.json()["error"]["message"] == f"vehicle {NEW_VIN} is already registered"
-    audit = await node.db.list_audit(target=f"vehicle:{NEW_VIN}")
+    audit = await node.db.audit.list_audit(target=f"vehicle:{NEW_VIN}")
     links = ("vehicle.connected", "vehicle.disconnected")  # written soon after, in batches
     assert [(a.action, a.actor) for a in audit if a.action not in links] == [
         ("vehicle.added", "admin"),
@@ -59,7 +59,7 @@ async def test_bad_registrations_are_422_and_write_nothing(
     )
     assert response.status_code == 422
     assert response.json()["error"]["details"][0]["field"] == field
-    assert await node.db.get_vehicle(NEW_VIN) is None
+    assert await node.db.vehicles.get_vehicle(NEW_VIN) is None
 
 
 async def test_only_admins_manage_vehicles(node: Node) -> None:
@@ -118,7 +118,7 @@ async def test_a_disabled_vehicle_is_cut_off_until_enabled(node: Node) -> None:
         await node.http.post(f"/api/v1/vehicles/{VINS[0]}/enable", headers=admin)
     ).status_code == 200
     await node.connect_vehicle(VINS[0])
-    audit = await node.db.list_audit(target=f"vehicle:{VINS[0]}")
+    audit = await node.db.audit.list_audit(target=f"vehicle:{VINS[0]}")
     links = ("vehicle.connected", "vehicle.disconnected", "vehicle.refused")  # in batches
     actions = [a.action for a in audit if a.action not in links]
     assert actions[-2:] == ["vehicle.disabled", "vehicle.enabled"]

@@ -112,7 +112,7 @@ async def test_journal_alone_commits_every_record_of_every_variant(
     figures = await measure_journal(database_url, tasks=4, duration_s=0.3)
 
     async with open_database(database_url) as db:
-        stored = (await db.list_commands(CommandFilter(), limit=1)).total
+        stored = (await db.commands.list_commands(CommandFilter(), limit=1)).total
     for variant in VARIANTS:
         assert figures[f"storage_{variant}"]["records_per_s"] > 0
     assert stored == sum(figures[f"storage_{variant}"]["records"] for variant in VARIANTS)

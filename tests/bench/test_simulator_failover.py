@@ -34,7 +34,14 @@ async def _serve_hub(
 ) -> None:
     journal = MemoryJournal()
     config = HubConfig(grpc_port=0, shutdown_grace_s=1)
-    async with open_hub(config, directory, journal, InProcessBus(), MemoryAudit(), journal) as hub:
+    async with open_hub(
+        config,
+        directory=directory,
+        journal=journal,
+        backlog=journal,
+        audit=MemoryAudit(),
+        bus=InProcessBus(),
+    ) as hub:
         task_status.started(hub)
         await stop.wait()
 

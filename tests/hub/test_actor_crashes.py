@@ -39,7 +39,14 @@ async def env() -> AsyncIterator[Env]:
     config = HubConfig(grpc_port=0, actor_max_restarts=2, shutdown_grace_s=2)
     async with (
         trio_asyncio.open_loop(),
-        open_hub(config, directory, journal, InProcessBus(), audit, journal) as hub,
+        open_hub(
+            config,
+            directory=directory,
+            journal=journal,
+            backlog=journal,
+            audit=audit,
+            bus=InProcessBus(),
+        ) as hub,
     ):
         yield hub, journal, audit
 

@@ -42,7 +42,14 @@ async def hub_env() -> AsyncIterator[tuple[Hub, MemoryDirectory, MemoryJournal]]
     config = HubConfig(grpc_port=0, shutdown_grace_s=2)
     async with (
         trio_asyncio.open_loop(),
-        open_hub(config, directory, journal, InProcessBus(), MemoryAudit(), journal) as hub,
+        open_hub(
+            config,
+            directory=directory,
+            journal=journal,
+            backlog=journal,
+            audit=MemoryAudit(),
+            bus=InProcessBus(),
+        ) as hub,
     ):
         yield hub, directory, journal
 

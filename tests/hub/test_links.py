@@ -94,7 +94,14 @@ async def env() -> AsyncIterator[tuple[Hub, MemoryDirectory, MemoryJournal]]:
     config = HubConfig(grpc_port=0, heartbeat_interval_s=0.1, mailbox_size=1, shutdown_grace_s=2)
     async with (
         trio_asyncio.open_loop(),
-        open_hub(config, directory, journal, InProcessBus(), MemoryAudit(), journal) as hub,
+        open_hub(
+            config,
+            directory=directory,
+            journal=journal,
+            backlog=journal,
+            audit=MemoryAudit(),
+            bus=InProcessBus(),
+        ) as hub,
     ):
         yield hub, directory, journal
 
@@ -293,7 +300,14 @@ async def test_no_hello_within_the_deadline_is_refused() -> None:
     config = HubConfig(grpc_port=0, hello_timeout_s=0.2, shutdown_grace_s=2)
     async with (
         trio_asyncio.open_loop(),
-        open_hub(config, directory, journal, InProcessBus(), MemoryAudit(), journal) as hub,
+        open_hub(
+            config,
+            directory=directory,
+            journal=journal,
+            backlog=journal,
+            audit=MemoryAudit(),
+            bus=InProcessBus(),
+        ) as hub,
     ):
         vehicle = RawVehicle(hub.grpc_port)
         with trio.fail_after(5):

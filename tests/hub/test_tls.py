@@ -93,7 +93,14 @@ async def hub(pki: dict[str, tuple[str, str]]) -> AsyncIterator[Hub]:
     )
     async with (
         trio_asyncio.open_loop(),
-        open_hub(config, directory, journal, InProcessBus(), MemoryAudit(), journal) as hub,
+        open_hub(
+            config,
+            directory=directory,
+            journal=journal,
+            backlog=journal,
+            audit=MemoryAudit(),
+            bus=InProcessBus(),
+        ) as hub,
     ):
         yield hub
 

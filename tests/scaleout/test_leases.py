@@ -116,24 +116,32 @@ async def test_leases_are_taken_again_when_redis_comes_back(
 async def test_the_sweeper_spares_waiting_commands_of_vehicles_held_elsewhere(
     database: Database, keyvalue: KeyValue
 ) -> None:
-    await database.add_vehicle(VIN, make="VW", model="Golf", year=2021)
+    await database.vehicles.add_vehicle(VIN, make="VW", model="Golf", year=2021)
     due = datetime.now(UTC) - timedelta(seconds=1)
     waiting = replace(make_command(at=due - timedelta(minutes=1)), expires_at=due)
-    await database.record([], [], [waiting])
+    await database.commands.record([], [], [waiting])
     other = leases(keyvalue, "node-a")
     other.claim(VIN)  # the vehicle is connected to node A, which is delivering it
     assert await other.flush(refresh=False)
     mine = leases(keyvalue, "node-b")
     config = HubConfig(grpc_port=0, expiry_sweep_s=0.05, node_id="node-b")
-    async with open_hub(config, database, database, InProcessBus(), database, database, mine):
+    async with open_hub(
+        config,
+        directory=database.vehicles,
+        journal=database.commands,
+        backlog=database.commands,
+        audit=database.audit,
+        bus=InProcessBus(),
+        leases=mine,
+    ):
         await trio.sleep(0.3)  # several sweeps
-        row = await database.get_command(waiting.id)
+        row = await database.commands.get_command(waiting.id)
         assert row is not None and row.status is CommandStatus.PENDING
         other.release(VIN)  # the vehicle left A: now it may expire
         assert await other.flush(refresh=False)
         with trio.fail_after(5):
             while True:
-                row = await database.get_command(waiting.id)
+                row = await database.commands.get_command(waiting.id)
                 assert row is not None
                 if row.status is CommandStatus.EXPIRED:
                     break
@@ -148,46 +156,49 @@ async def test_a_dead_nodes_commands_are_interrupted_once(
 
 
 async def _interrupt_once(database: Database) -> None:
-    await database.add_vehicle(VIN, make="VW", model="Golf", year=2021)
+    await database.vehicles.add_vehicle(VIN, make="VW", model="Golf", year=2021)
     running, waiting = make_command(), replace(make_command(), expires_at=datetime.now(UTC))
-    await database.record([], [], [running, waiting])
+    await database.commands.record([], [], [running, waiting])
     dispatched = StatusChange(running.id, CommandStatus.DISPATCHED, datetime.now(UTC))
-    await database.record([], [dispatched])  # stamped with this handle's node id
+    await database.commands.record([], [dispatched])  # stamped with this handle's node id
     node = "node-x"
-    assert await database.active_nodes() == {node}
-    [(vin, update)] = await database.interrupt_node(node, datetime.now(UTC), "node gone")
+    assert await database.commands.active_nodes() == {node}
+    [(vin, update)] = await database.commands.interrupt_node(node, datetime.now(UTC), "node gone")
     assert (vin, update.update.command_id) == (VIN, running.id)
-    assert await database.interrupt_node(node, datetime.now(UTC), "node gone") == []
-    actions = [a.action for a in await database.list_audit(target=f"command:{running.id}")]
+    assert await database.commands.interrupt_node(node, datetime.now(UTC), "node gone") == []
+    actions = [a.action for a in await database.audit.list_audit(target=f"command:{running.id}")]
     assert actions.count("command.interrupted") == 1
-    row = await database.get_command(waiting.id)
+    row = await database.commands.get_command(waiting.id)
     assert row is not None and row.status is CommandStatus.PENDING  # waiting ones keep waiting
-    assert await database.active_nodes() == set()
+    assert await database.commands.active_nodes() == set()
 
 
 async def test_a_dead_nodes_pending_commands_are_kept_for_their_vehicles_next_node(
     aio_loop: object, database_url: str
 ) -> None:
     async with open_database(database_url, bcrypt_rounds=4, node_id="node-x") as database:
-        await database.add_vehicle(VIN, make="VW", model="Golf", year=2021)
+        await database.vehicles.add_vehicle(VIN, make="VW", model="Golf", year=2021)
         start = datetime.now(UTC)
         running, first, second, routed = (
             make_command(at=start + timedelta(seconds=i)) for i in range(4)
         )
         waiting = replace(make_command(), expires_at=datetime.now(UTC) + timedelta(hours=1))
-        await database.record([], [], [running, first, second, routed, waiting])
+        await database.commands.record([], [], [running, first, second, routed, waiting])
         at = datetime.now(UTC)
-        await database.record([], [StatusChange(running.id, CommandStatus.DISPATCHED, at)])
-        await database.stamp_pending(routed.id, "node-y")  # taken by node-y's actor
-        await database.stamp_pending(running.id, "node-y")  # not pending: unchanged
-        [(_, update)] = await database.interrupt_node("node-x", at, "gone", pending=False)
+        await database.commands.record([], [StatusChange(running.id, CommandStatus.DISPATCHED, at)])
+        await database.commands.stamp_pending(routed.id, "node-y")  # taken by node-y's actor
+        await database.commands.stamp_pending(running.id, "node-y")  # not pending: unchanged
+        [(_, update)] = await database.commands.interrupt_node("node-x", at, "gone", pending=False)
         assert update.update.command_id == running.id
-        assert await database.pending_of_node("node-x") == [(first.id, VIN), (second.id, VIN)]
-        assert await database.pending_of_node("node-y") == [(routed.id, VIN)]
-        ended = await database.interrupt_node("node-x", at, "no vehicle")
+        assert await database.commands.pending_of_node("node-x") == [
+            (first.id, VIN),
+            (second.id, VIN),
+        ]
+        assert await database.commands.pending_of_node("node-y") == [(routed.id, VIN)]
+        ended = await database.commands.interrupt_node("node-x", at, "no vehicle")
         assert [u.update.command_id for _, u in ended] == [first.id, second.id]
-        assert await database.pending_of_node("node-x") == []
-        row = await database.get_command(waiting.id)
+        assert await database.commands.pending_of_node("node-x") == []
+        row = await database.commands.get_command(waiting.id)
         assert row is not None and row.status is CommandStatus.PENDING
 
 

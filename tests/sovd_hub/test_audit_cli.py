@@ -31,9 +31,9 @@ async def sovd_hub(*args: str, env: dict[str, str] | None = None) -> tuple[int, 
 
 
 async def some_history(db: Database) -> None:
-    await db.add_vehicle("WVWZZZ1JZXW000009", make="VW", model="Golf", year=2021)
+    await db.vehicles.add_vehicle("WVWZZZ1JZXW000009", make="VW", model="Golf", year=2021)
     for i in range(6):
-        await db.append_audit(actor=f"user{i}", action="auth.login", target=f"user:user{i}")
+        await db.audit.append_audit(actor=f"user{i}", action="auth.login", target=f"user:user{i}")
 
 
 async def test_verify_says_intact_then_names_the_altered_row(
@@ -43,7 +43,7 @@ async def test_verify_says_intact_then_names_the_altered_row(
         await some_history(db)
         # Retention (60 days on) removes everything so far and signs its summary.
         policy = RetentionPolicy(30, 0, signing_key(SIGNING_SECRET), CHAIN)
-        [summary] = await db.sweep_retention(policy, datetime.now(UTC) + timedelta(days=60))
+        [summary] = await db.audit.sweep_retention(policy, datetime.now(UTC) + timedelta(days=60))
         await some_history_after(db)
     keyed = {"SOVD_HUB_AUDIT_SIGNING_KEY": SIGNING_SECRET}
 
@@ -80,7 +80,7 @@ async def test_verify_says_intact_then_names_the_altered_row(
 
 async def some_history_after(db: Database) -> None:
     for i in range(3):
-        await db.append_audit(actor="hub", action="vehicle.connected", target=f"v:{i}")
+        await db.audit.append_audit(actor="hub", action="vehicle.connected", target=f"v:{i}")
 
 
 async def test_verify_without_the_key_and_for_an_unknown_chain(

@@ -75,8 +75,8 @@ async def test_migrate_user_and_vehicle_add(database_url: str, aio_loop: object)
     assert vehicle.returncode == 0, vehicle.stderr
     token = vehicle.stdout.decode().splitlines()[-1]
     async with open_database(database_url) as db:
-        assert await db.authenticate_user("alice", "long enough password") is not None
-        credentials = await db.find_vehicle(VIN)
+        assert await db.accounts.authenticate_user("alice", "long enough password") is not None
+        credentials = await db.vehicles.find_vehicle(VIN)
     assert credentials is not None
     from hub import verify_vehicle_token
 
@@ -192,8 +192,8 @@ async def _connect_silent_fleet(
 ) -> list[SimulatedVehicle]:
     """`count` registered vehicles that take commands and never answer, all connected."""
     async with open_database(database_url, bcrypt_rounds=4) as db:
-        await db.add_user("eve", "long enough password", "engineer")
-        added = await db.add_vehicles(
+        await db.accounts.add_user("eve", "long enough password", "engineer")
+        added = await db.vehicles.add_vehicles(
             [NewVehicle(f"WVWZZZ1JZXW{n:06d}", "VW", "ID.3", 2022) for n in range(count)]
         )
     vehicles = [
@@ -249,8 +249,10 @@ async def test_sigterm_ends_200_links_with_unavailable_and_interrupts_commands(
     assert kinds == {("LinkRefused", Status.UNAVAILABLE, "the hub is shutting down")}
     assert all(v.commands_received == 1 for v in busy)
     async with open_database(database_url) as db:
-        rows = [await db.get_command(command_id) for command_id in command_ids]
-        audits = [await db.list_audit(target=f"command:{command_id}") for command_id in command_ids]
+        rows = [await db.commands.get_command(command_id) for command_id in command_ids]
+        audits = [
+            await db.audit.list_audit(target=f"command:{command_id}") for command_id in command_ids
+        ]
     assert {(r.status.value, r.error) for r in rows if r} == {
         ("interrupted", "link lost: the hub is shutting down")
     }
@@ -273,8 +275,8 @@ async def test_a_restart_marks_commands_a_crash_left_unfinished(
         await process.wait()
         restarted, _, _ = await _start_serve(nursery, database_url)
         async with open_database(database_url) as db:
-            row = await db.get_command(command_id)
-            audit = [a.action for a in await db.list_audit(target=f"command:{command_id}")]
+            row = await db.commands.get_command(command_id)
+            audit = [a.action for a in await db.audit.list_audit(target=f"command:{command_id}")]
         restarted.send_signal(signal.SIGTERM)
         nursery.cancel_scope.cancel()
     assert row is not None and row.status.value == "interrupted"

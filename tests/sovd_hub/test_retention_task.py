@@ -9,11 +9,10 @@ from functools import partial
 import pytest
 import trio
 
-from api.config import StorageConfig
 from hub import ConfigError
 from hub.model import Command, CommandStatus, SovdRequest, StatusChange
 from sovd_hub import retention_policy, run_retention, verify_key
-from storage import Database, signing_key
+from storage import Database, StorageConfig, signing_key
 
 JWT_SECRET = "retention-test-jwt-secret-" + "j" * 20
 VIN = "WVWZZZ1JZXW000008"
@@ -51,7 +50,7 @@ def test_bad_retention_settings_are_refused(settings: dict[str, object], message
 
 
 async def test_the_task_sweeps_when_started(database: Database) -> None:
-    await database.add_vehicle(VIN, make="VW", model="Golf", year=2021)
+    await database.vehicles.add_vehicle(VIN, make="VW", model="Golf", year=2021)
     long_ago = datetime.now(UTC) - timedelta(days=10)
     old = Command(
         id=uuid.uuid4(),
@@ -63,8 +62,8 @@ async def test_the_task_sweeps_when_started(database: Database) -> None:
         submitted_by="alice",
         submitted_at=long_ago,
     )
-    await database.record([], [], [old])
-    await database.record([], [StatusChange(old.id, CommandStatus.SUCCEEDED, long_ago)])
+    await database.commands.record([], [], [old])
+    await database.commands.record([], [StatusChange(old.id, CommandStatus.SUCCEEDED, long_ago)])
     policy = retention_policy(StorageConfig(command_retention_days=1), JWT_SECRET, "n1")
     swept = trio.Event()
     async with trio.open_nursery() as nursery:
@@ -73,9 +72,9 @@ async def test_the_task_sweeps_when_started(database: Database) -> None:
         )
         await swept.wait()
         scope.cancel()
-    assert await database.get_command(old.id) is None
-    [summary] = [e for e in await database.list_audit() if e.action == "audit.retention"]
+    assert await database.commands.get_command(old.id) is None
+    [summary] = [e for e in await database.audit.list_audit() if e.action == "audit.retention"]
     removed = summary.details["commands"]
     assert isinstance(removed, dict) and removed["rows"] == 1
-    [report] = await database.verify_audit(key=signing_key(JWT_SECRET))
+    [report] = await database.audit.verify_audit(key=signing_key(JWT_SECRET))
     assert report.intact and report.summaries_checked == 1

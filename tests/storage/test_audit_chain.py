@@ -41,19 +41,21 @@ def command(at: datetime = T0, vin: str = VIN) -> Command:
 
 async def some_history(db: Database) -> None:
     """Eight audit rows of several kinds, through several repository methods."""
-    await db.add_vehicle(VIN, make="VW", model="Golf", year=2021)  # 1
-    await db.add_user("alice", "correct horse battery", "engineer")  # 2
+    await db.vehicles.add_vehicle(VIN, make="VW", model="Golf", year=2021)  # 1
+    await db.accounts.add_user("alice", "correct horse battery", "engineer")  # 2
     first, second = command(), command(T0 + timedelta(seconds=1))
-    await db.record([], [], [first, second])  # 3, 4
+    await db.commands.record([], [], [first, second])  # 3, 4
     done = [StatusChange(first.id, CommandStatus.SUCCEEDED, T0 + timedelta(seconds=2))]
-    await db.record([], done)  # 5
-    await db.append_audit(actor="hub", action="vehicle.connected", target=f"vehicle:{VIN}")  # 6
-    await db.set_vehicle_enabled(VIN, False, by="admin")  # 7
-    await db.append_audit(actor="bob", action="auth.login_failed", target="user:bob")  # 8
+    await db.commands.record([], done)  # 5
+    await db.audit.append_audit(
+        actor="hub", action="vehicle.connected", target=f"vehicle:{VIN}"
+    )  # 6
+    await db.vehicles.set_vehicle_enabled(VIN, False, by="admin")  # 7
+    await db.audit.append_audit(actor="bob", action="auth.login_failed", target="user:bob")  # 8
 
 
 async def verify(db: Database, key: bytes | None = None) -> ChainReport:
-    [report] = await db.verify_audit(chain=CHAIN, key=key)
+    [report] = await db.audit.verify_audit(chain=CHAIN, key=key)
     return report
 
 
@@ -181,12 +183,12 @@ async def test_a_chain_whose_head_was_deleted_is_reported(db: Database, database
 async def test_each_node_appends_to_its_own_chain(
     db: Database, database_url: str, aio_loop: asyncio.AbstractEventLoop
 ) -> None:
-    await db.append_audit(actor="hub", action="a", target="t")
+    await db.audit.append_audit(actor="hub", action="a", target="t")
     async with open_database(database_url, node_id="node-b") as other:
         assert other.audit_chain == "node-b"
-        await other.append_audit(actor="hub", action="b", target="t")
-        await other.append_audit(actor="hub", action="c", target="t")
-        reports = await other.verify_audit()
+        await other.audit.append_audit(actor="hub", action="b", target="t")
+        await other.audit.append_audit(actor="hub", action="c", target="t")
+        reports = await other.audit.verify_audit()
     assert [(r.chain, r.rows_checked, r.intact) for r in reports] == [
         (CHAIN, 1, True),
         ("node-b", 2, True),
@@ -196,17 +198,17 @@ async def test_each_node_appends_to_its_own_chain(
 async def test_concurrent_appends_and_group_commits_give_one_gap_free_chain(
     db: Database,
 ) -> None:
-    await db.add_vehicle(VIN, make="VW", model="Golf", year=2021)
+    await db.vehicles.add_vehicle(VIN, make="VW", model="Golf", year=2021)
     before = (await verify(db)).last_seq
 
     async def route_style(i: int) -> None:
-        await db.append_audit(actor=f"user{i}", action="auth.login", target=f"user:user{i}")
+        await db.audit.append_audit(actor=f"user{i}", action="auth.login", target=f"user:user{i}")
 
     async def group_commit(i: int) -> None:
         submitted = [command(T0 + timedelta(seconds=i)) for _ in range(3)]
-        await db.record([], [], submitted)
+        await db.commands.record([], [], submitted)
         ended = [StatusChange(c.id, CommandStatus.FAILED, T0, "x") for c in submitted[:2]]
-        await db.record([], ended)
+        await db.commands.record([], ended)
 
     async with trio.open_nursery() as nursery:
         for i in range(40):
@@ -219,5 +221,5 @@ async def test_concurrent_appends_and_group_commits_give_one_gap_free_chain(
 
 async def test_json_numbers_hash_the_same_after_the_round_trip(db: Database) -> None:
     details = {"f": 1e16, "g": 2.5, "h": 1e-7, "i": 10**20, "j": [1.0, True, None, "x"]}
-    await db.append_audit(actor="a", action="numbers", target="t", details=details)  # type: ignore[arg-type]
+    await db.audit.append_audit(actor="a", action="numbers", target="t", details=details)  # type: ignore[arg-type]
     assert (await verify(db)).intact

@@ -83,11 +83,11 @@ def sql(url: str, statement: str) -> list[tuple[object, ...]]:
 
 async def history(db: Database) -> dict[str, Command]:
     """Old rows first (older than the windows at SWEEP_AT), then recent ones, then an old one."""
-    await db.add_vehicle(VIN, make="VW", model="Golf", year=2021)
+    await db.vehicles.add_vehicle(VIN, make="VW", model="Golf", year=2021)
     old = NOW + timedelta(hours=1)
     done, failed, waiting = command(old), command(old), command(old)
-    await db.record([event(done, 0)], [], [done, failed, waiting])
-    await db.record(
+    await db.commands.record([event(done, 0)], [], [done, failed, waiting])
+    await db.commands.record(
         [],
         [
             StatusChange(done.id, CommandStatus.SUCCEEDED, old),
@@ -95,10 +95,12 @@ async def history(db: Database) -> dict[str, Command]:
         ],
     )
     recent = command(NOW + timedelta(days=20))
-    await db.record([event(recent, 0)], [], [recent])
-    await db.record([], [StatusChange(recent.id, CommandStatus.SUCCEEDED, recent.submitted_at)])
+    await db.commands.record([event(recent, 0)], [], [recent])
+    await db.commands.record(
+        [], [StatusChange(recent.id, CommandStatus.SUCCEEDED, recent.submitted_at)]
+    )
     # Old by its time, but after a recent row: retention removes a prefix only.
-    await db.append_audit(actor="hub", action="vehicle.connected", target=f"vehicle:{VIN}")
+    await db.audit.append_audit(actor="hub", action="vehicle.connected", target=f"vehicle:{VIN}")
     return {"done": done, "failed": failed, "waiting": waiting, "recent": recent}
 
 
@@ -117,22 +119,22 @@ async def test_retention_removes_the_old_prefix_and_leaves_a_signed_summary(
     [(anchor_hash,)] = await trio.to_thread.run_sync(
         sql, database_url, f"SELECT hash FROM audit_events WHERE seq = {cut}"
     )
-    before = await db.verify_audit(chain=CHAIN, key=KEY)
+    before = await db.audit.verify_audit(chain=CHAIN, key=KEY)
 
-    [summary] = await db.sweep_retention(policy(), SWEEP_AT)
+    [summary] = await db.audit.sweep_retention(policy(), SWEEP_AT)
 
     assert (summary.chain, summary.audit_rows, summary.anchor_seq) == (CHAIN, cut, cut)
     assert summary.anchor_hash == anchor_hash
     assert (summary.commands, summary.command_events) == (2, 1)
     assert summary.summary_seq == before[0].last_seq + 1
     # The old commands that finished are gone with their events; the others stay.
-    assert await db.get_command(commands["done"].id) is None
-    assert await db.get_command(commands["failed"].id) is None
-    assert await db.list_events(commands["done"].id) == []
-    assert await db.get_command(commands["waiting"].id) is not None
-    assert await db.get_command(commands["recent"].id) is not None
+    assert await db.commands.get_command(commands["done"].id) is None
+    assert await db.commands.get_command(commands["failed"].id) is None
+    assert await db.commands.list_events(commands["done"].id) == []
+    assert await db.commands.get_command(commands["waiting"].id) is not None
+    assert await db.commands.get_command(commands["recent"].id) is not None
     # The summary is in the chain, says what went, and the head's anchor moved.
-    [row] = [e for e in await db.list_audit() if e.action == "audit.retention"]
+    [row] = [e for e in await db.audit.list_audit() if e.action == "audit.retention"]
     assert row.actor == "hub" and row.target == f"audit_chain:{CHAIN}"
     assert row.details["anchor_seq"] == cut and row.details["anchor_hash"] == anchor_hash
     audit = row.details["audit"]
@@ -149,12 +151,12 @@ async def test_retention_removes_the_old_prefix_and_leaves_a_signed_summary(
     )
     assert lowest == cut + 1
     # Verification starts at the anchor and still holds, signature included.
-    [report] = await db.verify_audit(chain=CHAIN, key=KEY)
+    [report] = await db.audit.verify_audit(chain=CHAIN, key=KEY)
     assert report.intact, report.broken
     assert (report.anchor_seq, report.summaries_checked) == (cut, 1)
     assert report.rows_checked == before[0].last_seq - cut + 1
     # Nothing more is old enough: the next sweep removes nothing and writes nothing.
-    assert await db.sweep_retention(policy(), SWEEP_AT) == []
+    assert await db.audit.sweep_retention(policy(), SWEEP_AT) == []
     # The unlock was the retention transaction's own: DELETE is refused again.
     with pytest.raises(Exception, match="append-only"):
         await trio.to_thread.run_sync(run_sql, database_url, "DELETE FROM audit_events")
@@ -165,13 +167,13 @@ async def test_retention_removes_the_old_prefix_and_leaves_a_signed_summary(
 
 async def test_a_summary_signed_with_another_key_is_named(db: Database) -> None:
     await history(db)
-    [summary] = await db.sweep_retention(policy(), SWEEP_AT)
+    [summary] = await db.audit.sweep_retention(policy(), SWEEP_AT)
     other = signing_key("another secret, also longer than 32 bytes")
-    [report] = await db.verify_audit(chain=CHAIN, key=other)
+    [report] = await db.audit.verify_audit(chain=CHAIN, key=other)
     assert report.broken is not None
     assert (report.broken.kind, report.broken.seq) == (BreakKind.BAD_SIGNATURE, summary.summary_seq)
     # Without a key the chain still verifies and the anchor is still vouched for.
-    [unkeyed] = await db.verify_audit(chain=CHAIN)
+    [unkeyed] = await db.audit.verify_audit(chain=CHAIN)
     assert unkeyed.intact
 
 
@@ -179,7 +181,7 @@ async def test_an_anchor_moved_outside_retention_is_unattested(
     db: Database, database_url: str
 ) -> None:
     await history(db)
-    [summary] = await db.sweep_retention(policy(), SWEEP_AT)
+    [summary] = await db.audit.sweep_retention(policy(), SWEEP_AT)
     moved = summary.anchor_seq + 1
     await trio.to_thread.run_sync(
         tamper,
@@ -188,24 +190,24 @@ async def test_an_anchor_moved_outside_retention_is_unattested(
         f"(SELECT hash FROM audit_events WHERE seq = {moved})",
         f"DELETE FROM audit_events WHERE seq = {moved}",
     )
-    [report] = await db.verify_audit(chain=CHAIN, key=KEY)
+    [report] = await db.audit.verify_audit(chain=CHAIN, key=KEY)
     assert report.broken is not None
     assert (report.broken.kind, report.broken.seq) == (BreakKind.UNATTESTED_ANCHOR, moved)
 
 
 async def test_a_sweep_removes_at_most_max_rows_and_the_next_goes_on(db: Database) -> None:
     await history(db)
-    [first] = await db.sweep_retention(policy(max_rows=2, command_days=0), SWEEP_AT)
+    [first] = await db.audit.sweep_retention(policy(max_rows=2, command_days=0), SWEEP_AT)
     assert (first.audit_rows, first.anchor_seq, first.commands) == (2, 2, 0)
-    [second] = await db.sweep_retention(policy(max_rows=2, command_days=0), SWEEP_AT)
+    [second] = await db.audit.sweep_retention(policy(max_rows=2, command_days=0), SWEEP_AT)
     assert (second.audit_rows, second.anchor_seq) == (2, 4)
-    [report] = await db.verify_audit(chain=CHAIN, key=KEY)
+    [report] = await db.audit.verify_audit(chain=CHAIN, key=KEY)
     assert report.intact and report.summaries_checked == 2
 
 
 async def test_windows_of_zero_keep_everything(db: Database) -> None:
     await history(db)
-    assert await db.sweep_retention(policy(audit_days=0, command_days=0), SWEEP_AT) == []
+    assert await db.audit.sweep_retention(policy(audit_days=0, command_days=0), SWEEP_AT) == []
 
 
 # -- migration 0004 chains the rows written before it ------------------------
@@ -257,8 +259,8 @@ def test_migration_0004_chains_the_existing_rows(url_at_0003: str) -> None:
             trio_asyncio.open_loop(),
             open_database(url_at_0003, audit_chain=CHAIN) as db,
         ):
-            await db.append_audit(actor="hub", action="hub.started", target="hub")
-            reports = await db.verify_audit()
+            await db.audit.append_audit(actor="hub", action="hub.started", target="hub")
+            reports = await db.audit.verify_audit()
         assert [(r.chain, r.rows_checked, r.intact) for r in reports] == [
             (MIGRATED_CHAIN, 5, True),
             (CHAIN, 1, True),

@@ -11,21 +11,26 @@ from pathlib import Path
 import pytest
 import trio
 
+from hub import AuditLog
 from hub.model import CommandStatus, StatusChange
-from hub.ports import CommandJournal, VehicleDirectory
+from hub.ports import CommandBacklog, CommandJournal, VehicleDirectory
 from storage import Database, DatabaseUnavailable, StorageError, migrate, open_database
 from tests.storage.test_commands import make_command, make_event
 
 
 async def test_database_serves_the_hub_ports(database: Database) -> None:
-    # The annotations make mypy check that Database implements the hub's ports.
-    directory: VehicleDirectory = database
-    journal: CommandJournal = database
+    # The annotations make mypy check that the stores implement the hub's ports.
+    directory: VehicleDirectory = database.vehicles
+    journal: CommandJournal = database.commands
+    backlog: CommandBacklog = database.commands
+    audit: AuditLog = database.audit
 
-    await database.add_vehicle("WVWZZZ1JZXW000002", make="VW", model="Golf", year=2021)
+    await database.vehicles.add_vehicle("WVWZZZ1JZXW000002", make="VW", model="Golf", year=2021)
     found = await directory.find_vehicles(["WVWZZZ1JZXW000001", "WVWZZZ1JZXW000002"])
     assert list(found) == ["WVWZZZ1JZXW000002"] and found["WVWZZZ1JZXW000002"].enabled
     await journal.record([], [])
+    assert await backlog.waiting_commands("WVWZZZ1JZXW000002") == []
+    await audit.append_audits([])
 
 
 async def test_ping_and_url(database: Database, database_url: str) -> None:
@@ -39,7 +44,7 @@ async def test_an_unreachable_postgres_is_unavailable(aio_loop: object) -> None:
         with pytest.raises(DatabaseUnavailable, match="is unavailable") as caught:
             await db.ping()
         with pytest.raises(DatabaseUnavailable):
-            await db.list_vehicles()
+            await db.vehicles.list_vehicles()
     assert "s3cret" not in str(caught.value)
     assert "SOVD_HUB_DATABASE_URL" in str(caught.value)
 
@@ -70,26 +75,26 @@ async def test_an_unmigrated_database_says_to_migrate(aio_loop: object, tmp_path
     async with open_database(f"sqlite:///{tmp_path / 'hub.db'}") as db:
         await db.ping()
         with pytest.raises(StorageError, match="run `sovd-hub migrate`"):
-            await db.list_vehicles()
+            await db.vehicles.list_vehicles()
 
 
 async def test_naive_datetimes_are_refused(database: Database) -> None:
-    await database.add_vehicle("WVWZZZ1JZXW000001", make="VW", model="Golf", year=2021)
+    await database.vehicles.add_vehicle("WVWZZZ1JZXW000001", make="VW", model="Golf", year=2021)
 
     with pytest.raises(Exception, match="naive datetime") as caught:
-        await database.record_seen({"WVWZZZ1JZXW000001": datetime(2025, 1, 1)})
+        await database.vehicles.record_seen({"WVWZZZ1JZXW000001": datetime(2025, 1, 1)})
     assert not isinstance(caught.value, StorageError)  # a caller's bug, not the database's
 
 
 async def test_concurrent_writers_all_commit(database: Database) -> None:
     vin = "WVWZZZ1JZXW000001"
-    await database.add_vehicle(vin, make="VW", model="Golf", year=2021)
+    await database.vehicles.add_vehicle(vin, make="VW", model="Golf", year=2021)
     commands = [make_command() for _ in range(20)]
 
     async def submit_and_finish(index: int) -> None:
         command = commands[index]
-        await database.create_command(command)
-        await database.record(
+        await database.commands.create_command(command)
+        await database.commands.record(
             [make_event(command, 0, final=True)],
             [StatusChange(command.id, CommandStatus.SUCCEEDED, datetime.now(UTC))],
         )
@@ -98,27 +103,27 @@ async def test_concurrent_writers_all_commit(database: Database) -> None:
         for index in range(len(commands)):
             nursery.start_soon(submit_and_finish, index)
         for n in range(10):
-            nursery.start_soon(database.record_seen, {vin: datetime.now(UTC)})
+            nursery.start_soon(database.vehicles.record_seen, {vin: datetime.now(UTC)})
             nursery.start_soon(
-                partial(database.append_audit, actor="hub", action="x", target=f"{n}")
+                partial(database.audit.append_audit, actor="hub", action="x", target=f"{n}")
             )
 
     for command in commands:
-        row = await database.get_command(command.id)
+        row = await database.commands.get_command(command.id)
         assert row is not None
         assert row.status is CommandStatus.SUCCEEDED
-        assert len(await database.list_events(command.id)) == 1
+        assert len(await database.commands.list_events(command.id)) == 1
     # The vehicle (added, token issued), each command (submitted, succeeded), the 10 others.
-    assert len(await database.list_audit()) == 2 + 2 * len(commands) + 10
+    assert len(await database.audit.list_audit()) == 2 + 2 * len(commands) + 10
 
 
 async def test_a_cancelled_call_leaves_the_database_usable(database: Database) -> None:
     with trio.move_on_after(0):
-        await database.add_vehicle("WVWZZZ1JZXW000001", make="VW", model="Golf", year=2021)
+        await database.vehicles.add_vehicle("WVWZZZ1JZXW000001", make="VW", model="Golf", year=2021)
 
-    await database.add_vehicle("WVWZZZ1JZXW000002", make="VW", model="Golf", year=2021)
-    assert await database.get_command(uuid.uuid4()) is None
-    assert "WVWZZZ1JZXW000002" in [v.vin for v in await database.list_vehicles()]
+    await database.vehicles.add_vehicle("WVWZZZ1JZXW000002", make="VW", model="Golf", year=2021)
+    assert await database.commands.get_command(uuid.uuid4()) is None
+    assert "WVWZZZ1JZXW000002" in [v.vin for v in await database.vehicles.list_vehicles()]
 
 
 async def test_open_database_closes_its_pool_when_cancelled(

@@ -44,32 +44,32 @@ def _command(by: str = "alice", key: str | None = None, minutes: int = 0) -> Com
 
 @pytest.fixture
 async def db(database: Database) -> Database:
-    await database.add_vehicle(VIN, make="VW", model="Golf", year=2021)
-    await database.add_vehicle(OTHER_VIN, make="Honda", model="Accord", year=2003)
+    await database.vehicles.add_vehicle(VIN, make="VW", model="Golf", year=2021)
+    await database.vehicles.add_vehicle(OTHER_VIN, make="Honda", model="Accord", year=2003)
     return database
 
 
 async def _submitted(db: Database) -> list[str]:
-    return sorted(a.target for a in await db.list_audit() if a.action == "command.submitted")
+    return sorted(a.target for a in await db.audit.list_audit() if a.action == "command.submitted")
 
 
 async def test_a_taken_key_skips_only_its_command_in_a_batch(db: Database) -> None:
     first = _command(key="k")
-    assert await db.record((), (), [first]) == frozenset()
+    assert await db.commands.record((), (), [first]) == frozenset()
     duplicate, bystander, same_key_other_user = _command(key="k"), _command(), _command("bob", "k")
-    refused = await db.record((), (), [bystander, duplicate, same_key_other_user])
+    refused = await db.commands.record((), (), [bystander, duplicate, same_key_other_user])
     assert refused == {duplicate.id}
     for stored in (first, bystander, same_key_other_user):
-        assert await db.get_command(stored.id) is not None
-    assert await db.get_command(duplicate.id) is None
+        assert await db.commands.get_command(stored.id) is not None
+    assert await db.commands.get_command(duplicate.id) is None
     assert await _submitted(db) == sorted(
         f"command:{c.id}" for c in (first, bystander, same_key_other_user)
     )
-    found = await db.find_idempotent("alice", "k")
+    found = await db.commands.find_idempotent("alice", "k")
     assert found is not None and found[0].id == first.id and found[1] == "a" * 64
-    assert await db.find_idempotent("carol", "k") is None
+    assert await db.commands.find_idempotent("carol", "k") is None
     with pytest.raises(ConflictError, match="alice already used idempotency key 'k'"):
-        await db.create_command(_command(key="k"))
+        await db.commands.create_command(_command(key="k"))
 
 
 class CountingJournal:
@@ -86,13 +86,13 @@ class CountingJournal:
         commands: Sequence[Command] = (),
     ) -> frozenset[uuid.UUID]:
         self.transactions += 1
-        return await self.db.record(events, changes, commands)
+        return await self.db.commands.record(events, changes, commands)
 
 
 async def test_a_lost_race_fails_only_its_caller_and_the_batch_is_written_once(
     db: Database,
 ) -> None:
-    await db.record((), (), [_command(key="k")])  # as if another node stored it first
+    await db.commands.record((), (), [_command(key="k")])  # as if another node stored it first
     inner = CountingJournal(db)
     journal = GroupCommitJournal(inner)
     outcomes: dict[str, Any] = {}
@@ -117,37 +117,43 @@ async def test_a_lost_race_fails_only_its_caller_and_the_batch_is_written_once(
     assert (outcomes["a"], outcomes["b"]) == ("stored", "stored")
     assert isinstance(outcomes["dup"], IdempotencyKeyTaken)
     assert outcomes["dup"].command_ids == {commands["dup"].id}
-    assert await db.get_command(commands["dup"].id) is None
-    assert await db.get_command(commands["a"].id) is not None
+    assert await db.commands.get_command(commands["dup"].id) is None
+    assert await db.commands.get_command(commands["a"].id) is not None
 
 
 async def test_search_and_live_status_filters(db: Database) -> None:
-    page = await db.search_vehicles(VehicleFilter(vins=frozenset({OTHER_VIN, "X" * 17})), limit=5)
+    page = await db.vehicles.search_vehicles(
+        VehicleFilter(vins=frozenset({OTHER_VIN, "X" * 17})), limit=5
+    )
     assert ([v.vin for v in page.items], page.total) == ([OTHER_VIN], 1)
-    page = await db.search_vehicles(VehicleFilter(not_vins=frozenset({OTHER_VIN})), limit=5)
+    page = await db.vehicles.search_vehicles(
+        VehicleFilter(not_vins=frozenset({OTHER_VIN})), limit=5
+    )
     assert [v.vin for v in page.items] == [VIN]
     nobody: frozenset[str] = frozenset()
-    assert (await db.search_vehicles(VehicleFilter(vins=nobody), limit=5)).total == 0
-    assert (await db.search_vehicles(VehicleFilter(not_vins=nobody), limit=5)).total == 2
+    assert (await db.vehicles.search_vehicles(VehicleFilter(vins=nobody), limit=5)).total == 0
+    assert (await db.vehicles.search_vehicles(VehicleFilter(not_vins=nobody), limit=5)).total == 2
     fleet = frozenset(f"WVWZZZ1JZXW{i:06d}" for i in range(40_000))  # one parameter, any size
-    assert (await db.search_vehicles(VehicleFilter(vins=fleet), limit=1)).total == 2
-    assert (await db.search_vehicles(VehicleFilter(search="ACC"), limit=5)).total == 1
+    assert (await db.vehicles.search_vehicles(VehicleFilter(vins=fleet), limit=1)).total == 2
+    assert (await db.vehicles.search_vehicles(VehicleFilter(search="ACC"), limit=5)).total == 1
 
 
 async def test_update_vehicle_writes_only_what_changed(db: Database) -> None:
-    updated = await db.update_vehicle(VIN, VehicleChanges(make="VW", year=2022), by="admin")
+    updated = await db.vehicles.update_vehicle(
+        VIN, VehicleChanges(make="VW", year=2022), by="admin"
+    )
     assert (updated.make, updated.year) == ("VW", 2022)
-    await db.update_vehicle(VIN, VehicleChanges(year=2022), by="admin")
-    updates = [a.details for a in await db.list_audit() if a.action == "vehicle.updated"]
+    await db.vehicles.update_vehicle(VIN, VehicleChanges(year=2022), by="admin")
+    updates = [a.details for a in await db.audit.list_audit() if a.action == "vehicle.updated"]
     assert updates == [{"changed": {"year": {"from": 2021, "to": 2022}}}]
     with pytest.raises(UnknownVehicleError):
-        await db.update_vehicle("WVWZZZ1JZXW999999", VehicleChanges(year=2022), by="admin")
+        await db.vehicles.update_vehicle("WVWZZZ1JZXW999999", VehicleChanges(year=2022), by="admin")
 
 
 async def test_list_commands_by_time_range(db: Database) -> None:
     commands = [_command(minutes=m) for m in range(4)]
-    await db.record((), (), commands)
+    await db.commands.record((), (), commands)
     wanted = CommandFilter(since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=3))
-    page = await db.list_commands(wanted, limit=10)
+    page = await db.commands.list_commands(wanted, limit=10)
     assert [c.id for c in page.items] == [commands[2].id, commands[1].id]
     assert page.total == 2

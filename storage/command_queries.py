@@ -1,0 +1,288 @@
+"""The commands' transactions, as asyncio coroutines: storing new commands, their events
+and status changes (the journal's group commit), and reading them back.
+
+Each function is one whole transaction on the asyncio side of the bridge;
+`storage.commands.CommandStore` calls it with one crossing. How statuses
+move (and how commands end in bulk) is `storage.command_changes`; listings
+and idempotency lookups are in `storage.history`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any, cast
+
+from sqlalchemy import Insert, Table, insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hub.auditing import AuditNote
+from hub.model import (
+    JSON,
+    Command,
+    CommandEventRecord,
+    CommandStatus,
+    EventKind,
+    SovdRequest,
+    StatusChange,
+)
+from storage.audit_chain import append_audit_rows
+from storage.command_changes import apply_changes
+from storage.errors import ConflictError, StorageError, UnknownVehicleError
+from storage.models import CommandEventModel, CommandModel
+from storage.records import CommandRow
+from storage.vehicle_queries import find_vehicle
+
+__all__ = [
+    "command_row",
+    "command_with_events",
+    "create_command",
+    "get_command",
+    "list_events",
+    "record",
+    "sovd_request",
+    "waiting_commands",
+]
+
+_COMMANDS = cast(Table, CommandModel.__table__)
+
+
+async def create_command(writer: AsyncEngine, command: Command, node_id: str | None = None) -> None:
+    try:
+        async with writer.begin() as conn:
+            refused = await _insert_commands(conn, [command], node_id)
+    except IntegrityError as exc:
+        # Only on this error path: is it the VIN (foreign key) or the id (primary key)?
+        if await find_vehicle(writer, command.vin) is None:
+            raise UnknownVehicleError(f"vehicle {command.vin} is not registered") from exc
+        raise ConflictError(f"command {command.id} already exists") from exc
+    if refused:
+        raise ConflictError(
+            f"{command.submitted_by} already used idempotency key {command.idempotency_key!r}"
+        )
+
+
+async def _insert_commands(
+    conn: AsyncConnection,
+    commands: Sequence[Command],
+    node_id: str | None = None,
+    audits: list[AuditNote] | None = None,
+) -> frozenset[uuid.UUID]:
+    """New commands as pending (held by `node_id`), each with its "command.submitted" audit event.
+
+    A command whose (submitted_by, idempotency_key) is taken is skipped, not
+    an error, so a racing duplicate cannot fail the other commands of a
+    group commit; the ids of the skipped ones are returned.
+    """
+    rows = [
+        {
+            "id": c.id,
+            "vin": c.vin,
+            "submitted_by": c.submitted_by,
+            "name": c.name,
+            "params": c.params,
+            "sovd": {
+                "method": c.sovd.method,
+                "path": c.sovd.path,
+                "query": dict(c.sovd.query),
+                "body": c.sovd.body,
+            },
+            "status": CommandStatus.PENDING.value,
+            "timeout_s": c.timeout_s,
+            "submitted_at": c.submitted_at,
+            "expires_at": c.expires_at,
+            "idempotency_key": c.idempotency_key,
+            "request_hash": c.request_hash,
+            "node_id": node_id,
+        }
+        for c in commands
+    ]
+    plain = [row for row in rows if row["idempotency_key"] is None]
+    keyed = [row for row in rows if row["idempotency_key"] is not None]
+    if plain:
+        await conn.execute(insert(_COMMANDS), plain)
+    refused: frozenset[uuid.UUID] = frozenset()
+    if keyed:
+        statement = _insert_ignoring_conflicts(
+            conn, _COMMANDS, ["submitted_by", "idempotency_key"]
+        ).returning(_COMMANDS.c.id)
+        stored = set((await conn.execute(statement, keyed)).scalars())
+        refused = frozenset(c.id for c in commands if c.idempotency_key and c.id not in stored)
+    submitted: list[AuditNote] = [
+        AuditNote(
+            at=c.submitted_at,
+            actor=c.submitted_by,
+            action="command.submitted",
+            target=f"command:{c.id}",
+            details={"vin": c.vin, "name": c.name, "params": c.params},
+        )
+        for c in commands
+        if c.id not in refused
+    ]
+    if audits is None:
+        await append_audit_rows(conn, submitted)
+    else:  # the caller appends them last (see `storage.audit_chain.lock_head`)
+        audits.extend(submitted)
+    return refused
+
+
+async def get_command(reader: AsyncEngine, command_id: uuid.UUID) -> CommandRow | None:
+    c = CommandModel
+    query = select(
+        c.id,
+        c.vin,
+        c.submitted_by,
+        c.name,
+        c.params,
+        c.sovd,
+        c.status,
+        c.error,
+        c.timeout_s,
+        c.submitted_at,
+        c.started_at,
+        c.finished_at,
+        c.expires_at,
+    ).where(c.id == command_id)
+    async with reader.connect() as conn:
+        row = (await conn.execute(query)).one_or_none()
+    return None if row is None else command_row(row)
+
+
+def command_row(row: Row[*tuple[Any, ...]]) -> CommandRow:
+    """A `CommandRow` from a row with the command columns, by name."""
+    return CommandRow(
+        id=row.id,
+        vin=row.vin,
+        submitted_by=row.submitted_by,
+        name=row.name,
+        params=row.params,
+        sovd=sovd_request(row.sovd),
+        status=CommandStatus(row.status),
+        error=row.error,
+        timeout_s=row.timeout_s,
+        submitted_at=row.submitted_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        expires_at=row.expires_at,
+    )
+
+
+async def waiting_commands(reader: AsyncEngine, vin: str) -> list[Command]:
+    """`vin`'s commands waiting for it (pending, with an expiry), oldest first."""
+    c = CommandModel
+    query = (
+        select(
+            c.id, c.vin, c.name, c.params, c.sovd, c.timeout_s, c.submitted_by,
+            c.submitted_at, c.expires_at,
+        )
+        .where(c.vin == vin, c.status == CommandStatus.PENDING.value, c.expires_at.is_not(None))
+        .order_by(c.submitted_at)
+    )  # fmt: skip
+    async with reader.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [
+        Command(
+            id=row.id,
+            vin=row.vin,
+            name=row.name,
+            params=row.params,
+            sovd=sovd_request(row.sovd),
+            timeout_s=row.timeout_s,
+            submitted_by=row.submitted_by,
+            submitted_at=row.submitted_at,
+            expires_at=row.expires_at,
+        )
+        for row in rows
+    ]
+
+
+async def list_events(
+    reader: AsyncEngine, command_id: uuid.UUID, from_seq: int
+) -> list[CommandEventRecord]:
+    e = CommandEventModel
+    query = (
+        select(e.seq, e.kind, e.status, e.body, e.final, e.received_at)
+        .where(e.command_id == command_id, e.seq >= from_seq)
+        .order_by(e.seq)
+    )
+    async with reader.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [
+        CommandEventRecord(command_id, seq, EventKind(kind), status, body, final, received_at)
+        for seq, kind, status, body, final, received_at in rows
+    ]
+
+
+async def command_with_events(
+    reader: AsyncEngine, command_id: uuid.UUID, from_seq: int
+) -> tuple[CommandRow | None, list[CommandEventRecord]]:
+    # The command first: if it is final then, all its events are already stored.
+    command = await get_command(reader, command_id)
+    if command is None:
+        return None, []
+    return command, await list_events(reader, command_id, from_seq)
+
+
+async def record(
+    writer: AsyncEngine,
+    commands: Sequence[Command],
+    events: Sequence[CommandEventRecord],
+    changes: Sequence[StatusChange],
+    node_id: str | None = None,
+) -> frozenset[uuid.UUID]:
+    """One group commit; returns the new commands refused for a reused idempotency key.
+
+    New and dispatched commands are stamped with `node_id` (the node that holds them).
+    """
+    refused: frozenset[uuid.UUID] = frozenset()
+    audits: list[AuditNote] = []
+    async with writer.begin() as conn:
+        if commands:
+            refused = await _insert_commands(conn, commands, node_id, audits)
+        if events:
+            rows = [
+                {
+                    "command_id": e.command_id,
+                    "seq": e.seq,
+                    "kind": EventKind(e.kind).value,
+                    "status": e.status,
+                    "body": e.body,
+                    "final": e.final,
+                    "received_at": e.received_at,
+                }
+                for e in events
+            ]
+            await conn.execute(_insert_events_ignoring_duplicates(conn), rows)
+        if changes:
+            await apply_changes(conn, changes, node_id, audits)
+        await append_audit_rows(conn, audits)  # last: it locks the audit chain's head
+    return refused
+
+
+def _insert_events_ignoring_duplicates(conn: AsyncConnection) -> Insert:
+    events = cast(Table, CommandEventModel.__table__)
+    return _insert_ignoring_conflicts(conn, events, ["command_id", "seq"])
+
+
+def _insert_ignoring_conflicts(conn: AsyncConnection, table: Table, columns: list[str]) -> Insert:
+    """INSERT ... ON CONFLICT (columns) DO NOTHING, in the connection's dialect."""
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=columns)
+    if dialect == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing(index_elements=columns)
+    raise StorageError(f"database dialect {dialect!r} is not supported")
+
+
+def sovd_request(stored: dict[str, JSON]) -> SovdRequest:
+    query = stored.get("query") or {}
+    return SovdRequest(
+        method=str(stored["method"]),
+        path=str(stored["path"]),
+        query=cast(dict[str, str], query),
+        body=stored.get("body"),
+    )

@@ -1,0 +1,149 @@
+"""The database engine every store shares: SQLite/Postgres setup, the bridge crossing, `ping`.
+
+SQLAlchemy's async engine is asyncio; the hub is trio. `Engine.run` is the
+one way a store crosses the bridge: it runs one whole transaction (an asyncio
+coroutine of a `*_queries` module) and translates driver errors into
+`StorageError`s (`storage.errors.translate_errors`). It needs a running
+`trio_asyncio.open_loop()`.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import trio
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from hub.bridge import run_asyncio
+from storage.audit_chain import AUDIT_CHAIN_OPTION
+from storage.errors import StorageError, translate_errors
+from storage.urls import mask_url, normalise_url
+
+__all__ = ["Engine", "open_engine"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_SQLITE_BUSY_TIMEOUT_MS = 5000
+_WRITE = "sovd_hub_write"  # execution option marking a transaction that writes
+
+
+class Engine:
+    """One connection pool, seen as a reader and a writer, and who writes through it.
+
+    `reader` runs read-only transactions; `writer` is the same pool marked
+    as writing (on SQLite it begins with `BEGIN IMMEDIATE`) and appending to
+    `audit_chain`.
+    """
+
+    __slots__ = ("audit_chain", "node_id", "reader", "url", "writer")
+
+    def __init__(
+        self, engine: AsyncEngine, masked_url: str, *, node_id: str | None, audit_chain: str | None
+    ) -> None:
+        #: The database URL with its password masked.
+        self.url = masked_url
+        #: The node writing through this engine (None: a tool, not a node); see `open_database`.
+        self.node_id = node_id
+        #: The audit hash chain this engine appends to (see `storage.audit_chain`).
+        self.audit_chain = audit_chain or node_id or socket.gethostname()
+        self.reader = engine
+        self.writer = engine.execution_options(
+            **{_WRITE: True, AUDIT_CHAIN_OPTION: self.audit_chain}
+        )
+
+    async def run(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `fn` (one asyncio transaction) across the bridge, translating driver errors.
+
+        Cancelling the call cancels the transaction, which is rolled back.
+        """
+        with translate_errors(self.url):
+            return await run_asyncio(fn, *args, **kwargs)
+
+    async def ping(self) -> None:
+        """Return once the database answers a query; raise `DatabaseUnavailable` if not."""
+        await self.run(_ping, self.reader)
+
+
+@asynccontextmanager
+async def open_engine(
+    url: str,
+    *,
+    pool_size: int,
+    node_id: str | None,
+    audit_chain: str | None,
+    connect_timeout_s: float,
+    command_timeout_s: float,
+) -> AsyncIterator[Engine]:
+    """The engine of the database at `url` while open; its pool is disposed on exit, shielded.
+
+    See `storage.open_database` for the parameters.
+    """
+    async_url = normalise_url(url)
+    _check_sqlite_directory(async_url, url)
+    engine = _create_engine(async_url, pool_size, connect_timeout_s, command_timeout_s)
+    try:
+        yield Engine(engine, mask_url(url), node_id=node_id, audit_chain=audit_chain)
+    finally:
+        with trio.CancelScope(shield=True):
+            await run_asyncio(engine.dispose)
+
+
+async def _ping(reader: AsyncEngine) -> None:
+    async with reader.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+def _check_sqlite_directory(async_url: str, url: str) -> None:
+    # SQLite creates a missing file but not its directory; say so plainly
+    # rather than "unable to open database file".
+    parsed = make_url(async_url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    directory = Path(parsed.database).parent
+    if not directory.is_dir():
+        raise StorageError(
+            f"database at {mask_url(url)}: directory {directory} does not exist; "
+            "create it or change SOVD_HUB_DATABASE_URL"
+        )
+
+
+def _create_engine(
+    async_url: str, pool_size: int, connect_timeout_s: float, command_timeout_s: float
+) -> AsyncEngine:
+    parsed = make_url(async_url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(
+            parsed,
+            pool_size=pool_size,
+            pool_pre_ping=True,
+            connect_args={"timeout": connect_timeout_s, "command_timeout": command_timeout_s},
+        )
+    in_memory = parsed.database in (None, "", ":memory:")
+    engine = create_async_engine(parsed, **({} if in_memory else {"pool_size": pool_size}))
+    event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+    event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
+    return engine
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: object) -> None:
+    # Turn off the driver's implicit BEGIN: `_on_sqlite_begin` emits our own.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _on_sqlite_begin(connection: Any) -> None:
+    # A writer takes the write lock up front: a deferred transaction that
+    # upgrades later fails at once with "database is locked" instead of waiting.
+    writes = connection.get_execution_options().get(_WRITE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
