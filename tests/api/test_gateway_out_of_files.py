@@ -58,7 +58,7 @@ SETTINGS = {
 LAUNCHER = (
     "import os, resource, sys; "
     f"resource.setrlimit(resource.RLIMIT_NOFILE, ({FILE_LIMIT}, {FILE_LIMIT})); "
-    "os.execv(sys.executable, [sys.executable, '-m', 'api', *sys.argv[1:]])"
+    "os.execv(sys.executable, [sys.executable, '-m', 'sovd_hub', *sys.argv[1:]])"
 )
 
 
