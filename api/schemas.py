@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from api.auth import MIN_PASSWORD_LENGTH
-from hub import CommandStatus
+from hub import Command, CommandStatus
 
 VIN_PATTERN = r"^[A-HJ-NPR-Z0-9]{17}$"
 
@@ -204,6 +204,8 @@ class SubmitCommand(Strict):
 
 
 class CommandOut(BaseModel):
+    """A command as the API answers it: the stored `hub.Command`, with its links."""
+
     id: uuid.UUID
     vin: str
     command: str
@@ -217,6 +219,26 @@ class CommandOut(BaseModel):
     expires_at: datetime | None = None
     timeout_s: float
     links: dict[str, str]
+
+    @classmethod
+    def of(cls, command: Command) -> CommandOut:
+        """The response body of `command` (as stored; a new one is `pending`)."""
+        base = f"/api/v1/commands/{command.id}"
+        return cls(
+            id=command.id,
+            vin=command.vin,
+            command=command.name,
+            params=command.params,
+            status=command.status.value,
+            error=command.error,
+            submitted_by=command.submitted_by,
+            submitted_at=command.submitted_at,
+            started_at=command.started_at,
+            finished_at=command.finished_at,
+            expires_at=command.expires_at,
+            timeout_s=command.timeout_s,
+            links={"self": base, "events": f"{base}/events", "stream": "/api/v1/ws"},
+        )
 
 
 class EventOut(BaseModel):
