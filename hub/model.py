@@ -120,10 +120,11 @@ class Command:
     @classmethod
     def from_json(cls, m: JSONObject) -> Command:
         """The pending command `to_json()` gave `m`; `ValueError` naming the field if not one."""
+        command_id = _uuid(m, "id")
         sovd = _object(m, "sovd")
         query = _object(sovd, "query")
         return cls(
-            id=_uuid(m, "id"),
+            id=command_id,
             vin=_str(m, "vin"),
             name=_str(m, "name"),
             params=_object(m, "params"),
