@@ -1,4 +1,4 @@
-"""The one JSON form of a command, an event, a status change and a vehicle's status (`hub.model`)."""
+"""The one JSON form of a command, an event, a status change and a vehicle's status."""
 
 from __future__ import annotations
 
@@ -158,5 +158,5 @@ def test_a_command_that_is_not_one_is_refused_naming_the_field(
         Command.from_json(SUBMITTED.to_json() | change)
     broken = SUBMITTED.to_json()
     del broken["vin"]
-    with pytest.raises(ValueError, match="^'vin': missing$"):
+    with pytest.raises(ValueError, match=r"^'vin': missing$"):
         Command.from_json(broken)
