@@ -21,24 +21,15 @@ from storage.audit_chain import append_audit_row, append_audit_rows
 from storage.audit_queries import AuditFilter
 from storage.audit_retention import RetentionPolicy, RetentionSummary
 from storage.audit_verify import ChainReport
-from storage.engine import Engine
+from storage.engine import Store
 
 __all__ = ["AuditStore"]
 
 
-class AuditStore:
-    """The append-only audit trail; implements `hub.ports.AuditTrail` and `hub.AuditLog`.
-
-    Every method raises `DatabaseUnavailable` when the database does not
-    answer and `StorageError` when it refuses. Cancelling a call cancels its
-    transaction, which is rolled back.
+class AuditStore(Store):
+    """The append-only audit trail; implements `hub.ports.AuditTrail` and `hub.AuditLog`
+    (errors and cancellation: see `Store`).
     """
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._run = engine.run
-        self._reader = engine.reader
-        self._writer = engine.writer
 
     @property
     def chain(self) -> str:

@@ -15,25 +15,16 @@ from datetime import datetime
 
 from hub.model import Command, CommandEventRecord, CommandUpdate, StatusChange
 from storage import cluster_queries, command_changes, command_queries, history
-from storage.engine import Engine
+from storage.engine import Store
 from storage.history import CommandFilter, Page
 
 __all__ = ["CommandStore"]
 
 
-class CommandStore:
-    """Commands, their events and statuses; see the module docstring for the ports.
-
-    Every method raises `DatabaseUnavailable` when the database does not
-    answer and `StorageError` when it refuses. Cancelling a call cancels its
-    transaction, which is rolled back.
+class CommandStore(Store):
+    """Commands, their events and statuses; see the module docstring for the ports
+    and `Store` for the errors and cancellation.
     """
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._run = engine.run
-        self._reader = engine.reader
-        self._writer = engine.writer
 
     async def ping(self) -> None:
         """Return once the database answers a query; raise `DatabaseUnavailable` if not."""
