@@ -1,4 +1,5 @@
-"""What storage returns: plain frozen dataclasses, detached from SQLAlchemy."""
+"""What storage returns besides the hub's own types (`hub.Command`, `hub.AuditRecord`): frozen
+dataclasses detached from SQLAlchemy (users, vehicles, sessions)."""
 
 from __future__ import annotations
 
