@@ -88,8 +88,8 @@ async def submit_command(
                 earlier = await state().db.commands.find_idempotent(username, key)
                 if earlier is None:
                     raise
-        row, stored_hash = earlier
-        if stored_hash != claim.request_hash:
+        row = earlier
+        if row.request_hash != claim.request_hash:
             raise ApiError(
                 409,
                 "idempotency_key_reused",

@@ -49,10 +49,9 @@ class CommandStore(Store):
         """A page (newest first) of the commands `wanted` selects, with their total count."""
         return await self._run(history.list_commands, self._reader, wanted, limit, offset)
 
-    async def find_idempotent(
-        self, submitted_by: str, key: str
-    ) -> tuple[Command, str | None] | None:
-        """The command `submitted_by` sent with idempotency key `key` and its request hash."""
+    async def find_idempotent(self, submitted_by: str, key: str) -> Command | None:
+        """The command `submitted_by` sent with idempotency key `key` (with its
+        `request_hash`), or None."""
         return await self._run(history.find_idempotent, self._reader, submitted_by, key)
 
     async def list_events(

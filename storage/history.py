@@ -10,7 +10,7 @@ whole filtered set (`Page.total`), counted in the same transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
@@ -312,10 +312,8 @@ async def list_commands(
     return Page([stored_command(row) for row in rows], total)
 
 
-async def find_idempotent(
-    reader: AsyncEngine, submitted_by: str, key: str
-) -> tuple[Command, str | None] | None:
-    """The command `submitted_by` sent with idempotency key `key`, and its request hash."""
+async def find_idempotent(reader: AsyncEngine, submitted_by: str, key: str) -> Command | None:
+    """The command `submitted_by` sent with idempotency key `key`, with its request hash."""
     c = CommandModel
     query = select(*COMMAND_COLUMNS, c.request_hash).where(
         c.submitted_by == submitted_by, c.idempotency_key == key
@@ -324,4 +322,4 @@ async def find_idempotent(
         row = (await conn.execute(query)).one_or_none()
     if row is None:
         return None
-    return stored_command(row), row.request_hash
+    return replace(stored_command(row), idempotency_key=key, request_hash=row.request_hash)

@@ -178,7 +178,7 @@ async def test_losing_a_race_to_another_node_returns_the_winners_command(
     lookups = []
     real_lookup = node.db.commands.find_idempotent
 
-    async def late_lookup(submitted_by: str, key: str) -> tuple[Command, str | None] | None:
+    async def late_lookup(submitted_by: str, key: str) -> Command | None:
         lookups.append(key)
         return None if len(lookups) == 1 else await real_lookup(submitted_by, key)
 
