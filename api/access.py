@@ -14,7 +14,7 @@ from api.auth import InvalidToken, Principal, Role, bearer_token
 from api.errors import ApiError
 from api.openapi import REQUIRED_ROLE_ATTRIBUTE
 from api.state import state
-from storage import CommandRow
+from hub import Command
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -68,7 +68,7 @@ def current_principal() -> Principal:
     return principal
 
 
-def can_read_command(principal: Principal, command: CommandRow) -> bool:
+def can_read_command(principal: Principal, command: Command) -> bool:
     """Admins read every command; others only the ones they submitted."""
     return principal.role is Role.ADMIN or command.submitted_by == principal.username
 

@@ -36,8 +36,8 @@ from api.auth import Role
 from api.openapi import streamed
 from api.schemas import AuditEventOut, AuditExportQuery, AuditFilters, AuditPage, AuditQuery
 from api.state import state
-from hub import JSON
-from storage import AuditEntry, AuditFilter, Database
+from hub import JSON, AuditRecord
+from storage import AuditFilter, Database
 
 audit = Blueprint("audit", __name__, url_prefix="/api/v1/audit")
 log = structlog.get_logger("api.audit")
@@ -156,7 +156,7 @@ def _next_page(query: AuditQuery, last_id: int) -> str:
     return f"/api/v1/audit?{urlencode(params)}"
 
 
-def _event_out(row: AuditEntry) -> AuditEventOut:
+def _event_out(row: AuditRecord) -> AuditEventOut:
     return AuditEventOut(
         id=row.id,
         at=row.at,
@@ -177,7 +177,7 @@ def _instant(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _exported(row: AuditEntry) -> dict[str, JSON]:
+def _exported(row: AuditRecord) -> dict[str, JSON]:
     return {
         "id": row.id,
         "at": _instant(row.at),
@@ -193,11 +193,11 @@ def _exported(row: AuditEntry) -> dict[str, JSON]:
     }
 
 
-def _ndjson_rows(rows: Sequence[AuditEntry]) -> bytes:
+def _ndjson_rows(rows: Sequence[AuditRecord]) -> bytes:
     return b"".join(orjson.dumps(_exported(row)) + b"\n" for row in rows)
 
 
-def _csv_rows(rows: Sequence[AuditEntry]) -> bytes:
+def _csv_rows(rows: Sequence[AuditRecord]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out)  # quotes what needs it: JSON details are full of quotes and commas
     for row in rows:

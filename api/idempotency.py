@@ -31,8 +31,7 @@ from pydantic import BaseModel
 from quart import current_app
 
 from api.state import state
-from hub import CommandStatus, DispatchError
-from storage import CommandRow
+from hub import Command, CommandStatus, DispatchError
 
 __all__ = ["IdempotencyClaim", "KeyLocks", "key_locks", "request_hash", "resume_lost"]
 
@@ -97,7 +96,7 @@ def key_locks() -> KeyLocks:
     return locks
 
 
-async def resume_lost(row: CommandRow) -> CommandRow:
+async def resume_lost(row: Command) -> Command:
     """The command a retry found, handed to its vehicle now if its hand-over was lost.
 
     A `pending` command without `ttl_s` that this node does not hold (nothing
@@ -116,5 +115,5 @@ async def resume_lost(row: CommandRow) -> CommandRow:
         return row
     log.warning("command.resumed", command_id=str(row.id), vin=row.vin)
     with suppress(DispatchError):  # recorded as failed, with the reason
-        await s.hub.submissions.resume(row.command())
+        await s.hub.submissions.resume(row)
     return await s.db.commands.get_command(row.id) or row

@@ -34,7 +34,6 @@ from hub import (
     JSON,
     CatalogError,
     Command,
-    CommandStatus,
     IdempotencyKeyTaken,
     JournalWriteFailed,
     MailboxFull,
@@ -43,7 +42,7 @@ from hub import (
     VehicleNotConnected,
     build_request,
 )
-from storage import CommandFilter, CommandRow, DatabaseUnavailable, StorageError
+from storage import CommandFilter, DatabaseUnavailable, StorageError
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 log = structlog.get_logger("api.commands")
@@ -89,8 +88,8 @@ async def submit_command(
                 earlier = await state().db.commands.find_idempotent(username, key)
                 if earlier is None:
                     raise
-        row, stored_hash = earlier
-        if stored_hash != claim.request_hash:
+        row = earlier
+        if row.request_hash != claim.request_hash:
             raise ApiError(
                 409,
                 "idempotency_key_reused",
@@ -99,7 +98,7 @@ async def submit_command(
             )
         row = await resume_lost(row)
     headers_out = {"Location": f"/api/v1/commands/{row.id}", "Idempotent-Replayed": "true"}
-    return _command_out(row), 200, headers_out
+    return CommandOut.of(row), 200, headers_out
 
 
 async def _submit(
@@ -140,7 +139,7 @@ async def _submit(
     except VehicleNotConnected as exc:
         raise ApiError(409, "vehicle_offline", str(exc)) from None
     log.debug("command.submitted", command=command.name, waits=command.expires_at is not None)
-    return _command_out(_row_of(command)), 202, {"Location": f"/api/v1/commands/{command.id}"}
+    return CommandOut.of(command), 202, {"Location": f"/api/v1/commands/{command.id}"}
 
 
 def _routing_failed(exc: RoutingFailed) -> ApiError:
@@ -234,7 +233,7 @@ async def list_commands(query_args: CommandQuery) -> CommandList:
         wanted, limit=query_args.limit, offset=query_args.offset
     )
     return CommandList(
-        items=[_command_out(row) for row in page.items],
+        items=[CommandOut.of(row) for row in page.items],
         total=page.total,
         limit=query_args.limit,
         offset=query_args.offset,
@@ -246,7 +245,7 @@ async def list_commands(query_args: CommandQuery) -> CommandList:
 @validate_response(CommandOut)
 async def get_command(command_id: uuid.UUID) -> CommandOut:
     """A command's status, timings and error."""
-    return _command_out(await _readable_command(command_id))
+    return CommandOut.of(await _readable_command(command_id))
 
 
 @api.post("/commands/<uuid:command_id>/cancel")
@@ -265,7 +264,7 @@ async def cancel_command(command_id: uuid.UUID) -> tuple[CommandOut, int]:
             409, "command_finished", f"command {command_id} has already ended: {row.status.value}"
         )
     try:
-        await state().hub.cancel(row.stored(), current_principal().username, row.status)
+        await state().hub.cancel(row, current_principal().username, row.status)
     except RoutingFailed as exc:
         raise _routing_failed(exc) from None
     except StorageError as exc:
@@ -275,7 +274,7 @@ async def cancel_command(command_id: uuid.UUID) -> tuple[CommandOut, int]:
     except MailboxFull as exc:
         headers = {"Retry-After": str(exc.retry_after_s)}
         raise ApiError(503, "vehicle_busy", str(exc), headers=headers) from None
-    return _command_out(await _readable_command(command_id)), 202
+    return CommandOut.of(await _readable_command(command_id)), 202
 
 
 @api.get("/commands/<uuid:command_id>/events")
@@ -289,45 +288,8 @@ async def get_events(command_id: uuid.UUID) -> EventList:
     return EventList(items=items, total=len(items))
 
 
-async def _readable_command(command_id: uuid.UUID) -> CommandRow:
+async def _readable_command(command_id: uuid.UUID) -> Command:
     row = await state().db.commands.get_command(command_id)
     if row is None or not can_read_command(current_principal(), row):
         raise ApiError(404, "unknown_command", f"no command {command_id} visible to you")
     return row
-
-
-def _row_of(command: Command) -> CommandRow:
-    return CommandRow(
-        id=command.id,
-        vin=command.vin,
-        submitted_by=command.submitted_by,
-        name=command.name,
-        params=command.params,
-        sovd=command.sovd,
-        status=CommandStatus.PENDING,
-        error=None,
-        timeout_s=command.timeout_s,
-        submitted_at=command.submitted_at,
-        started_at=None,
-        finished_at=None,
-        expires_at=command.expires_at,
-    )
-
-
-def _command_out(row: CommandRow) -> CommandOut:
-    base = f"/api/v1/commands/{row.id}"
-    return CommandOut(
-        id=row.id,
-        vin=row.vin,
-        command=row.name,
-        params=row.params,
-        status=row.status.value,
-        error=row.error,
-        submitted_by=row.submitted_by,
-        submitted_at=row.submitted_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        expires_at=row.expires_at,
-        timeout_s=row.timeout_s,
-        links={"self": base, "events": f"{base}/events", "stream": "/api/v1/ws"},
-    )

@@ -10,8 +10,8 @@ from api.auth import Role
 from api.errors import ApiError
 from api.live_status import Holders, all_holders, holders_of
 from api.openapi import errors
-from api.routes import _command_out
 from api.schemas import (
+    CommandOut,
     ConnectionDetail,
     ConnectionOut,
     NewVehicleIn,
@@ -117,7 +117,7 @@ async def get_vehicle(vin: str) -> VehicleDetail:
             session_id=connection.session_id if connection is not None else None,
         ),
         active_commands=overview.active_commands,
-        recent_commands=[_command_out(row) for row in overview.recent_commands],
+        recent_commands=[CommandOut.of(row) for row in overview.recent_commands],
     )
 
 

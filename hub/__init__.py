@@ -4,7 +4,7 @@ Other packages use only the names exported here. `hub` imports neither
 `storage` nor `api`; they plug in through the Protocols of `hub.ports`.
 """
 
-from hub.auditing import AuditBatcher, AuditLog, AuditNote
+from hub.auditing import AuditBatcher, AuditLog, AuditNote, AuditRecord
 from hub.batching import IdempotencyKeyTaken, JournalWriteFailed
 from hub.bus import InProcessBus
 from hub.catalog import CATALOG, CommandSpec, build_request
@@ -35,7 +35,6 @@ from hub.model import (
     SessionRevoked,
     SovdRequest,
     StatusChange,
-    StoredCommand,
     StreamEntry,
     VehicleCredentials,
     VehicleStatus,
@@ -71,6 +70,7 @@ __all__ = [
     "AuditBatcher",
     "AuditLog",
     "AuditNote",
+    "AuditRecord",
     "AuditTrail",
     "BusMessage",
     "CatalogError",
@@ -105,7 +105,6 @@ __all__ = [
     "StatusChange",
     "StorageFailed",
     "StorageUnavailable",
-    "StoredCommand",
     "StreamEntry",
     "Submissions",
     "VehicleCredentials",

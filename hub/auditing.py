@@ -29,7 +29,7 @@ from hub.batching import COMMIT_TIMEOUT_S, FINAL_FLUSH_TIMEOUT_S
 from hub.model import JSON
 from hub.ports import AuditTrail, StorageUnavailable
 
-__all__ = ["AuditBatcher", "AuditLog", "AuditNote", "storable", "vehicle_target"]
+__all__ = ["AuditBatcher", "AuditLog", "AuditNote", "AuditRecord", "storable", "vehicle_target"]
 
 log = structlog.get_logger("hub.auditing")
 
@@ -50,6 +50,24 @@ class AuditNote:
     action: str
     target: str
     details: dict[str, JSON]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One stored audit event, as read back: the `AuditNote` it was written as, its id,
+    the vehicle it concerns (`vin`, or None) and its place in its hash chain."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    vin: str | None
+    details: dict[str, JSON]
+    chain: str
+    seq: int
+    prev_hash: str
+    hash: str
 
 
 class AuditLog(AuditTrail, Protocol):

@@ -3,11 +3,12 @@
 They are frozen, slotted dataclasses so they can cross task and process
 boundaries (mailboxes, the event bus, storage) without anyone mutating them.
 
-An event (`CommandEventRecord`), a status change (`StatusChange`) and a
-vehicle's status (`VehicleStatus`) each have one JSON form, defined here by
-their `to_json()` and read back exactly by `from_json()`: the WebSocket frames
-embed it, the REST schemas match it field for field and the bus between nodes
-carries it. UUIDs are strings, datetimes ISO 8601 strings, enums their values.
+A command (`Command`, as submitted), an event (`CommandEventRecord`), a
+status change (`StatusChange`) and a vehicle's status (`VehicleStatus`) each
+have one JSON form, defined by their `to_json()` and read back exactly by
+`from_json()`: the WebSocket frames embed the last three, the REST schemas
+match them, the bus between nodes carries them, and a scale-out stream entry
+carries the command. UUIDs are strings, datetimes ISO 8601, enums their values.
 `from_json` raises `ValueError` naming the field it could not read.
 """
 
@@ -68,7 +69,13 @@ class SovdRequest:
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """An operator's command as accepted by the API (validated, not yet run)."""
+    """An operator's command: as accepted by the API, and as stored, with its lifecycle.
+
+    The one type of a command in every layer: the API builds it (status
+    `pending`), the hub runs it, storage returns it with the status fields
+    as they are stored. The hub's in-flight copies keep the status they were
+    submitted with; the journal is where the status moves.
+    """
 
     id: uuid.UUID
     vin: str
@@ -84,6 +91,54 @@ class Command:
     idempotency_key: str | None = None
     #: SHA-256 (hex) of the canonical request body the key came with.
     request_hash: str | None = None
+    #: Where the command is in its lifecycle, as last stored.
+    status: CommandStatus = CommandStatus.PENDING
+    #: Why it failed (or was cancelled, expired, interrupted), once final.
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    def to_json(self) -> JSONObject:
+        """The command as submitted (no status fields), e.g. in a scale-out stream entry."""
+        return {
+            "id": str(self.id),
+            "vin": self.vin,
+            "name": self.name,
+            "params": dict(self.params),
+            "sovd": {
+                "method": self.sovd.method,
+                "path": self.sovd.path,
+                "query": dict(self.sovd.query),
+                "body": self.sovd.body,
+            },
+            "timeout_s": self.timeout_s,
+            "submitted_by": self.submitted_by,
+            "submitted_at": self.submitted_at.isoformat(),
+            "expires_at": None if self.expires_at is None else self.expires_at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, m: JSONObject) -> Command:
+        """The pending command `to_json()` gave `m`; `ValueError` naming the field if not one."""
+        command_id = _uuid(m, "id")
+        sovd = _object(m, "sovd")
+        query = _object(sovd, "query")
+        return cls(
+            id=command_id,
+            vin=_str(m, "vin"),
+            name=_str(m, "name"),
+            params=_object(m, "params"),
+            sovd=SovdRequest(
+                method=_str(sovd, "method"),
+                path=_str(sovd, "path"),
+                query={key: _str(query, key) for key in query},
+                body=sovd.get("body"),
+            ),
+            timeout_s=_float(m, "timeout_s"),
+            submitted_by=_str(m, "submitted_by"),
+            submitted_at=_datetime(m, "submitted_at"),
+            expires_at=None if m.get("expires_at") is None else _datetime(m, "expires_at"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,21 +298,13 @@ class VehicleStatus:
 
 
 @dataclass(frozen=True, slots=True)
-class StoredCommand:
-    """What the hub needs to know of a stored command to end or cancel it."""
-
-    id: uuid.UUID
-    vin: str
-    submitted_by: str
-
-
-@dataclass(frozen=True, slots=True)
 class StreamEntry:
     """Scale-out: one piece of work for a node, read from its command stream.
 
     `dispatch` / `cancel` a command (`by`: the node that sent a dispatch, or
     the operator asking to cancel), or `taken` (a vehicle linked here was
-    taken over by node `by`).
+    taken over by node `by`). A `dispatch` carries its `command` (as
+    submitted), so the receiver need not read it back.
     """
 
     entry_id: str
@@ -265,6 +312,7 @@ class StreamEntry:
     vin: str
     command_id: uuid.UUID | None = None
     by: str = ""
+    command: Command | None = None
 
 
 _LINK_STATES = frozenset({"connected", "disconnected"})
@@ -295,6 +343,20 @@ def _int(m: JSONObject, key: str) -> int:
     value = _field(m, key)
     if not isinstance(value, int) or isinstance(value, bool):
         raise ValueError(f"{key!r}: expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _float(m: JSONObject, key: str) -> float:
+    value = _field(m, key)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError(f"{key!r}: expected a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _object(m: JSONObject, key: str) -> JSONObject:
+    value = _field(m, key)
+    if not isinstance(value, dict):
+        raise ValueError(f"{key!r}: expected an object, got {type(value).__name__}")
     return value
 
 

@@ -40,7 +40,6 @@ from hub.model import (
     CommandStatus,
     Disconnect,
     DisconnectReason,
-    StoredCommand,
     VehicleCredentials,
 )
 from hub.ports import (
@@ -207,7 +206,7 @@ class Hub:
                 ) from exc  # fmt: skip
 
     async def cancel(
-        self, command: StoredCommand, by: str, status: CommandStatus = CommandStatus.PENDING
+        self, command: Command, by: str, status: CommandStatus = CommandStatus.PENDING
     ) -> None:
         """Cancel a stored, unfinished command (`by`: who asks; `status`: its status now).
 

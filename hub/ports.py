@@ -23,7 +23,6 @@ from hub.model import (
     CommandUpdate,
     SessionRevoked,
     StatusChange,
-    StoredCommand,
     StreamEntry,
     VehicleCredentials,
     VehicleStatus,
@@ -201,9 +200,17 @@ class RoutingStreams(Protocol):
     """
 
     async def send(
-        self, node_id: str, kind: str, vin: str, command_id: uuid.UUID | None = None, by: str = ""
+        self,
+        node_id: str,
+        kind: str,
+        vin: str,
+        command_id: uuid.UUID | None = None,
+        by: str = "",
+        *,
+        command: Command | None = None,
     ) -> str:
-        """Append work for `node_id` (see `StreamEntry`); returns the entry id."""
+        """Append work for `node_id` (see `StreamEntry`; a `dispatch` carries its
+        `command`, whose id it is); returns the entry id."""
         ...
 
     async def read(
@@ -228,16 +235,13 @@ class RoutingStore(Protocol):
     Every method raises a `StorageFailed` when its store fails.
     """
 
-    async def pending_command(self, command_id: uuid.UUID) -> Command | None:
-        """The stored command if it is still `pending` (else None: ended, running or unknown)."""
+    async def get_command(self, command_id: uuid.UUID) -> Command | None:
+        """The stored command, with its status (None: unknown)."""
         ...
 
-    async def stored_command(self, command_id: uuid.UUID) -> StoredCommand | None:
-        """Who submitted `command_id`, for which vehicle (None: unknown)."""
-        ...
-
-    async def stamp_pending(self, command_id: uuid.UUID, node_id: str) -> None:
-        """Stamp the node whose actor takes a still-pending routed command."""
+    async def take_pending(self, command_id: uuid.UUID, node_id: str | None) -> bool:
+        """Whether the command is still `pending` (False: ended, dispatched or unknown);
+        with `node_id`, also stamp that node (whose actor takes it), in one statement."""
         ...
 
     async def active_nodes(self) -> set[str]:
@@ -251,8 +255,8 @@ class RoutingStore(Protocol):
         become interrupted (idempotent, audited); returns each one's VIN and change."""
         ...
 
-    async def pending_of_node(self, node_id: str) -> list[tuple[uuid.UUID, str]]:
-        """A node's pending commands without a ttl (id, VIN), oldest first."""
+    async def pending_of_node(self, node_id: str) -> list[Command]:
+        """A node's pending commands without a ttl, oldest first."""
         ...
 
 

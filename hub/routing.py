@@ -7,9 +7,13 @@ held by another live node stores it (group commit: the 202 still means
 for a vehicle held here goes through this node's own stream, behind what
 other nodes routed here. Each node consumes its own stream (its own Redis
 connection, since reads block) and hands each command to the local actor.
-Delivery is at least once, so the owner dispatches a command only if the
-database still has it `pending` and it did not hand it to an actor lately
-(`Hub.dispatch_once`): a redelivered entry never runs twice. Every command
+A `dispatch` entry carries the command itself, so the owner does not read
+it back. Delivery is at least once, and a cancel, an expiry or another
+node's end may come between the send and the receipt, so the owner still
+checks, in one cheap statement, that the database has the command `pending`
+(`RoutingStore.take_pending`, which also stamps this node when it takes a
+routed command), and that it did not hand it to an actor lately
+(`Hub.dispatch_once`): a redelivered or ended command never runs. Every command
 of a vehicle goes through its owner's actor, in stream order, so the
 per-vehicle order and in-flight limit hold across nodes.
 
@@ -36,7 +40,7 @@ import trio
 
 from hub.ending import end_command, publish_ends
 from hub.errors import MailboxFull, VehicleNotConnected
-from hub.model import Command, CommandStatus, StoredCommand, StreamEntry
+from hub.model import Command, CommandStatus, StreamEntry
 from hub.ports import EventBus, RoutingLeases, RoutingStore, RoutingStreams, StorageFailed
 
 if TYPE_CHECKING:
@@ -117,7 +121,9 @@ class ClusterRouter:
         with submissions.hold(command):  # stored, then passed on or ended, whatever the caller
             await submissions.record_new(command)
             try:
-                await self._streams.send(node, "dispatch", command.vin, command.id, self.node_id)
+                await self._streams.send(
+                    node, "dispatch", command.vin, by=self.node_id, command=command
+                )
             except StorageFailed as exc:
                 error = f"the command could not be passed to hub node {node}: {exc}"
                 await self._end(command.id, CommandStatus.FAILED, error, command)
@@ -137,7 +143,7 @@ class ClusterRouter:
         with submissions.hold(command):  # stored, then queued or ended, whatever the caller
             await submissions.record_new(command)
             try:
-                await self._streams.send(self.node_id, "dispatch", command.vin, command.id)
+                await self._streams.send(self.node_id, "dispatch", command.vin, command=command)
                 return
             except StorageFailed as exc:
                 log.info("command.dispatched_directly", command_id=str(command.id), reason=str(exc))
@@ -202,7 +208,9 @@ class ClusterRouter:
                 # Sent by another node (`by`), or left in a dead node's stream: the
                 # command may carry another node's id, so the taker stamps its own.
                 stamp = bool(entry.by) or stream_of != self.node_id
-                await self._dispatch(entry.command_id, stamp=stamp)
+                command = entry.command or await self._db.get_command(entry.command_id)
+                if command is not None:  # None: an entry without its command, unknown here
+                    await self._dispatch(command, stamp=stamp)
             case "cancel" if entry.command_id is not None:
                 await self._cancel(entry.command_id, entry.vin, entry.by)
             case "taken" if stream_of == self.node_id:
@@ -212,16 +220,15 @@ class ClusterRouter:
             case _:
                 log.debug("routing.entry_skipped", kind=entry.kind, entry=entry.entry_id)
 
-    async def _dispatch(self, command_id: uuid.UUID, *, stamp: bool) -> None:
-        command = await self._db.pending_command(command_id)
-        if command is None:
+    async def _dispatch(self, command: Command, *, stamp: bool) -> None:
+        connected = self._hub.connection(command.vin) is not None
+        # Stamp this node first if its actor takes it: if it dies with the command queued
+        # in the actor, the janitors find it by node and hand it to the vehicle's next holder.
+        taker = self.node_id if stamp and connected else None
+        if not await self._db.take_pending(command.id, taker):
             self._hub.duplicate_dispatches += 1  # handed over already (a redelivery), or ended
             return
-        if self._hub.connection(command.vin) is not None:
-            # Stamp this node first: if it dies with the command queued in the actor,
-            # the janitors find it by node and hand it to the vehicle's next holder.
-            if stamp:
-                await self._db.stamp_pending(command.id, self.node_id)
+        if connected:
             try:
                 self._hub.dispatch_once(command)
                 return
@@ -232,14 +239,16 @@ class ClusterRouter:
                 pass
         holder = await self.holder_elsewhere(command.vin)
         if holder is not None:  # the vehicle moved on: follow it
-            await self._streams.send(holder, "dispatch", command.vin, command.id, self.node_id)
+            await self._streams.send(
+                holder, "dispatch", command.vin, by=self.node_id, command=command
+            )
         elif command.expires_at is None:
             error = f"vehicle {command.vin} disconnected before the command reached it"
             await self._end(command.id, CommandStatus.FAILED, error, command)
         # else: it waits, durably, for the vehicle's next connection (or expires)
 
     async def _cancel(self, command_id: uuid.UUID, vin: str, by: str) -> None:
-        row = await self._db.stored_command(command_id)
+        row = await self._db.get_command(command_id)
         try:
             if self._hub.cancel_here(command_id, vin, by, row.submitted_by if row else None):
                 return
@@ -257,7 +266,7 @@ class ClusterRouter:
         command_id: uuid.UUID,
         status: CommandStatus,
         error: str,
-        command: Command | StoredCommand | None,
+        command: Command | None,
     ) -> None:
         """Record and publish an outcome the router decides (on the command's topic and,
         when the command is known, as a `CommandUpdate` on its vehicle's topic)."""
@@ -347,14 +356,16 @@ class ClusterRouter:
         pending = await self._db.pending_of_node(dead)
         if not pending:
             return 0
-        holders = await self.leases.holders({vin for _, vin in pending})
+        holders = await self.leases.holders({command.vin for command in pending})
         orphans = 0
-        for command_id, vin in pending:
-            holder = holders.get(vin)
+        for command in pending:
+            holder = holders.get(command.vin)
             if holder == self.node_id:
-                await self._dispatch(command_id, stamp=True)
+                await self._dispatch(command, stamp=True)
             elif holder is not None and holder != dead:
-                await self._streams.send(holder, "dispatch", vin, command_id, self.node_id)
+                await self._streams.send(
+                    holder, "dispatch", command.vin, by=self.node_id, command=command
+                )
             else:
                 orphans += 1
         return orphans

@@ -31,7 +31,7 @@ from hub.actor import VehicleActor
 from hub.batching import GroupCommitJournal, JournalWriteFailed
 from hub.ending import end_command, publish_ends
 from hub.errors import DispatchError, MailboxFull, VehicleNotConnected
-from hub.model import Command, CommandStatus, StatusChange, StoredCommand
+from hub.model import Command, CommandStatus, StatusChange
 from hub.ports import (
     CommandBacklog,
     DueWaiting,
@@ -154,7 +154,7 @@ class Submissions:
         with self.hold(command):
             await self.hand_over(command, once=True)
 
-    async def cancel_unheld(self, command: StoredCommand, by: str) -> None:
+    async def cancel_unheld(self, command: Command, by: str) -> None:
         """Cancel a stored, unfinished command whose vehicle has no actor here (it waits).
 
         Recorded `cancelled` and published at once, unless an actor that
@@ -165,9 +165,7 @@ class Submissions:
                 error = f"cancelled by {by} before it was sent"
                 await self.end(command, CommandStatus.CANCELLED, error)
 
-    async def end(
-        self, command: Command | StoredCommand, status: CommandStatus, error: str
-    ) -> None:
+    async def end(self, command: Command, status: CommandStatus, error: str) -> None:
         """Record `command`'s final `status`, then publish it on its command and vehicle topics.
 
         Held through a database outage (written, then published, once it is

@@ -17,7 +17,8 @@ Other packages use only what is named here. What each module owns:
   synchronous (call them before `trio.run` or via `trio.to_thread`).
 - `keyvalue`: `open_keyvalue`, the Redis nodes share (`KeyValue`);
   `redis_bus` + `bus_codec`: the event bus between nodes (`RedisBus`);
-  `cluster_redis`: leases and per-node command streams.
+  `leases`: vehicle leases, node liveness, janitor locks (Redis);
+  `command_streams`: the per-node command streams (Redis).
 - `errors`: the exception tree (every exception storage raises):
 
 ```
@@ -41,10 +42,10 @@ from hub import StreamEntry
 from storage.accounts import AccountStore
 from storage.audit import AuditStore
 from storage.audit_chain import signing_key
-from storage.audit_queries import AuditEntry, AuditFilter
+from storage.audit_queries import AuditFilter
 from storage.audit_retention import RetentionPolicy, RetentionSummary
 from storage.audit_verify import BreakKind, ChainBreak, ChainReport
-from storage.cluster_redis import CommandStreams, RedisLeases
+from storage.command_streams import CommandStreams
 from storage.commands import CommandStore
 from storage.config import StorageConfig
 from storage.database import Database, open_database
@@ -62,10 +63,9 @@ from storage.errors import (
 )
 from storage.history import CommandFilter, Page, VehicleChanges, VehicleFilter, VehicleOverview
 from storage.keyvalue import KeyValue, open_keyvalue
+from storage.leases import RedisLeases
 from storage.migrations import check_schema, migrate
 from storage.records import (
-    AuditEvent,
-    CommandRow,
     LoginSession,
     NewVehicle,
     RefreshOutcome,
@@ -80,15 +80,12 @@ from storage.vehicles import VehicleStore
 
 __all__ = [
     "AccountStore",
-    "AuditEntry",
-    "AuditEvent",
     "AuditFilter",
     "AuditStore",
     "BreakKind",
     "ChainBreak",
     "ChainReport",
     "CommandFilter",
-    "CommandRow",
     "CommandStore",
     "CommandStreams",
     "ConflictError",

@@ -15,7 +15,7 @@ import trio
 
 from hub.model import JSON
 from storage import account_queries
-from storage.engine import Engine
+from storage.engine import Engine, Store
 from storage.models import ROLES
 from storage.records import LoginSession, RefreshResult, User, UserUpdate
 
@@ -28,21 +28,13 @@ _DUMMY_HASH = b"$2b$12$VGiWG5Q.xJJB4QQNFS2/q.8wHRCqYw06e0xiCQH6D4g54T3k5NjQy"
 _MAX_PASSWORD_BYTES = 72  # bcrypt 5 refuses longer passwords
 
 
-class AccountStore:
-    """Operator accounts and their sessions.
-
-    Every method raises `DatabaseUnavailable` when the database does not
-    answer and `StorageError` when it refuses. Cancelling a call cancels its
-    transaction, which is rolled back.
-    """
+class AccountStore(Store):
+    """Operator accounts and their sessions (errors and cancellation: see `Store`)."""
 
     def __init__(self, engine: Engine, bcrypt_rounds: int = BCRYPT_ROUNDS) -> None:
         if not 4 <= bcrypt_rounds <= 31:
             raise ValueError(f"bcrypt_rounds must be 4-31, got {bcrypt_rounds}")
-        self._engine = engine
-        self._run = engine.run
-        self._reader = engine.reader
-        self._writer = engine.writer
+        super().__init__(engine)
         self._bcrypt_rounds = bcrypt_rounds
 
     async def add_user(self, username: str, password: str, role: str, *, by: str = "hub") -> User:

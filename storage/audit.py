@@ -14,32 +14,22 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.auditing import AuditNote
+from hub.auditing import AuditNote, AuditRecord
 from hub.model import JSON
 from storage import audit_queries, audit_retention, audit_verify
 from storage.audit_chain import append_audit_row, append_audit_rows
-from storage.audit_queries import AuditEntry, AuditFilter
+from storage.audit_queries import AuditFilter
 from storage.audit_retention import RetentionPolicy, RetentionSummary
 from storage.audit_verify import ChainReport
-from storage.engine import Engine
-from storage.records import AuditEvent
+from storage.engine import Store
 
 __all__ = ["AuditStore"]
 
 
-class AuditStore:
-    """The append-only audit trail; implements `hub.ports.AuditTrail` and `hub.AuditLog`.
-
-    Every method raises `DatabaseUnavailable` when the database does not
-    answer and `StorageError` when it refuses. Cancelling a call cancels its
-    transaction, which is rolled back.
+class AuditStore(Store):
+    """The append-only audit trail; implements `hub.ports.AuditTrail` and `hub.AuditLog`
+    (errors and cancellation: see `Store`).
     """
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._run = engine.run
-        self._reader = engine.reader
-        self._writer = engine.writer
 
     @property
     def chain(self) -> str:
@@ -52,7 +42,7 @@ class AuditStore:
         """Append an event, stamped now, to the audit trail; returns once committed."""
         await self._run(_append_audit, self._writer, actor, action, target, details or {})
 
-    async def list_audit(self, *, target: str | None = None) -> list[AuditEvent]:
+    async def list_audit(self, *, target: str | None = None) -> list[AuditRecord]:
         """The audit trail, oldest first; only `target`'s events when given."""
         return await self._run(audit_queries.list_audit, self._reader, target)
 
@@ -77,7 +67,7 @@ class AuditStore:
         if notes:
             await self._run(_append_audits, self._writer, notes)
 
-    async def audit_page(self, wanted: AuditFilter, *, limit: int) -> list[AuditEntry]:
+    async def audit_page(self, wanted: AuditFilter, *, limit: int) -> list[AuditRecord]:
         """Up to `limit` audit events `wanted` selects, in id order (one keyset page)."""
         return await self._run(audit_queries.audit_page, self._reader, wanted, limit)
 

@@ -25,12 +25,11 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub.auditing import AuditRecord
 from hub.model import JSON
 from storage.models import AuditEventModel
-from storage.records import AuditEvent
 
 __all__ = [
-    "AuditEntry",
     "AuditFilter",
     "audit_page",
     "audit_vin",
@@ -39,6 +38,13 @@ __all__ = [
 ]
 
 _VEHICLE = "vehicle:"
+
+# The columns of an `AuditRecord`, in its fields' order.
+_COLUMNS = (
+    AuditEventModel.id, AuditEventModel.at, AuditEventModel.actor, AuditEventModel.action,
+    AuditEventModel.target, AuditEventModel.vin, AuditEventModel.details,
+    AuditEventModel.chain, AuditEventModel.seq, AuditEventModel.prev_hash, AuditEventModel.hash,
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,23 +68,6 @@ class AuditFilter:
     newest_first: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    """One stored audit row, with its place in its hash chain (`storage.audit_chain`)."""
-
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    target: str
-    vin: str | None
-    details: dict[str, JSON]
-    chain: str
-    seq: int
-    prev_hash: str
-    hash: str
-
-
 def audit_vin(target: str, details: Mapping[str, JSON]) -> str | None:
     """The vehicle an audit row concerns (its `vin` column), or None.
 
@@ -90,32 +79,28 @@ def audit_vin(target: str, details: Mapping[str, JSON]) -> str | None:
     return vin if isinstance(vin, str) and len(vin) == 17 else None
 
 
-async def audit_page(reader: AsyncEngine, wanted: AuditFilter, limit: int) -> list[AuditEntry]:
+async def audit_page(reader: AsyncEngine, wanted: AuditFilter, limit: int) -> list[AuditRecord]:
     """Up to `limit` rows `wanted` selects, in id order (newest first if it says so)."""
     a = AuditEventModel
     query = (
-        select(
-            a.id, a.at, a.actor, a.action, a.target, a.vin, a.details,
-            a.chain, a.seq, a.prev_hash, a.hash,
-        )
+        select(*_COLUMNS)
         .where(*_conditions(wanted))
         .order_by(a.id.desc() if wanted.newest_first else a.id)
         .limit(limit)
     )  # fmt: skip
     async with reader.connect() as conn:
         rows = (await conn.execute(query)).all()
-    return [AuditEntry(*row) for row in rows]
+    return [AuditRecord(*row) for row in rows]
 
 
-async def list_audit(reader: AsyncEngine, target: str | None) -> list[AuditEvent]:
+async def list_audit(reader: AsyncEngine, target: str | None) -> list[AuditRecord]:
     """The whole trail (or `target`'s rows), oldest first."""
-    a = AuditEventModel
-    query = select(a.id, a.at, a.actor, a.action, a.target, a.details).order_by(a.id)
+    query = select(*_COLUMNS).order_by(AuditEventModel.id)
     if target is not None:
-        query = query.where(a.target == target)
+        query = query.where(AuditEventModel.target == target)
     async with reader.connect() as conn:
         rows = (await conn.execute(query)).all()
-    return [AuditEvent(*row) for row in rows]
+    return [AuditRecord(*row) for row in rows]
 
 
 async def last_audit_id(reader: AsyncEngine) -> int:

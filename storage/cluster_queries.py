@@ -13,14 +13,16 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.model import CommandStatus, CommandUpdate
+from hub.model import Command, CommandStatus, CommandUpdate
 from storage.command_changes import ACTIVE, end_commands, not_waiting
+from storage.command_queries import COMMAND_COLUMNS, stored_command
 from storage.models import CommandModel
 
 __all__ = [
     "active_nodes",
     "due_waiting_vins",
     "interrupt_node",
+    "is_pending",
     "pending_of_node",
     "stamp_pending",
 ]
@@ -66,22 +68,31 @@ async def due_waiting_vins(reader: AsyncEngine, now: datetime) -> set[str]:
         return {row[0] for row in (await conn.execute(query)).all()}
 
 
-async def pending_of_node(reader: AsyncEngine, node_id: str) -> list[tuple[uuid.UUID, str]]:
-    """`node_id`'s pending commands without a ttl (id, VIN), oldest first."""
+async def pending_of_node(reader: AsyncEngine, node_id: str) -> list[Command]:
+    """`node_id`'s pending commands without a ttl, oldest first."""
     c = CommandModel
     query = (
-        select(c.id, c.vin)
+        select(*COMMAND_COLUMNS)
         .where(
             c.status == CommandStatus.PENDING.value, c.expires_at.is_(None), c.node_id == node_id
         )
         .order_by(c.submitted_at, c.id)
     )
     async with reader.connect() as conn:
-        return [(row.id, row.vin) for row in (await conn.execute(query)).all()]
+        return [stored_command(row) for row in (await conn.execute(query)).all()]
 
 
-async def stamp_pending(writer: AsyncEngine, command_id: uuid.UUID, node_id: str) -> None:
-    """Stamp `node_id` (the node whose actor takes it) on a still-pending command."""
+async def is_pending(reader: AsyncEngine, command_id: uuid.UUID) -> bool:
+    """Whether the command is stored and still pending."""
+    c = CommandModel
+    query = select(c.id).where(c.id == command_id, c.status == CommandStatus.PENDING.value)
+    async with reader.connect() as conn:
+        return (await conn.execute(query)).first() is not None
+
+
+async def stamp_pending(writer: AsyncEngine, command_id: uuid.UUID, node_id: str) -> bool:
+    """Stamp `node_id` (the node whose actor takes it) on a still-pending command;
+    False if it is not pending (ended, dispatched or unknown)."""
     c = CommandModel
     query = (
         update(c)
@@ -89,4 +100,4 @@ async def stamp_pending(writer: AsyncEngine, command_id: uuid.UUID, node_id: str
         .values(node_id=node_id)
     )
     async with writer.begin() as conn:
-        await conn.execute(query)
+        return (await conn.execute(query)).rowcount == 1

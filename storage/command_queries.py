@@ -34,17 +34,17 @@ from storage.audit_chain import append_audit_rows
 from storage.command_changes import apply_changes
 from storage.errors import ConflictError, StorageError, UnknownVehicleError
 from storage.models import CommandEventModel, CommandModel
-from storage.records import CommandRow
 from storage.vehicle_queries import find_vehicle
 
 __all__ = [
-    "command_row",
+    "COMMAND_COLUMNS",
     "command_with_events",
     "create_command",
     "get_command",
     "list_events",
     "record",
     "sovd_request",
+    "stored_command",
     "waiting_commands",
 ]
 
@@ -130,44 +130,47 @@ async def _insert_commands(
     return refused
 
 
-async def get_command(reader: AsyncEngine, command_id: uuid.UUID) -> CommandRow | None:
-    c = CommandModel
-    query = select(
-        c.id,
-        c.vin,
-        c.submitted_by,
-        c.name,
-        c.params,
-        c.sovd,
-        c.status,
-        c.error,
-        c.timeout_s,
-        c.submitted_at,
-        c.started_at,
-        c.finished_at,
-        c.expires_at,
-    ).where(c.id == command_id)
+#: The columns `stored_command` reads, in every query that returns commands.
+COMMAND_COLUMNS = (
+    CommandModel.id,
+    CommandModel.vin,
+    CommandModel.submitted_by,
+    CommandModel.name,
+    CommandModel.params,
+    CommandModel.sovd,
+    CommandModel.status,
+    CommandModel.error,
+    CommandModel.timeout_s,
+    CommandModel.submitted_at,
+    CommandModel.started_at,
+    CommandModel.finished_at,
+    CommandModel.expires_at,
+)
+
+
+async def get_command(reader: AsyncEngine, command_id: uuid.UUID) -> Command | None:
+    query = select(*COMMAND_COLUMNS).where(CommandModel.id == command_id)
     async with reader.connect() as conn:
         row = (await conn.execute(query)).one_or_none()
-    return None if row is None else command_row(row)
+    return None if row is None else stored_command(row)
 
 
-def command_row(row: Row[*tuple[Any, ...]]) -> CommandRow:
-    """A `CommandRow` from a row with the command columns, by name."""
-    return CommandRow(
+def stored_command(row: Row[*tuple[Any, ...]]) -> Command:
+    """The `Command` of a row with the `COMMAND_COLUMNS`, by name, with its status."""
+    return Command(
         id=row.id,
         vin=row.vin,
-        submitted_by=row.submitted_by,
         name=row.name,
         params=row.params,
         sovd=sovd_request(row.sovd),
+        timeout_s=row.timeout_s,
+        submitted_by=row.submitted_by,
+        submitted_at=row.submitted_at,
+        expires_at=row.expires_at,
         status=CommandStatus(row.status),
         error=row.error,
-        timeout_s=row.timeout_s,
-        submitted_at=row.submitted_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
-        expires_at=row.expires_at,
     )
 
 
@@ -175,29 +178,13 @@ async def waiting_commands(reader: AsyncEngine, vin: str) -> list[Command]:
     """`vin`'s commands waiting for it (pending, with an expiry), oldest first."""
     c = CommandModel
     query = (
-        select(
-            c.id, c.vin, c.name, c.params, c.sovd, c.timeout_s, c.submitted_by,
-            c.submitted_at, c.expires_at,
-        )
+        select(*COMMAND_COLUMNS)
         .where(c.vin == vin, c.status == CommandStatus.PENDING.value, c.expires_at.is_not(None))
         .order_by(c.submitted_at)
-    )  # fmt: skip
+    )
     async with reader.connect() as conn:
         rows = (await conn.execute(query)).all()
-    return [
-        Command(
-            id=row.id,
-            vin=row.vin,
-            name=row.name,
-            params=row.params,
-            sovd=sovd_request(row.sovd),
-            timeout_s=row.timeout_s,
-            submitted_by=row.submitted_by,
-            submitted_at=row.submitted_at,
-            expires_at=row.expires_at,
-        )
-        for row in rows
-    ]
+    return [stored_command(row) for row in rows]
 
 
 async def list_events(
@@ -219,7 +206,7 @@ async def list_events(
 
 async def command_with_events(
     reader: AsyncEngine, command_id: uuid.UUID, from_seq: int
-) -> tuple[CommandRow | None, list[CommandEventRecord]]:
+) -> tuple[Command | None, list[CommandEventRecord]]:
     # The command first: if it is final then, all its events are already stored.
     command = await get_command(reader, command_id)
     if command is None:

@@ -13,35 +13,18 @@ import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from hub.model import (
-    Command,
-    CommandEventRecord,
-    CommandStatus,
-    CommandUpdate,
-    StatusChange,
-    StoredCommand,
-)
+from hub.model import Command, CommandEventRecord, CommandUpdate, StatusChange
 from storage import cluster_queries, command_changes, command_queries, history
-from storage.engine import Engine
+from storage.engine import Store
 from storage.history import CommandFilter, Page
-from storage.records import CommandRow
 
 __all__ = ["CommandStore"]
 
 
-class CommandStore:
-    """Commands, their events and statuses; see the module docstring for the ports.
-
-    Every method raises `DatabaseUnavailable` when the database does not
-    answer and `StorageError` when it refuses. Cancelling a call cancels its
-    transaction, which is rolled back.
+class CommandStore(Store):
+    """Commands, their events and statuses; see the module docstring for the ports
+    and `Store` for the errors and cancellation.
     """
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._run = engine.run
-        self._reader = engine.reader
-        self._writer = engine.writer
 
     async def ping(self) -> None:
         """Return once the database answers a query; raise `DatabaseUnavailable` if not."""
@@ -56,30 +39,19 @@ class CommandStore:
         """
         await self._run(command_queries.create_command, self._writer, command, self._engine.node_id)
 
-    async def get_command(self, command_id: uuid.UUID) -> CommandRow | None:
-        """The command with this id, or None."""
+    async def get_command(self, command_id: uuid.UUID) -> Command | None:
+        """The command with this id, as stored (with its status), or None."""
         return await self._run(command_queries.get_command, self._reader, command_id)
-
-    async def pending_command(self, command_id: uuid.UUID) -> Command | None:
-        """Scale-out: the stored command if it is still `pending` (else None)."""
-        row = await self.get_command(command_id)
-        return row.command() if row is not None and row.status is CommandStatus.PENDING else None
-
-    async def stored_command(self, command_id: uuid.UUID) -> StoredCommand | None:
-        """Scale-out: who submitted `command_id`, for which vehicle (None: unknown)."""
-        row = await self.get_command(command_id)
-        return row.stored() if row is not None else None
 
     async def list_commands(
         self, wanted: CommandFilter, *, limit: int, offset: int = 0
-    ) -> Page[CommandRow]:
+    ) -> Page[Command]:
         """A page (newest first) of the commands `wanted` selects, with their total count."""
         return await self._run(history.list_commands, self._reader, wanted, limit, offset)
 
-    async def find_idempotent(
-        self, submitted_by: str, key: str
-    ) -> tuple[CommandRow, str | None] | None:
-        """The command `submitted_by` sent with idempotency key `key` and its request hash."""
+    async def find_idempotent(self, submitted_by: str, key: str) -> Command | None:
+        """The command `submitted_by` sent with idempotency key `key` (with its
+        `request_hash`), or None."""
         return await self._run(history.find_idempotent, self._reader, submitted_by, key)
 
     async def list_events(
@@ -103,7 +75,7 @@ class CommandStore:
 
     async def command_with_events(
         self, command_id: uuid.UUID, from_seq: int = 0
-    ) -> tuple[CommandRow | None, list[CommandEventRecord]]:
+    ) -> tuple[Command | None, list[CommandEventRecord]]:
         """The command and its events from `from_seq` (one bridge crossing; None, [] if absent).
 
         The command is read first, so when it is final the events are complete.
@@ -176,13 +148,16 @@ class CommandStore:
             pending=pending,
         )
 
-    async def pending_of_node(self, node_id: str) -> list[tuple[uuid.UUID, str]]:
-        """Scale-out: a node's pending commands without a ttl (id, VIN), oldest first."""
+    async def pending_of_node(self, node_id: str) -> list[Command]:
+        """Scale-out: a node's pending commands without a ttl, oldest first."""
         return await self._run(cluster_queries.pending_of_node, self._reader, node_id)
 
-    async def stamp_pending(self, command_id: uuid.UUID, node_id: str) -> None:
-        """Scale-out: stamp the node whose actor takes a still-pending routed command."""
-        await self._run(cluster_queries.stamp_pending, self._writer, command_id, node_id)
+    async def take_pending(self, command_id: uuid.UUID, node_id: str | None) -> bool:
+        """Scale-out: whether the command is still `pending`; with `node_id`, also stamp
+        that node (whose actor takes it) on it, in the same statement."""
+        if node_id is None:
+            return await self._run(cluster_queries.is_pending, self._reader, command_id)
+        return await self._run(cluster_queries.stamp_pending, self._writer, command_id, node_id)
 
     async def due_waiting_vins(self, now: datetime) -> set[str]:
         """VINs of waiting commands due to expire at `now` (see `hub.ports.DueWaiting`)."""

@@ -25,7 +25,7 @@ from storage.audit_chain import AUDIT_CHAIN_OPTION
 from storage.errors import StorageError, translate_errors
 from storage.urls import mask_url, normalise_url
 
-__all__ = ["Engine", "open_engine"]
+__all__ = ["Engine", "Store", "open_engine"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -69,6 +69,22 @@ class Engine:
     async def ping(self) -> None:
         """Return once the database answers a query; raise `DatabaseUnavailable` if not."""
         await self.run(_ping, self.reader)
+
+
+class Store:
+    """A store over the shared `Engine`: each of its methods crosses the bridge once
+    (`Engine.run`) to run one transaction of its `*_queries` module.
+
+    Every method raises `DatabaseUnavailable` when the database does not
+    answer and `StorageError` when it refuses. Cancelling a call cancels its
+    transaction, which is rolled back.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._run = engine.run
+        self._reader = engine.reader
+        self._writer = engine.writer
 
 
 @asynccontextmanager

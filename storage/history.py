@@ -10,7 +10,7 @@ whole filtered set (`Page.total`), counted in the same transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
@@ -31,12 +31,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.model import JSON, CommandStatus
+from hub.model import JSON, Command, CommandStatus
 from storage.audit_chain import append_audit_row
-from storage.command_queries import command_row
+from storage.command_queries import COMMAND_COLUMNS, stored_command
 from storage.errors import UnknownVehicleError
 from storage.models import CommandModel, VehicleModel
-from storage.records import CommandRow, Vehicle
+from storage.records import Vehicle
 
 __all__ = [
     "CommandFilter",
@@ -113,7 +113,7 @@ class VehicleOverview:
     #: "pending", "dispatched", "running" -> how many of its commands are in that state.
     active_commands: dict[str, int]
     #: Newest first.
-    recent_commands: list[CommandRow]
+    recent_commands: list[Command]
 
 
 _VEHICLE_COLUMNS = (
@@ -125,22 +125,6 @@ _VEHICLE_COLUMNS = (
     VehicleModel.enabled,
     VehicleModel.created_at,
     VehicleModel.last_seen_at,
-)
-
-_COMMAND_COLUMNS = (
-    CommandModel.id,
-    CommandModel.vin,
-    CommandModel.submitted_by,
-    CommandModel.name,
-    CommandModel.params,
-    CommandModel.sovd,
-    CommandModel.status,
-    CommandModel.error,
-    CommandModel.timeout_s,
-    CommandModel.submitted_at,
-    CommandModel.started_at,
-    CommandModel.finished_at,
-    CommandModel.expires_at,
 )
 
 # Newest first; the id breaks ties so that pages never overlap or skip.
@@ -240,12 +224,12 @@ async def vehicle_overview(
                 .group_by(c.status)
             )
         ).all()
-        latest = select(*_COMMAND_COLUMNS).where(c.vin == vin)
+        latest = select(*COMMAND_COLUMNS).where(c.vin == vin)
         if commands_of is not None:
             latest = latest.where(c.submitted_by == commands_of)
         rows = (await conn.execute(latest.order_by(*_NEWEST_FIRST).limit(recent))).all()
     active = dict.fromkeys(_ACTIVE, 0) | {status: n for status, n in counts}
-    return VehicleOverview(Vehicle(*row), active, [command_row(r) for r in rows])
+    return VehicleOverview(Vehicle(*row), active, [stored_command(r) for r in rows])
 
 
 async def update_vehicle(
@@ -298,7 +282,7 @@ async def update_vehicle(
 
 async def list_commands(
     reader: AsyncEngine, wanted: CommandFilter, limit: int, offset: int
-) -> Page[CommandRow]:
+) -> Page[Command]:
     """A page of the commands `wanted` selects, newest first, and how many it selects."""
     c = CommandModel
     conditions: list[ColumnElement[bool]] = []
@@ -316,7 +300,7 @@ async def list_commands(
         conditions.append(c.submitted_at < wanted.until)
     count = select(func.count()).select_from(c).where(*conditions)
     page = (
-        select(*_COMMAND_COLUMNS)
+        select(*COMMAND_COLUMNS)
         .where(*conditions)
         .order_by(*_NEWEST_FIRST)
         .limit(limit)
@@ -325,19 +309,17 @@ async def list_commands(
     async with reader.connect() as conn:
         total = (await conn.execute(count)).scalar_one()
         rows = (await conn.execute(page)).all() if offset < total else []
-    return Page([command_row(row) for row in rows], total)
+    return Page([stored_command(row) for row in rows], total)
 
 
-async def find_idempotent(
-    reader: AsyncEngine, submitted_by: str, key: str
-) -> tuple[CommandRow, str | None] | None:
-    """The command `submitted_by` sent with idempotency key `key`, and its request hash."""
+async def find_idempotent(reader: AsyncEngine, submitted_by: str, key: str) -> Command | None:
+    """The command `submitted_by` sent with idempotency key `key`, with its request hash."""
     c = CommandModel
-    query = select(*_COMMAND_COLUMNS, c.request_hash).where(
+    query = select(*COMMAND_COLUMNS, c.request_hash).where(
         c.submitted_by == submitted_by, c.idempotency_key == key
     )
     async with reader.connect() as conn:
         row = (await conn.execute(query)).one_or_none()
     if row is None:
         return None
-    return command_row(row), row.request_hash
+    return replace(stored_command(row), idempotency_key=key, request_hash=row.request_hash)

@@ -1,4 +1,5 @@
-"""What storage returns: plain frozen dataclasses, detached from SQLAlchemy."""
+"""What storage returns besides the hub's own types (`hub.Command`, `hub.AuditRecord`): frozen
+dataclasses detached from SQLAlchemy (users, vehicles, sessions)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from hub.model import JSON, Command, CommandStatus, SovdRequest, StoredCommand
+from hub.model import JSON
 
 __all__ = [
-    "AuditEvent",
-    "CommandRow",
     "LoginSession",
     "RefreshOutcome",
     "RefreshResult",
@@ -45,55 +44,6 @@ class Vehicle:
     enabled: bool
     created_at: datetime
     last_seen_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class CommandRow:
-    """A stored command and where it is in its lifecycle."""
-
-    id: uuid.UUID
-    vin: str
-    submitted_by: str
-    name: str
-    params: dict[str, JSON]
-    sovd: SovdRequest
-    status: CommandStatus
-    error: str | None
-    timeout_s: float
-    submitted_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    expires_at: datetime | None = None
-
-    def command(self) -> Command:
-        """The hub's `Command` of this row (what it was submitted as)."""
-        return Command(
-            id=self.id,
-            vin=self.vin,
-            name=self.name,
-            params=self.params,
-            sovd=self.sovd,
-            timeout_s=self.timeout_s,
-            submitted_by=self.submitted_by,
-            submitted_at=self.submitted_at,
-            expires_at=self.expires_at,
-        )
-
-    def stored(self) -> StoredCommand:
-        """The hub's `StoredCommand` of this row."""
-        return StoredCommand(self.id, self.vin, self.submitted_by)
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEvent:
-    """One entry of the audit trail: `actor` did `action` to `target` at `at`."""
-
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    target: str
-    details: dict[str, JSON]
 
 
 @dataclass(frozen=True, slots=True)

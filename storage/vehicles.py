@@ -13,26 +13,17 @@ from datetime import UTC, datetime
 from hub.credentials import hash_vehicle_token, new_vehicle_token
 from hub.model import JSON, VehicleCredentials
 from storage import history, vehicle_queries
-from storage.engine import Engine
+from storage.engine import Store
 from storage.history import Page, VehicleChanges, VehicleFilter, VehicleOverview
 from storage.records import NewVehicle, Vehicle
 
 __all__ = ["VehicleStore"]
 
 
-class VehicleStore:
-    """The vehicle registry; implements `hub.ports.VehicleDirectory`.
-
-    Every method raises `DatabaseUnavailable` when the database does not
-    answer and `StorageError` when it refuses. Cancelling a call cancels its
-    transaction, which is rolled back.
+class VehicleStore(Store):
+    """The vehicle registry; implements `hub.ports.VehicleDirectory` (errors and
+    cancellation: see `Store`).
     """
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._run = engine.run
-        self._reader = engine.reader
-        self._writer = engine.writer
 
     async def add_vehicle(
         self,

@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from api.schemas.common import NO_CONTROL_CHARACTERS, VIN_PATTERN, PageQuery, Strict
-from hub import CommandStatus
+from hub import Command, CommandStatus
 
 
 class SubmitCommand(Strict):
@@ -35,6 +35,8 @@ class SubmitCommand(Strict):
 
 
 class CommandOut(BaseModel):
+    """A command as the API answers it: the stored `hub.Command`, with its links."""
+
     id: uuid.UUID
     vin: str
     command: str
@@ -48,6 +50,26 @@ class CommandOut(BaseModel):
     expires_at: datetime | None = None
     timeout_s: float
     links: dict[str, str]
+
+    @classmethod
+    def of(cls, command: Command) -> CommandOut:
+        """The response body of `command` (as stored; a new one is `pending`)."""
+        base = f"/api/v1/commands/{command.id}"
+        return cls(
+            id=command.id,
+            vin=command.vin,
+            command=command.name,
+            params=command.params,
+            status=command.status.value,
+            error=command.error,
+            submitted_by=command.submitted_by,
+            submitted_at=command.submitted_at,
+            started_at=command.started_at,
+            finished_at=command.finished_at,
+            expires_at=command.expires_at,
+            timeout_s=command.timeout_s,
+            links={"self": base, "events": f"{base}/events", "stream": "/api/v1/ws"},
+        )
 
 
 class EventOut(BaseModel):

@@ -15,9 +15,9 @@ from api import ratelimit
 from api.auth import InvalidToken, Principal, Role, SessionRevocations, TokenIssuer
 from api.config import ApiConfig
 from api.errors import ApiError
-from hub import HubConfig
+from hub import AuditRecord, HubConfig
 from sovd_hub import open_node
-from storage import AuditEvent, StorageConfig
+from storage import StorageConfig
 from tests.api.conftest import JWT_SECRET, PASSWORD, Node, open_socket, send_json
 
 AGENT = {"User-Agent": "fleet-console/1.0"}
@@ -52,7 +52,7 @@ def error_code(response: httpx.Response) -> str:
     return code
 
 
-async def audit(node: Node, username: str, action: str) -> list[AuditEvent]:
+async def audit(node: Node, username: str, action: str) -> list[AuditRecord]:
     return [
         e for e in await node.db.audit.list_audit(target=f"user:{username}") if e.action == action
     ]

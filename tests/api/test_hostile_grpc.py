@@ -17,9 +17,9 @@ from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
+from hub import AuditRecord
 from hub.bridge import run_asyncio
 from proto import Hello, VehicleLinkStub, VehicleMessage
-from storage import AuditEvent
 from tests.api.conftest import VINS, Node, NodeSettings
 
 #: More than the hub will ever buffer; only the prefix and a little of it are sent.
@@ -66,7 +66,7 @@ async def _raw(node: Node, token: str, data: bytes) -> GRPCError:
         return await run_asyncio(connect)
 
 
-async def _refusals(node: Node) -> list[AuditEvent]:
+async def _refusals(node: Node) -> list[AuditRecord]:
     return [
         a
         for a in await node.db.audit.list_audit(target="vehicle:?")

@@ -14,7 +14,6 @@ import trio.testing
 from api.idempotency import KeyLocks, request_hash
 from api.schemas import SubmitCommand
 from hub import Command, SovdRequest
-from storage import CommandRow
 from tests.api.conftest import VINS, Node, collect_until_status, subscribe
 
 READ: dict[str, object] = {"vin": VINS[0], "command": "ReadDTC", "params": {"ecuAddress": "0x10"}}
@@ -179,7 +178,7 @@ async def test_losing_a_race_to_another_node_returns_the_winners_command(
     lookups = []
     real_lookup = node.db.commands.find_idempotent
 
-    async def late_lookup(submitted_by: str, key: str) -> tuple[CommandRow, str | None] | None:
+    async def late_lookup(submitted_by: str, key: str) -> Command | None:
         lookups.append(key)
         return None if len(lookups) == 1 else await real_lookup(submitted_by, key)
 

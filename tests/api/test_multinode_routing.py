@@ -12,6 +12,7 @@ from datetime import datetime
 import pytest
 
 from bench.simulator import Behaviour
+from hub import Command
 from storage import CommandStreams, KeyValue
 from tests.api.conftest import VINS, receive_json, send_json
 from tests.api.test_multinode_bus import READ_DTC, subscribe_to, two_nodes
@@ -113,3 +114,59 @@ async def test_a_vehicle_held_by_a_shows_connected_on_b_until_redis_is_cut(
         "disconnected",
         "local",
     ), local
+
+
+async def test_a_routed_command_reaches_its_vehicle_without_being_read_back(
+    aio_loop: object, database_url: str, redis_url: str, redis_key_prefix: str
+) -> None:
+    vin = VINS[0]
+    async with two_nodes(database_url, redis_url, redis_key_prefix) as (a, b):
+        await a.connect_vehicle(vin)
+        read_back: list[uuid.UUID] = []
+        read = a.db.commands.get_command
+
+        async def get_command(command_id: uuid.UUID) -> Command | None:
+            read_back.append(command_id)
+            return await read(command_id)
+
+        a.db.commands.get_command = get_command  # type: ignore[method-assign]
+        response = await b.submit(vin, "ReadDTC", READ_DTC)
+        assert response.status_code == 202, response.text
+        final = await b.wait_final(response.json()["id"])
+
+    assert final["status"] == "succeeded", final
+    assert a.vehicles[vin].commands_received == 1
+    assert read_back == []  # the stream entry carried the command to node A
+
+
+async def test_a_dispatch_entry_of_a_command_cancelled_meanwhile_never_runs(
+    aio_loop: object,
+    database_url: str,
+    redis_url: str,
+    redis_key_prefix: str,
+    keyvalue: KeyValue,
+) -> None:
+    vin = VINS[1]  # offline: its command waits
+    async with two_nodes(database_url, redis_url, redis_key_prefix) as (a, b):
+        response = await b.submit(vin, "ReadDTC", READ_DTC, ttl_s=60)
+        assert response.status_code == 202, response.text
+        command_id = uuid.UUID(response.json()["id"])
+        headers = await b.headers()
+        cancel = await b.http.post(f"/api/v1/commands/{command_id}/cancel", headers=headers)
+        assert cancel.status_code == 202, cancel.text
+        await a.connect_vehicle(vin)
+        # A dispatch of it, carrying the command, reaches A after the cancel (sent late).
+        stored = await b.db.commands.get_command(command_id)
+        assert stored is not None
+        streams = CommandStreams(keyvalue, "test")
+        await streams.send("node-a", "dispatch", vin, by="node-b", command=stored)
+        # A command submitted on A queues behind that entry on A's stream: once it
+        # has ended, the entry was handled.
+        later = await a.submit(vin, "ReadDTC", READ_DTC)
+        assert later.status_code == 202, later.text
+        final = await a.wait_final(later.json()["id"])
+        cancelled = await b.http.get(f"/api/v1/commands/{command_id}", headers=headers)
+
+    assert final["status"] == "succeeded", final
+    assert a.vehicles[vin].commands_received == 1  # only the later one
+    assert cancelled.json()["status"] == "cancelled", cancelled.text

@@ -30,7 +30,7 @@ from hub import (
     build_request,
 )
 from sovd_hub import STOP_REASON
-from storage import CommandFilter, CommandRow, Database, open_database
+from storage import CommandFilter, Database, open_database
 from tests.api.conftest import VINS, Node, collect_until_status, subscribe
 from tests.api.test_recovery import running_node, status_of
 from tests.api.test_websocket_topics import Frame, frames_until, subscribe_vehicle
@@ -92,7 +92,7 @@ async def hang_up_during_commit(
     gate.open()
 
 
-async def stored(node: Node, vin: str) -> list[CommandRow]:
+async def stored(node: Node, vin: str) -> list[Command]:
     """The commands stored for `vin`, newest first."""
     return list((await node.db.commands.list_commands(CommandFilter(vin=vin), limit=100)).items)
 

@@ -1,18 +1,22 @@
-"""The one JSON form of an event, a status change and a vehicle's status (`hub.model`)."""
+"""The one JSON form of a command, an event, a status change and a vehicle's status."""
 
 from __future__ import annotations
 
+import re
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from hub import (
     JSON,
+    Command,
     CommandEventRecord,
     CommandStatus,
     DisconnectReason,
     EventKind,
+    SovdRequest,
     StatusChange,
     VehicleStatus,
 )
@@ -107,3 +111,52 @@ def test_a_vehicle_status_must_be_connected_or_disconnected() -> None:
     fields = {**VehicleStatus("V", True, NOW).to_json(), "status": "up"}
     with pytest.raises(ValueError, match="'status': expected 'connected' or 'disconnected'"):
         VehicleStatus.from_json(fields)
+
+
+SUBMITTED = Command(
+    id=COMMAND,
+    vin="WVWZZZ1JZXW000001",
+    name="ReadDTC",
+    params={"ecuAddress": "0x10"},
+    sovd=SovdRequest("GET", "/components/engine/faults", {"status": "active"}, None),
+    timeout_s=30.0,
+    submitted_by="engineer",
+    submitted_at=NOW,
+    expires_at=NOW + timedelta(minutes=5),
+)
+
+
+def test_a_command_reads_back_exactly_as_submitted() -> None:
+    assert Command.from_json(SUBMITTED.to_json()) == SUBMITTED
+    without_ttl = replace(SUBMITTED, expires_at=None, sovd=SovdRequest("POST", "/x", {}, {"a": 1}))
+    assert Command.from_json(without_ttl.to_json()) == without_ttl
+
+
+def test_a_commands_json_form_leaves_its_stored_status_out() -> None:
+    stored = replace(SUBMITTED, status=CommandStatus.FAILED, error="no", finished_at=NOW)
+    back = Command.from_json(stored.to_json())
+    assert (back.status, back.error, back.finished_at) == (CommandStatus.PENDING, None, None)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"id": "nope"}, "'id': expected a UUID, got 'nope'"),
+        ({"timeout_s": "30"}, "'timeout_s': expected a number, got str"),
+        ({"timeout_s": True}, "'timeout_s': expected a number, got bool"),
+        ({"params": []}, "'params': expected an object, got list"),
+        ({"sovd": {"method": "GET", "path": "/x"}}, "'query': missing"),
+        ({"sovd": {"method": "GET", "path": "/x", "query": {"a": 1}}}, "'a': expected a string"),
+        ({"submitted_at": "2026-11-26T12:30:15"}, "'submitted_at': expected a time with a zone"),
+        ({"expires_at": 5}, "'expires_at': expected a string, got int"),
+    ],
+)
+def test_a_command_that_is_not_one_is_refused_naming_the_field(
+    change: dict[str, JSON], message: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        Command.from_json(SUBMITTED.to_json() | change)
+    broken = SUBMITTED.to_json()
+    del broken["vin"]
+    with pytest.raises(ValueError, match=r"^'vin': missing$"):
+        Command.from_json(broken)

@@ -3,6 +3,7 @@ scale-out queries the janitor and the expiry sweeper rely on (both databases).""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -186,15 +187,17 @@ async def test_a_dead_nodes_pending_commands_are_kept_for_their_vehicles_next_no
         await database.commands.record([], [], [running, first, second, routed, waiting])
         at = datetime.now(UTC)
         await database.commands.record([], [StatusChange(running.id, CommandStatus.DISPATCHED, at)])
-        await database.commands.stamp_pending(routed.id, "node-y")  # taken by node-y's actor
-        await database.commands.stamp_pending(running.id, "node-y")  # not pending: unchanged
+        assert await database.commands.take_pending(routed.id, "node-y")  # node-y's actor
+        assert not await database.commands.take_pending(running.id, "node-y")  # not pending
+        assert await database.commands.take_pending(first.id, None)  # a check, no stamp
+        assert not await database.commands.take_pending(running.id, None)
         [(_, update)] = await database.commands.interrupt_node("node-x", at, "gone", pending=False)
         assert update.update.command_id == running.id
-        assert await database.commands.pending_of_node("node-x") == [
+        assert await _pending_of_node(database, "node-x") == [
             (first.id, VIN),
             (second.id, VIN),
         ]
-        assert await database.commands.pending_of_node("node-y") == [(routed.id, VIN)]
+        assert await _pending_of_node(database, "node-y") == [(routed.id, VIN)]
         ended = await database.commands.interrupt_node("node-x", at, "no vehicle")
         assert [u.update.command_id for _, u in ended] == [first.id, second.id]
         assert await database.commands.pending_of_node("node-x") == []
@@ -213,3 +216,7 @@ def test_lease_settings_are_checked_and_read_from_the_environment() -> None:
         HubConfig, environ={"SOVD_HUB_LEASE_TTL_S": "30", "SOVD_HUB_LEASE_REFRESH_S": "10"}
     )
     assert (config.lease_ttl_s, config.lease_refresh_s) == (30, 10)
+
+
+async def _pending_of_node(database: Database, node_id: str) -> list[tuple[uuid.UUID, str]]:
+    return [(c.id, c.vin) for c in await database.commands.pending_of_node(node_id)]

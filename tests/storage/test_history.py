@@ -66,7 +66,7 @@ async def test_a_taken_key_skips_only_its_command_in_a_batch(db: Database) -> No
         f"command:{c.id}" for c in (first, bystander, same_key_other_user)
     )
     found = await db.commands.find_idempotent("alice", "k")
-    assert found is not None and found[0].id == first.id and found[1] == "a" * 64
+    assert found is not None and found.id == first.id and found.request_hash == "a" * 64
     assert await db.commands.find_idempotent("carol", "k") is None
     with pytest.raises(ConflictError, match="alice already used idempotency key 'k'"):
         await db.commands.create_command(_command(key="k"))

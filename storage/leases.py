@@ -1,4 +1,4 @@
-"""Scale-out on Redis: vehicle leases, node liveness, and each node's command stream.
+"""Scale-out on Redis: vehicle leases, node liveness, the known nodes and the janitors' locks.
 
 Keys, under the node's key prefix (`KeyValue.key`):
 
@@ -6,11 +6,10 @@ Keys, under the node's key prefix (`KeyValue.key`):
 lease:vehicle:<vin>     node_id holding the vehicle's link       PX lease_ttl_s
 node:<id>               the node is alive                         PX lease_ttl_s
 nodes                   set of every node id seen (for the janitor)
-node:<id>:commands      stream of work for node <id>: dispatch / cancel / taken
 janitor:<id>            lock of the node cleaning up after dead <id>
 ```
 
-`RedisLeases` implements `hub.ports.VehicleLeases`: claims and releases are
+`RedisLeases` implements `hub.ports.RoutingLeases`: claims and releases are
 queued (never blocking the gateway or an actor) and written by one task, in
 one Lua call per batch, together with the node's liveness key; every
 `lease_refresh_s` the same task refreshes every lease of the node in one
@@ -18,35 +17,27 @@ batch (not a timer per vehicle). A refresh that finds a lease taken by
 another node reports it (`on_lost`), and the node ends that stale link.
 When Redis comes back after an outage, every lease of the node is taken
 again. A claim that replaces another node's lease sends that node a `taken`
-notice on its stream, so it ends its stale link at once rather than at its
-next refresh.
-
-`CommandStreams` reads and writes the per-node streams (at-least-once:
-entries are acknowledged only after they are handled).
+notice on its stream (`storage.command_streams`), so it ends its stale link
+at once rather than at its next refresh.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
 
 import structlog
 import trio
-from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from hub import StreamEntry
 from hub.ports import StorageUnavailable
 from storage.keyvalue import KeyValue, KeyValueError, RedisUnavailable
 
+__all__ = ["RedisLeases"]
+
 log = structlog.get_logger("storage.cluster")
 
-#: The consumer group every node's stream is read with.
-GROUP = "hub"
 #: VINs per Lua call: keeps each call short (Redis runs one script at a time).
 BATCH_VINS = 2000
-#: A node's stream keeps about this many entries (older ones are trimmed).
-STREAM_MAXLEN = 100_000
 #: How long a failed lease write waits before it is tried again.
 RETRY_S = 1.0
 
@@ -326,113 +317,3 @@ async def _delete(client: Redis, key: str) -> None:
 
 async def _set_nx(client: Redis, key: str, value: str, ttl_ms: int) -> bool:
     return bool(await client.set(key, value, nx=True, px=ttl_ms))
-
-
-# -- streams -----------------------------------------------------------------
-
-
-class CommandStreams:
-    """The per-node command streams; reads block, so give it a client of its own
-    (`open_keyvalue(..., timeout_s=None)` or above `block_s`)."""
-
-    def __init__(self, keyvalue: KeyValue, node_id: str) -> None:
-        self._kv = keyvalue
-        self.node_id = node_id
-
-    def stream_key(self, node_id: str) -> str:
-        """The key of `node_id`'s command stream."""
-        return self._kv.key("node", node_id, "commands")
-
-    async def send(
-        self, node_id: str, kind: str, vin: str, command_id: uuid.UUID | None = None, by: str = ""
-    ) -> str:
-        """Append work for `node_id`; returns the entry id. Raises `RedisUnavailable`."""
-        fields = {"kind": kind, "vin": vin, "id": str(command_id or ""), "by": by}
-        entry_id = await self._kv.run(_xadd, self.stream_key(node_id), fields)
-        return _text(entry_id)
-
-    async def read(
-        self, node_id: str, consumer: str, *, pending: bool, count: int, block_ms: int | None
-    ) -> list[StreamEntry]:
-        """Entries of `node_id`'s stream for `consumer`: its unacknowledged ones (`pending`),
-        else new ones, waiting up to `block_ms` (None: not at all)."""
-        stream = self.stream_key(node_id)
-        reply = await self._kv.run(
-            _xreadgroup, stream, consumer, "0" if pending else ">", count, block_ms
-        )
-        return [_entry(entry_id, fields) for entry_id, fields in reply]
-
-    async def claim_pending(self, node_id: str, consumer: str, count: int) -> list[StreamEntry]:
-        """Take over the entries `node_id`'s own consumer read but never acknowledged."""
-        reply = await self._kv.run(_xautoclaim, self.stream_key(node_id), consumer, count)
-        return [_entry(entry_id, fields) for entry_id, fields in reply]
-
-    async def ack(self, node_id: str, entry_ids: Sequence[str]) -> None:
-        """Acknowledge handled entries of `node_id`'s stream."""
-        if entry_ids:
-            await self._kv.run(_xack, self.stream_key(node_id), entry_ids)
-
-
-def _entry(entry_id: object, fields: object) -> StreamEntry:
-    values = {_text(k): _text(v) for k, v in fields.items()} if isinstance(fields, dict) else {}
-    raw_id = values.get("id", "")
-    try:
-        command_id = uuid.UUID(raw_id) if raw_id else None
-    except ValueError:
-        command_id = None
-    return StreamEntry(
-        _text(entry_id), values.get("kind", ""), values.get("vin", ""), command_id,
-        values.get("by", ""),
-    )  # fmt: skip
-
-
-async def _ensure_group(client: Redis, stream: str) -> None:
-    try:
-        await client.xgroup_create(stream, GROUP, id="0", mkstream=True)
-    except redis_errors.ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
-
-
-async def _xadd(client: Redis, stream: str, fields: dict[str, str]) -> object:
-    await _ensure_group(client, stream)
-    entry_id: object = await client.xadd(
-        stream,
-        fields,  # type: ignore[arg-type]
-        maxlen=STREAM_MAXLEN,
-        approximate=True,
-    )
-    return entry_id
-
-
-async def _xreadgroup(
-    client: Redis, stream: str, consumer: str, start: str, count: int, block_ms: int | None
-) -> list[tuple[object, object]]:
-    await _ensure_group(client, stream)
-    reply: object = await client.xreadgroup(
-        GROUP, consumer, {stream: start}, count=count, block=block_ms
-    )
-    if isinstance(reply, dict):  # RESP3: {stream: [entries]}
-        reply = [[key, value] for key, value in reply.items()]
-    if not isinstance(reply, list) or not reply:
-        return []
-    return _entries(reply[0][1])
-
-
-async def _xautoclaim(
-    client: Redis, stream: str, consumer: str, count: int
-) -> list[tuple[object, object]]:
-    await _ensure_group(client, stream)
-    reply: object = await client.xautoclaim(stream, GROUP, consumer, 0, start_id="0-0", count=count)
-    return _entries(reply[1]) if isinstance(reply, list) and len(reply) > 1 else []
-
-
-def _entries(raw: object) -> list[tuple[object, object]]:
-    """(entry id, fields) pairs of a stream reply, without entries deleted meanwhile."""
-    if not isinstance(raw, list):
-        return []
-    return [(item[0], item[1]) for item in raw if item[1] is not None]
-
-
-async def _xack(client: Redis, stream: str, entry_ids: Sequence[str]) -> None:
-    await client.xack(stream, GROUP, *entry_ids)
