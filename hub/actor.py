@@ -22,7 +22,7 @@ from hub.auditing import AuditBatcher
 from hub.batching import GroupCommitJournal, LastSeen
 from hub.commands import CommandTracker, Outcome
 from hub.config import HubConfig
-from hub.ending import record_and_publish
+from hub.ending import record_and_publish, record_and_publish_nowait
 from hub.link import Link
 from hub.link_protocol import LinkVerdict
 from hub.model import (
@@ -172,7 +172,7 @@ class _ActorLoop:
         match message:
             case Dispatch(command):
                 self.take(command)
-                await self._start_ready()
+                self._start_ready()
             case Cancel(command_id, by, submitted_by):
                 now, at = trio.current_time(), _utcnow()
                 changes, ask = self.tracker.cancel(command_id, by, now, at, self.cancel_grace_s)
@@ -199,7 +199,7 @@ class _ActorLoop:
                 self.actor.connected_since = _utcnow()
                 why = "the vehicle reconnected while the command ran"
                 await self._record(changes=self.tracker.interrupt_running(_utcnow(), why))
-                await self._start_ready()
+                self._start_ready()
             case FromVehicle() | LinkClosed():
                 pass  # from a link this vehicle has since replaced
         return None
@@ -216,7 +216,7 @@ class _ActorLoop:
                 if outcome.violation is not None:
                     return self._protocol_error(outcome.violation)
                 await self._apply(outcome)
-                await self._start_ready()
+                self._start_ready()
             case other:
                 return self._protocol_error(f"unexpected {other} message after Hello")
         return None
@@ -237,15 +237,20 @@ class _ActorLoop:
         if self.tracker.submit(command):
             self.owners[command.id] = command.submitted_by
 
-    async def start_waiting(self) -> None:
+    def start_waiting(self) -> None:
         """Send the commands that waited for the vehicle (up to `max_in_flight_per_vehicle`)."""
-        await self._start_ready()
+        self._start_ready()
 
-    async def _start_ready(self) -> None:
+    def _start_ready(self) -> None:
         started = self.tracker.start_ready(trio.current_time(), _utcnow())
         if not started:
             return
-        await self._record(changes=[change for _, change in started])
+        # Not waited for: the command's row is committed already (before its 202), and the
+        # journal commits in order, so `dispatched` is stored before anything the vehicle answers.
+        record_and_publish_nowait(
+            self.journal, self.bus, [change for _, change in started],
+            vin=self.actor.vin, owners=self.owners,
+        )  # fmt: skip
         for command, _ in started:
             self.actor.link.send_nowait(command_request(command))
 
@@ -311,7 +316,7 @@ async def run_actor(
     ended: Disconnect | None = None
     try:
         task_status.started(actor)
-        await loop.start_waiting()
+        loop.start_waiting()
         ended = await _supervised(loop, receive, context)
     finally:
         context.registry.remove(actor)

@@ -222,6 +222,29 @@ class GroupCommitJournal:
                 "the idempotency key was already used for another command", pending.refused
             )
 
+    def record_nowait(
+        self,
+        events: Sequence[CommandEventRecord],
+        changes: Sequence[StatusChange],
+        *,
+        on_stored: Callable[[], None],
+    ) -> None:
+        """Join the next batch without waiting for it; `on_stored` is called once committed.
+
+        For records the caller need not see committed before it goes on (an
+        actor's `dispatched` changes: the request goes to the vehicle at once).
+        The journal commits calls in the order they came, so whatever the
+        caller records afterwards is committed in the same batch or a later
+        one, and published after it. During an outage the records are held
+        (or dropped and counted, the buffer full) as for `record` with
+        `on_stored`. Never blocks.
+        """
+        pending = _Pending(events, changes, (), trio.current_time(), on_stored=on_stored)
+        if self._outage is not None:
+            self._hold(pending)
+        else:
+            self._enqueue(pending)
+
     def _enqueue(self, pending: _Pending) -> None:
         self._pending.append(pending)
         self._pending_records += _size(pending)
