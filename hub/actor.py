@@ -10,7 +10,7 @@ so a subscriber that reads the journal after subscribing misses nothing.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeAlias
@@ -116,7 +116,6 @@ class ActorContext:
     bus: EventBus
     registry: Registry[VehicleActor]
     last_seen: LastSeen
-    disconnects: dict[str, Disconnect]
     audit: AuditTrail
     #: Connections and disconnections, written in batches without waiting.
     notes: AuditBatcher
@@ -130,9 +129,8 @@ class _ActorLoop:
         self.notes = context.notes
         self.journal = context.journal
         self.bus = context.bus
+        #: The commands this actor holds (with their submitters, for the vehicle topic).
         self.tracker = CommandTracker(context.config.max_in_flight_per_vehicle)
-        #: Who submitted each command this actor holds, for its vehicle topic's `CommandUpdate`s.
-        self.owners: dict[uuid.UUID, str] = {}
         self.cancel_grace_s = context.config.cancel_grace_s
         self.current: ActorMessage | None = None
         self.max_event_bytes = context.config.max_event_bytes
@@ -149,7 +147,9 @@ class _ActorLoop:
                     return ended
             now = trio.current_time()
             if now >= self.tracker.next_deadline():
-                await self._record(changes=self.tracker.expire(now, _utcnow()), cancel=True)
+                owners = self.tracker.submitters()  # before they end
+                changes = self.tracker.expire(now, _utcnow())
+                await self._record(changes=changes, owners=owners, cancel=True)
             silence = self.actor.link.protocol.silence(now)
             if silence is not None:
                 self.actor.link.end(silence)
@@ -175,10 +175,10 @@ class _ActorLoop:
                 self._start_ready()
             case Cancel(command_id, by, submitted_by):
                 now, at = trio.current_time(), _utcnow()
+                owner = self.tracker.submitter(command_id) or submitted_by
                 changes, ask = self.tracker.cancel(command_id, by, now, at, self.cancel_grace_s)
-                if changes and submitted_by is not None:  # one it did not hold: name its owner
-                    self.owners.setdefault(command_id, submitted_by)
-                await self._record(changes=changes)
+                owners = {command_id: owner} if owner is not None else {}
+                await self._record(changes=changes, owners=owners)
                 if ask:
                     self.actor.link.send_nowait(cancel_command(command_id))
             case FromVehicle(link_id, vehicle_message) if link_id == self.actor.link.id:
@@ -198,7 +198,9 @@ class _ActorLoop:
                 self.actor.link = link
                 self.actor.connected_since = _utcnow()
                 why = "the vehicle reconnected while the command ran"
-                await self._record(changes=self.tracker.interrupt_running(_utcnow(), why))
+                owners = self.tracker.submitters()
+                changes = self.tracker.interrupt_running(_utcnow(), why)
+                await self._record(changes=changes, owners=owners)
                 self._start_ready()
             case FromVehicle() | LinkClosed():
                 pass  # from a link this vehicle has since replaced
@@ -212,10 +214,11 @@ class _ActorLoop:
                     record = event_record(message.event, _utcnow(), self.max_event_bytes)
                 except WireError as exc:
                     return self._protocol_error(str(exc))
+                owner = self.tracker.submitter(record.command_id)  # before it may end
                 outcome = self.tracker.on_event(record)
                 if outcome.violation is not None:
                     return self._protocol_error(outcome.violation)
-                await self._apply(outcome)
+                await self._apply(outcome, {record.command_id: owner} if owner else {})
                 self._start_ready()
             case other:
                 return self._protocol_error(f"unexpected {other} message after Hello")
@@ -226,16 +229,15 @@ class _ActorLoop:
         self.actor.link.close(LinkVerdict.PROTOCOL_ERROR, detail, DisconnectReason.PROTOCOL_ERROR)
         return Disconnect(DisconnectReason.PROTOCOL_ERROR, detail, _utcnow())
 
-    async def _apply(self, outcome: Outcome) -> None:
+    async def _apply(self, outcome: Outcome, owners: Mapping[uuid.UUID, str]) -> None:
         if outcome.ignored is not None:
             log.warning("vehicle.event_ignored", vin=self.actor.vin, reason=outcome.ignored)
             return
-        await self._record(outcome.events, outcome.changes)
+        await self._record(outcome.events, outcome.changes, owners=owners)
 
     def take(self, command: Command) -> None:
         """Queue `command` behind the ones already submitted (unless it was cancelled already)."""
-        if self.tracker.submit(command):
-            self.owners[command.id] = command.submitted_by
+        self.tracker.submit(command)
 
     def start_waiting(self) -> None:
         """Send the commands that waited for the vehicle (up to `max_in_flight_per_vehicle`)."""
@@ -247,10 +249,9 @@ class _ActorLoop:
             return
         # Not waited for: the command's row is committed already (before its 202), and the
         # journal commits in order, so `dispatched` is stored before anything the vehicle answers.
-        record_and_publish_nowait(
-            self.journal, self.bus, [change for _, change in started],
-            vin=self.actor.vin, owners=self.owners,
-        )  # fmt: skip
+        # Not final: not published on the vehicle topic, so no submitters needed.
+        changes = [change for _, change in started]
+        record_and_publish_nowait(self.journal, self.bus, changes, vin=self.actor.vin, owners={})
         for command, _ in started:
             self.actor.link.send_nowait(command_request(command))
 
@@ -259,35 +260,43 @@ class _ActorLoop:
         events: Sequence[CommandEventRecord] = (),
         changes: Sequence[StatusChange] = (),
         *,
+        owners: Mapping[uuid.UUID, str],
         cancel: bool = False,
     ) -> None:
-        """Store, then publish; `cancel` also tells the vehicle to stop those commands."""
+        """Store, then publish (`owners`: the commands' submitters); `cancel` also tells the
+        vehicle to stop those commands."""
         if not events and not changes:
             return
-        await self.record_and_publish(events, changes)
+        await self.record_and_publish(events, changes, owners)
         if cancel:
             for change in changes:
                 self.actor.link.send_nowait(cancel_command(change.command_id))
 
     async def record_and_publish(
-        self, events: Sequence[CommandEventRecord], changes: Sequence[StatusChange]
+        self,
+        events: Sequence[CommandEventRecord],
+        changes: Sequence[StatusChange],
+        owners: Mapping[uuid.UUID, str],
     ) -> None:
         """Store, then publish on the commands' topics and on the vehicle's."""
         await record_and_publish(
-            self.journal, self.bus, events, changes, vin=self.actor.vin, owners=self.owners
+            self.journal, self.bus, events, changes, vin=self.actor.vin, owners=owners
         )
 
-    def lost_in_crash(self, crash: Exception) -> list[StatusChange]:
+    async def end_lost_in_crash(self, crash: Exception) -> None:
         """A command whose Dispatch a crash interrupted before the tracker took it ends `failed`."""
         message, self.current = self.current, None
         if not isinstance(message, Dispatch) or self.tracker.holds(message.command.id):
-            return []
-        self.owners[message.command.id] = message.command.submitted_by
+            return
+        command = message.command
         error = f"the hub failed while taking the command: {crash!r}"
-        return [StatusChange(message.command.id, CommandStatus.FAILED, _utcnow(), error)]
+        failed = StatusChange(command.id, CommandStatus.FAILED, _utcnow(), error)
+        await self.record_and_publish((), [failed], {command.id: command.submitted_by})
 
-    def interrupt_all(self, reason: str) -> list[StatusChange]:
-        return self.tracker.interrupt_all(_utcnow(), reason)
+    async def interrupt_all(self, reason: str) -> None:
+        """End every command held (running, queued) `interrupted`: the actor is stopping."""
+        owners = self.tracker.submitters()
+        await self.record_and_publish((), self.tracker.interrupt_all(_utcnow(), reason), owners)
 
 
 async def run_actor(
@@ -329,7 +338,7 @@ async def run_actor(
             actor.link.close(LinkVerdict.UNAVAILABLE, "the hub is shutting down", shutdown)
         else:
             actor.link.close(None, ended.detail, ended.reason)
-        context.disconnects[link.vin] = ended
+        context.registry.disconnected(link.vin, ended)
         _note_disconnected(context.notes, actor.link, ended.reason, ended.detail)
         _publish_status(
             context.bus, VehicleStatus(link.vin, False, ended.at, ended.reason, ended.detail)
@@ -338,13 +347,12 @@ async def run_actor(
         for message in _drain(receive):
             if isinstance(message, Dispatch):
                 loop.take(message.command)
-        changes = loop.interrupt_all(f"link lost: {ended.detail}")
         try:
             with trio.CancelScope(shield=True), trio.move_on_after(FINAL_WRITE_TIMEOUT_S):
                 # The cause is audited before its effects are published.
                 if ended.reason is DisconnectReason.PROTOCOL_ERROR:
                     await _audit(context.audit, link.vin, "vehicle.protocol_error", ended.detail)
-                await loop.record_and_publish((), changes)
+                await loop.interrupt_all(f"link lost: {ended.detail}")
         finally:
             context.registry.retire()
         log.info("vehicle.disconnected", vin=link.vin, reason=ended.reason, detail=ended.detail)
@@ -381,7 +389,7 @@ async def _supervised(
 
     async def restarted(crash: Exception) -> None:
         log.error("vehicle.actor_crashed", vin=vin, exc_info=crash)
-        await loop.record_and_publish((), loop.lost_in_crash(crash))
+        await loop.end_lost_in_crash(crash)
         await _audit(context.audit, vin, "vehicle.actor_restarted", repr(crash))
 
     try:
@@ -391,7 +399,7 @@ async def _supervised(
     except GaveUp as exc:
         log.error("vehicle.actor_failed", vin=vin, exc_info=exc)
         assert isinstance(exc.__cause__, Exception)
-        await loop.record_and_publish((), loop.lost_in_crash(exc.__cause__))
+        await loop.end_lost_in_crash(exc.__cause__)
         detail = f"the hub failed to serve this vehicle: {exc}"
         loop.actor.link.close(LinkVerdict.INTERNAL, detail, DisconnectReason.ERROR)
         await _audit(context.audit, vin, "vehicle.actor_failed", detail)

@@ -14,7 +14,7 @@ nothing.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import structlog
@@ -54,13 +54,13 @@ async def record_and_publish(
     changes: Sequence[StatusChange],
     *,
     vin: str | None,
-    owners: MutableMapping[uuid.UUID, str],
+    owners: Mapping[uuid.UUID, str],
 ) -> None:
     """Commit `events` and `changes` to the journal, then publish them on their topics.
 
     Each goes to its command's topic; the events and the final changes also
     go to `vin`'s topic (unless None), wrapped in a `CommandUpdate` naming
-    the submitter (from `owners`, which forgets a command once it is final).
+    the submitter (from `owners`: each command's submitter, as the caller knows it).
     Publishing to a topic nobody follows costs a dict lookup.
 
     The journal publishes (calls `publish`) once the records are stored, so
@@ -84,7 +84,7 @@ def record_and_publish_nowait(
     changes: Sequence[StatusChange],
     *,
     vin: str,
-    owners: MutableMapping[uuid.UUID, str],
+    owners: Mapping[uuid.UUID, str],
 ) -> None:
     """`record_and_publish` for `changes`, without waiting for their commit; never blocks.
 
@@ -103,7 +103,7 @@ def _publisher(
     changes: Sequence[StatusChange],
     *,
     vin: str | None,
-    owners: MutableMapping[uuid.UUID, str],
+    owners: Mapping[uuid.UUID, str],
 ) -> Callable[[], None]:
     """Publishes `events` and `changes` on their topics (see `record_and_publish`)."""
 
@@ -116,7 +116,7 @@ def _publisher(
         for change in changes:
             bus.publish(command_topic(change.command_id), change)
             if vehicle is not None and change.status.is_final:
-                bus.publish(vehicle, CommandUpdate(owners.pop(change.command_id, None), change))
+                bus.publish(vehicle, CommandUpdate(owners.get(change.command_id), change))
 
     return publish
 

@@ -8,7 +8,6 @@ get `shutdown_grace_s` to record what they interrupted, then are cancelled.
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from hub.actor import (
     ActorContext,
     ActorMessage,
     Cancel,
-    Dispatch,
     LinkAttached,
     VehicleActor,
     run_actor,
@@ -30,7 +28,8 @@ from hub.auditing import AuditBatcher, AuditLog, storable, vehicle_target
 from hub.batching import CredentialLookup, GroupCommitJournal, LastSeen, LookupFailed
 from hub.config import HubConfig
 from hub.credentials import hash_vehicle_token, verify_vehicle_token
-from hub.errors import MailboxFull, RoutingFailed, VehicleNotConnected, VehicleRefused
+from hub.dispatching import Dispatcher
+from hub.errors import RoutingFailed, VehicleRefused
 from hub.link import Link
 from hub.link_protocol import LinkVerdict, admit, welcome
 from hub.listener import ConnectionStatistics
@@ -59,14 +58,11 @@ from hub.ports import (
 from hub.refusals import RefusalTally
 from hub.registry import Registry
 from hub.routing import ClusterRouter, OpenReader
-from hub.submission import Submissions, mailbox_full
+from hub.submission import Submissions
 from hub.untrusted import plausible_vin
 from proto import Hello
 
 log = structlog.get_logger("hub.node")
-
-#: How many dispatched command ids a node remembers, so a redelivered one is not run twice.
-REMEMBERED_DISPATCHES = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,16 +96,14 @@ class Hub:
         self._backlog = backlog
         #: Scale-out: the vehicles' leases shared with other nodes (None: this node runs alone).
         self.leases = leases
-        # Command ids handed to an actor lately: a redelivered one is dropped, not run twice.
-        self._dispatched: OrderedDict[uuid.UUID, None] = OrderedDict()
-        #: Routed commands dropped because they were handed over already (or had ended).
-        self.duplicate_dispatches = 0
         self.bus = bus
         self.grpc_port = config.grpc_port
         #: The gateway's TCP connections: open, refused at a cap, timed out before admission.
         self.connections = ConnectionStatistics()
         self._nursery: trio.Nursery | None = None
         self._actors: Registry[VehicleActor] = Registry()
+        #: The one way into the actors' mailboxes; remembers (and counts) dispatches.
+        self.dispatcher = Dispatcher(self._actors, config.mailbox_size)
         self.last_seen = LastSeen(directory)
         self.credentials = CredentialLookup(directory)
         self.journal = GroupCommitJournal(
@@ -126,13 +120,12 @@ class Hub:
         self.journal.on_marked = lambda change: bus.publish(
             command_topic(change.command_id), change
         )
-        self._disconnects: dict[str, Disconnect] = {}
         #: Vehicle connections, disconnections and refusals, written in batches.
         self.audit_notes = AuditBatcher(audit)
         #: Refused connections, audited as one row per source, vehicle and window.
         self.refusals = RefusalTally(self.audit_notes, config.refusal_audit_window_s)
         self._context = ActorContext(
-            config, self.journal, bus, self._actors, self.last_seen, self._disconnects, audit,
+            config, self.journal, bus, self._actors, self.last_seen, audit,
             self.audit_notes, leases,
         )  # fmt: skip
         # Held while an actor starts (and loads its waiting commands), while a command
@@ -268,7 +261,7 @@ class Hub:
 
     def last_disconnect(self, vin: str) -> Disconnect | None:
         """How the vehicle's last link to this node ended (None if never, or connected now)."""
-        return None if vin in self._actors else self._disconnects.get(vin)
+        return self._actors.last_disconnect(vin)
 
     def dispatch(self, command: Command) -> None:
         """Hand `command` to its vehicle's actor without waiting.
@@ -276,26 +269,7 @@ class Hub:
         Raises `VehicleNotConnected` when the vehicle has no link here and
         `MailboxFull` when its actor is saturated.
         """
-        if not self._send(command.vin, Dispatch(command)):
-            raise VehicleNotConnected(f"vehicle {command.vin} is not connected")
-        self._remember(command.id)
-
-    def dispatch_once(self, command: Command) -> bool:
-        """`dispatch`, unless this node handed `command` to an actor lately (then False).
-
-        For commands that arrive more than once (a stream entry redelivered).
-        """
-        if command.id in self._dispatched:
-            self.duplicate_dispatches += 1
-            log.info("command.duplicate_dropped", command_id=str(command.id), vin=command.vin)
-            return False
-        self.dispatch(command)
-        return True
-
-    def _remember(self, command_id: uuid.UUID) -> None:
-        self._dispatched[command_id] = None
-        if len(self._dispatched) > REMEMBERED_DISPATCHES:
-            self._dispatched.popitem(last=False)
+        self.dispatcher.dispatch(command)
 
     def drop_stale(self, vin: str, holder: str) -> bool:
         """End `vin`'s link here: the vehicle is now held by node `holder`. False if none."""
@@ -321,24 +295,7 @@ class Hub:
         comes later). For a command whose vehicle has no actor here:
         `Submissions.cancel_unheld`.
         """
-        return self._send(vin, Cancel(command_id, by, submitted_by))
-
-    def dispatched_lately(self, command_id: uuid.UUID) -> bool:
-        """True if this node handed `command_id` to an actor (among its last dispatches)."""
-        return command_id in self._dispatched
-
-    def _send(self, vin: str, message: ActorMessage) -> bool:
-        """Put `message` in `vin`'s mailbox now; False without an actor; MailboxFull if full."""
-        actor = self._actors.get(vin)
-        if actor is None:
-            return False
-        try:
-            actor.mailbox.send_nowait(message)
-        except trio.WouldBlock:
-            raise self._mailbox_full(vin) from None
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return False
-        return True
+        return self.dispatcher.send(vin, Cancel(command_id, by, submitted_by))
 
     async def authenticate(self, token: str) -> list[VehicleCredentials]:
         """The vehicles `token` may be (found by its hash alone, before any message is read).
@@ -401,7 +358,7 @@ class Hub:
                 if actor is None:
                     waiting = await self._backlog.waiting_commands(hello.vin)
                     for command in waiting:
-                        self._remember(command.id)
+                        self.dispatcher.remember(command.id)
                     actor = await self._start_actor(link, waiting)
                 else:
                     await actor.mailbox.send(LinkAttached(link))
@@ -451,13 +408,11 @@ class Hub:
             raise RuntimeError("the hub is not running: use open_hub()")
         return self._nursery
 
-    def _mailbox_full(self, vin: str) -> MailboxFull:
-        return mailbox_full(vin, self.config.mailbox_size)
-
     def _refused(self, vin: str, detail: str) -> None:
         # Kept for registered vehicles only: unknown VINs must not grow our memory.
         if vin not in self._actors:
-            self._disconnects[vin] = Disconnect(DisconnectReason.REFUSED, detail, datetime.now(UTC))
+            refused = Disconnect(DisconnectReason.REFUSED, detail, datetime.now(UTC))
+            self._actors.disconnected(vin, refused)
 
     async def _start_actor(self, link: Link, waiting: list[Command]) -> VehicleActor:
         actor: VehicleActor = await self._actor_nursery.start(
@@ -500,7 +455,7 @@ class Hub:
             "journal_batches": self.journal.batches,
             "journal_buffered_records": self.journal.buffered_records,
             "journal_records_lost": self.journal.records_lost,
-            "duplicate_dispatches": self.duplicate_dispatches,
+            "duplicate_dispatches": self.dispatcher.duplicates,
             **self.connections.snapshot(),
         }
 

@@ -9,7 +9,7 @@ other nodes routed here. Each node consumes its own stream (its own Redis
 connection, since reads block) and hands each command to the local actor.
 Delivery is at least once, so the owner dispatches a command only if the
 database still has it `pending` and it did not hand it to an actor lately
-(`Hub.dispatch_once`): a redelivered entry never runs twice. Every command
+(`Dispatcher.dispatch_once`): a redelivered entry never runs twice. Every command
 of a vehicle goes through its owner's actor, in stream order, so the
 per-vehicle order and in-flight limit hold across nodes.
 
@@ -215,7 +215,7 @@ class ClusterRouter:
     async def _dispatch(self, command_id: uuid.UUID, *, stamp: bool) -> None:
         command = await self._db.pending_command(command_id)
         if command is None:
-            self._hub.duplicate_dispatches += 1  # handed over already (a redelivery), or ended
+            self._hub.dispatcher.duplicate(command_id)  # handed over already, or ended
             return
         if self._hub.connection(command.vin) is not None:
             # Stamp this node first: if it dies with the command queued in the actor,
@@ -223,7 +223,7 @@ class ClusterRouter:
             if stamp:
                 await self._db.stamp_pending(command.id, self.node_id)
             try:
-                self._hub.dispatch_once(command)
+                self._hub.dispatcher.dispatch_once(command)
                 return
             except MailboxFull as exc:
                 await self._end(command.id, CommandStatus.FAILED, str(exc), command)
