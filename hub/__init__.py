@@ -40,7 +40,8 @@ from hub.model import (
     VehicleCredentials,
     VehicleStatus,
 )
-from hub.node import Connection, Hub, open_hub
+from hub.node import Connection, Hub, HubStatistics
+from hub.opening import open_hub
 from hub.ports import (
     FLEET_TOPIC,
     SESSIONS_TOPIC,
@@ -91,6 +92,7 @@ __all__ = [
     "Hub",
     "HubConfig",
     "HubError",
+    "HubStatistics",
     "IdempotencyKeyTaken",
     "InProcessBus",
     "JournalWriteFailed",

@@ -1,17 +1,17 @@
-"""One hub node: the registry of vehicle actors, admission of links, dispatch of commands.
+"""One hub node: its vehicles' actors, and the ways in (submit, cancel, admission).
 
-`open_hub` starts the node (its actors' nursery and the gRPC gateway) and
-stops it politely: every vehicle stream is ended with `UNAVAILABLE`, actors
-get `shutdown_grace_s` to record what they interrupted, then are cancelled.
+`Hub` composes the parts a node has: the registry of actors, the
+`Dispatcher` into their mailboxes, `Admission` of vehicle links,
+`Submissions`, the group-commit journal and the batched writers, and, with
+scale-out, the `ClusterRouter`. `hub.opening.open_hub` starts and stops it.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 import trio
@@ -20,27 +20,24 @@ from hub.actor import (
     ActorContext,
     ActorMessage,
     Cancel,
-    LinkAttached,
     VehicleActor,
     run_actor,
 )
-from hub.auditing import AuditBatcher, AuditLog, storable, vehicle_target
-from hub.batching import CredentialLookup, GroupCommitJournal, LastSeen, LookupFailed
+from hub.admission import Admission
+from hub.auditing import AuditBatcher, AuditLog
+from hub.batching import CredentialLookup, GroupCommitJournal, LastSeen
 from hub.config import HubConfig
-from hub.credentials import hash_vehicle_token, verify_vehicle_token
 from hub.dispatching import Dispatcher
-from hub.errors import RoutingFailed, VehicleRefused
+from hub.errors import RoutingFailed
 from hub.link import Link
-from hub.link_protocol import LinkVerdict, admit, welcome
+from hub.link_protocol import LinkVerdict
 from hub.listener import ConnectionStatistics
 from hub.model import (
-    JSON,
     Command,
     CommandStatus,
     Disconnect,
     DisconnectReason,
     StoredCommand,
-    VehicleCredentials,
 )
 from hub.ports import (
     CommandBacklog,
@@ -59,8 +56,6 @@ from hub.refusals import RefusalTally
 from hub.registry import Registry
 from hub.routing import ClusterRouter, OpenReader
 from hub.submission import Submissions
-from hub.untrusted import plausible_vin
-from proto import Hello
 
 log = structlog.get_logger("hub.node")
 
@@ -72,6 +67,29 @@ class Connection:
     vin: str
     session_id: str
     since: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HubStatistics:
+    """A snapshot of a node's counters (`Hub.statistics`), as `/health/live` reports them."""
+
+    #: Vehicles with a live link to this node.
+    connected_vehicles: int
+    #: Record calls committed by the journal, and in how many batches.
+    journal_records: int
+    journal_batches: int
+    #: Actors' records held through a database outage, not yet written.
+    journal_buffered_records: int
+    #: Records dropped since the start: the outage buffer was full.
+    journal_records_lost: int
+    #: Commands dropped because they arrived again (handed over already, or ended).
+    duplicate_dispatches: int
+    #: The gateway's TCP connections open now, and those closed at once or timed out.
+    gateway_connections: int
+    gateway_refused_total_cap: int
+    gateway_refused_address_cap: int
+    gateway_handshake_timeouts: int
+    gateway_accept_pauses: int
 
 
 class Hub:
@@ -132,7 +150,13 @@ class Hub:
         # is left waiting for an offline vehicle, and while waiting commands expire:
         # so a command is either handed to a starting actor or expired, never both.
         self._attach_lock = trio.Lock()
-        self._stopping = False
+        #: Authenticating and attaching vehicle links (the gateway's way in).
+        self.admission = Admission(
+            actors=self._actors, dispatcher=self.dispatcher, attach_lock=self._attach_lock,
+            backlog=backlog, leases=leases, journal=self.journal, credentials=self.credentials,
+            last_seen=self.last_seen, notes=self.audit_notes, refusals=self.refusals,
+            heartbeat_interval_s=config.heartbeat_interval_s, start_actor=self._start_actor,
+        )  # fmt: skip
         #: Submitting and cancelling commands: a stored command reaches its actor or ends.
         self.submissions = Submissions(self, self._actors, self._attach_lock, self.journal, bus)
         #: Scale-out: routing between nodes (`route_through`; None: this node runs alone).
@@ -297,104 +321,6 @@ class Hub:
         """
         return self.dispatcher.send(vin, Cancel(command_id, by, submitted_by))
 
-    async def authenticate(self, token: str) -> list[VehicleCredentials]:
-        """The vehicles `token` may be (found by its hash alone, before any message is read).
-
-        Raises `VehicleRefused`: `LinkVerdict.UNAUTHENTICATED` when no registered
-        vehicle has this token, `UNAVAILABLE` while the hub stops or cannot read
-        its database. Which of them the connection is, its `Hello` says (`attach`).
-        """
-        if self._stopping:
-            raise VehicleRefused(LinkVerdict.UNAVAILABLE, "the hub is shutting down")
-        outage = self.journal.outage  # links already up stay up; new ones wait for the database
-        if outage is not None:
-            raise VehicleRefused(
-                LinkVerdict.UNAVAILABLE,
-                f"the hub cannot check credentials: its database does not answer; retry in "
-                f"{outage.retry_after_s} s",
-            )
-        token_hash = hash_vehicle_token(token)
-        try:
-            candidates = await self.credentials.find(token_hash)
-        except LookupFailed as exc:
-            raise VehicleRefused(LinkVerdict.UNAVAILABLE, f"{exc}; retry later") from exc
-        # The database found them by hash; compare again in constant time all the same.
-        found = [c for c in candidates if verify_vehicle_token(token, c.token_hash)]
-        if not found:
-            raise VehicleRefused(
-                LinkVerdict.UNAUTHENTICATED,
-                "unknown vehicle token: no registered vehicle has it (never issued, or rotated "
-                "since); send the vehicle's current token",
-            )
-        return found
-
-    async def attach(
-        self, hello: Hello, candidates: list[VehicleCredentials], link: Link
-    ) -> trio.MemorySendChannel[ActorMessage]:
-        """Admit a vehicle's new link; returns the mailbox its messages go to.
-
-        `candidates` are what `authenticate` found for the connection's token.
-        Raises `VehicleRefused` for a `Hello` whose VIN cannot be one, whose
-        VIN the token is not for, or for a disabled vehicle (`link_protocol.admit`).
-        A link of a VIN that is already connected replaces the old one; the actor
-        keeps its identity.
-        """
-        if self._stopping:
-            raise VehicleRefused(LinkVerdict.UNAVAILABLE, "the hub is shutting down")
-        try:
-            admit(hello, candidates)
-        except VehicleRefused as exc:
-            if plausible_vin(hello.vin):  # a VIN that cannot be one is not remembered
-                self._refused(hello.vin, exc.message)
-            raise
-        link.send_nowait(welcome(link.session_id, self.config.heartbeat_interval_s))
-        async with self._attach_lock:
-            actor = self._actors.get(hello.vin)
-            # After the previous actor's release (it releases as it leaves the registry), and
-            # before waiting commands are loaded, so that other nodes' sweepers spare them.
-            if self.leases is not None:
-                self.leases.claim(hello.vin)
-            try:
-                if actor is None:
-                    waiting = await self._backlog.waiting_commands(hello.vin)
-                    for command in waiting:
-                        self.dispatcher.remember(command.id)
-                    actor = await self._start_actor(link, waiting)
-                else:
-                    await actor.mailbox.send(LinkAttached(link))
-            except BaseException:
-                if self.leases is not None and hello.vin not in self._actors:
-                    self.leases.release(hello.vin)
-                raise
-            inbox = actor.mailbox.clone()
-        self.last_seen.mark(hello.vin, datetime.now(UTC))
-        log.info("vehicle.connected", vin=hello.vin, session=link.session_id)
-        self.audit_notes.note(
-            "vehicle.connected",
-            actor=f"vehicle:{hello.vin}",
-            target=f"vehicle:{hello.vin}",
-            details={
-                "session": link.session_id,
-                "agent_version": storable(hello.agent_version, 100),
-            },
-        )
-        return inbox
-
-    def audit_refusal(self, address: str, vin: str | None, told: str, reason: str) -> None:
-        """Count a refused link from `address` (claiming `vin`, if it said) for the audit trail.
-
-        `told` is what the vehicle was told (the gateway's gRPC status name, e.g.
-        `UNAUTHENTICATED`), counted per window in the row's `statuses`.
-
-        Refusals are written as one row per source, vehicle and `refusal_audit_window_s`,
-        with their count (`hub.refusals`); never blocks. `reason` must be bounded already.
-        """
-        details: dict[str, JSON] = {}
-        target = "vehicle:?"
-        if vin is not None:
-            target, details = vehicle_target(vin)
-        self.refusals.refused(address, target, told, storable(reason, 500), details)
-
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host the actors until `shutdown` (or cancellation) ends them."""
         async with trio.open_nursery() as nursery:
@@ -407,12 +333,6 @@ class Hub:
         if self._nursery is None:
             raise RuntimeError("the hub is not running: use open_hub()")
         return self._nursery
-
-    def _refused(self, vin: str, detail: str) -> None:
-        # Kept for registered vehicles only: unknown VINs must not grow our memory.
-        if vin not in self._actors:
-            refused = Disconnect(DisconnectReason.REFUSED, detail, datetime.now(UTC))
-            self._actors.disconnected(vin, refused)
 
     async def _start_actor(self, link: Link, waiting: list[Command]) -> VehicleActor:
         actor: VehicleActor = await self._actor_nursery.start(
@@ -437,7 +357,7 @@ class Hub:
 
     async def shutdown(self) -> None:
         """End every link with `UNAVAILABLE`; wait up to `shutdown_grace_s` for the actors."""
-        self._stopping = True
+        self.admission.stopping = True
         self.refusals.flush()  # before the audit notes' last write
         for actor in self._actors:
             actor.link.close(
@@ -447,17 +367,22 @@ class Hub:
             await self._actors.wait_empty()
         self._actor_nursery.cancel_scope.cancel()
 
-    def statistics(self) -> dict[str, int]:
+    def statistics(self) -> HubStatistics:
         """Counters for health and metrics (journal: records written, in how many batches)."""
-        return {
-            "connected_vehicles": len(self._actors),
-            "journal_records": self.journal.records,
-            "journal_batches": self.journal.batches,
-            "journal_buffered_records": self.journal.buffered_records,
-            "journal_records_lost": self.journal.records_lost,
-            "duplicate_dispatches": self.dispatcher.duplicates,
-            **self.connections.snapshot(),
-        }
+        connections = self.connections
+        return HubStatistics(
+            connected_vehicles=len(self._actors),
+            journal_records=self.journal.records,
+            journal_batches=self.journal.batches,
+            journal_buffered_records=self.journal.buffered_records,
+            journal_records_lost=self.journal.records_lost,
+            duplicate_dispatches=self.dispatcher.duplicates,
+            gateway_connections=connections.open,
+            gateway_refused_total_cap=connections.refused_total_cap,
+            gateway_refused_address_cap=connections.refused_address_cap,
+            gateway_handshake_timeouts=connections.handshake_timeouts,
+            gateway_accept_pauses=connections.accept_pauses,
+        )
 
     def mailbox_depths(self) -> list[int]:
         """Messages waiting in each connected vehicle's mailbox now (for metrics; O(vehicles))."""
@@ -467,42 +392,3 @@ class Hub:
 async def _send_later(inbox: trio.MemorySendChannel[ActorMessage], message: ActorMessage) -> None:
     with inbox, suppress(trio.BrokenResourceError, trio.ClosedResourceError):
         await inbox.send(message)
-
-
-@asynccontextmanager
-async def open_hub(
-    config: HubConfig,
-    *,
-    directory: VehicleDirectory,
-    journal: CommandJournal,
-    backlog: CommandBacklog,
-    audit: AuditLog,
-    bus: EventBus,
-    leases: VehicleLeases | None = None,
-) -> AsyncIterator[Hub]:
-    """Run a hub node serving vehicles on `config.grpc_host:grpc_port` while the context is open.
-
-    The ports are given by keyword: `directory` (the vehicle registry),
-    `journal` (where commands are recorded), `backlog` (commands waiting for
-    an offline vehicle), `audit`, `bus`, and with scale-out `leases`.
-
-    `hub.grpc_port` is the bound port (useful with port 0). Must run inside
-    `trio_asyncio.open_loop()`. Leaving the context shuts the node down
-    gracefully, bounded by `shutdown_grace_s`.
-    """
-    from hub.gateway import serve_gateway  # the gateway needs Hub, defined above
-
-    hub = Hub(config, directory, journal, bus, audit, backlog, leases)
-    async with trio.open_nursery() as nursery:
-        # The writers outlive the actors, which record what they interrupt as they stop.
-        await nursery.start(hub.journal.run)
-        await nursery.start(hub.last_seen.run)
-        await nursery.start(hub.credentials.run)
-        await nursery.start(hub.audit_notes.run)
-        await nursery.start(hub.refusals.run)
-        await nursery.start(hub.run)
-        await nursery.start(hub.expire_waiting)
-        async with serve_gateway(hub, config.grpc_host, config.grpc_port) as port:
-            hub.grpc_port = port
-            yield hub
-        nursery.cancel_scope.cancel()
