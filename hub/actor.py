@@ -5,26 +5,35 @@ no locks. The gRPC handler feeds it `FromVehicle` messages and tells it when
 the stream ends (`LinkClosed`); the API hands it `Dispatch`es. What happens to
 a command is recorded in the journal first and published on the bus second,
 so a subscriber that reads the journal after subscribing misses nothing.
+Its messages, handle and shared context are in `hub.mailbox`; what happens
+to its commands is decided by `hub.commands` (sans-IO), to its link by
+`hub.link_protocol`.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeAlias
 
 import structlog
 import trio
 
 from hub.auditing import AuditBatcher
-from hub.batching import GroupCommitJournal, LastSeen
 from hub.commands import CommandTracker, Outcome
-from hub.config import HubConfig
 from hub.ending import record_and_publish, record_and_publish_nowait
 from hub.link import Link
 from hub.link_protocol import LinkVerdict
+from hub.mailbox import (
+    ActorContext,
+    ActorMessage,
+    Cancel,
+    Dispatch,
+    FromVehicle,
+    LinkAttached,
+    LinkClosed,
+    VehicleActor,
+)
 from hub.model import (
     Command,
     CommandEventRecord,
@@ -38,10 +47,8 @@ from hub.ports import (
     FLEET_TOPIC,
     AuditTrail,
     EventBus,
-    VehicleLeases,
     vehicle_topic,
 )
-from hub.registry import Registry
 from hub.supervisor import GaveUp, Restart, RestartBudget, supervise
 from hub.wire import WireError, cancel_command, command_request, event_record
 from proto import VehicleMessage
@@ -50,77 +57,6 @@ log = structlog.get_logger("hub.actor")
 
 #: How long an ending actor may spend recording what it interrupted.
 FINAL_WRITE_TIMEOUT_S = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class Dispatch:
-    """Run `command` on this vehicle."""
-
-    command: Command
-
-
-@dataclass(frozen=True, slots=True)
-class Cancel:
-    """An operator (`by`) asks to cancel `command_id`, stored and not final (its submitter's)."""
-
-    command_id: uuid.UUID
-    by: str
-    submitted_by: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class FromVehicle:
-    """A message that arrived on link `link_id`."""
-
-    link_id: int
-    message: VehicleMessage
-
-
-@dataclass(frozen=True, slots=True)
-class LinkClosed:
-    """Link `link_id` ended: why, and a sentence for people."""
-
-    link_id: int
-    reason: DisconnectReason
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class LinkAttached:
-    """A new connection of this vehicle replaces the current link."""
-
-    link: Link
-
-
-ActorMessage: TypeAlias = Dispatch | Cancel | FromVehicle | LinkClosed | LinkAttached
-
-
-class VehicleActor:
-    """Handle of a running actor: where to send it messages and what it is connected by."""
-
-    def __init__(
-        self, link: Link, mailbox: trio.MemorySendChannel[ActorMessage], connected_at: datetime
-    ) -> None:
-        self.vin = link.vin
-        self.link = link
-        self.mailbox = mailbox
-        self.connected_since = connected_at
-
-
-@dataclass(frozen=True, slots=True)
-class ActorContext:
-    """What every actor of a hub shares."""
-
-    config: HubConfig
-    journal: GroupCommitJournal
-    bus: EventBus
-    registry: Registry[VehicleActor]
-    last_seen: LastSeen
-    audit: AuditTrail
-    #: Connections and disconnections, written in batches without waiting.
-    notes: AuditBatcher
-    #: Scale-out: the leases of the vehicles held here (None: the node runs alone).
-    leases: VehicleLeases | None = None
 
 
 class _ActorLoop:

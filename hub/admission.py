@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 import structlog
 import trio
 
-from hub.actor import ActorMessage, LinkAttached, VehicleActor
 from hub.auditing import AuditBatcher, storable, vehicle_target
 from hub.batching import CredentialLookup, GroupCommitJournal, LastSeen, LookupFailed
 from hub.credentials import hash_vehicle_token, verify_vehicle_token
@@ -25,6 +24,7 @@ from hub.dispatching import Dispatcher
 from hub.errors import VehicleRefused
 from hub.link import Link
 from hub.link_protocol import LinkVerdict, admit, welcome
+from hub.mailbox import ActorMessage, LinkAttached, VehicleActor
 from hub.model import JSON, Command, Disconnect, DisconnectReason, VehicleCredentials
 from hub.ports import CommandBacklog, VehicleLeases
 from hub.refusals import RefusalTally

@@ -16,8 +16,8 @@ from collections import OrderedDict
 import structlog
 import trio
 
-from hub.actor import ActorMessage, Dispatch, VehicleActor
 from hub.errors import MailboxFull, VehicleNotConnected
+from hub.mailbox import ActorMessage, Dispatch, VehicleActor
 from hub.model import Command
 from hub.registry import Registry
 

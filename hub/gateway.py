@@ -31,7 +31,6 @@ import trio
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
-from hub.actor import ActorMessage, FromVehicle, LinkClosed
 from hub.bridge import run_asyncio, run_trio
 from hub.errors import VehicleRefused
 from hub.gateway_io import Http2Limits, LimitedServer, VehicleStream, receive
@@ -46,6 +45,7 @@ from hub.link_protocol import (
     hello_timeout,
 )
 from hub.listener import Listener
+from hub.mailbox import ActorMessage, FromVehicle, LinkClosed
 from hub.model import DisconnectReason
 from hub.tls import certificate_identity, server_context
 from hub.untrusted import echo_vin

@@ -16,13 +16,7 @@ from datetime import datetime
 import structlog
 import trio
 
-from hub.actor import (
-    ActorContext,
-    ActorMessage,
-    Cancel,
-    VehicleActor,
-    run_actor,
-)
+from hub.actor import run_actor
 from hub.admission import Admission
 from hub.auditing import AuditBatcher, AuditLog
 from hub.batching import CredentialLookup, GroupCommitJournal, LastSeen
@@ -32,6 +26,7 @@ from hub.errors import RoutingFailed
 from hub.link import Link
 from hub.link_protocol import LinkVerdict
 from hub.listener import ConnectionStatistics
+from hub.mailbox import ActorContext, ActorMessage, Cancel, VehicleActor
 from hub.model import (
     Command,
     CommandStatus,

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING
 import structlog
 import trio
 
-from hub.actor import VehicleActor
 from hub.batching import GroupCommitJournal, JournalWriteFailed
 from hub.ending import end_command, publish_ends
 from hub.errors import DispatchError, VehicleNotConnected
+from hub.mailbox import VehicleActor
 from hub.model import Command, CommandStatus, StatusChange, StoredCommand
 from hub.ports import (
     CommandBacklog,
