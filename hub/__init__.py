@@ -4,9 +4,9 @@ Other packages use only the names exported here. `hub` imports neither
 `storage` nor `api`; they plug in through the Protocols of `hub.ports`.
 """
 
-from hub.auditing import AuditBatcher, AuditLog, AuditNote
+from hub.auditing import AuditBatcher, AuditLog, AuditNote, AuditNoteStatistics
 from hub.batching import IdempotencyKeyTaken, JournalWriteFailed
-from hub.bus import InProcessBus
+from hub.bus import BusStatistics, InProcessBus
 from hub.catalog import CATALOG, CommandSpec, build_request
 from hub.config import HubConfig, load_config, parse_bind, read_config_file
 from hub.credentials import hash_vehicle_token, new_vehicle_token, verify_vehicle_token
@@ -72,8 +72,10 @@ __all__ = [
     "AuditBatcher",
     "AuditLog",
     "AuditNote",
+    "AuditNoteStatistics",
     "AuditTrail",
     "BusMessage",
+    "BusStatistics",
     "CatalogError",
     "ClusterRouter",
     "Command",
