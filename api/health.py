@@ -10,6 +10,7 @@ not configured) and is then left out. Adding a check is one entry there.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 
 import trio
 from pydantic import BaseModel, ConfigDict, Field
@@ -108,7 +109,7 @@ READY_CHECKS: dict[str, ReadyCheck] = {
 @validate_response(Live)
 async def live() -> Live:
     """The process is up; with the hub's counters (no database query)."""
-    return Live(status="ok", **state().hub.statistics())
+    return Live(status="ok", **asdict(state().hub.statistics()))
 
 
 @health.get("/health/ready")
@@ -133,5 +134,7 @@ async def ready() -> tuple[Ready, int]:
             nursery.start_soon(run, name, check)
     checks = {name: result for name in READY_CHECKS if (result := results[name]) is not None}
     healthy = all(result == "ok" for result in checks.values())
-    body = Ready(status="ok" if healthy else "unavailable", checks=checks, **s.hub.statistics())
+    body = Ready(
+        status="ok" if healthy else "unavailable", checks=checks, **asdict(s.hub.statistics())
+    )
     return body, 200 if healthy else 503

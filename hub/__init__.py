@@ -4,9 +4,9 @@ Other packages use only the names exported here. `hub` imports neither
 `storage` nor `api`; they plug in through the Protocols of `hub.ports`.
 """
 
-from hub.auditing import AuditBatcher, AuditLog, AuditNote, AuditRecord
+from hub.auditing import AuditBatcher, AuditLog, AuditNote, AuditNoteStatistics, AuditRecord
 from hub.batching import IdempotencyKeyTaken, JournalWriteFailed
-from hub.bus import InProcessBus
+from hub.bus import BusStatistics, InProcessBus
 from hub.catalog import CATALOG, CommandSpec, build_request
 from hub.config import HubConfig, load_config, parse_bind, read_config_file
 from hub.credentials import hash_vehicle_token, new_vehicle_token, verify_vehicle_token
@@ -39,7 +39,8 @@ from hub.model import (
     VehicleCredentials,
     VehicleStatus,
 )
-from hub.node import Connection, Hub, open_hub
+from hub.node import Connection, Hub, HubStatistics
+from hub.opening import open_hub
 from hub.ports import (
     FLEET_TOPIC,
     SESSIONS_TOPIC,
@@ -70,9 +71,11 @@ __all__ = [
     "AuditBatcher",
     "AuditLog",
     "AuditNote",
+    "AuditNoteStatistics",
     "AuditRecord",
     "AuditTrail",
     "BusMessage",
+    "BusStatistics",
     "CatalogError",
     "ClusterRouter",
     "Command",
@@ -91,6 +94,7 @@ __all__ = [
     "Hub",
     "HubConfig",
     "HubError",
+    "HubStatistics",
     "IdempotencyKeyTaken",
     "InProcessBus",
     "JournalWriteFailed",

@@ -5,26 +5,35 @@ no locks. The gRPC handler feeds it `FromVehicle` messages and tells it when
 the stream ends (`LinkClosed`); the API hands it `Dispatch`es. What happens to
 a command is recorded in the journal first and published on the bus second,
 so a subscriber that reads the journal after subscribing misses nothing.
+Its messages, handle and shared context are in `hub.mailbox`; what happens
+to its commands is decided by `hub.commands` (sans-IO), to its link by
+`hub.link_protocol`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TypeAlias
 
 import structlog
 import trio
 
 from hub.auditing import AuditBatcher
-from hub.batching import GroupCommitJournal, LastSeen
 from hub.commands import CommandTracker, Outcome
-from hub.config import HubConfig
-from hub.ending import record_and_publish
+from hub.ending import record_and_publish, record_and_publish_nowait
 from hub.link import Link
 from hub.link_protocol import LinkVerdict
+from hub.mailbox import (
+    ActorContext,
+    ActorMessage,
+    Cancel,
+    Dispatch,
+    FromVehicle,
+    LinkAttached,
+    LinkClosed,
+    VehicleActor,
+)
 from hub.model import (
     Command,
     CommandEventRecord,
@@ -38,10 +47,8 @@ from hub.ports import (
     FLEET_TOPIC,
     AuditTrail,
     EventBus,
-    VehicleLeases,
     vehicle_topic,
 )
-from hub.registry import Registry
 from hub.supervisor import GaveUp, Restart, RestartBudget, supervise
 from hub.wire import WireError, cancel_command, command_request, event_record
 from proto import VehicleMessage
@@ -52,87 +59,14 @@ log = structlog.get_logger("hub.actor")
 FINAL_WRITE_TIMEOUT_S = 5.0
 
 
-@dataclass(frozen=True, slots=True)
-class Dispatch:
-    """Run `command` on this vehicle."""
-
-    command: Command
-
-
-@dataclass(frozen=True, slots=True)
-class Cancel:
-    """An operator (`by`) asks to cancel `command_id`, stored and not final (its submitter's)."""
-
-    command_id: uuid.UUID
-    by: str
-    submitted_by: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class FromVehicle:
-    """A message that arrived on link `link_id`."""
-
-    link_id: int
-    message: VehicleMessage
-
-
-@dataclass(frozen=True, slots=True)
-class LinkClosed:
-    """Link `link_id` ended: why, and a sentence for people."""
-
-    link_id: int
-    reason: DisconnectReason
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class LinkAttached:
-    """A new connection of this vehicle replaces the current link."""
-
-    link: Link
-
-
-ActorMessage: TypeAlias = Dispatch | Cancel | FromVehicle | LinkClosed | LinkAttached
-
-
-class VehicleActor:
-    """Handle of a running actor: where to send it messages and what it is connected by."""
-
-    def __init__(
-        self, link: Link, mailbox: trio.MemorySendChannel[ActorMessage], connected_at: datetime
-    ) -> None:
-        self.vin = link.vin
-        self.link = link
-        self.mailbox = mailbox
-        self.connected_since = connected_at
-
-
-@dataclass(frozen=True, slots=True)
-class ActorContext:
-    """What every actor of a hub shares."""
-
-    config: HubConfig
-    journal: GroupCommitJournal
-    bus: EventBus
-    registry: Registry[VehicleActor]
-    last_seen: LastSeen
-    disconnects: dict[str, Disconnect]
-    audit: AuditTrail
-    #: Connections and disconnections, written in batches without waiting.
-    notes: AuditBatcher
-    #: Scale-out: the leases of the vehicles held here (None: the node runs alone).
-    leases: VehicleLeases | None = None
-
-
 class _ActorLoop:
     def __init__(self, actor: VehicleActor, context: ActorContext) -> None:
         self.actor = actor
         self.notes = context.notes
         self.journal = context.journal
         self.bus = context.bus
+        #: The commands this actor holds (with their submitters, for the vehicle topic).
         self.tracker = CommandTracker(context.config.max_in_flight_per_vehicle)
-        #: Who submitted each command this actor holds, for its vehicle topic's `CommandUpdate`s.
-        self.owners: dict[uuid.UUID, str] = {}
         self.cancel_grace_s = context.config.cancel_grace_s
         self.current: ActorMessage | None = None
         self.max_event_bytes = context.config.max_event_bytes
@@ -149,7 +83,9 @@ class _ActorLoop:
                     return ended
             now = trio.current_time()
             if now >= self.tracker.next_deadline():
-                await self._record(changes=self.tracker.expire(now, _utcnow()), cancel=True)
+                owners = self.tracker.submitters()  # before they end
+                changes = self.tracker.expire(now, _utcnow())
+                await self._record(changes=changes, owners=owners, cancel=True)
             silence = self.actor.link.protocol.silence(now)
             if silence is not None:
                 self.actor.link.end(silence)
@@ -172,13 +108,13 @@ class _ActorLoop:
         match message:
             case Dispatch(command):
                 self.take(command)
-                await self._start_ready()
+                self._start_ready()
             case Cancel(command_id, by, submitted_by):
                 now, at = trio.current_time(), _utcnow()
+                owner = self.tracker.submitter(command_id) or submitted_by
                 changes, ask = self.tracker.cancel(command_id, by, now, at, self.cancel_grace_s)
-                if changes and submitted_by is not None:  # one it did not hold: name its owner
-                    self.owners.setdefault(command_id, submitted_by)
-                await self._record(changes=changes)
+                owners = {command_id: owner} if owner is not None else {}
+                await self._record(changes=changes, owners=owners)
                 if ask:
                     self.actor.link.send_nowait(cancel_command(command_id))
             case FromVehicle(link_id, vehicle_message) if link_id == self.actor.link.id:
@@ -198,8 +134,10 @@ class _ActorLoop:
                 self.actor.link = link
                 self.actor.connected_since = _utcnow()
                 why = "the vehicle reconnected while the command ran"
-                await self._record(changes=self.tracker.interrupt_running(_utcnow(), why))
-                await self._start_ready()
+                owners = self.tracker.submitters()
+                changes = self.tracker.interrupt_running(_utcnow(), why)
+                await self._record(changes=changes, owners=owners)
+                self._start_ready()
             case FromVehicle() | LinkClosed():
                 pass  # from a link this vehicle has since replaced
         return None
@@ -212,11 +150,12 @@ class _ActorLoop:
                     record = event_record(message.event, _utcnow(), self.max_event_bytes)
                 except WireError as exc:
                     return self._protocol_error(str(exc))
+                owner = self.tracker.submitter(record.command_id)  # before it may end
                 outcome = self.tracker.on_event(record)
                 if outcome.violation is not None:
                     return self._protocol_error(outcome.violation)
-                await self._apply(outcome)
-                await self._start_ready()
+                await self._apply(outcome, {record.command_id: owner} if owner else {})
+                self._start_ready()
             case other:
                 return self._protocol_error(f"unexpected {other} message after Hello")
         return None
@@ -226,26 +165,29 @@ class _ActorLoop:
         self.actor.link.close(LinkVerdict.PROTOCOL_ERROR, detail, DisconnectReason.PROTOCOL_ERROR)
         return Disconnect(DisconnectReason.PROTOCOL_ERROR, detail, _utcnow())
 
-    async def _apply(self, outcome: Outcome) -> None:
+    async def _apply(self, outcome: Outcome, owners: Mapping[uuid.UUID, str]) -> None:
         if outcome.ignored is not None:
             log.warning("vehicle.event_ignored", vin=self.actor.vin, reason=outcome.ignored)
             return
-        await self._record(outcome.events, outcome.changes)
+        await self._record(outcome.events, outcome.changes, owners=owners)
 
     def take(self, command: Command) -> None:
         """Queue `command` behind the ones already submitted (unless it was cancelled already)."""
-        if self.tracker.submit(command):
-            self.owners[command.id] = command.submitted_by
+        self.tracker.submit(command)
 
-    async def start_waiting(self) -> None:
+    def start_waiting(self) -> None:
         """Send the commands that waited for the vehicle (up to `max_in_flight_per_vehicle`)."""
-        await self._start_ready()
+        self._start_ready()
 
-    async def _start_ready(self) -> None:
+    def _start_ready(self) -> None:
         started = self.tracker.start_ready(trio.current_time(), _utcnow())
         if not started:
             return
-        await self._record(changes=[change for _, change in started])
+        # Not waited for: the command's row is committed already (before its 202), and the
+        # journal commits in order, so `dispatched` is stored before anything the vehicle answers.
+        # Not final: not published on the vehicle topic, so no submitters needed.
+        changes = [change for _, change in started]
+        record_and_publish_nowait(self.journal, self.bus, changes, vin=self.actor.vin, owners={})
         for command, _ in started:
             self.actor.link.send_nowait(command_request(command))
 
@@ -254,35 +196,43 @@ class _ActorLoop:
         events: Sequence[CommandEventRecord] = (),
         changes: Sequence[StatusChange] = (),
         *,
+        owners: Mapping[uuid.UUID, str],
         cancel: bool = False,
     ) -> None:
-        """Store, then publish; `cancel` also tells the vehicle to stop those commands."""
+        """Store, then publish (`owners`: the commands' submitters); `cancel` also tells the
+        vehicle to stop those commands."""
         if not events and not changes:
             return
-        await self.record_and_publish(events, changes)
+        await self.record_and_publish(events, changes, owners)
         if cancel:
             for change in changes:
                 self.actor.link.send_nowait(cancel_command(change.command_id))
 
     async def record_and_publish(
-        self, events: Sequence[CommandEventRecord], changes: Sequence[StatusChange]
+        self,
+        events: Sequence[CommandEventRecord],
+        changes: Sequence[StatusChange],
+        owners: Mapping[uuid.UUID, str],
     ) -> None:
         """Store, then publish on the commands' topics and on the vehicle's."""
         await record_and_publish(
-            self.journal, self.bus, events, changes, vin=self.actor.vin, owners=self.owners
+            self.journal, self.bus, events, changes, vin=self.actor.vin, owners=owners
         )
 
-    def lost_in_crash(self, crash: Exception) -> list[StatusChange]:
+    async def end_lost_in_crash(self, crash: Exception) -> None:
         """A command whose Dispatch a crash interrupted before the tracker took it ends `failed`."""
         message, self.current = self.current, None
         if not isinstance(message, Dispatch) or self.tracker.holds(message.command.id):
-            return []
-        self.owners[message.command.id] = message.command.submitted_by
+            return
+        command = message.command
         error = f"the hub failed while taking the command: {crash!r}"
-        return [StatusChange(message.command.id, CommandStatus.FAILED, _utcnow(), error)]
+        failed = StatusChange(command.id, CommandStatus.FAILED, _utcnow(), error)
+        await self.record_and_publish((), [failed], {command.id: command.submitted_by})
 
-    def interrupt_all(self, reason: str) -> list[StatusChange]:
-        return self.tracker.interrupt_all(_utcnow(), reason)
+    async def interrupt_all(self, reason: str) -> None:
+        """End every command held (running, queued) `interrupted`: the actor is stopping."""
+        owners = self.tracker.submitters()
+        await self.record_and_publish((), self.tracker.interrupt_all(_utcnow(), reason), owners)
 
 
 async def run_actor(
@@ -311,7 +261,7 @@ async def run_actor(
     ended: Disconnect | None = None
     try:
         task_status.started(actor)
-        await loop.start_waiting()
+        loop.start_waiting()
         ended = await _supervised(loop, receive, context)
     finally:
         context.registry.remove(actor)
@@ -324,7 +274,7 @@ async def run_actor(
             actor.link.close(LinkVerdict.UNAVAILABLE, "the hub is shutting down", shutdown)
         else:
             actor.link.close(None, ended.detail, ended.reason)
-        context.disconnects[link.vin] = ended
+        context.registry.disconnected(link.vin, ended)
         _note_disconnected(context.notes, actor.link, ended.reason, ended.detail)
         _publish_status(
             context.bus, VehicleStatus(link.vin, False, ended.at, ended.reason, ended.detail)
@@ -333,13 +283,12 @@ async def run_actor(
         for message in _drain(receive):
             if isinstance(message, Dispatch):
                 loop.take(message.command)
-        changes = loop.interrupt_all(f"link lost: {ended.detail}")
         try:
             with trio.CancelScope(shield=True), trio.move_on_after(FINAL_WRITE_TIMEOUT_S):
                 # The cause is audited before its effects are published.
                 if ended.reason is DisconnectReason.PROTOCOL_ERROR:
                     await _audit(context.audit, link.vin, "vehicle.protocol_error", ended.detail)
-                await loop.record_and_publish((), changes)
+                await loop.interrupt_all(f"link lost: {ended.detail}")
         finally:
             context.registry.retire()
         log.info("vehicle.disconnected", vin=link.vin, reason=ended.reason, detail=ended.detail)
@@ -376,7 +325,7 @@ async def _supervised(
 
     async def restarted(crash: Exception) -> None:
         log.error("vehicle.actor_crashed", vin=vin, exc_info=crash)
-        await loop.record_and_publish((), loop.lost_in_crash(crash))
+        await loop.end_lost_in_crash(crash)
         await _audit(context.audit, vin, "vehicle.actor_restarted", repr(crash))
 
     try:
@@ -386,7 +335,7 @@ async def _supervised(
     except GaveUp as exc:
         log.error("vehicle.actor_failed", vin=vin, exc_info=exc)
         assert isinstance(exc.__cause__, Exception)
-        await loop.record_and_publish((), loop.lost_in_crash(exc.__cause__))
+        await loop.end_lost_in_crash(exc.__cause__)
         detail = f"the hub failed to serve this vehicle: {exc}"
         loop.actor.link.close(LinkVerdict.INTERNAL, detail, DisconnectReason.ERROR)
         await _audit(context.audit, vin, "vehicle.actor_failed", detail)

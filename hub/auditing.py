@@ -9,7 +9,7 @@ time, in the order they were made. Nobody awaits a note (a link must not
 wait for the audit trail).
 
 A batch that fails is written again one note at a time: a note the database
-refuses on its own is dropped (logged, counted in `statistics()["dropped"]`),
+refuses on its own is dropped (logged, counted in `statistics().dropped`),
 so it cannot block the others; when every note fails (the database is down)
 they are all kept and retried every `RETRY_S`, up to `max_pending` notes, past
 which the oldest are dropped, logged and counted too.
@@ -96,6 +96,15 @@ def vehicle_target(vin: str) -> tuple[str, dict[str, JSON]]:
     return "vehicle:?", {"claimed_vin": repr(vin[:40])}
 
 
+@dataclass(frozen=True, slots=True)
+class AuditNoteStatistics:
+    """A snapshot of an `AuditBatcher` (`statistics`): notes waiting, written, dropped."""
+
+    pending: int
+    written: int
+    dropped: int
+
+
 class AuditBatcher:
     """Writes audit notes in batches; run `run` in a nursery (see the module doc)."""
 
@@ -113,9 +122,9 @@ class AuditBatcher:
         self._trim()
         self._wakeup.set()
 
-    def statistics(self) -> dict[str, int]:
+    def statistics(self) -> AuditNoteStatistics:
         """Notes waiting to be written, written, and dropped since the start."""
-        return {"pending": len(self._pending), "written": self._written, "dropped": self._dropped}
+        return AuditNoteStatistics(len(self._pending), self._written, self._dropped)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Write batches until cancelled; then write what is left (bounded)."""

@@ -5,10 +5,21 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import trio
 
 from hub.ports import BusMessage
+
+
+@dataclass(frozen=True, slots=True)
+class BusStatistics:
+    """A snapshot of an in-process bus (`InProcessBus.statistics`)."""
+
+    #: Topics with at least one subscriber.
+    topics: int
+    #: Subscriptions over all topics.
+    subscriptions: int
 
 
 class InProcessBus:
@@ -54,9 +65,9 @@ class InProcessBus:
                 del self._subscribers[topic]
             send.close()
 
-    def statistics(self) -> dict[str, int]:
+    def statistics(self) -> BusStatistics:
         """Topics with subscribers and the number of subscriptions."""
-        return {
-            "topics": len(self._subscribers),
-            "subscriptions": sum(len(s) for s in self._subscribers.values()),
-        }
+        return BusStatistics(
+            topics=len(self._subscribers),
+            subscriptions=sum(len(s) for s in self._subscribers.values()),
+        )

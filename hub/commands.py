@@ -71,6 +71,19 @@ class CommandTracker:
         if len(self.ended) > REMEMBERED_ENDED:
             del self.ended[next(iter(self.ended))]
 
+    def submitter(self, command_id: uuid.UUID) -> str | None:
+        """Who submitted `command_id`, if it is queued or running here (else None)."""
+        entry = self.running.get(command_id)
+        if entry is not None:
+            return entry.command.submitted_by
+        return next((c.submitted_by for c in self.queued if c.id == command_id), None)
+
+    def submitters(self) -> dict[uuid.UUID, str]:
+        """Who submitted each command queued or running here (a snapshot)."""
+        held = {c.id: c.submitted_by for c in self.queued}
+        held.update((cid, r.command.submitted_by) for cid, r in self.running.items())
+        return held
+
     def holds(self, command_id: uuid.UUID) -> bool:
         """True while `command_id` is queued or running here."""
         return command_id in self.running or any(c.id == command_id for c in self.queued)

@@ -14,7 +14,7 @@ nothing.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import structlog
@@ -54,13 +54,13 @@ async def record_and_publish(
     changes: Sequence[StatusChange],
     *,
     vin: str | None,
-    owners: MutableMapping[uuid.UUID, str],
+    owners: Mapping[uuid.UUID, str],
 ) -> None:
     """Commit `events` and `changes` to the journal, then publish them on their topics.
 
     Each goes to its command's topic; the events and the final changes also
     go to `vin`'s topic (unless None), wrapped in a `CommandUpdate` naming
-    the submitter (from `owners`, which forgets a command once it is final).
+    the submitter (from `owners`: each command's submitter, as the caller knows it).
     Publishing to a topic nobody follows costs a dict lookup.
 
     The journal publishes (calls `publish`) once the records are stored, so
@@ -71,6 +71,42 @@ async def record_and_publish(
     published anyway, as the vehicle did send it.
     """
 
+    publish = _publisher(bus, events, changes, vin=vin, owners=owners)
+    try:
+        await journal.record(events, changes, on_stored=publish)
+    except JournalWriteFailed:  # published by the journal all the same
+        log.exception("journal.write_failed", events=len(events), changes=len(changes))
+
+
+def record_and_publish_nowait(
+    journal: GroupCommitJournal,
+    bus: EventBus,
+    changes: Sequence[StatusChange],
+    *,
+    vin: str,
+    owners: Mapping[uuid.UUID, str],
+) -> None:
+    """`record_and_publish` for `changes`, without waiting for their commit; never blocks.
+
+    Published once committed, as `record_and_publish`; the journal commits in
+    order, so nothing the caller records later is committed (or published)
+    before them.
+    """
+    if changes:
+        publish = _publisher(bus, (), changes, vin=vin, owners=owners)
+        journal.record_nowait((), changes, on_stored=publish)
+
+
+def _publisher(
+    bus: EventBus,
+    events: Sequence[CommandEventRecord],
+    changes: Sequence[StatusChange],
+    *,
+    vin: str | None,
+    owners: Mapping[uuid.UUID, str],
+) -> Callable[[], None]:
+    """Publishes `events` and `changes` on their topics (see `record_and_publish`)."""
+
     def publish() -> None:
         vehicle = vehicle_topic(vin) if vin is not None else None
         for event in events:
@@ -80,12 +116,9 @@ async def record_and_publish(
         for change in changes:
             bus.publish(command_topic(change.command_id), change)
             if vehicle is not None and change.status.is_final:
-                bus.publish(vehicle, CommandUpdate(owners.pop(change.command_id, None), change))
+                bus.publish(vehicle, CommandUpdate(owners.get(change.command_id), change))
 
-    try:
-        await journal.record(events, changes, on_stored=publish)
-    except JournalWriteFailed:  # published by the journal all the same
-        log.exception("journal.write_failed", events=len(events), changes=len(changes))
+    return publish
 
 
 def publish_ends(bus: EventBus, ended: Iterable[tuple[str, CommandUpdate]]) -> None:

@@ -31,7 +31,6 @@ import trio
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
-from hub.actor import ActorMessage, FromVehicle, LinkClosed
 from hub.bridge import run_asyncio, run_trio
 from hub.errors import VehicleRefused
 from hub.gateway_io import Http2Limits, LimitedServer, VehicleStream, receive
@@ -46,6 +45,7 @@ from hub.link_protocol import (
     hello_timeout,
 )
 from hub.listener import Listener
+from hub.mailbox import ActorMessage, FromVehicle, LinkClosed
 from hub.model import DisconnectReason
 from hub.tls import certificate_identity, server_context
 from hub.untrusted import echo_vin
@@ -113,7 +113,7 @@ class VehicleGateway(VehicleLinkBase):
         except VehicleRefused as exc:
             raise _told(exc) from None
         try:
-            candidates = await run_trio(self._hub.authenticate, token)
+            candidates = await run_trio(self._hub.admission.authenticate, token)
         except VehicleRefused as exc:
             raise self._refuse(address, None, exc) from None
         hello = await self._hello(stream)
@@ -121,7 +121,7 @@ class VehicleGateway(VehicleLinkBase):
         try:
             if config.tls_client_ca_file is not None:
                 check_identity(certificate_identity(stream.peer.cert()), hello.vin)
-            inbox = await run_trio(self._hub.attach, hello, candidates, link)
+            inbox = await run_trio(self._hub.admission.attach, hello, candidates, link)
         except VehicleRefused as exc:
             raise self._refuse(address, hello.vin, exc) from None
         self.on_admitted(stream.peer.addr())
@@ -160,7 +160,7 @@ class VehicleGateway(VehicleLinkBase):
         claimed = None if vin is None else echo_vin(vin)
         log.info("vehicle.refused", vin=claimed, peer=address, reason=exc.message)
         error = _told(exc)
-        self._hub.audit_refusal(address, vin, error.status.name, exc.message)
+        self._hub.admission.audit_refusal(address, vin, error.status.name, exc.message)
         return error
 
     async def _pump(

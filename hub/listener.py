@@ -96,16 +96,6 @@ class ConnectionStatistics:
     #: accept() failed for lack of files or memory (each is followed by a pause).
     accept_pauses: int = 0
 
-    def snapshot(self) -> dict[str, int]:
-        """The counters, named for `Hub.statistics()`."""
-        return {
-            "gateway_connections": self.open,
-            "gateway_refused_total_cap": self.refused_total_cap,
-            "gateway_refused_address_cap": self.refused_address_cap,
-            "gateway_handshake_timeouts": self.handshake_timeouts,
-            "gateway_accept_pauses": self.accept_pauses,
-        }
-
 
 class _Throttle:
     """Says when a repeated event may be logged: the first at once, then once per interval."""

@@ -1,46 +1,37 @@
-"""One hub node: the registry of vehicle actors, admission of links, dispatch of commands.
+"""One hub node: its vehicles' actors, and the ways in (submit, cancel, admission).
 
-`open_hub` starts the node (its actors' nursery and the gRPC gateway) and
-stops it politely: every vehicle stream is ended with `UNAVAILABLE`, actors
-get `shutdown_grace_s` to record what they interrupted, then are cancelled.
+`Hub` composes the parts a node has: the registry of actors, the
+`Dispatcher` into their mailboxes, `Admission` of vehicle links,
+`Submissions`, the group-commit journal and the batched writers, and, with
+scale-out, the `ClusterRouter`. `hub.opening.open_hub` starts and stops it.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 import trio
 
-from hub.actor import (
-    ActorContext,
-    ActorMessage,
-    Cancel,
-    Dispatch,
-    LinkAttached,
-    VehicleActor,
-    run_actor,
-)
-from hub.auditing import AuditBatcher, AuditLog, storable, vehicle_target
-from hub.batching import CredentialLookup, GroupCommitJournal, LastSeen, LookupFailed
+from hub.actor import run_actor
+from hub.admission import Admission
+from hub.auditing import AuditBatcher, AuditLog
+from hub.batching import CredentialLookup, GroupCommitJournal, LastSeen
 from hub.config import HubConfig
-from hub.credentials import hash_vehicle_token, verify_vehicle_token
-from hub.errors import MailboxFull, RoutingFailed, VehicleNotConnected, VehicleRefused
+from hub.dispatching import Dispatcher
+from hub.errors import RoutingFailed
 from hub.link import Link
-from hub.link_protocol import LinkVerdict, admit, welcome
+from hub.link_protocol import LinkVerdict
 from hub.listener import ConnectionStatistics
+from hub.mailbox import ActorContext, ActorMessage, Cancel, VehicleActor
 from hub.model import (
-    JSON,
     Command,
     CommandStatus,
     Disconnect,
     DisconnectReason,
-    VehicleCredentials,
 )
 from hub.ports import (
     CommandBacklog,
@@ -58,14 +49,9 @@ from hub.ports import (
 from hub.refusals import RefusalTally
 from hub.registry import Registry
 from hub.routing import ClusterRouter, OpenReader
-from hub.submission import Submissions, mailbox_full
-from hub.untrusted import plausible_vin
-from proto import Hello
+from hub.submission import Submissions
 
 log = structlog.get_logger("hub.node")
-
-#: How many dispatched command ids a node remembers, so a redelivered one is not run twice.
-REMEMBERED_DISPATCHES = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +61,29 @@ class Connection:
     vin: str
     session_id: str
     since: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HubStatistics:
+    """A snapshot of a node's counters (`Hub.statistics`), as `/health/live` reports them."""
+
+    #: Vehicles with a live link to this node.
+    connected_vehicles: int
+    #: Record calls committed by the journal, and in how many batches.
+    journal_records: int
+    journal_batches: int
+    #: Actors' records held through a database outage, not yet written.
+    journal_buffered_records: int
+    #: Records dropped since the start: the outage buffer was full.
+    journal_records_lost: int
+    #: Commands dropped because they arrived again (handed over already, or ended).
+    duplicate_dispatches: int
+    #: The gateway's TCP connections open now, and those closed at once or timed out.
+    gateway_connections: int
+    gateway_refused_total_cap: int
+    gateway_refused_address_cap: int
+    gateway_handshake_timeouts: int
+    gateway_accept_pauses: int
 
 
 class Hub:
@@ -99,16 +108,14 @@ class Hub:
         self._backlog = backlog
         #: Scale-out: the vehicles' leases shared with other nodes (None: this node runs alone).
         self.leases = leases
-        # Command ids handed to an actor lately: a redelivered one is dropped, not run twice.
-        self._dispatched: OrderedDict[uuid.UUID, None] = OrderedDict()
-        #: Routed commands dropped because they were handed over already (or had ended).
-        self.duplicate_dispatches = 0
         self.bus = bus
         self.grpc_port = config.grpc_port
         #: The gateway's TCP connections: open, refused at a cap, timed out before admission.
         self.connections = ConnectionStatistics()
         self._nursery: trio.Nursery | None = None
         self._actors: Registry[VehicleActor] = Registry()
+        #: The one way into the actors' mailboxes; remembers (and counts) dispatches.
+        self.dispatcher = Dispatcher(self._actors, config.mailbox_size)
         self.last_seen = LastSeen(directory)
         self.credentials = CredentialLookup(directory)
         self.journal = GroupCommitJournal(
@@ -125,20 +132,25 @@ class Hub:
         self.journal.on_marked = lambda change: bus.publish(
             command_topic(change.command_id), change
         )
-        self._disconnects: dict[str, Disconnect] = {}
         #: Vehicle connections, disconnections and refusals, written in batches.
         self.audit_notes = AuditBatcher(audit)
         #: Refused connections, audited as one row per source, vehicle and window.
         self.refusals = RefusalTally(self.audit_notes, config.refusal_audit_window_s)
         self._context = ActorContext(
-            config, self.journal, bus, self._actors, self.last_seen, self._disconnects, audit,
+            config, self.journal, bus, self._actors, self.last_seen, audit,
             self.audit_notes, leases,
         )  # fmt: skip
         # Held while an actor starts (and loads its waiting commands), while a command
         # is left waiting for an offline vehicle, and while waiting commands expire:
         # so a command is either handed to a starting actor or expired, never both.
         self._attach_lock = trio.Lock()
-        self._stopping = False
+        #: Authenticating and attaching vehicle links (the gateway's way in).
+        self.admission = Admission(
+            actors=self._actors, dispatcher=self.dispatcher, attach_lock=self._attach_lock,
+            backlog=backlog, leases=leases, journal=self.journal, credentials=self.credentials,
+            last_seen=self.last_seen, notes=self.audit_notes, refusals=self.refusals,
+            heartbeat_interval_s=config.heartbeat_interval_s, start_actor=self._start_actor,
+        )  # fmt: skip
         #: Submitting and cancelling commands: a stored command reaches its actor or ends.
         self.submissions = Submissions(self, self._actors, self._attach_lock, self.journal, bus)
         #: Scale-out: routing between nodes (`route_through`; None: this node runs alone).
@@ -267,7 +279,7 @@ class Hub:
 
     def last_disconnect(self, vin: str) -> Disconnect | None:
         """How the vehicle's last link to this node ended (None if never, or connected now)."""
-        return None if vin in self._actors else self._disconnects.get(vin)
+        return self._actors.last_disconnect(vin)
 
     def dispatch(self, command: Command) -> None:
         """Hand `command` to its vehicle's actor without waiting.
@@ -275,26 +287,7 @@ class Hub:
         Raises `VehicleNotConnected` when the vehicle has no link here and
         `MailboxFull` when its actor is saturated.
         """
-        if not self._send(command.vin, Dispatch(command)):
-            raise VehicleNotConnected(f"vehicle {command.vin} is not connected")
-        self._remember(command.id)
-
-    def dispatch_once(self, command: Command) -> bool:
-        """`dispatch`, unless this node handed `command` to an actor lately (then False).
-
-        For commands that arrive more than once (a stream entry redelivered).
-        """
-        if command.id in self._dispatched:
-            self.duplicate_dispatches += 1
-            log.info("command.duplicate_dropped", command_id=str(command.id), vin=command.vin)
-            return False
-        self.dispatch(command)
-        return True
-
-    def _remember(self, command_id: uuid.UUID) -> None:
-        self._dispatched[command_id] = None
-        if len(self._dispatched) > REMEMBERED_DISPATCHES:
-            self._dispatched.popitem(last=False)
+        self.dispatcher.dispatch(command)
 
     def drop_stale(self, vin: str, holder: str) -> bool:
         """End `vin`'s link here: the vehicle is now held by node `holder`. False if none."""
@@ -320,122 +313,7 @@ class Hub:
         comes later). For a command whose vehicle has no actor here:
         `Submissions.cancel_unheld`.
         """
-        return self._send(vin, Cancel(command_id, by, submitted_by))
-
-    def dispatched_lately(self, command_id: uuid.UUID) -> bool:
-        """True if this node handed `command_id` to an actor (among its last dispatches)."""
-        return command_id in self._dispatched
-
-    def _send(self, vin: str, message: ActorMessage) -> bool:
-        """Put `message` in `vin`'s mailbox now; False without an actor; MailboxFull if full."""
-        actor = self._actors.get(vin)
-        if actor is None:
-            return False
-        try:
-            actor.mailbox.send_nowait(message)
-        except trio.WouldBlock:
-            raise self._mailbox_full(vin) from None
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return False
-        return True
-
-    async def authenticate(self, token: str) -> list[VehicleCredentials]:
-        """The vehicles `token` may be (found by its hash alone, before any message is read).
-
-        Raises `VehicleRefused`: `LinkVerdict.UNAUTHENTICATED` when no registered
-        vehicle has this token, `UNAVAILABLE` while the hub stops or cannot read
-        its database. Which of them the connection is, its `Hello` says (`attach`).
-        """
-        if self._stopping:
-            raise VehicleRefused(LinkVerdict.UNAVAILABLE, "the hub is shutting down")
-        outage = self.journal.outage  # links already up stay up; new ones wait for the database
-        if outage is not None:
-            raise VehicleRefused(
-                LinkVerdict.UNAVAILABLE,
-                f"the hub cannot check credentials: its database does not answer; retry in "
-                f"{outage.retry_after_s} s",
-            )
-        token_hash = hash_vehicle_token(token)
-        try:
-            candidates = await self.credentials.find(token_hash)
-        except LookupFailed as exc:
-            raise VehicleRefused(LinkVerdict.UNAVAILABLE, f"{exc}; retry later") from exc
-        # The database found them by hash; compare again in constant time all the same.
-        found = [c for c in candidates if verify_vehicle_token(token, c.token_hash)]
-        if not found:
-            raise VehicleRefused(
-                LinkVerdict.UNAUTHENTICATED,
-                "unknown vehicle token: no registered vehicle has it (never issued, or rotated "
-                "since); send the vehicle's current token",
-            )
-        return found
-
-    async def attach(
-        self, hello: Hello, candidates: list[VehicleCredentials], link: Link
-    ) -> trio.MemorySendChannel[ActorMessage]:
-        """Admit a vehicle's new link; returns the mailbox its messages go to.
-
-        `candidates` are what `authenticate` found for the connection's token.
-        Raises `VehicleRefused` for a `Hello` whose VIN cannot be one, whose
-        VIN the token is not for, or for a disabled vehicle (`link_protocol.admit`).
-        A link of a VIN that is already connected replaces the old one; the actor
-        keeps its identity.
-        """
-        if self._stopping:
-            raise VehicleRefused(LinkVerdict.UNAVAILABLE, "the hub is shutting down")
-        try:
-            admit(hello, candidates)
-        except VehicleRefused as exc:
-            if plausible_vin(hello.vin):  # a VIN that cannot be one is not remembered
-                self._refused(hello.vin, exc.message)
-            raise
-        link.send_nowait(welcome(link.session_id, self.config.heartbeat_interval_s))
-        async with self._attach_lock:
-            actor = self._actors.get(hello.vin)
-            # After the previous actor's release (it releases as it leaves the registry), and
-            # before waiting commands are loaded, so that other nodes' sweepers spare them.
-            if self.leases is not None:
-                self.leases.claim(hello.vin)
-            try:
-                if actor is None:
-                    waiting = await self._backlog.waiting_commands(hello.vin)
-                    for command in waiting:
-                        self._remember(command.id)
-                    actor = await self._start_actor(link, waiting)
-                else:
-                    await actor.mailbox.send(LinkAttached(link))
-            except BaseException:
-                if self.leases is not None and hello.vin not in self._actors:
-                    self.leases.release(hello.vin)
-                raise
-            inbox = actor.mailbox.clone()
-        self.last_seen.mark(hello.vin, datetime.now(UTC))
-        log.info("vehicle.connected", vin=hello.vin, session=link.session_id)
-        self.audit_notes.note(
-            "vehicle.connected",
-            actor=f"vehicle:{hello.vin}",
-            target=f"vehicle:{hello.vin}",
-            details={
-                "session": link.session_id,
-                "agent_version": storable(hello.agent_version, 100),
-            },
-        )
-        return inbox
-
-    def audit_refusal(self, address: str, vin: str | None, told: str, reason: str) -> None:
-        """Count a refused link from `address` (claiming `vin`, if it said) for the audit trail.
-
-        `told` is what the vehicle was told (the gateway's gRPC status name, e.g.
-        `UNAUTHENTICATED`), counted per window in the row's `statuses`.
-
-        Refusals are written as one row per source, vehicle and `refusal_audit_window_s`,
-        with their count (`hub.refusals`); never blocks. `reason` must be bounded already.
-        """
-        details: dict[str, JSON] = {}
-        target = "vehicle:?"
-        if vin is not None:
-            target, details = vehicle_target(vin)
-        self.refusals.refused(address, target, told, storable(reason, 500), details)
+        return self.dispatcher.send(vin, Cancel(command_id, by, submitted_by))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host the actors until `shutdown` (or cancellation) ends them."""
@@ -449,14 +327,6 @@ class Hub:
         if self._nursery is None:
             raise RuntimeError("the hub is not running: use open_hub()")
         return self._nursery
-
-    def _mailbox_full(self, vin: str) -> MailboxFull:
-        return mailbox_full(vin, self.config.mailbox_size)
-
-    def _refused(self, vin: str, detail: str) -> None:
-        # Kept for registered vehicles only: unknown VINs must not grow our memory.
-        if vin not in self._actors:
-            self._disconnects[vin] = Disconnect(DisconnectReason.REFUSED, detail, datetime.now(UTC))
 
     async def _start_actor(self, link: Link, waiting: list[Command]) -> VehicleActor:
         actor: VehicleActor = await self._actor_nursery.start(
@@ -481,7 +351,7 @@ class Hub:
 
     async def shutdown(self) -> None:
         """End every link with `UNAVAILABLE`; wait up to `shutdown_grace_s` for the actors."""
-        self._stopping = True
+        self.admission.stopping = True
         self.refusals.flush()  # before the audit notes' last write
         for actor in self._actors:
             actor.link.close(
@@ -491,17 +361,22 @@ class Hub:
             await self._actors.wait_empty()
         self._actor_nursery.cancel_scope.cancel()
 
-    def statistics(self) -> dict[str, int]:
+    def statistics(self) -> HubStatistics:
         """Counters for health and metrics (journal: records written, in how many batches)."""
-        return {
-            "connected_vehicles": len(self._actors),
-            "journal_records": self.journal.records,
-            "journal_batches": self.journal.batches,
-            "journal_buffered_records": self.journal.buffered_records,
-            "journal_records_lost": self.journal.records_lost,
-            "duplicate_dispatches": self.duplicate_dispatches,
-            **self.connections.snapshot(),
-        }
+        connections = self.connections
+        return HubStatistics(
+            connected_vehicles=len(self._actors),
+            journal_records=self.journal.records,
+            journal_batches=self.journal.batches,
+            journal_buffered_records=self.journal.buffered_records,
+            journal_records_lost=self.journal.records_lost,
+            duplicate_dispatches=self.dispatcher.duplicates,
+            gateway_connections=connections.open,
+            gateway_refused_total_cap=connections.refused_total_cap,
+            gateway_refused_address_cap=connections.refused_address_cap,
+            gateway_handshake_timeouts=connections.handshake_timeouts,
+            gateway_accept_pauses=connections.accept_pauses,
+        )
 
     def mailbox_depths(self) -> list[int]:
         """Messages waiting in each connected vehicle's mailbox now (for metrics; O(vehicles))."""
@@ -511,42 +386,3 @@ class Hub:
 async def _send_later(inbox: trio.MemorySendChannel[ActorMessage], message: ActorMessage) -> None:
     with inbox, suppress(trio.BrokenResourceError, trio.ClosedResourceError):
         await inbox.send(message)
-
-
-@asynccontextmanager
-async def open_hub(
-    config: HubConfig,
-    *,
-    directory: VehicleDirectory,
-    journal: CommandJournal,
-    backlog: CommandBacklog,
-    audit: AuditLog,
-    bus: EventBus,
-    leases: VehicleLeases | None = None,
-) -> AsyncIterator[Hub]:
-    """Run a hub node serving vehicles on `config.grpc_host:grpc_port` while the context is open.
-
-    The ports are given by keyword: `directory` (the vehicle registry),
-    `journal` (where commands are recorded), `backlog` (commands waiting for
-    an offline vehicle), `audit`, `bus`, and with scale-out `leases`.
-
-    `hub.grpc_port` is the bound port (useful with port 0). Must run inside
-    `trio_asyncio.open_loop()`. Leaving the context shuts the node down
-    gracefully, bounded by `shutdown_grace_s`.
-    """
-    from hub.gateway import serve_gateway  # the gateway needs Hub, defined above
-
-    hub = Hub(config, directory, journal, bus, audit, backlog, leases)
-    async with trio.open_nursery() as nursery:
-        # The writers outlive the actors, which record what they interrupt as they stop.
-        await nursery.start(hub.journal.run)
-        await nursery.start(hub.last_seen.run)
-        await nursery.start(hub.credentials.run)
-        await nursery.start(hub.audit_notes.run)
-        await nursery.start(hub.refusals.run)
-        await nursery.start(hub.run)
-        await nursery.start(hub.expire_waiting)
-        async with serve_gateway(hub, config.grpc_host, config.grpc_port) as port:
-            hub.grpc_port = port
-            yield hub
-        nursery.cancel_scope.cancel()

@@ -1,4 +1,8 @@
-"""The registry of live actors: the only map from a VIN to its actor on this node."""
+"""The registry of live actors: the only map from a VIN to its actor on this node.
+
+It also keeps how each vehicle's last link to this node ended (`last_disconnect`),
+written by the ending actor, or by the hub for a refused link.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ from collections.abc import Iterator
 from typing import Generic, Protocol, TypeVar
 
 import trio
+
+from hub.model import Disconnect
 
 
 class _HasVin(Protocol):
@@ -25,6 +31,7 @@ class Registry(Generic[A]):
 
     def __init__(self) -> None:
         self._actors: dict[str, A] = {}
+        self._disconnects: dict[str, Disconnect] = {}
         self._live = 0
         self._empty = trio.Event()
         self._empty.set()
@@ -41,6 +48,14 @@ class Registry(Generic[A]):
     def remove(self, actor: A) -> None:
         """Unregister `actor`: nothing can reach it through the registry any more."""
         del self._actors[actor.vin]
+
+    def disconnected(self, vin: str, disconnect: Disconnect) -> None:
+        """Keep how `vin`'s link ended (a refusal too; callers bound which VINs they note)."""
+        self._disconnects[vin] = disconnect
+
+    def last_disconnect(self, vin: str) -> Disconnect | None:
+        """How `vin`'s last link to this node ended (None if never, or it has an actor now)."""
+        return None if vin in self._actors else self._disconnects.get(vin)
 
     def retire(self) -> None:
         """An actor removed earlier has finished all its work."""

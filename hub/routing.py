@@ -13,7 +13,7 @@ node's end may come between the send and the receipt, so the owner still
 checks, in one cheap statement, that the database has the command `pending`
 (`RoutingStore.take_pending`, which also stamps this node when it takes a
 routed command), and that it did not hand it to an actor lately
-(`Hub.dispatch_once`): a redelivered or ended command never runs. Every command
+(`Dispatcher.dispatch_once`): a redelivered or ended command never runs. Every command
 of a vehicle goes through its owner's actor, in stream order, so the
 per-vehicle order and in-flight limit hold across nodes.
 
@@ -226,11 +226,11 @@ class ClusterRouter:
         # in the actor, the janitors find it by node and hand it to the vehicle's next holder.
         taker = self.node_id if stamp and connected else None
         if not await self._db.take_pending(command.id, taker):
-            self._hub.duplicate_dispatches += 1  # handed over already (a redelivery), or ended
+            self._hub.dispatcher.duplicate(command.id)  # handed over already, or ended
             return
         if connected:
             try:
-                self._hub.dispatch_once(command)
+                self._hub.dispatcher.dispatch_once(command)
                 return
             except MailboxFull as exc:
                 await self._end(command.id, CommandStatus.FAILED, str(exc), command)

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING
 import structlog
 import trio
 
-from hub.actor import VehicleActor
 from hub.batching import GroupCommitJournal, JournalWriteFailed
 from hub.ending import end_command, publish_ends
-from hub.errors import DispatchError, MailboxFull, VehicleNotConnected
+from hub.errors import DispatchError, VehicleNotConnected
+from hub.mailbox import VehicleActor
 from hub.model import Command, CommandStatus, StatusChange
 from hub.ports import (
     CommandBacklog,
@@ -64,7 +64,6 @@ class Submissions:
     ) -> None:
         self._hub = hub
         self._actors = actors
-        self._mailbox_size = hub.config.mailbox_size
         # Held by the hub while an actor starts and loads its waiting commands.
         self._attach_lock = attach_lock
         self._journal = journal
@@ -85,8 +84,7 @@ class Submissions:
             raise VehicleNotConnected(
                 f"vehicle {command.vin} is not connected; send ttl_s to let the command wait for it"
             )
-        if actor.mailbox.statistics().current_buffer_used >= self._mailbox_size:
-            raise mailbox_full(command.vin, self._mailbox_size)
+        self._hub.dispatcher.check_room(command.vin)  # refused before anything is written
         with self.hold(command):
             await self.record_new(command)
             await self.hand_over(command)
@@ -109,7 +107,7 @@ class Submissions:
 
     def holds(self, command_id: uuid.UUID) -> bool:
         """True if this node is storing `command_id` now, or handed it to an actor lately."""
-        return command_id in self._in_hand or self._hub.dispatched_lately(command_id)
+        return command_id in self._in_hand or self._hub.dispatcher.dispatched_lately(command_id)
 
     async def record_new(self, command: Command) -> None:
         """Commit the new `command` (pending, with its audit event); see the module docstring.
@@ -129,16 +127,16 @@ class Submissions:
             raise
 
     async def hand_over(self, command: Command, *, once: bool = False) -> None:
-        """`Hub.dispatch` (`dispatch_once` if `once`) a stored command; if refused, end it.
+        """Dispatch a stored command (`Dispatcher.dispatch_once` if `once`); if refused, end it.
 
         Raises `VehicleNotConnected` / `MailboxFull` after recording the command
         `failed`, unless it may wait for its vehicle (then it stays pending).
         """
         try:
             if once:
-                self._hub.dispatch_once(command)
+                self._hub.dispatcher.dispatch_once(command)
             else:
-                self._hub.dispatch(command)
+                self._hub.dispatcher.dispatch(command)
         except DispatchError as exc:
             if isinstance(exc, VehicleNotConnected) and command.expires_at is not None:
                 return  # committed as pending: delivered on reconnect, or expired
@@ -213,10 +211,3 @@ class Submissions:
             return set()
         due = await backlog.due_waiting_vins(now)
         return await leases.leased(due) if due else set()
-
-
-def mailbox_full(vin: str, mailbox_size: int) -> MailboxFull:
-    """The refusal of a command for a vehicle whose actor has `mailbox_size` messages waiting."""
-    return MailboxFull(
-        f"vehicle {vin} has {mailbox_size} messages waiting (mailbox_size); retry later"
-    )

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 
 import orjson
 import structlog
@@ -186,7 +187,7 @@ class RedisBus:
             **self._counts,
             "connected": int(self._connected),
             "queued": self._queued.statistics().current_buffer_used,
-            **self._local.statistics(),
+            **asdict(self._local.statistics()),
         }
 
     # -- publishing -------------------------------------------------------------

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import trio
 import trio.testing
 
-from hub import JSON, AuditBatcher, AuditNote
+from hub import JSON, AuditBatcher, AuditNote, AuditNoteStatistics
 from hub.auditing import RETRY_S, storable, vehicle_target
 
 
@@ -42,7 +42,7 @@ def _note(batcher: AuditBatcher, n: int) -> None:
 async def _settle(batcher: AuditBatcher) -> None:
     """Let the batcher write what it holds (virtual time: each commit takes 10 ms)."""
     await trio.sleep(0.5)
-    assert batcher.statistics()["pending"] == 0
+    assert batcher.statistics().pending == 0
 
 
 async def test_notes_made_while_a_batch_commits_go_together_in_order(
@@ -59,7 +59,7 @@ async def test_notes_made_while_a_batch_commits_go_together_in_order(
         await _settle(batcher)
         nursery.cancel_scope.cancel()
     assert log.batches == [["t0"], ["t1", "t2", "t3", "t4", "t5"]]
-    assert batcher.statistics() == {"pending": 0, "written": 6, "dropped": 0}
+    assert batcher.statistics() == AuditNoteStatistics(pending=0, written=6, dropped=0)
 
 
 async def test_a_note_the_database_refuses_is_dropped_alone(
@@ -75,7 +75,7 @@ async def test_a_note_the_database_refuses_is_dropped_alone(
         await _settle(batcher)
         nursery.cancel_scope.cancel()
     assert log.batches == [["t0"], ["t1"], ["t3"]]  # the batch, retried note by note
-    assert batcher.statistics() == {"pending": 0, "written": 3, "dropped": 1}
+    assert batcher.statistics() == AuditNoteStatistics(pending=0, written=3, dropped=1)
 
 
 async def test_notes_wait_out_an_outage_and_the_oldest_go_past_the_bound(
@@ -90,13 +90,13 @@ async def test_notes_wait_out_an_outage_and_the_oldest_go_past_the_bound(
             _note(batcher, n)
         await trio.sleep(3 * RETRY_S)
         assert log.batches == []
-        assert batcher.statistics() == {"pending": 3, "written": 0, "dropped": 2}
+        assert batcher.statistics() == AuditNoteStatistics(pending=3, written=0, dropped=2)
         log.down = False
         await trio.sleep(RETRY_S)  # the next retry
         await _settle(batcher)
         nursery.cancel_scope.cancel()
     assert log.batches == [["t2", "t3", "t4"]]
-    assert batcher.statistics() == {"pending": 0, "written": 3, "dropped": 2}
+    assert batcher.statistics() == AuditNoteStatistics(pending=0, written=3, dropped=2)
 
 
 async def test_what_is_left_is_written_when_the_batcher_stops() -> None:

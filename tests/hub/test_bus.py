@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from hub import BusMessage, CommandStatus, InProcessBus, StatusChange
+from hub import BusMessage, BusStatistics, CommandStatus, InProcessBus, StatusChange
 
 AT = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -65,18 +65,18 @@ async def test_messages_arrive_in_publish_order() -> None:
 async def test_leaving_the_context_unsubscribes() -> None:
     bus = InProcessBus()
     async with bus.subscribe("t") as channel, bus.subscribe("t") as staying:
-        assert bus.statistics() == {"topics": 1, "subscriptions": 2}
+        assert bus.statistics() == BusStatistics(topics=1, subscriptions=2)
     async with bus.subscribe("t") as staying:
         async with bus.subscribe("t") as channel:
-            assert bus.statistics() == {"topics": 1, "subscriptions": 2}
-        assert bus.statistics() == {"topics": 1, "subscriptions": 1}
+            assert bus.statistics() == BusStatistics(topics=1, subscriptions=2)
+        assert bus.statistics() == BusStatistics(topics=1, subscriptions=1)
 
         bus.publish("t", _message(1))
 
         assert _drain(staying) == [_message(1)]
         with pytest.raises(trio.ClosedResourceError):
             channel.receive_nowait()
-    assert bus.statistics() == {"topics": 0, "subscriptions": 0}
+    assert bus.statistics() == BusStatistics(topics=0, subscriptions=0)
     bus.publish("t", _message(2))  # no subscriber left: nothing to do, no error
 
 
@@ -86,7 +86,7 @@ async def test_unsubscribes_when_the_body_raises() -> None:
         async with bus.subscribe("t"):
             raise RuntimeError("handler failed")
 
-    assert bus.statistics() == {"topics": 0, "subscriptions": 0}
+    assert bus.statistics() == BusStatistics(topics=0, subscriptions=0)
 
 
 async def test_slow_subscriber_is_dropped_and_the_publisher_never_blocks() -> None:
@@ -99,7 +99,7 @@ async def test_slow_subscriber_is_dropped_and_the_publisher_never_blocks() -> No
             received += _drain(fast)
 
         assert received == [_message(n) for n in range(10)]
-        assert bus.statistics() == {"topics": 1, "subscriptions": 1}
+        assert bus.statistics() == BusStatistics(topics=1, subscriptions=1)
         # The slow one keeps what fit in its buffer, then sees its channel end.
         with trio.testing.assert_checkpoints():
             assert [await slow.receive() for _ in range(3)] == [_message(n) for n in range(3)]
@@ -128,7 +128,7 @@ async def test_closing_the_receive_side_early_unsubscribes_on_next_publish() -> 
 
         bus.publish("t", _message(1))
 
-        assert bus.statistics() == {"topics": 1, "subscriptions": 1}
+        assert bus.statistics() == BusStatistics(topics=1, subscriptions=1)
         assert _drain(other) == [_message(1)]
 
 
@@ -147,5 +147,5 @@ async def test_a_dropped_subscriber_leaving_late_does_not_unsubscribe_a_newer_on
         # `slow` has left now; `newer` has not and must still get the topic's messages.
         bus.publish("t", _message(3))
 
-        assert bus.statistics() == {"topics": 1, "subscriptions": 1}
+        assert bus.statistics() == BusStatistics(topics=1, subscriptions=1)
         assert _drain(newer) == [_message(3)]
