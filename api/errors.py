@@ -24,7 +24,7 @@ from quart import Quart, Response, current_app, g, jsonify, request
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from hub.model import JSON
+from hub import JSON
 
 log = structlog.get_logger("api")
 

@@ -39,8 +39,8 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from h2.exceptions import H2Error
 
 from bench.vehicle_model import EventKind, EventSpec, VehicleModel
+from proto import VehicleLinkStub
 from proto import vehicle_link_pb2 as pb
-from proto.vehicle_link_grpc import VehicleLinkStub
 
 log = logging.getLogger("bench.simulator")  # not __main__ under -m
 

@@ -23,8 +23,8 @@ from hub.batching import GroupCommitJournal, LastSeen
 from hub.commands import CommandTracker, Outcome
 from hub.config import HubConfig
 from hub.ending import record_and_publish
+from hub.errors import GaveUp, LinkVerdict, WireError
 from hub.link import Link
-from hub.link_protocol import LinkVerdict
 from hub.model import (
     Command,
     CommandEventRecord,
@@ -42,8 +42,8 @@ from hub.ports import (
     vehicle_topic,
 )
 from hub.registry import Registry
-from hub.supervisor import GaveUp, Restart, RestartBudget, supervise
-from hub.wire import WireError, cancel_command, command_request, event_record
+from hub.supervisor import Restart, RestartBudget, supervise
+from hub.wire import cancel_command, command_request, event_record
 from proto import VehicleMessage
 
 log = structlog.get_logger("hub.actor")

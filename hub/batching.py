@@ -25,12 +25,11 @@ from typing import Protocol
 import structlog
 import trio
 
-from hub.errors import HubError
+from hub.errors import HubError, StorageUnavailable
 from hub.fleet_batches import COMMIT_TIMEOUT_S as COMMIT_TIMEOUT_S
 from hub.fleet_batches import FINAL_FLUSH_TIMEOUT_S as FINAL_FLUSH_TIMEOUT_S
 from hub.fleet_batches import CredentialLookup as CredentialLookup
 from hub.fleet_batches import LastSeen as LastSeen
-from hub.fleet_batches import LookupFailed as LookupFailed
 from hub.journal_outage import RETRY_FIRST_S, Backoff, JournalOutage, LossLedger, loss_message
 from hub.model import (
     Command,
@@ -38,7 +37,7 @@ from hub.model import (
     CommandStatus,
     StatusChange,
 )
-from hub.ports import AuditTrail, CommandJournal, StorageUnavailable
+from hub.ports import AuditTrail, CommandJournal
 
 log = structlog.get_logger("hub.batching")
 

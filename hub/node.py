@@ -27,12 +27,20 @@ from hub.actor import (
     run_actor,
 )
 from hub.auditing import AuditBatcher, AuditLog, storable, vehicle_target
-from hub.batching import CredentialLookup, GroupCommitJournal, LastSeen, LookupFailed
+from hub.batching import CredentialLookup, GroupCommitJournal, LastSeen
 from hub.config import HubConfig
 from hub.credentials import hash_vehicle_token, verify_vehicle_token
-from hub.errors import MailboxFull, RoutingFailed, VehicleNotConnected, VehicleRefused
+from hub.errors import (
+    LinkVerdict,
+    LookupFailed,
+    MailboxFull,
+    RoutingFailed,
+    StorageFailed,
+    VehicleNotConnected,
+    VehicleRefused,
+)
 from hub.link import Link
-from hub.link_protocol import LinkVerdict, admit, welcome
+from hub.link_protocol import admit, welcome
 from hub.listener import ConnectionStatistics
 from hub.model import (
     JSON,
@@ -51,7 +59,6 @@ from hub.ports import (
     RoutingLeases,
     RoutingStore,
     RoutingStreams,
-    StorageFailed,
     VehicleDirectory,
     VehicleLeases,
     command_topic,

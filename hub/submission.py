@@ -30,14 +30,9 @@ import trio
 from hub.actor import VehicleActor
 from hub.batching import GroupCommitJournal, JournalWriteFailed
 from hub.ending import end_command, publish_ends
-from hub.errors import DispatchError, MailboxFull, VehicleNotConnected
+from hub.errors import DispatchError, MailboxFull, StorageUnavailable, VehicleNotConnected
 from hub.model import Command, CommandStatus, StatusChange, StoredCommand
-from hub.ports import (
-    CommandBacklog,
-    DueWaiting,
-    EventBus,
-    StorageUnavailable,
-)
+from hub.ports import CommandBacklog, DueWaiting, EventBus
 from hub.registry import Registry
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.model import JSON
+from hub import JSON
 from storage.models import AuditEventModel
 from storage.records import AuditEvent
 

@@ -25,15 +25,15 @@ from datetime import datetime
 
 import orjson
 
-from hub.model import (
+from hub import (
     JSON,
+    BusMessage,
     CommandEventRecord,
     CommandUpdate,
     SessionRevoked,
     StatusChange,
     VehicleStatus,
 )
-from hub.ports import BusMessage
 
 __all__ = ["VERSION", "CodecError", "decode", "encode"]
 

@@ -35,8 +35,7 @@ import trio
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from hub import StreamEntry
-from hub.ports import StorageUnavailable
+from hub import StorageUnavailable, StreamEntry
 from storage.keyvalue import KeyValue, KeyValueError, RedisUnavailable
 
 log = structlog.get_logger("storage.cluster")

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from hub.model import (
+from hub import (
     Command,
     CommandEventRecord,
     CommandStatus,

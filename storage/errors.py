@@ -30,7 +30,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import exc as sa_exc
 
-from hub.ports import StorageFailed, StorageUnavailable
+from hub import StorageFailed, StorageUnavailable
 
 __all__ = [
     "ConflictError",

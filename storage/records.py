@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from hub.model import JSON, Command, CommandStatus, SovdRequest, StoredCommand
+from hub import JSON, Command, CommandStatus, SovdRequest, StoredCommand
 
 __all__ = [
     "AuditEvent",

@@ -22,8 +22,7 @@ import trio_websocket
 
 from api.config import ApiConfig
 from bench.simulator import Behaviour, LinkLost, LinkRefused, SimulatedVehicle, VehicleSpec
-from hub import JSON, HubConfig
-from hub.bridge import run_asyncio
+from hub import JSON, HubConfig, run_asyncio
 from sovd_hub import NodeAddresses, open_node
 from storage import Database, StorageConfig
 

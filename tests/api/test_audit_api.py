@@ -12,7 +12,7 @@ import pytest
 
 from api.audit import EXPORT_COLUMNS, EXPORT_PAGE_ROWS
 from hub import AuditNote
-from storage.audit_chain import row_hash
+from storage import row_hash
 from tests.api.conftest import PASSWORD, VINS, Node
 
 AUDIT = "/api/v1/audit"

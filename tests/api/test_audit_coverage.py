@@ -15,7 +15,7 @@ import trio
 from grpclib.const import Status
 
 from bench.simulator import Behaviour, LinkRefused, SimulatedVehicle, VehicleSpec
-from hub.bridge import run_asyncio
+from hub import run_asyncio
 from tests.api.conftest import PASSWORD, VINS, Node, NodeSettings
 from tests.api.test_accounts import bearer, login, refresh
 

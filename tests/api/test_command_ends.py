@@ -19,8 +19,7 @@ import trio_websocket
 
 from api.config import ApiConfig
 from bench.simulator import Behaviour
-from hub import JSON, HubConfig, InProcessBus
-from hub.model import Command, CommandStatus, SovdRequest, StatusChange
+from hub import JSON, Command, CommandStatus, HubConfig, InProcessBus, SovdRequest, StatusChange
 from sovd_hub import RESTART_REASON, open_node
 from storage import StorageConfig, open_database
 from tests.api.conftest import (

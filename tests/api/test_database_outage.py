@@ -20,8 +20,7 @@ from grpclib.const import Status
 from sqlalchemy.engine import make_url
 
 from bench.simulator import Behaviour, LinkRefused, SimulatedVehicle, VehicleSpec
-from hub import JSON
-from hub.bridge import run_asyncio
+from hub import JSON, run_asyncio
 from tests.api.conftest import VINS, Node, NodeSettings, receive_json, send_json, subscribe
 from tests.conftest import _truncate_all, postgres_server_url
 from tests.tcp_proxy import Cut, TcpProxy, open_tcp_proxy

@@ -17,7 +17,7 @@ from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
-from hub.bridge import run_asyncio
+from hub import run_asyncio
 from proto import Hello, VehicleLinkStub, VehicleMessage
 from storage import AuditEvent
 from tests.api.conftest import VINS, Node, NodeSettings

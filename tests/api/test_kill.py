@@ -41,7 +41,7 @@ from bench.stack import (
     wait_connected,
     wait_http,
 )
-from hub.bridge import run_asyncio
+from hub import run_asyncio
 from sovd_hub import RESTART_REASON
 from tests.conftest import (
     create_postgres_database,

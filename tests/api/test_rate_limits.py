@@ -9,10 +9,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.api.conftest import PASSWORD, VINS, Node, NodeSettings
+from tests.api.fleet_check import assert_unrelated_command_succeeds
 from tests.storage.test_keyvalue import closed_port
-
-from .conftest import PASSWORD, VINS, Node, NodeSettings
-from .fleet_check import assert_unrelated_command_succeeds
 
 LIMITS = {
     "submit_burst": 3,

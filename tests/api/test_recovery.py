@@ -19,14 +19,18 @@ import trio
 
 from api.config import ApiConfig
 from bench.simulator import Behaviour
-from hub import JSON, ConfigError, HubConfig, InProcessBus, load_config
-from hub.model import (
+from hub import (
+    JSON,
     Command,
     CommandEventRecord,
     CommandStatus,
+    ConfigError,
     EventKind,
+    HubConfig,
+    InProcessBus,
     SovdRequest,
     StatusChange,
+    load_config,
 )
 from sovd_hub import RESTART_REASON, open_node
 from storage import Database, StorageConfig, open_database

@@ -7,8 +7,7 @@ import pytest
 from api.config import ApiConfig
 from api.ws_frames import ClientError
 from api.ws_limits import MessageBudget, Verdict, check_subscription_room
-from hub.config import load_config
-from hub.errors import ConfigError
+from hub import ConfigError, load_config
 from tests.api.conftest import JWT_SECRET
 
 

@@ -25,7 +25,7 @@ import jsonschema_rs
 import pytest
 
 from bench.simulator import _parse_args, load_fleet
-from hub.credentials import verify_vehicle_token
+from hub import verify_vehicle_token
 from storage import migrate
 from tests.deploy.hub_settings import (
     CLI_VARIABLES,

@@ -13,7 +13,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from api.config import ApiConfig
+from api import ApiConfig
 from hub import HubConfig
 from tests.deploy.hub_settings import (
     ROOT,

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import pytest
 
-from hub.config import MAX_NODE_ID_LENGTH
+from hub import MAX_NODE_ID_LENGTH
 from tests.deploy.hub_settings import (
     ROOT,
     NodeSettings,

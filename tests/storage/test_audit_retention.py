@@ -12,14 +12,7 @@ import pytest
 import trio
 from alembic import command as alembic_command
 
-from hub.model import (
-    Command,
-    CommandEventRecord,
-    CommandStatus,
-    EventKind,
-    SovdRequest,
-    StatusChange,
-)
+from hub import Command, CommandEventRecord, CommandStatus, EventKind, SovdRequest, StatusChange
 from storage import (
     BreakKind,
     Database,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hub.model import (
+from hub import (
     JSON,
     Command,
     CommandEventRecord,

@@ -11,9 +11,14 @@ from pathlib import Path
 import pytest
 import trio
 
-from hub import AuditLog
-from hub.model import CommandStatus, StatusChange
-from hub.ports import CommandBacklog, CommandJournal, VehicleDirectory
+from hub import (
+    AuditLog,
+    CommandBacklog,
+    CommandJournal,
+    CommandStatus,
+    StatusChange,
+    VehicleDirectory,
+)
 from storage import Database, DatabaseUnavailable, StorageError, migrate, open_database
 from tests.storage.test_commands import make_command, make_event
 

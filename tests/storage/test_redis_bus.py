@@ -17,8 +17,8 @@ import pytest
 import redis
 import trio
 
-from hub import BusMessage
-from hub.model import (
+from hub import (
+    BusMessage,
     CommandEventRecord,
     CommandStatus,
     CommandUpdate,
