@@ -30,8 +30,9 @@ StorageError
 │   └── LastAdminError
 ├── UnknownUserError
 ├── UnknownVehicleError
-└── KeyValueError
-    └── RedisUnavailable
+├── KeyValueError
+│   └── RedisUnavailable
+└── CodecError                also a ValueError
 ```
 
 Besides: `ValueError` for an argument no store takes, `hub.ConfigError` for
@@ -50,6 +51,7 @@ from storage.commands import CommandStore
 from storage.config import StorageConfig
 from storage.database import Database, open_database
 from storage.errors import (
+    CodecError,
     ConflictError,
     DatabaseUnavailable,
     KeyValueError,
@@ -88,6 +90,7 @@ __all__ = [
     "BreakKind",
     "ChainBreak",
     "ChainReport",
+    "CodecError",
     "CommandFilter",
     "CommandRow",
     "CommandStore",

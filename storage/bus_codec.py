@@ -34,6 +34,7 @@ from hub import (
     StatusChange,
     VehicleStatus,
 )
+from storage.errors import CodecError
 
 __all__ = ["VERSION", "CodecError", "decode", "encode"]
 
@@ -41,10 +42,6 @@ __all__ = ["VERSION", "CodecError", "decode", "encode"]
 VERSION = 2
 
 Fields = dict[str, JSON]
-
-
-class CodecError(ValueError):
-    """A bus message that is not valid JSON, of another version, or not a known message."""
 
 
 def encode(node_id: str, message: BusMessage) -> bytes:
