@@ -18,7 +18,8 @@ from api.errors import ApiError
 from hub import HubConfig
 from sovd_hub import open_node
 from storage import AuditEvent, StorageConfig
-from tests.api.conftest import JWT_SECRET, PASSWORD, Node, open_socket, send_json
+from tests.support.node import JWT_SECRET, PASSWORD, Node
+from tests.support.websocket import open_socket, send_json
 
 AGENT = {"User-Agent": "fleet-console/1.0"}
 

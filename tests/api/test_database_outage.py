@@ -1,5 +1,5 @@
 """A database outage, handled in the open: the node talks to Postgres through a TCP proxy
-the test controls (`tests.tcp_proxy`) and the test cuts it.
+the test controls (`tests.support.tcp_proxy`) and the test cuts it.
 
 Postgres only: SQLite is a file in the hub's own process, it has no outage of this kind.
 Both ways a path breaks are exercised: `Cut.REFUSE` (connections reset at once, as when
@@ -21,9 +21,10 @@ from sqlalchemy.engine import make_url
 
 from bench.simulator import Behaviour, LinkRefused, SimulatedVehicle, VehicleSpec
 from hub import JSON, run_asyncio
-from tests.api.conftest import VINS, Node, NodeSettings, receive_json, send_json, subscribe
 from tests.conftest import _truncate_all, postgres_server_url
-from tests.tcp_proxy import Cut, TcpProxy, open_tcp_proxy
+from tests.support.node import VINS, Node, NodeSettings
+from tests.support.tcp_proxy import Cut, TcpProxy, open_tcp_proxy
+from tests.support.websocket import receive_json, send_json, subscribe
 
 VIN = VINS[0]
 HEARTBEAT_S = 0.5  # the links must live through outages several heartbeats long

@@ -20,7 +20,7 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from hub import run_asyncio
 from proto import Hello, VehicleLinkStub, VehicleMessage
 from storage import AuditEvent
-from tests.api.conftest import VINS, Node, NodeSettings
+from tests.support.node import VINS, Node, NodeSettings
 
 #: More than the hub will ever buffer; only the prefix and a little of it are sent.
 HUGE = 200 << 20

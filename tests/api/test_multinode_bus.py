@@ -20,19 +20,10 @@ from bench.simulator import Behaviour
 from hub import JSON, HubConfig
 from sovd_hub import open_node
 from storage import StorageConfig
-from tests.api.conftest import (
-    JWT_SECRET,
-    VINS,
-    Node,
-    collect_until_status,
-    provision,
-    receive_json,
-    send_json,
-    serve_clients,
-    subscribe,
-)
 from tests.storage.test_redis_bus import redis_host_port
-from tests.tcp_proxy import Cut, open_tcp_proxy
+from tests.support.node import JWT_SECRET, VINS, Node, provision, serve_clients
+from tests.support.tcp_proxy import Cut, open_tcp_proxy
+from tests.support.websocket import collect_until_status, receive_json, send_json, subscribe
 
 Frame = dict[str, JSON]
 READ_DTC: dict[str, JSON] = {"ecuAddress": "0x10"}

@@ -33,7 +33,8 @@ from api.app import create_app
 from api.config import ApiConfig
 from hub import Hub, HubConfig
 from storage import Database
-from tests.api.conftest import JWT_SECRET, Node, new_id
+from tests.support.node import JWT_SECRET, Node
+from tests.support.websocket import new_id
 
 #: Routes that exist but are not API operations: the document itself, its UI, metrics.
 UNDOCUMENTED = {"openapi", "metrics", "static", "docs.swagger_ui", "docs.swagger_ui_init"}

@@ -9,9 +9,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.api.conftest import PASSWORD, VINS, Node, NodeSettings
-from tests.api.fleet_check import assert_unrelated_command_succeeds
 from tests.storage.test_keyvalue import closed_port
+from tests.support.fleet_check import assert_unrelated_command_succeeds
+from tests.support.node import PASSWORD, VINS, Node, NodeSettings
 
 LIMITS = {
     "submit_burst": 3,

@@ -34,17 +34,8 @@ from hub import (
 )
 from sovd_hub import RESTART_REASON, open_node
 from storage import Database, StorageConfig, open_database
-from tests.api.conftest import (
-    JWT_SECRET,
-    VINS,
-    Node,
-    collect_until_status,
-    provision,
-    receive_json,
-    send_json,
-    serve_clients,
-    subscribe,
-)
+from tests.support.node import JWT_SECRET, VINS, Node, provision, serve_clients
+from tests.support.websocket import collect_until_status, receive_json, send_json, subscribe
 
 Frame = dict[str, JSON]
 USERS = (("admin", "admin"), ("engineer", "engineer"))

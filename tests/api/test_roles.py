@@ -12,8 +12,8 @@ import enum
 
 import pytest
 
-from tests.api.conftest import VINS, Node
 from tests.api.test_openapi import SQLITE, _app_rules
+from tests.support.node import VINS, Node
 
 
 class Access(enum.Enum):

@@ -8,7 +8,7 @@ from grpclib.const import Status
 
 from bench.simulator import LinkRefused, SimulatedVehicle, VehicleSpec
 from hub import run_asyncio
-from tests.api.conftest import VINS, Node
+from tests.support.node import VINS, Node
 
 NEW_VIN = "1HGCM82633A004352"
 

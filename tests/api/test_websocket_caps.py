@@ -13,17 +13,9 @@ import trio
 import trio_websocket
 
 from api.ws_limits import CLOSE_FLOODING
-from tests.api.conftest import (
-    VINS,
-    Node,
-    NodeSettings,
-    collect_until_status,
-    new_id,
-    receive_json,
-    send_json,
-    subscribe,
-)
 from tests.api.test_websocket_topics import frames_until, subscribe_vehicle
+from tests.support.node import VINS, Node, NodeSettings
+from tests.support.websocket import collect_until_status, new_id, receive_json, send_json, subscribe
 
 MAX_SUBSCRIPTIONS = 3
 BURST = 8

@@ -8,13 +8,8 @@ from contextlib import AsyncExitStack
 import trio_websocket
 
 from hub import JSON
-from tests.api.conftest import (
-    PASSWORD,
-    VINS,
-    Node,
-    receive_json,
-    send_json,
-)
+from tests.support.node import PASSWORD, VINS, Node
+from tests.support.websocket import receive_json, send_json
 
 Frame = dict[str, JSON]
 READ_DTC: dict[str, JSON] = {"ecuAddress": "0x10"}

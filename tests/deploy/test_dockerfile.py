@@ -15,7 +15,7 @@ from packaging.utils import canonicalize_name
 
 from api import ApiConfig
 from hub import HubConfig
-from tests.deploy.hub_settings import (
+from tests.support.hub_settings import (
     ROOT,
     default_of,
     handler_name,

@@ -13,7 +13,7 @@ from typing import Any, cast
 import pytest
 
 from hub import MAX_NODE_ID_LENGTH
-from tests.deploy.hub_settings import (
+from tests.support.hub_settings import (
     ROOT,
     NodeSettings,
     handler_name,

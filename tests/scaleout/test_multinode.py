@@ -50,7 +50,7 @@ from tests.conftest import (
     postgres_server_url,
     with_database_name,
 )
-from tests.tcp_proxy import Cut, open_tcp_proxy
+from tests.support.tcp_proxy import Cut, open_tcp_proxy
 
 pytestmark = pytest.mark.slow
 

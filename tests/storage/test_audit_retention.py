@@ -22,13 +22,13 @@ from storage import (
 )
 from storage.audit_chain import MIGRATED_CHAIN
 from storage.migrations import alembic_config
-from tests.audit_tamper import query, run_sql, tamper
 from tests.conftest import (
     create_postgres_database,
     drop_postgres_database,
     postgres_server_url,
     with_database_name,
 )
+from tests.support.audit_tamper import query, run_sql, tamper
 
 CHAIN = "node-a"
 VIN = "WVWZZZ1JZXW000001"

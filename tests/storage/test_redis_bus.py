@@ -30,7 +30,7 @@ from hub import (
 )
 from storage.bus_codec import VERSION, CodecError, decode, encode
 from storage.redis_bus import RedisBus, open_redis_bus
-from tests.tcp_proxy import Cut, TcpProxy, open_tcp_proxy
+from tests.support.tcp_proxy import Cut, TcpProxy, open_tcp_proxy
 
 NOW = datetime(2026, 11, 26, 12, 30, 15, 123456, tzinfo=UTC)
 EVENT = CommandEventRecord(
