@@ -210,3 +210,13 @@ def test_tests_reach_other_packages_through_their_surface_or_testing_module() ->
             ):
                 skipping.add(str(found))
     assert skipping == set()
+
+
+def test_tests_share_helpers_through_tests_support_only() -> None:
+    importing = {
+        str(found)
+        for path in sources("tests")
+        for found in imports_of(path)
+        if found.package == "tests" and not found.module.startswith("tests.support")
+    }
+    assert importing == set()

@@ -16,7 +16,7 @@ from grpclib.const import Status
 
 from bench.simulator import Behaviour, LinkRefused, SimulatedVehicle, VehicleSpec
 from hub import run_asyncio
-from tests.api.test_accounts import bearer, login, refresh
+from tests.support.accounts import bearer, login, refresh
 from tests.support.node import PASSWORD, VINS, Node, NodeSettings
 
 NEW_VIN = "1HGCM82633A004352"

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 from bench.simulator import Behaviour, LinkRefused, SimulatedVehicle, VehicleSpec
 from hub import JSON, run_asyncio
-from tests.conftest import _truncate_all, postgres_server_url
+from tests.support.databases import postgres_server_url, truncate_all
 from tests.support.node import VINS, Node, NodeSettings
 from tests.support.tcp_proxy import Cut, TcpProxy, open_tcp_proxy
 from tests.support.websocket import receive_json, send_json, subscribe
@@ -60,7 +60,7 @@ async def proxy() -> AsyncIterator[TcpProxy]:
 @pytest.fixture
 async def database_url(proxy: TcpProxy, postgres_database_url: str) -> str:
     """The session's Postgres database, emptied, reached through `proxy` (Postgres only)."""
-    await trio.to_thread.run_sync(asyncio.run, _truncate_all(postgres_database_url))
+    await trio.to_thread.run_sync(asyncio.run, truncate_all(postgres_database_url))
     url = make_url(postgres_database_url).set(host="127.0.0.1", port=proxy.port)
     return url.render_as_string(hide_password=False)
 

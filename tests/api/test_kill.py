@@ -43,7 +43,7 @@ from bench.stack import (
 )
 from hub import run_asyncio
 from sovd_hub import RESTART_REASON
-from tests.conftest import (
+from tests.support.databases import (
     create_postgres_database,
     drop_postgres_database,
     postgres_server_url,

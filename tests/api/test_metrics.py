@@ -6,7 +6,7 @@ import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.test_openapi import build_app
+from tests.support.app import build_app
 from tests.support.node import VINS, Node
 from tests.support.websocket import open_socket
 

@@ -13,8 +13,8 @@ import pytest
 
 from bench.simulator import Behaviour
 from storage import CommandStreams, KeyValue
-from tests.api.test_multinode_bus import READ_DTC, subscribe_to, two_nodes
-from tests.storage.test_redis_bus import redis_host_port
+from tests.support.multinode import READ_DTC, subscribe_to, two_nodes
+from tests.support.network import redis_host_port
 from tests.support.node import VINS
 from tests.support.tcp_proxy import Cut, open_tcp_proxy
 from tests.support.websocket import receive_json, send_json

@@ -31,10 +31,15 @@ from hub import (
 )
 from sovd_hub import STOP_REASON
 from storage import CommandFilter, CommandRow, Database, open_database
-from tests.api.test_recovery import running_node, status_of
-from tests.api.test_websocket_topics import Frame, frames_until, subscribe_vehicle
 from tests.support.node import VINS, Node
-from tests.support.websocket import collect_until_status, subscribe
+from tests.support.recovery import running_node, status_of
+from tests.support.websocket import (
+    Frame,
+    collect_until_status,
+    frames_until,
+    subscribe,
+    subscribe_vehicle,
+)
 
 READ: dict[str, JSON] = {"command": "ReadDTC", "params": {"ecuAddress": "0x10"}}
 #: Time given to Hypercorn to notice a closed connection and cancel its handler.

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_accounts import audit, bearer, error_code, login, me, refresh
+from tests.support.accounts import audit, bearer, error_code, login, me, refresh
 from tests.support.node import PASSWORD, Node
 
 

@@ -10,13 +10,14 @@ import trio
 import trio_websocket
 
 from bench.vehicle_model import Fault
-from tests.api.test_websocket_topics import frames_until, subscribe_vehicle
 from tests.support.node import VINS, Node, NodeSettings
 from tests.support.websocket import (
     collect_until_status,
+    frames_until,
     receive_json,
     send_json,
     subscribe,
+    subscribe_vehicle,
     unread_socket,
 )
 

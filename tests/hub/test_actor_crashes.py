@@ -23,7 +23,7 @@ from hub import (
 from hub.commands import CommandTracker
 from hub.node import Hub
 from hub.testing import MemoryAudit, MemoryDirectory, MemoryJournal
-from tests.hub.test_links import OTHER, TOKEN, VIN, RawVehicle
+from tests.support.raw_vehicle import OTHER, TOKEN, VIN, RawVehicle
 
 Env = tuple[Hub, MemoryJournal, MemoryAudit]
 #: Written in batches, soon after the fact: not ordered with the actor's own events.

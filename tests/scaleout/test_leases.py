@@ -20,7 +20,7 @@ from hub import (
     open_hub,
 )
 from storage import Database, KeyValue, RedisLeases, open_database, open_keyvalue
-from tests.storage.test_commands import VIN, make_command
+from tests.support.commands import VIN, make_command
 from tests.support.tcp_proxy import Cut, open_tcp_proxy
 
 

@@ -20,7 +20,7 @@ from hub import (
     VehicleDirectory,
 )
 from storage import Database, DatabaseUnavailable, StorageError, migrate, open_database
-from tests.storage.test_commands import make_command, make_event
+from tests.support.commands import make_command, make_event
 
 
 async def test_database_serves_the_hub_ports(database: Database) -> None:

@@ -21,7 +21,7 @@ from api import ApiConfig
 from hub import ENV_PREFIX, HubConfig, load_config
 from sovd_hub import build_parser
 from storage import StorageConfig
-from tests.api.test_openapi import build_app
+from tests.support.app import build_app
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_CLASSES: tuple[type[object], ...] = (HubConfig, ApiConfig, StorageConfig)

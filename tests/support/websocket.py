@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -116,3 +116,27 @@ def body(frame: dict[str, JSON]) -> dict[str, Any]:
 def new_id() -> str:
     """A random command id (for commands that do not exist)."""
     return str(uuid.uuid4())
+
+
+Frame = dict[str, JSON]
+
+
+async def subscribe_vehicle(ws: trio_websocket.WebSocketConnection, vin: str) -> Frame:
+    """Subscribe to `vehicle:<vin>`; returns the snapshot frame that follows the acknowledgement."""
+    topic = f"vehicle:{vin}"
+    await send_json(ws, {"type": "subscribe", "topic": topic})
+    assert await receive_json(ws) == {"type": "subscribed", "topic": topic}
+    snapshot = await receive_json(ws)
+    assert (snapshot["type"], snapshot["topic"], snapshot["vin"]) == ("vehicle", topic, vin)
+    return snapshot
+
+
+async def frames_until(
+    ws: trio_websocket.WebSocketConnection, last: Callable[[Frame], bool]
+) -> list[Frame]:
+    """Every frame up to and including the first for which `last` is true."""
+    frames = []
+    while True:
+        frames.append(await receive_json(ws))
+        if last(frames[-1]):
+            return frames
