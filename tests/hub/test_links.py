@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import grpclib.client
 import pytest
@@ -22,13 +20,13 @@ from hub import (
     InProcessBus,
     MailboxFull,
     StatusChange,
-    build_request,
     command_topic,
     open_hub,
 )
 from hub.bridge import run_asyncio
 from hub.node import Hub
 from hub.testing import MemoryAudit, MemoryDirectory, MemoryJournal
+from hub.testing import command as new_command
 from proto import Hello, VehicleLinkStub, VehicleMessage
 from tests.support.raw_vehicle import OTHER, TOKEN, VIN, RawVehicle
 
@@ -55,16 +53,7 @@ async def env() -> AsyncIterator[tuple[Hub, MemoryDirectory, MemoryJournal]]:
 
 
 def _command(timeout_s: float = 30) -> Command:
-    return Command(
-        id=uuid.uuid4(),
-        vin=VIN,
-        name="ReadDTC",
-        params={"ecuAddress": "0x10"},
-        sovd=build_request("ReadDTC", {"ecuAddress": "0x10"}),
-        timeout_s=timeout_s,
-        submitted_by="tester",
-        submitted_at=datetime.now(UTC),
-    )
+    return new_command(VIN, timeout_s=timeout_s)
 
 
 async def _refused(hub: Hub, vehicle: RawVehicle, first: VehicleMessage | None = None) -> GRPCError:
