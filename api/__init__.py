@@ -9,11 +9,14 @@ to new passwords and the session revocations the node shares over the bus.
 from api.app import create_app
 from api.auth import SessionRevocations
 from api.config import ApiConfig
+from api.errors import ApiError, EdgeError
 from api.passwords import WeakPassword, check_new_password
 from api.state import app_state
 
 __all__ = [
     "ApiConfig",
+    "ApiError",
+    "EdgeError",
     "SessionRevocations",
     "WeakPassword",
     "app_state",

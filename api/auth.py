@@ -42,6 +42,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
+from api.errors import EdgeError
+
 ALGORITHM = "HS256"
 #: Verified tokens remembered (oldest forgotten first).
 VERIFIED_CACHE_SIZE = 4096
@@ -77,7 +79,7 @@ class Principal:
     session_id: uuid.UUID | None = None
 
 
-class InvalidToken(Exception):
+class InvalidToken(EdgeError):
     """The token is missing, malformed, forged, expired or revoked; the text says which.
 
     `code` is the error code the API answers with.

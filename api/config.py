@@ -8,8 +8,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from hub.config import check_port, check_positive
-from hub.errors import ConfigError
+from hub import ConfigError, check_port, check_positive
 
 #: HS256 keys shorter than this are refused (joserfc only warns).
 MIN_JWT_SECRET_BYTES = 32

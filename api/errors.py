@@ -1,8 +1,21 @@
 """One error envelope for every failure: `{"error": {"code", "message", "correlation_id"}}`.
 
-ApiError                 an HTTP error with a stable `code` and a message for people
-(plus handlers here for quart-schema validation, werkzeug HTTP errors,
-undecodable bodies and anything unexpected, which becomes a logged 500)
+The API's exceptions (every one it raises on purpose):
+
+```
+EdgeError                an operator's request or message cannot be served as it came
+├── ApiError             an HTTP error with a stable `code` and a message for people (here)
+├── InvalidToken         a bearer or refresh token is missing, malformed, forged, expired
+│                        or revoked; `code` is what the API answers (`api.auth`)
+├── WeakPassword         a new password breaks a rule, named by `rule`; also a ValueError
+│                        (`api.passwords`, applied by the CLI too)
+├── ClientError          a WebSocket message we cannot act on: an error frame (`api.ws_frames`)
+└── NotReady             a part the node needs does not answer: `/health/ready` 503 (`api.health`)
+```
+
+The handlers here turn an `ApiError`, quart-schema's validation errors,
+werkzeug's HTTP errors, undecodable bodies and anything unexpected (a logged
+500) into the envelope; the others are caught where they are raised.
 
 Codes of the generic failures: `not_found` (404, no such route),
 `method_not_allowed` (405, with `Allow`), `malformed_request` (400, a body
@@ -24,12 +37,16 @@ from quart import Quart, Response, current_app, g, jsonify, request
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from hub.model import JSON
+from hub import JSON
 
 log = structlog.get_logger("api")
 
 
-class ApiError(Exception):
+class EdgeError(Exception):
+    """Base of every exception the API raises on purpose."""
+
+
+class ApiError(EdgeError):
     """An error answered with `status` and the envelope; `details` adds machine-readable hints."""
 
     def __init__(

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint
 from quart_schema import validate_response
 
+from api.errors import EdgeError
 from api.state import AppState, state
 from storage import DatabaseUnavailable, KeyValueError
 
@@ -29,7 +30,7 @@ READY_CHECK_TIMEOUT_S = 2.0
 ReadyCheck = Callable[[AppState], Awaitable[str | None]]
 
 
-class NotReady(Exception):
+class NotReady(EdgeError):
     """A part the node needs does not answer; the message says which and why."""
 
 

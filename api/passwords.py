@@ -23,6 +23,7 @@ import string
 from importlib import resources
 
 from api.auth import MIN_PASSWORD_LENGTH
+from api.errors import EdgeError
 
 __all__ = ["MIN_PASSWORD_LENGTH", "WeakPassword", "check_new_password"]
 
@@ -39,7 +40,7 @@ _RUNS = (
 )
 
 
-class WeakPassword(ValueError):
+class WeakPassword(EdgeError, ValueError):
     """A new password breaks a rule; `rule` names it, the text says what to change."""
 
     def __init__(self, rule: str, message: str) -> None:

@@ -7,6 +7,7 @@ from typing import TypeAlias
 
 import orjson
 
+from api.errors import EdgeError
 from hub import (
     JSON,
     CommandEventRecord,
@@ -37,7 +38,7 @@ ERROR_CODES = (
 )
 
 
-class ClientError(Exception):
+class ClientError(EdgeError):
     """A client message we cannot act on; answered with an error frame."""
 
     def __init__(self, code: str, message: str, topic: str | None = None) -> None:

@@ -20,7 +20,7 @@ receipt of the event marked `final`; `subscribed_ms` the time to the
 between the processes of one machine. The first stdout line is
 `{"type": "ready", "sockets": K}` once every socket is authenticated; EOF on
 stdin closes the sockets (each TCP stream is ours to close, see
-`tests/api/conftest.py`) and ends the process.
+`tests/support/websocket.py`) and ends the process.
 """
 
 from __future__ import annotations

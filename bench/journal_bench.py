@@ -27,9 +27,7 @@ import trio
 from bench.procstat import CpuMeter
 from bench.stack import BENCH_USER, bench_vin
 from bench.stats import percentile
-from hub import HubConfig
-from hub.batching import GroupCommitJournal
-from hub.model import Command, SovdRequest
+from hub import Command, GroupCommitJournal, HubConfig, SovdRequest
 from storage import open_database
 
 VARIANTS = ("group", "per_call", "per_call_concurrent")

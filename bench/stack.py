@@ -29,7 +29,7 @@ import trio
 from sqlalchemy.engine import make_url
 
 from bench.simulator import VehicleSpec
-from hub.bridge import run_asyncio
+from hub import run_asyncio
 from storage import NewVehicle, migrate, open_database
 
 BENCH_USER = "bench"

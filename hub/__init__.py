@@ -5,23 +5,50 @@ Other packages use only the names exported here. `hub` imports neither
 """
 
 from hub.auditing import AuditBatcher, AuditLog, AuditNote, AuditNoteStatistics, AuditRecord
-from hub.batching import IdempotencyKeyTaken, JournalWriteFailed
+from hub.batching import (
+    GroupCommitJournal,
+    IdempotencyKeyTaken,
+    JournalUnavailable,
+    JournalWriteFailed,
+)
+from hub.bridge import run_asyncio, run_trio
 from hub.bus import BusStatistics, InProcessBus
-from hub.catalog import CATALOG, CommandSpec, build_request
-from hub.config import HubConfig, load_config, parse_bind, read_config_file
+from hub.catalog import (
+    CATALOG,
+    ECU_COMPONENTS,
+    FAULT_STATUSES,
+    OPERATIONS,
+    CommandSpec,
+    build_request,
+)
+from hub.config import (
+    ENV_PREFIX,
+    MAX_NODE_ID_LENGTH,
+    HubConfig,
+    check_port,
+    check_positive,
+    load_config,
+    parse_bind,
+    read_config_file,
+)
 from hub.credentials import hash_vehicle_token, new_vehicle_token, verify_vehicle_token
 from hub.ending import end_command, publish_ends, record_and_publish
 from hub.errors import (
     CatalogError,
     ConfigError,
     DispatchError,
+    GaveUp,
     HubError,
+    LinkVerdict,
+    LookupFailed,
     MailboxFull,
     RoutingFailed,
+    StorageFailed,
+    StorageUnavailable,
     VehicleNotConnected,
     VehicleRefused,
+    WireError,
 )
-from hub.link_protocol import LinkVerdict
 from hub.listener import raise_open_file_limit
 from hub.model import (
     JSON,
@@ -46,13 +73,14 @@ from hub.ports import (
     SESSIONS_TOPIC,
     AuditTrail,
     BusMessage,
+    CommandBacklog,
     CommandJournal,
+    DueWaiting,
     EventBus,
+    Pingable,
     RoutingLeases,
     RoutingStore,
     RoutingStreams,
-    StorageFailed,
-    StorageUnavailable,
     VehicleDirectory,
     VehicleLeases,
     command_topic,
@@ -64,8 +92,13 @@ from hub.submission import Submissions
 
 __all__ = [
     "CATALOG",
+    "ECU_COMPONENTS",
+    "ENV_PREFIX",
+    "FAULT_STATUSES",
     "FLEET_TOPIC",
     "JSON",
+    "MAX_NODE_ID_LENGTH",
+    "OPERATIONS",
     "ROUTING_READ_BLOCK_S",
     "SESSIONS_TOPIC",
     "AuditBatcher",
@@ -79,6 +112,7 @@ __all__ = [
     "CatalogError",
     "ClusterRouter",
     "Command",
+    "CommandBacklog",
     "CommandEventRecord",
     "CommandJournal",
     "CommandSpec",
@@ -89,17 +123,23 @@ __all__ = [
     "Disconnect",
     "DisconnectReason",
     "DispatchError",
+    "DueWaiting",
     "EventBus",
     "EventKind",
+    "GaveUp",
+    "GroupCommitJournal",
     "Hub",
     "HubConfig",
     "HubError",
     "HubStatistics",
     "IdempotencyKeyTaken",
     "InProcessBus",
+    "JournalUnavailable",
     "JournalWriteFailed",
     "LinkVerdict",
+    "LookupFailed",
     "MailboxFull",
+    "Pingable",
     "RoutingFailed",
     "RoutingLeases",
     "RoutingStore",
@@ -117,7 +157,10 @@ __all__ = [
     "VehicleNotConnected",
     "VehicleRefused",
     "VehicleStatus",
+    "WireError",
     "build_request",
+    "check_port",
+    "check_positive",
     "command_topic",
     "end_command",
     "hash_vehicle_token",
@@ -131,6 +174,8 @@ __all__ = [
     "raise_open_file_limit",
     "read_config_file",
     "record_and_publish",
+    "run_asyncio",
+    "run_trio",
     "vehicle_topic",
     "verify_vehicle_token",
 ]

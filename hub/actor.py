@@ -22,6 +22,7 @@ import trio
 from hub.auditing import AuditBatcher
 from hub.commands import CommandTracker, Outcome
 from hub.ending import record_and_publish, record_and_publish_nowait
+from hub.errors import GaveUp, WireError
 from hub.link import Link
 from hub.link_protocol import LinkVerdict
 from hub.mailbox import (
@@ -49,8 +50,8 @@ from hub.ports import (
     EventBus,
     vehicle_topic,
 )
-from hub.supervisor import GaveUp, Restart, RestartBudget, supervise
-from hub.wire import WireError, cancel_command, command_request, event_record
+from hub.supervisor import Restart, RestartBudget, supervise
+from hub.wire import cancel_command, command_request, event_record
 from proto import VehicleMessage
 
 log = structlog.get_logger("hub.actor")

@@ -26,8 +26,9 @@ import structlog
 import trio
 
 from hub.batching import COMMIT_TIMEOUT_S, FINAL_FLUSH_TIMEOUT_S
+from hub.errors import StorageUnavailable
 from hub.model import JSON
-from hub.ports import AuditTrail, StorageUnavailable
+from hub.ports import AuditTrail
 
 __all__ = ["AuditBatcher", "AuditLog", "AuditNote", "AuditRecord", "storable", "vehicle_target"]
 

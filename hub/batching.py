@@ -21,11 +21,12 @@ from collections.abc import Awaitable, Callable, Sequence
 import structlog
 import trio
 
+from hub.errors import LookupFailed as LookupFailed
+from hub.errors import StorageUnavailable
 from hub.fleet_batches import COMMIT_TIMEOUT_S as COMMIT_TIMEOUT_S
 from hub.fleet_batches import FINAL_FLUSH_TIMEOUT_S as FINAL_FLUSH_TIMEOUT_S
 from hub.fleet_batches import CredentialLookup as CredentialLookup
 from hub.fleet_batches import LastSeen as LastSeen
-from hub.fleet_batches import LookupFailed as LookupFailed
 from hub.journal_holding import IdempotencyKeyTaken as IdempotencyKeyTaken
 from hub.journal_holding import JournalObserver as JournalObserver
 from hub.journal_holding import JournalUnavailable as JournalUnavailable
@@ -40,7 +41,7 @@ from hub.journal_holding import (
 )
 from hub.journal_outage import RETRY_FIRST_S, Backoff, LossLedger
 from hub.model import Command, CommandEventRecord, StatusChange
-from hub.ports import AuditTrail, CommandJournal, StorageUnavailable
+from hub.ports import AuditTrail, CommandJournal
 
 log = structlog.get_logger("hub.batching")
 

@@ -14,9 +14,9 @@ from datetime import datetime
 import structlog
 import trio
 
-from hub.errors import HubError
+from hub.errors import LookupFailed, StorageUnavailable
 from hub.model import VehicleCredentials
-from hub.ports import StorageUnavailable, VehicleDirectory
+from hub.ports import VehicleDirectory
 
 log = structlog.get_logger("hub.batching")
 
@@ -116,7 +116,3 @@ class CredentialLookup:
                 log.exception("credentials.lookup_failed", vehicles=len(batch.wanted))
                 batch.outcome = exc
             batch.done.set()
-
-
-class LookupFailed(HubError):
-    """The vehicle directory could not be queried."""

@@ -43,8 +43,7 @@ from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.settings import SettingCodes, Settings
 
-from hub.errors import VehicleRefused
-from hub.link_protocol import LinkVerdict
+from hub.errors import LinkVerdict, VehicleRefused
 from proto import HubMessage, VehicleMessage
 
 if TYPE_CHECKING:

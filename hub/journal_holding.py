@@ -22,10 +22,10 @@ from typing import Protocol
 import structlog
 import trio
 
-from hub.errors import HubError
+from hub.errors import HubError, StorageUnavailable
 from hub.journal_outage import Backoff, JournalOutage, LossLedger, loss_message
 from hub.model import Command, CommandEventRecord, CommandStatus, StatusChange
-from hub.ports import AuditTrail, CommandJournal, StorageUnavailable
+from hub.ports import AuditTrail, CommandJournal
 
 log = structlog.get_logger("hub.batching")
 

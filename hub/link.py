@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from hub.link_protocol import LinkEnd, LinkProtocol, LinkVerdict
+from hub.errors import LinkVerdict
+from hub.link_protocol import LinkEnd, LinkProtocol
 from hub.model import DisconnectReason
 from proto import HubMessage
 

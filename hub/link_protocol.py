@@ -29,10 +29,9 @@ told, the `DisconnectReason` what the hub records.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
-from hub.errors import VehicleRefused
+from hub.errors import LinkVerdict, VehicleRefused
 from hub.model import DisconnectReason, VehicleCredentials
 from hub.untrusted import echo_vin, plausible_vin, shorten
 from proto import Hello, HubMessage, VehicleMessage, Welcome
@@ -53,30 +52,6 @@ __all__ = [
 
 #: Heartbeat intervals without a message after which a link is taken for dead.
 SILENT_HEARTBEATS = 3
-
-
-class LinkVerdict(enum.StrEnum):
-    """What the hub tells a vehicle as it refuses or ends its link (the gateway's words for it
-    are gRPC statuses)."""
-
-    #: No token, an unknown token, another vehicle's token, or a token rotated while connected.
-    UNAUTHENTICATED = "unauthenticated"
-    #: A disabled vehicle, or a client certificate for another VIN.
-    PERMISSION_DENIED = "permission_denied"
-    #: A message that breaks the protocol (not a Hello first, not protobuf, a bad event...).
-    PROTOCOL_ERROR = "protocol_error"
-    #: A message declared longer than its limit, refused unread.
-    TOO_LARGE = "too_large"
-    #: More messages per second than `max_vehicle_messages_per_s`.
-    RATE_LIMITED = "rate_limited"
-    #: Try again later: the hub stops, cannot read its database, or heard nothing for too long.
-    UNAVAILABLE = "unavailable"
-    #: No Hello within `hello_timeout_s`.
-    TIMED_OUT = "timed_out"
-    #: A newer connection of the same vehicle (here or on another node) took over.
-    REPLACED = "replaced"
-    #: The hub failed to serve the vehicle (its actor kept crashing).
-    INTERNAL = "internal"
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,9 +22,8 @@ from hub.auditing import AuditBatcher, AuditLog
 from hub.batching import CredentialLookup, GroupCommitJournal, LastSeen
 from hub.config import HubConfig
 from hub.dispatching import Dispatcher
-from hub.errors import RoutingFailed
+from hub.errors import LinkVerdict, RoutingFailed, StorageFailed
 from hub.link import Link
-from hub.link_protocol import LinkVerdict
 from hub.listener import ConnectionStatistics
 from hub.mailbox import ActorContext, ActorMessage, Cancel, VehicleActor
 from hub.model import (
@@ -41,7 +40,6 @@ from hub.ports import (
     RoutingLeases,
     RoutingStore,
     RoutingStreams,
-    StorageFailed,
     VehicleDirectory,
     VehicleLeases,
     command_topic,

@@ -38,19 +38,6 @@ FLEET_TOPIC = "fleet"
 SESSIONS_TOPIC = "sessions"
 
 
-class StorageFailed(Exception):
-    """Base of what a port's implementation raises when its store fails an operation
-    (refused it, or did not answer): storage's errors derive from it."""
-
-
-class StorageUnavailable(StorageFailed):
-    """Raised by a port's implementation when its store does not answer (down, unreachable,
-    timed out), as opposed to refusing one request: the same call may succeed later.
-
-    The journal buffers actors' records through such an outage (`hub.batching`).
-    """
-
-
 @runtime_checkable
 class Pingable(Protocol):
     """A store that can say whether it answers (the journal probes it during an outage)."""

@@ -39,9 +39,9 @@ import structlog
 import trio
 
 from hub.ending import end_command, publish_ends
-from hub.errors import MailboxFull, VehicleNotConnected
+from hub.errors import MailboxFull, StorageFailed, VehicleNotConnected
 from hub.model import Command, CommandStatus, StreamEntry
-from hub.ports import EventBus, RoutingLeases, RoutingStore, RoutingStreams, StorageFailed
+from hub.ports import EventBus, RoutingLeases, RoutingStore, RoutingStreams
 
 if TYPE_CHECKING:
     from hub.node import Hub

@@ -29,14 +29,13 @@ import trio
 
 from hub.batching import GroupCommitJournal, JournalWriteFailed
 from hub.ending import end_command, publish_ends
-from hub.errors import DispatchError, VehicleNotConnected
+from hub.errors import DispatchError, StorageUnavailable, VehicleNotConnected
 from hub.mailbox import VehicleActor
 from hub.model import Command, CommandStatus, StatusChange
 from hub.ports import (
     CommandBacklog,
     DueWaiting,
     EventBus,
-    StorageUnavailable,
 )
 from hub.registry import Registry
 

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import trio
 
-from hub.errors import HubError
+from hub.errors import GaveUp
 
 T = TypeVar("T")
 
@@ -28,10 +28,6 @@ class Restart(enum.Enum):
     PERMANENT = "permanent"
     TRANSIENT = "transient"
     TEMPORARY = "temporary"
-
-
-class GaveUp(HubError):
-    """A child crashed more often than its restart budget allows; `__cause__` is the last crash."""
 
 
 @dataclass

@@ -1,15 +1,18 @@
 """In-memory stand-ins for the hub's ports, for tests of the hub without a database.
 
 Integration tests use the real storage; these let the actor and gateway be
-tested through real gRPC sockets with nothing else running.
+tested through real gRPC sockets with nothing else running. `command(vin)` builds
+the command such tests hand to the hub.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from hub.auditing import AuditNote
+from hub.catalog import build_request
 from hub.credentials import hash_vehicle_token
 from hub.model import (
     JSON,
@@ -22,6 +25,33 @@ from hub.model import (
 )
 
 EXPIRED = CommandStatus.EXPIRED
+#: The parameters of the command `command` builds.
+READ_DTC: dict[str, JSON] = {"ecuAddress": "0x10"}
+
+
+def command(
+    vin: str,
+    *,
+    timeout_s: float = 30,
+    submitted_by: str = "tester",
+    expires_at: datetime | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> Command:
+    """A `ReadDTC` of ECU 0x10 for `vin`, submitted now, with a new id."""
+    return Command(
+        id=uuid.uuid4(),
+        vin=vin,
+        name="ReadDTC",
+        params=dict(READ_DTC),
+        sovd=build_request("ReadDTC", READ_DTC),
+        timeout_s=timeout_s,
+        submitted_by=submitted_by,
+        submitted_at=datetime.now(UTC),
+        expires_at=expires_at,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
 
 
 class MemoryDirectory:

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import orjson
 
+from hub.errors import WireError
 from hub.model import JSON, Command, CommandEventRecord, EventKind
 from hub.untrusted import shorten
 from proto import CancelCommand, CommandEvent, CommandRequest, HubMessage, SovdRequest
@@ -17,10 +18,6 @@ _KINDS = {
     CommandEvent.RESULT: EventKind.RESULT,
     CommandEvent.ERROR: EventKind.ERROR,
 }
-
-
-class WireError(ValueError):
-    """A vehicle message breaks the protocol; the text says how."""
 
 
 def command_request(command: Command) -> HubMessage:

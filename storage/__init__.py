@@ -11,7 +11,8 @@ Other packages use only what is named here. What each module owns:
 - `vehicles`: `VehicleStore`, the registry and the hub's `VehicleDirectory`
   (`vehicle_queries`, `history`).
 - `accounts`: `AccountStore`, users and login sessions (`account_queries`).
-- `audit`: `AuditStore`, the hub's `AuditLog` (`audit_chain` writes every row,
+- `audit`: `AuditStore`, the hub's `AuditLog` (`audit_chain` writes every row and
+  `row_hash` is how each row's hash is made, which a reader of an export recomputes;
   `audit_queries` reads, `audit_verify`, `audit_retention`).
 - `config`: `StorageConfig`. `migrations`: `migrate` and `check_schema`,
   synchronous (call them before `trio.run` or via `trio.to_thread`).
@@ -30,8 +31,9 @@ StorageError
 │   └── LastAdminError
 ├── UnknownUserError
 ├── UnknownVehicleError
-└── KeyValueError
-    └── RedisUnavailable
+├── KeyValueError
+│   └── RedisUnavailable
+└── CodecError                also a ValueError
 ```
 
 Besides: `ValueError` for an argument no store takes, `hub.ConfigError` for
@@ -41,7 +43,7 @@ a bad `StorageConfig`, `hub.StorageUnavailable` from the leases.
 from hub import StreamEntry
 from storage.accounts import AccountStore
 from storage.audit import AuditStore
-from storage.audit_chain import signing_key
+from storage.audit_chain import row_hash, signing_key
 from storage.audit_queries import AuditFilter
 from storage.audit_retention import RetentionPolicy, RetentionSummary
 from storage.audit_verify import BreakKind, ChainBreak, ChainReport
@@ -50,6 +52,7 @@ from storage.commands import CommandStore
 from storage.config import StorageConfig
 from storage.database import Database, open_database
 from storage.errors import (
+    CodecError,
     ConflictError,
     DatabaseUnavailable,
     KeyValueError,
@@ -85,6 +88,7 @@ __all__ = [
     "BreakKind",
     "ChainBreak",
     "ChainReport",
+    "CodecError",
     "CommandFilter",
     "CommandStore",
     "CommandStreams",
@@ -124,5 +128,6 @@ __all__ = [
     "open_database",
     "open_keyvalue",
     "open_redis_bus",
+    "row_hash",
     "signing_key",
 ]

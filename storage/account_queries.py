@@ -23,7 +23,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.model import JSON
+from hub import JSON
 from storage.audit_chain import append_audit_row
 from storage.errors import LastAdminError, UnknownUserError, UserExistsError
 from storage.models import SessionModel, UserModel

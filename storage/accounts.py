@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import bcrypt
 import trio
 
-from hub.model import JSON
+from hub import JSON
 from storage import account_queries
 from storage.engine import Engine, Store
 from storage.models import ROLES

@@ -14,8 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.auditing import AuditNote, AuditRecord
-from hub.model import JSON
+from hub import JSON, AuditNote, AuditRecord
 from storage import audit_queries, audit_retention, audit_verify
 from storage.audit_chain import append_audit_row, append_audit_rows
 from storage.audit_queries import AuditFilter

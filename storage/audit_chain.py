@@ -37,8 +37,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.auditing import AuditNote
-from hub.model import JSON
+from hub import JSON, AuditNote
 from storage.audit_queries import audit_vin
 from storage.errors import StorageError
 from storage.models import AuditChainModel, AuditEventModel

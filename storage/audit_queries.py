@@ -25,8 +25,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.auditing import AuditRecord
-from hub.model import JSON
+from hub import JSON, AuditRecord
 from storage.models import AuditEventModel
 
 __all__ = [

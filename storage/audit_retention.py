@@ -25,8 +25,7 @@ from typing import cast
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.auditing import AuditNote
-from hub.model import JSON, CommandStatus
+from hub import JSON, AuditNote, CommandStatus
 from storage.audit_chain import (
     CHAINS,
     RETENTION_ACTION,

@@ -18,7 +18,7 @@ from typing import Protocol, cast
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.model import JSON
+from hub import JSON
 from storage.audit_chain import (
     CHAINS,
     RETENTION_ACTION,

@@ -25,15 +25,16 @@ from datetime import datetime
 
 import orjson
 
-from hub.model import (
+from hub import (
     JSON,
+    BusMessage,
     CommandEventRecord,
     CommandUpdate,
     SessionRevoked,
     StatusChange,
     VehicleStatus,
 )
-from hub.ports import BusMessage
+from storage.errors import CodecError
 
 __all__ = ["VERSION", "CodecError", "decode", "encode"]
 
@@ -41,10 +42,6 @@ __all__ = ["VERSION", "CodecError", "decode", "encode"]
 VERSION = 2
 
 Fields = dict[str, JSON]
-
-
-class CodecError(ValueError):
-    """A bus message that is not valid JSON, of another version, or not a known message."""
 
 
 def encode(node_id: str, message: BusMessage) -> bytes:

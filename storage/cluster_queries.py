@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.model import Command, CommandStatus, CommandUpdate
+from hub import Command, CommandStatus, CommandUpdate
 from storage.command_changes import ACTIVE, end_commands, not_waiting
 from storage.command_queries import COMMAND_COLUMNS, stored_command
 from storage.models import CommandModel

@@ -19,8 +19,7 @@ from typing import cast
 from sqlalchemy import ColumnElement, Table, bindparam, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.auditing import AuditNote
-from hub.model import JSON, CommandStatus, CommandUpdate, StatusChange
+from hub import JSON, AuditNote, CommandStatus, CommandUpdate, StatusChange
 from storage.audit_chain import append_audit_rows
 from storage.models import CommandModel
 

@@ -20,9 +20,9 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.auditing import AuditNote
-from hub.model import (
+from hub import (
     JSON,
+    AuditNote,
     Command,
     CommandEventRecord,
     CommandStatus,

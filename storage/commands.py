@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from hub.model import Command, CommandEventRecord, CommandUpdate, StatusChange
+from hub import Command, CommandEventRecord, CommandUpdate, StatusChange
 from storage import cluster_queries, command_changes, command_queries, history
 from storage.engine import Store
 from storage.history import CommandFilter, Page

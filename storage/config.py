@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from hub.config import check_positive
-from hub.errors import ConfigError
+from hub import ConfigError, check_positive
 from storage.urls import mask_url
 
 __all__ = ["MIN_SIGNING_KEY_BYTES", "StorageConfig"]

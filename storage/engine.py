@@ -20,7 +20,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from hub.bridge import run_asyncio
+from hub import run_asyncio
 from storage.audit_chain import AUDIT_CHAIN_OPTION
 from storage.errors import StorageError, translate_errors
 from storage.urls import mask_url, normalise_url

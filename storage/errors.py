@@ -10,8 +10,11 @@ StorageError                  anything storage refuses or cannot do
 │   └── LastAdminError        the change would leave no enabled admin
 ├── UnknownUserError          no user has this username
 ├── UnknownVehicleError       no vehicle has this VIN (e.g. a command for it)
-└── KeyValueError             Redis answered but refused the operation
-    └── RedisUnavailable      Redis did not answer (down, timed out, login refused)
+├── KeyValueError             Redis answered but refused the operation
+│   └── RedisUnavailable      Redis did not answer (down, timed out, login refused)
+└── CodecError                a bus message from another node cannot be read (not JSON,
+                              another envelope version, an unknown message); also a
+                              ValueError. `RedisBus` logs and skips it (`bus_codec`)
 ```
 
 `DatabaseUnavailable` and `RedisUnavailable` are "the peer broke it": retry
@@ -30,9 +33,10 @@ from contextlib import contextmanager
 
 from sqlalchemy import exc as sa_exc
 
-from hub.ports import StorageFailed, StorageUnavailable
+from hub import StorageFailed, StorageUnavailable
 
 __all__ = [
+    "CodecError",
     "ConflictError",
     "DatabaseUnavailable",
     "KeyValueError",
@@ -88,6 +92,10 @@ class UnknownUserError(StorageError):
 
 class UnknownVehicleError(StorageError):
     """The VIN is not in the vehicle registry."""
+
+
+class CodecError(StorageError, ValueError):
+    """A bus message that is not valid JSON, of another version, or not a known message."""
 
 
 # SQLSTATE classes and codes that mean "the server is not there for us" rather

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.model import JSON, Command, CommandStatus
+from hub import JSON, Command, CommandStatus
 from storage.audit_chain import append_audit_row
 from storage.command_queries import COMMAND_COLUMNS, stored_command
 from storage.errors import UnknownVehicleError

@@ -31,7 +31,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from hub.bridge import run_asyncio
+from hub import run_asyncio
 from storage.errors import KeyValueError, RedisUnavailable
 from storage.urls import mask_url
 

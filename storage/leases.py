@@ -29,7 +29,7 @@ import structlog
 import trio
 from redis.asyncio import Redis
 
-from hub.ports import StorageUnavailable
+from hub import StorageUnavailable
 from storage.keyvalue import KeyValue, KeyValueError, RedisUnavailable
 
 __all__ = ["RedisLeases"]

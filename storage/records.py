@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from hub.model import JSON
+from hub import JSON
 
 __all__ = [
     "LoginSession",

@@ -41,8 +41,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from hub import BusMessage, InProcessBus
-from hub.bridge import run_asyncio
+from hub import BusMessage, InProcessBus, run_asyncio
 from storage.bus_codec import CodecError, decode, encode
 from storage.keyvalue import KeyValue, KeyValueError, RedisUnavailable, open_keyvalue
 

@@ -18,8 +18,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.auditing import AuditNote
-from hub.model import JSON, VehicleCredentials
+from hub import JSON, AuditNote, VehicleCredentials
 from storage.audit_chain import append_audit_row, append_audit_rows
 from storage.errors import UnknownVehicleError, VehicleExistsError
 from storage.models import VehicleModel

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
-from hub.credentials import hash_vehicle_token, new_vehicle_token
-from hub.model import JSON, VehicleCredentials
+from hub import JSON, VehicleCredentials, hash_vehicle_token, new_vehicle_token
 from storage import history, vehicle_queries
 from storage.engine import Store
 from storage.history import Page, VehicleChanges, VehicleFilter, VehicleOverview

@@ -26,68 +26,19 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 import redis
 import trio_asyncio
-from sqlalchemy.engine import make_url
 
 from storage import Database, KeyValue, migrate, open_database, open_keyvalue
-from storage.models import Base
-
-POSTGRES_URL_ENV = "SOVD_HUB_TEST_POSTGRES_URL"
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-_CONNECT_TIMEOUT_S = 5.0
-
-
-def postgres_server_url() -> str:
-    """The URL of the Postgres server the tests may create databases on."""
-    return os.environ.get(POSTGRES_URL_ENV, DEFAULT_POSTGRES_URL)
-
-
-def with_database_name(url: str, name: str) -> str:
-    """`url` pointing at database `name` on the same server."""
-    return make_url(url).set(database=name).render_as_string(hide_password=False)
-
-
-def _asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _admin(server_url: str, *statements: str) -> None:
-    conn = await asyncpg.connect(_asyncpg_dsn(server_url), timeout=_CONNECT_TIMEOUT_S)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-def create_postgres_database(server_url: str, name: str) -> None:
-    """Create database `name`: skip the test (fail it when CI=true) if Postgres is down."""
-    try:
-        asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        masked = make_url(server_url).render_as_string(hide_password=True)
-        message = (
-            f"Postgres at {masked} did not answer ({exc!r}): start it "
-            f"(pg_ctlcluster ... main start) or set {POSTGRES_URL_ENV}"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def drop_postgres_database(server_url: str, name: str) -> None:
-    """Drop database `name`, ending the connections still open to it first."""
-    asyncio.run(
-        _admin(
-            server_url,
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            f"WHERE datname = '{name}' AND pid <> pg_backend_pid()",
-            f'DROP DATABASE IF EXISTS "{name}"',
-        )
-    )
+from tests.support.databases import (
+    CONNECT_TIMEOUT_S,
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_server_url,
+    truncate_all,
+    with_database_name,
+)
 
 
 @pytest.fixture(scope="session")
@@ -112,14 +63,6 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-async def _truncate_all(url: str) -> None:
-    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
-    # Replica mode skips triggers, such as the one that keeps audit_events append-only.
-    await _admin(
-        url, "SET session_replication_role = replica", f"TRUNCATE {tables} RESTART IDENTITY CASCADE"
-    )
-
-
 @pytest.fixture(params=["sqlite", "postgres"], ids=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database on each backend."""
@@ -129,7 +72,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         shutil.copyfile(template, path)
         return f"sqlite:///{path}"
     url: str = request.getfixturevalue("postgres_database_url")
-    asyncio.run(_truncate_all(url))
+    asyncio.run(truncate_all(url))
     return url
 
 
@@ -158,7 +101,7 @@ def redis_url() -> str:
     """The test Redis, checked once: skip its tests (fail them when CI=true) if it is down."""
     url = os.environ.get(REDIS_URL_ENV, DEFAULT_REDIS_URL)
     client = redis.Redis.from_url(
-        url, socket_connect_timeout=_CONNECT_TIMEOUT_S, socket_timeout=_CONNECT_TIMEOUT_S
+        url, socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=CONNECT_TIMEOUT_S
     )
     try:
         client.ping()
@@ -180,7 +123,7 @@ def redis_key_prefix(redis_url: str) -> Iterator[str]:
     """A key prefix of this test's own; every key under it is deleted afterwards."""
     prefix = f"sovd-test-{uuid.uuid4().hex[:16]}:"
     yield prefix
-    client = redis.Redis.from_url(redis_url, socket_timeout=_CONNECT_TIMEOUT_S)
+    client = redis.Redis.from_url(redis_url, socket_timeout=CONNECT_TIMEOUT_S)
     try:
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         if keys:

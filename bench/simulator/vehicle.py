@@ -30,8 +30,8 @@ from bench.simulator.behaviour import (
 )
 from bench.simulator.errors import LinkLost, LinkRefused, ProtocolViolation
 from bench.vehicle_model import EventKind, EventSpec, VehicleModel
+from proto import VehicleLinkStub
 from proto import vehicle_link_pb2 as pb
-from proto.vehicle_link_grpc import VehicleLinkStub
 
 log = logging.getLogger("bench.simulator")  # one logger for the whole simulator
 

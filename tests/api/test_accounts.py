@@ -15,47 +15,12 @@ from api import ratelimit
 from api.auth import InvalidToken, Principal, Role, SessionRevocations, TokenIssuer
 from api.config import ApiConfig
 from api.errors import ApiError
-from hub import AuditRecord, HubConfig
+from hub import HubConfig
 from sovd_hub import open_node
 from storage import StorageConfig
-from tests.api.conftest import JWT_SECRET, PASSWORD, Node, open_socket, send_json
-
-AGENT = {"User-Agent": "fleet-console/1.0"}
-
-
-async def login(node: Node, username: str, password: str = PASSWORD) -> dict[str, Any]:
-    """Log in (a new session); returns the token response."""
-    response = await node.http.post(
-        "/api/v1/auth/login", json={"username": username, "password": password}, headers=AGENT
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def refresh(node: Node, refresh_token: str) -> httpx.Response:
-    return await node.http.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
-
-
-def bearer(tokens: dict[str, Any]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {tokens['access_token']}"}
-
-
-async def me(node: Node, tokens: dict[str, Any]) -> httpx.Response:
-    return await node.http.get("/api/v1/auth/me", headers=bearer(tokens))
-
-
-def error_code(response: httpx.Response) -> str:
-    body = response.json()
-    assert "error" in body, f"expected an error, got {response.status_code} {body}"
-    code: str = body["error"]["code"]
-    return code
-
-
-async def audit(node: Node, username: str, action: str) -> list[AuditRecord]:
-    return [
-        e for e in await node.db.audit.list_audit(target=f"user:{username}") if e.action == action
-    ]
+from tests.support.accounts import AGENT, audit, bearer, error_code, login, me, refresh
+from tests.support.node import JWT_SECRET, PASSWORD, Node
+from tests.support.websocket import open_socket, send_json
 
 
 async def test_login_gives_a_session_that_me_describes(node: Node) -> None:

@@ -12,8 +12,8 @@ import pytest
 
 from api.audit import EXPORT_COLUMNS, EXPORT_PAGE_ROWS
 from hub import AuditNote
-from storage.audit_chain import row_hash
-from tests.api.conftest import PASSWORD, VINS, Node
+from storage import row_hash
+from tests.support.node import PASSWORD, VINS, Node
 
 AUDIT = "/api/v1/audit"
 EXPORT = "/api/v1/audit/export"

@@ -15,9 +15,9 @@ import trio
 from grpclib.const import Status
 
 from bench.simulator import Behaviour, LinkRefused, SimulatedVehicle, VehicleSpec
-from hub.bridge import run_asyncio
-from tests.api.conftest import PASSWORD, VINS, Node, NodeSettings
-from tests.api.test_accounts import bearer, login, refresh
+from hub import run_asyncio
+from tests.support.accounts import bearer, login, refresh
+from tests.support.node import PASSWORD, VINS, Node, NodeSettings
 
 NEW_VIN = "1HGCM82633A004352"
 UNKNOWN_VIN = "WVWZZZ1JZXW999999"

@@ -10,7 +10,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import OctKey
 
-from tests.api.conftest import JWT_SECRET, VINS, Node
+from tests.support.node import JWT_SECRET, VINS, Node
 
 GOOD = {"vin": VINS[0], "command": "ReadDTC", "params": {"ecuAddress": "0x10"}}
 

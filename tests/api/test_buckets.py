@@ -19,9 +19,8 @@ from api.errors import ApiError
 from api.ratelimit import REDIS_RETRY_S, RateLimiter, rate_limit_headers
 from hub import ConfigError, load_config
 from storage import KeyValue, RedisUnavailable, open_keyvalue
-from tests.storage.test_keyvalue import closed_port
-
-from .conftest import JWT_SECRET
+from tests.support.network import closed_port
+from tests.support.node import JWT_SECRET
 
 RULE = Rule("submit", rate_per_s=0.5, burst=3)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from bench.simulator import Behaviour
-from tests.api.conftest import VINS, Node, collect_until_status, subscribe
+from tests.support.node import VINS, Node
+from tests.support.websocket import collect_until_status, subscribe
 
 
 async def _cancel(

@@ -11,15 +11,8 @@ from typing import Any
 import pytest
 
 from hub import CATALOG, JSON
-from tests.api.conftest import (
-    VINS,
-    Node,
-    NodeSettings,
-    body,
-    collect_until_status,
-    receive_json,
-    subscribe,
-)
+from tests.support.node import VINS, Node, NodeSettings
+from tests.support.websocket import body, collect_until_status, receive_json, subscribe
 
 VIN = VINS[0]
 EXECUTIONS = "/components/engine/operations/selftest/executions"

@@ -19,19 +19,11 @@ import trio_websocket
 
 from api.config import ApiConfig
 from bench.simulator import Behaviour
-from hub import JSON, HubConfig, InProcessBus
-from hub.model import Command, CommandStatus, SovdRequest, StatusChange
+from hub import JSON, Command, CommandStatus, HubConfig, InProcessBus, SovdRequest, StatusChange
 from sovd_hub import RESTART_REASON, open_node
 from storage import StorageConfig, open_database
-from tests.api.conftest import (
-    JWT_SECRET,
-    VINS,
-    Node,
-    provision,
-    receive_json,
-    send_json,
-    serve_clients,
-)
+from tests.support.node import JWT_SECRET, VINS, Node, provision, serve_clients
+from tests.support.websocket import receive_json, send_json
 
 Frame = dict[str, JSON]
 READ_DTC: dict[str, JSON] = {"ecuAddress": "0x10"}

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from hub import Command, CommandStatus, SovdRequest, StatusChange
-from tests.api.conftest import VINS, Node
+from tests.support.node import VINS, Node
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 

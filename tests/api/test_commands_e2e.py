@@ -6,7 +6,8 @@ import uuid
 from datetime import datetime
 
 from bench.simulator import Behaviour
-from tests.api.conftest import VINS, Node, body, collect_until_status, subscribe
+from tests.support.node import VINS, Node
+from tests.support.websocket import body, collect_until_status, subscribe
 
 
 async def test_read_dtc_streams_live_replays_late_and_is_recorded(node: Node) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from api.config import ApiConfig
 from hub import ConfigError, load_config
-from tests.api.conftest import JWT_SECRET, Node, NodeSettings
+from tests.support.node import JWT_SECRET, Node, NodeSettings
 
 CONSOLE = "https://console.example.com"
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

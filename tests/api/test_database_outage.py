@@ -1,5 +1,5 @@
 """A database outage, handled in the open: the node talks to Postgres through a TCP proxy
-the test controls (`tests.tcp_proxy`) and the test cuts it.
+the test controls (`tests.support.tcp_proxy`) and the test cuts it.
 
 Postgres only: SQLite is a file in the hub's own process, it has no outage of this kind.
 Both ways a path breaks are exercised: `Cut.REFUSE` (connections reset at once, as when
@@ -20,11 +20,11 @@ from grpclib.const import Status
 from sqlalchemy.engine import make_url
 
 from bench.simulator import Behaviour, LinkRefused, SimulatedVehicle, VehicleSpec
-from hub import JSON
-from hub.bridge import run_asyncio
-from tests.api.conftest import VINS, Node, NodeSettings, receive_json, send_json, subscribe
-from tests.conftest import _truncate_all, postgres_server_url
-from tests.tcp_proxy import Cut, TcpProxy, open_tcp_proxy
+from hub import JSON, run_asyncio
+from tests.support.databases import postgres_server_url, truncate_all
+from tests.support.node import VINS, Node, NodeSettings
+from tests.support.tcp_proxy import Cut, TcpProxy, open_tcp_proxy
+from tests.support.websocket import receive_json, send_json, subscribe
 
 VIN = VINS[0]
 HEARTBEAT_S = 0.5  # the links must live through outages several heartbeats long
@@ -60,7 +60,7 @@ async def proxy() -> AsyncIterator[TcpProxy]:
 @pytest.fixture
 async def database_url(proxy: TcpProxy, postgres_database_url: str) -> str:
     """The session's Postgres database, emptied, reached through `proxy` (Postgres only)."""
-    await trio.to_thread.run_sync(asyncio.run, _truncate_all(postgres_database_url))
+    await trio.to_thread.run_sync(asyncio.run, truncate_all(postgres_database_url))
     url = make_url(postgres_database_url).set(host="127.0.0.1", port=proxy.port)
     return url.render_as_string(hide_password=False)
 

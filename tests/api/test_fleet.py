@@ -7,8 +7,8 @@ import trio
 from grpclib.const import Status
 
 from bench.simulator import Behaviour, LinkRefused, SimulatedVehicle, VehicleSpec
-from hub.bridge import run_asyncio
-from tests.api.conftest import VINS, Node
+from hub import run_asyncio
+from tests.support.node import VINS, Node
 
 
 async def test_vehicle_list_shows_who_is_connected(node: Node) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hub import Command, SovdRequest
-from tests.api.conftest import VINS, Node
+from tests.support.node import VINS, Node
 
 HONDA = "1HGCM82633A004352"
 TESLA = "5YJ3E1EA7KF317000"

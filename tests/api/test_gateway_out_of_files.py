@@ -26,7 +26,7 @@ import trio
 
 from bench.simulator import Behaviour, LinkLost, LinkRefused, SimulatedVehicle, VehicleSpec
 from bench.stack import BENCH_PASSWORD, BENCH_USER, free_port, provision, stop_process, wait_http
-from hub.bridge import run_asyncio
+from hub import run_asyncio
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/stat").exists(), reason="reads the hub's CPU time from /proc"

@@ -11,7 +11,7 @@ import pytest
 from api import health
 from api.state import AppState
 from hub import HubConfig
-from tests.api.conftest import Node
+from tests.support.node import Node
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 

@@ -9,7 +9,7 @@ import trio
 from grpclib.const import Status
 
 from bench.simulator import Behaviour, LinkRefused
-from tests.api.conftest import VINS, Node
+from tests.support.node import VINS, Node
 
 
 async def _protocol_error(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from tests.api.conftest import VINS, Node, NodeSettings
+from tests.support.node import VINS, Node, NodeSettings
 
 HOSTILE = "127.0.0.2"
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

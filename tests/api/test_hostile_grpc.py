@@ -17,10 +17,9 @@ from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
-from hub import AuditRecord
-from hub.bridge import run_asyncio
+from hub import AuditRecord, run_asyncio
 from proto import Hello, VehicleLinkStub, VehicleMessage
-from tests.api.conftest import VINS, Node, NodeSettings
+from tests.support.node import VINS, Node, NodeSettings
 
 #: More than the hub will ever buffer; only the prefix and a little of it are sent.
 HUGE = 200 << 20

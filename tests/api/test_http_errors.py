@@ -8,7 +8,7 @@ import httpx
 import pytest
 import trio
 
-from tests.api.conftest import VINS, Node
+from tests.support.node import VINS, Node
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 GOOD = {"vin": VINS[0], "command": "ReadDTC", "params": {"ecuAddress": "0x10"}}

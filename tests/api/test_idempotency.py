@@ -14,7 +14,8 @@ import trio.testing
 from api.idempotency import KeyLocks, request_hash
 from api.schemas import SubmitCommand
 from hub import Command, SovdRequest
-from tests.api.conftest import VINS, Node, collect_until_status, subscribe
+from tests.support.node import VINS, Node
+from tests.support.websocket import collect_until_status, subscribe
 
 READ: dict[str, object] = {"vin": VINS[0], "command": "ReadDTC", "params": {"ecuAddress": "0x10"}}
 

@@ -41,9 +41,9 @@ from bench.stack import (
     wait_connected,
     wait_http,
 )
-from hub.bridge import run_asyncio
+from hub import run_asyncio
 from sovd_hub import RESTART_REASON
-from tests.conftest import (
+from tests.support.databases import (
     create_postgres_database,
     drop_postgres_database,
     postgres_server_url,

@@ -10,7 +10,7 @@ import pytest
 import structlog
 
 from sovd_hub import configure_logging
-from tests.api.conftest import VINS, Node
+from tests.support.node import VINS, Node
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 

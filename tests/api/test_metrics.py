@@ -6,8 +6,9 @@ import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.conftest import VINS, Node, open_socket
-from tests.api.test_openapi import build_app
+from tests.support.app import build_app
+from tests.support.node import VINS, Node
+from tests.support.websocket import open_socket
 
 #: These tests need no second database backend: metrics do not depend on it.
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

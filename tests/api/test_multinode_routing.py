@@ -14,10 +14,11 @@ import pytest
 from bench.simulator import Behaviour
 from hub import Command
 from storage import CommandStreams, KeyValue
-from tests.api.conftest import VINS, receive_json, send_json
-from tests.api.test_multinode_bus import READ_DTC, subscribe_to, two_nodes
-from tests.storage.test_redis_bus import redis_host_port
-from tests.tcp_proxy import Cut, open_tcp_proxy
+from tests.support.multinode import READ_DTC, subscribe_to, two_nodes
+from tests.support.network import redis_host_port
+from tests.support.node import VINS
+from tests.support.tcp_proxy import Cut, open_tcp_proxy
+from tests.support.websocket import receive_json, send_json
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 

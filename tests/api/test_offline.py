@@ -7,7 +7,8 @@ import uuid
 import trio
 
 from bench.simulator import Behaviour
-from tests.api.conftest import VINS, Node, collect_until_status, subscribe
+from tests.support.node import VINS, Node
+from tests.support.websocket import collect_until_status, subscribe
 
 
 async def test_waiting_commands_are_delivered_in_order_when_the_vehicle_connects(

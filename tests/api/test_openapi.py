@@ -9,15 +9,13 @@ the document promises.
 from __future__ import annotations
 
 import re
-from typing import Any, cast
+from typing import Any
 
 import hypothesis
-import pytest
 import requests
 import schemathesis
 import trio
 from hypothesis import HealthCheck, given
-from quart_trio import QuartTrio
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Ok
@@ -29,51 +27,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from api.app import create_app
-from api.config import ApiConfig
-from hub import Hub, HubConfig
-from storage import Database
-from tests.api.conftest import JWT_SECRET, Node, new_id
+from tests.support.app import SQLITE, app_rules
+from tests.support.node import Node
+from tests.support.websocket import new_id
 
-#: Routes that exist but are not API operations: the document itself, its UI, metrics.
-UNDOCUMENTED = {"openapi", "metrics", "static", "docs.swagger_ui", "docs.swagger_ui_init"}
-UNDOCUMENTED_PREFIXES = ("docs.",)
-#: The document does not depend on the database: one backend is enough.
-SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 #: Generated requests per operation and mode (valid / invalid): bounded, so the run stays short.
 EXAMPLES = 12
-
-
-def build_app(**api: Any) -> QuartTrio:
-    """An app as a node builds it, on a stand-in hub: to look at its routes, not to serve."""
-
-    class _Journal:
-        observer: object = None
-
-    class _Hub:
-        journal = _Journal()
-
-        def mailbox_depths(self) -> list[int]:
-            return []
-
-    config = ApiConfig(jwt_secret=JWT_SECRET, **api)
-    return create_app(cast(Hub, _Hub()), cast(Database, None), config, HubConfig())
-
-
-def _app_rules() -> set[tuple[str, str]]:
-    """(OpenAPI path, method) of every HTTP route of an app built like a node's."""
-    app = build_app()
-    found = set()
-    for rule in app.url_map.iter_rules():
-        if rule.websocket or rule.endpoint in UNDOCUMENTED:
-            continue
-        if rule.endpoint.startswith(UNDOCUMENTED_PREFIXES):
-            continue
-        path = re.sub(r"<(?:[^:<>]*:)?([^<>]+)>", r"{\1}", rule.rule)
-        for method in rule.methods or ():
-            if method not in ("HEAD", "OPTIONS"):
-                found.add((path, method.lower()))
-    return found
 
 
 async def _document(node: Node) -> dict[str, Any]:
@@ -88,7 +47,7 @@ async def test_document_is_openapi_3_1_with_every_route_and_nothing_else(node: N
     document = await _document(node)
     assert re.fullmatch(r"3\.1\.\d+", document["openapi"])
     described = {(path, method) for path, item in document["paths"].items() for method in item}
-    assert described == _app_rules()
+    assert described == app_rules()
     assert "/metrics" not in document["paths"]
     assert not any(path.startswith("/docs") for path in document["paths"])
     operation_ids = [

@@ -9,10 +9,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.storage.test_keyvalue import closed_port
-
-from .conftest import PASSWORD, VINS, Node, NodeSettings
-from .fleet_check import assert_unrelated_command_succeeds
+from tests.support.fleet_check import assert_unrelated_command_succeeds
+from tests.support.network import closed_port
+from tests.support.node import PASSWORD, VINS, Node, NodeSettings
 
 LIMITS = {
     "submit_burst": 3,

@@ -10,65 +10,33 @@ test (`test_kill.py`) crashes a real process.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import trio
 
-from api.config import ApiConfig
 from bench.simulator import Behaviour
-from hub import JSON, ConfigError, HubConfig, InProcessBus, load_config
-from hub.model import (
+from hub import (
+    JSON,
     Command,
     CommandEventRecord,
     CommandStatus,
+    ConfigError,
     EventKind,
+    HubConfig,
+    InProcessBus,
     SovdRequest,
     StatusChange,
+    load_config,
 )
-from sovd_hub import RESTART_REASON, open_node
-from storage import Database, StorageConfig, open_database
-from tests.api.conftest import (
-    JWT_SECRET,
-    VINS,
-    Node,
-    collect_until_status,
-    provision,
-    receive_json,
-    send_json,
-    serve_clients,
-    subscribe,
-)
+from sovd_hub import RESTART_REASON
+from storage import Database, open_database
+from tests.support.node import VINS
+from tests.support.recovery import running_node, status_of
+from tests.support.websocket import collect_until_status, receive_json, send_json, subscribe
 
 Frame = dict[str, JSON]
-USERS = (("admin", "admin"), ("engineer", "engineer"))
-
-
-@asynccontextmanager
-async def running_node(
-    database_url: str, node_id: str, tokens: dict[str, str], bus: InProcessBus | None = None
-) -> AsyncIterator[Node]:
-    """A node called `node_id` on the shared database; the first one provisions it.
-
-    `tokens` (VIN -> vehicle token) is filled by the first node and shared by the others.
-    """
-    hub_config = HubConfig(
-        grpc_port=0,
-        shutdown_grace_s=2,
-        default_command_timeout_s=60,  # silent vehicles keep their commands running
-        max_in_flight_per_vehicle=1,
-        cancel_grace_s=0.5,
-        expiry_sweep_s=0.1,
-        node_id=node_id,
-    )
-    api_config = ApiConfig(http_port=0, jwt_secret=JWT_SECRET, ws_auth_timeout_s=1)
-    storage = StorageConfig(database_url=database_url, bcrypt_rounds=4)
-    async with open_node(hub_config, api_config, storage, bus=bus) as (addresses, db):
-        await provision(db, tokens, USERS)
-        async with serve_clients(addresses, db, tokens) as node:
-            yield node
 
 
 def command(vin: str, *, ttl: bool = False) -> Command:
@@ -105,12 +73,6 @@ async def leave_behind(database_url: str, node_id: str | None) -> dict[str, Comm
             ],
         )
     return {"running": running, "dispatched": dispatched, "queued": queued, "waiting": waiting}
-
-
-async def status_of(db: Database, command_id: uuid.UUID) -> tuple[CommandStatus, str | None]:
-    row = await db.commands.get_command(command_id)
-    assert row is not None
-    return row.status, row.error
 
 
 async def wait_status(db: Database, command_id: uuid.UUID, status: CommandStatus) -> None:

@@ -12,8 +12,8 @@ import enum
 
 import pytest
 
-from tests.api.conftest import VINS, Node
-from tests.api.test_openapi import SQLITE, _app_rules
+from tests.support.app import SQLITE, app_rules
+from tests.support.node import VINS, Node
 
 
 class Access(enum.Enum):
@@ -72,7 +72,7 @@ CALLERS = (None, "viewer", "engineer", "other", "admin")
 
 def app_routes() -> set[tuple[str, str]]:
     """(method, path) of every HTTP route of the app."""
-    return {(method, path) for path, method in _app_rules()}
+    return {(method, path) for path, method in app_rules()}
 
 
 def test_the_table_names_every_route_the_app_has() -> None:

@@ -16,7 +16,7 @@ import trio
 
 from api.config import ApiConfig
 from hub import JSON, ConfigError, load_config
-from tests.api.conftest import JWT_SECRET, PASSWORD, VINS, Node, NodeSettings
+from tests.support.node import JWT_SECRET, PASSWORD, VINS, Node, NodeSettings
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 GOOD: dict[str, JSON] = {"ecuAddress": "0x10"}

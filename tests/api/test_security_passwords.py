@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from api.passwords import WeakPassword, check_new_password, common_passwords
-from tests.api.conftest import PASSWORD, Node
-from tests.api.fleet_check import assert_unrelated_command_succeeds
-from tests.api.test_accounts import bearer, error_code, login
+from tests.support.accounts import bearer, error_code, login
+from tests.support.fleet_check import assert_unrelated_command_succeeds
+from tests.support.node import PASSWORD, Node
 
 WEAK = [
     (" " * 12, "password_repetitive"),

@@ -22,9 +22,10 @@ from joserfc.jwk import OctKey
 from api.auth import InvalidToken, Principal, Role
 from api.session_check import ActiveSessions, SessionFacts
 from storage import DatabaseUnavailable
-from tests.api.conftest import JWT_SECRET, Node, open_socket, send_json
-from tests.api.fleet_check import assert_unrelated_command_succeeds
-from tests.api.test_accounts import login
+from tests.support.accounts import login
+from tests.support.fleet_check import assert_unrelated_command_succeeds
+from tests.support.node import JWT_SECRET, Node
+from tests.support.websocket import open_socket, send_json
 
 KEY = OctKey.import_key(JWT_SECRET.encode())
 YEAR_S = 365 * 24 * 3600

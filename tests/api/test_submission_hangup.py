@@ -27,13 +27,19 @@ from hub import (
     CommandStatus,
     StatusChange,
     StorageUnavailable,
-    build_request,
 )
+from hub.testing import command as new_command
 from sovd_hub import STOP_REASON
 from storage import CommandFilter, Database, open_database
-from tests.api.conftest import VINS, Node, collect_until_status, subscribe
-from tests.api.test_recovery import running_node, status_of
-from tests.api.test_websocket_topics import Frame, frames_until, subscribe_vehicle
+from tests.support.node import VINS, Node
+from tests.support.recovery import running_node, status_of
+from tests.support.websocket import (
+    Frame,
+    collect_until_status,
+    frames_until,
+    subscribe,
+    subscribe_vehicle,
+)
 
 READ: dict[str, JSON] = {"command": "ReadDTC", "params": {"ecuAddress": "0x10"}}
 #: Time given to Hypercorn to notice a closed connection and cancel its handler.
@@ -156,15 +162,10 @@ async def test_an_idempotent_retry_after_a_hang_up_gets_the_command_and_it_runs(
 def stray(vin: str, *, key: str | None = None) -> Command:
     """A ReadDTC of the engineer's whose hand-over was lost: stored, and nothing will run it."""
     body = {"vin": vin, **READ}
-    return Command(
-        id=uuid.uuid4(),
-        vin=vin,
-        name="ReadDTC",
-        params={"ecuAddress": "0x10"},
-        sovd=build_request("ReadDTC", {"ecuAddress": "0x10"}),
+    return new_command(
+        vin,
         timeout_s=5.0,
         submitted_by="engineer",
-        submitted_at=datetime.now(UTC),
         idempotency_key=key,
         request_hash=request_hash(SubmitCommand.model_validate(body)) if key else None,
     )

@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import PASSWORD, Node
-from tests.api.test_accounts import audit, bearer, error_code, login, me, refresh
+from tests.support.accounts import audit, bearer, error_code, login, me, refresh
+from tests.support.node import PASSWORD, Node
 
 
 async def user_id(node: Node, username: str) -> int:

@@ -7,8 +7,8 @@ import trio
 from grpclib.const import Status
 
 from bench.simulator import LinkRefused, SimulatedVehicle, VehicleSpec
-from hub.bridge import run_asyncio
-from tests.api.conftest import VINS, Node
+from hub import run_asyncio
+from tests.support.node import VINS, Node
 
 NEW_VIN = "1HGCM82633A004352"
 

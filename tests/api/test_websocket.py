@@ -7,15 +7,8 @@ import trio
 import trio_websocket
 
 from bench.simulator import Behaviour
-from tests.api.conftest import (
-    VINS,
-    Node,
-    new_id,
-    open_socket,
-    receive_json,
-    send_json,
-    subscribe,
-)
+from tests.support.node import VINS, Node
+from tests.support.websocket import new_id, open_socket, receive_json, send_json, subscribe
 
 
 async def _close_code(node: Node, first_message: dict[str, object] | None) -> tuple[int, str]:

@@ -13,17 +13,16 @@ import trio
 import trio_websocket
 
 from api.ws_limits import CLOSE_FLOODING
-from tests.api.conftest import (
-    VINS,
-    Node,
-    NodeSettings,
+from tests.support.node import VINS, Node, NodeSettings
+from tests.support.websocket import (
     collect_until_status,
+    frames_until,
     new_id,
     receive_json,
     send_json,
     subscribe,
+    subscribe_vehicle,
 )
-from tests.api.test_websocket_topics import frames_until, subscribe_vehicle
 
 MAX_SUBSCRIPTIONS = 3
 BURST = 8

@@ -18,10 +18,8 @@ import trio_websocket
 
 from api.config import ApiConfig
 from api.ws_limits import CLOSE_FLOODING
-from tests.api.conftest import (
-    JWT_SECRET,
-    VINS,
-    Node,
+from tests.support.node import JWT_SECRET, VINS, Node
+from tests.support.websocket import (
     collect_until_status,
     new_id,
     receive_json,

@@ -10,17 +10,16 @@ import trio
 import trio_websocket
 
 from bench.vehicle_model import Fault
-from tests.api.conftest import (
-    VINS,
-    Node,
-    NodeSettings,
+from tests.support.node import VINS, Node, NodeSettings
+from tests.support.websocket import (
     collect_until_status,
+    frames_until,
     receive_json,
     send_json,
     subscribe,
+    subscribe_vehicle,
     unread_socket,
 )
-from tests.api.test_websocket_topics import frames_until, subscribe_vehicle
 
 BUFFER = 8
 #: Events of ~60 kB: enough to fill the TCP buffers (Linux grows a socket's send buffer to

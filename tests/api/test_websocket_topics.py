@@ -2,43 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import AsyncExitStack
 
-import trio_websocket
-
 from hub import JSON
-from tests.api.conftest import (
-    PASSWORD,
-    VINS,
-    Node,
-    receive_json,
-    send_json,
-)
+from tests.support.node import PASSWORD, VINS, Node
+from tests.support.websocket import Frame, frames_until, receive_json, send_json, subscribe_vehicle
 
-Frame = dict[str, JSON]
 READ_DTC: dict[str, JSON] = {"ecuAddress": "0x10"}
-
-
-async def subscribe_vehicle(ws: trio_websocket.WebSocketConnection, vin: str) -> Frame:
-    """Subscribe to `vehicle:<vin>`; returns the snapshot frame that follows the acknowledgement."""
-    topic = f"vehicle:{vin}"
-    await send_json(ws, {"type": "subscribe", "topic": topic})
-    assert await receive_json(ws) == {"type": "subscribed", "topic": topic}
-    snapshot = await receive_json(ws)
-    assert (snapshot["type"], snapshot["topic"], snapshot["vin"]) == ("vehicle", topic, vin)
-    return snapshot
-
-
-async def frames_until(
-    ws: trio_websocket.WebSocketConnection, last: Callable[[Frame], bool]
-) -> list[Frame]:
-    """Every frame up to and including the first for which `last` is true."""
-    frames = []
-    while True:
-        frames.append(await receive_json(ws))
-        if last(frames[-1]):
-            return frames
 
 
 def command_frames(frames: list[Frame], command_id: str) -> list[Frame]:

@@ -7,9 +7,8 @@ import pytest
 from api.config import ApiConfig
 from api.ws_frames import ClientError
 from api.ws_limits import MessageBudget, Verdict, check_subscription_room
-from hub.config import load_config
-from hub.errors import ConfigError
-from tests.api.conftest import JWT_SECRET
+from hub import ConfigError, load_config
+from tests.support.node import JWT_SECRET
 
 
 def test_a_burst_is_acted_on_then_refusals_are_told_once_then_closed() -> None:

@@ -11,8 +11,7 @@ import trio
 import trio_asyncio
 
 from bench.simulator import Behaviour, SimulatedVehicle, VehicleSpec, keep_connected, run_fleet
-from hub import Hub, HubConfig, InProcessBus, open_hub
-from hub.bridge import run_asyncio
+from hub import Hub, HubConfig, InProcessBus, open_hub, run_asyncio
 from hub.testing import MemoryAudit, MemoryDirectory, MemoryJournal
 
 VIN, OTHER = "WVWZZZ1JZXW000001", "WVWZZZ1JZXW000002"

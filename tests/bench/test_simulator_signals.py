@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from grpclib.server import Server, Stream
 
+from proto import VehicleLinkBase
 from proto import vehicle_link_pb2 as pb
-from proto.vehicle_link_grpc import VehicleLinkBase
 
 VINS = ("SIGTEST0000000001", "SIGTEST0000000002", "SIGTEST0000000003")
 

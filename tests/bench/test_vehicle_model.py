@@ -11,7 +11,7 @@ from bench.vehicle_model import (
     EventSpec,
     VehicleModel,
 )
-from proto.vehicle_link_pb2 import SovdRequest
+from proto import SovdRequest
 
 VIN = "WVWZZZ1KZ8W000001"
 

@@ -6,8 +6,8 @@ import orjson
 import pytest
 
 from bench.vehicle_model import Answer, EventKind, EventSpec, Stopped, VehicleModel
-from hub.model import JSON
-from proto.vehicle_link_pb2 import SovdRequest
+from hub import JSON
+from proto import SovdRequest
 
 VIN = "WVWZZZ1KZ8W000001"
 START = "/components/engine/operations/selftest/executions"

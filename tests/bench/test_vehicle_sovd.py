@@ -15,11 +15,11 @@ from bench.vehicle_model import (
     VehicleModel,
 )
 from bench.vehicle_operations import OPERATIONS
+from hub import ECU_COMPONENTS as HUB_ECU_COMPONENTS
+from hub import FAULT_STATUSES as HUB_FAULT_STATUSES
 from hub import JSON, build_request
-from hub.catalog import ECU_COMPONENTS as HUB_ECU_COMPONENTS
-from hub.catalog import FAULT_STATUSES as HUB_FAULT_STATUSES
-from hub.catalog import OPERATIONS as HUB_OPERATIONS
-from proto.vehicle_link_pb2 import SovdRequest as PbSovdRequest
+from hub import OPERATIONS as HUB_OPERATIONS
+from proto import SovdRequest as PbSovdRequest
 
 VIN = "WVWZZZ1KZ8W000001"
 

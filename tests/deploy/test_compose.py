@@ -25,9 +25,9 @@ import jsonschema_rs
 import pytest
 
 from bench.simulator import _parse_args, load_fleet
-from hub.credentials import verify_vehicle_token
+from hub import verify_vehicle_token
 from storage import migrate
-from tests.deploy.hub_settings import (
+from tests.support.hub_settings import (
     CLI_VARIABLES,
     ROOT,
     NodeSettings,
@@ -38,7 +38,7 @@ from tests.deploy.hub_settings import (
     storage_settings,
     unknown_settings,
 )
-from tests.deploy.nginx import Block, parse_nginx
+from tests.support.nginx import Block, parse_nginx
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 SCHEMA_FILE = Path(__file__).with_name("compose_spec.json")

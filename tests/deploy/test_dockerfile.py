@@ -13,9 +13,9 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from api.config import ApiConfig
+from api import ApiConfig
 from hub import HubConfig
-from tests.deploy.hub_settings import (
+from tests.support.hub_settings import (
     ROOT,
     default_of,
     handler_name,

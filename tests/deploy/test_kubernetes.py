@@ -12,8 +12,8 @@ from typing import Any, cast
 
 import pytest
 
-from hub.config import MAX_NODE_ID_LENGTH
-from tests.deploy.hub_settings import (
+from hub import MAX_NODE_ID_LENGTH
+from tests.support.hub_settings import (
     ROOT,
     NodeSettings,
     handler_name,

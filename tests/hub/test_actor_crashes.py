@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
 import trio
@@ -17,13 +15,13 @@ from hub import (
     DisconnectReason,
     HubConfig,
     InProcessBus,
-    build_request,
     open_hub,
 )
 from hub.commands import CommandTracker
 from hub.node import Hub
 from hub.testing import MemoryAudit, MemoryDirectory, MemoryJournal
-from tests.hub.test_links import OTHER, TOKEN, VIN, RawVehicle
+from hub.testing import command as new_command
+from tests.support.raw_vehicle import OTHER, TOKEN, VIN, RawVehicle
 
 Env = tuple[Hub, MemoryJournal, MemoryAudit]
 #: Written in batches, soon after the fact: not ordered with the actor's own events.
@@ -52,16 +50,7 @@ async def env() -> AsyncIterator[Env]:
 
 
 def _command(vin: str = VIN) -> Command:
-    return Command(
-        id=uuid.uuid4(),
-        vin=vin,
-        name="ReadDTC",
-        params={"ecuAddress": "0x10"},
-        sovd=build_request("ReadDTC", {"ecuAddress": "0x10"}),
-        timeout_s=30,
-        submitted_by="tester",
-        submitted_at=datetime.now(UTC),
-    )
+    return new_command(vin)
 
 
 def _crash_on_dispatch(monkeypatch: pytest.MonkeyPatch, vin: str, times: int) -> list[int]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
 import trio
@@ -15,7 +13,6 @@ from grpclib.exceptions import GRPCError
 
 from hub import (
     BusMessage,
-    Command,
     CommandStatus,
     EventKind,
     Hub,
@@ -26,8 +23,8 @@ from hub import (
     open_hub,
 )
 from hub.bridge import run_asyncio
-from hub.catalog import build_request
 from hub.testing import MemoryAudit, MemoryDirectory, MemoryJournal
+from hub.testing import command as new_command
 from proto import CommandEvent, Hello, VehicleLinkStub, VehicleMessage
 
 VIN = "WVWZZZ1JZXW000001"
@@ -142,16 +139,7 @@ async def test_command_round_trip_and_shutdown_ends_link_with_unavailable(
         nursery.start_soon(run_asyncio, vehicle)
         await connected.wait()
         assert hub.connection(VIN) is not None and VIN in directory.seen
-        command = Command(
-            id=uuid.uuid4(),
-            vin=VIN,
-            name="ReadDTC",
-            params={"ecuAddress": "0x10"},
-            sovd=build_request("ReadDTC", {"ecuAddress": "0x10"}),
-            timeout_s=5,
-            submitted_by="tester",
-            submitted_at=datetime.now(UTC),
-        )
+        command = new_command(VIN, timeout_s=5)
         async with hub.bus.subscribe(command_topic(command.id)) as messages:
             hub.dispatch(command)
             seen = [m async for m in _until_final(messages)]

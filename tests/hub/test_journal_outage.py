@@ -15,6 +15,7 @@ import pytest
 import trio
 
 from hub.batching import GroupCommitJournal, JournalUnavailable
+from hub.errors import StorageUnavailable
 from hub.model import (
     JSON,
     Command,
@@ -24,7 +25,6 @@ from hub.model import (
     SovdRequest,
     StatusChange,
 )
-from hub.ports import StorageUnavailable
 from hub.testing import MemoryJournal
 
 

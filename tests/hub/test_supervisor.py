@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import trio
 
-from hub.supervisor import GaveUp, Restart, RestartBudget, supervise
+from hub.errors import GaveUp
+from hub.supervisor import Restart, RestartBudget, supervise
 
 
 class Flaky:

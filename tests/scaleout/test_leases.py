@@ -21,8 +21,8 @@ from hub import (
     open_hub,
 )
 from storage import Database, KeyValue, RedisLeases, open_database, open_keyvalue
-from tests.storage.test_commands import VIN, make_command
-from tests.tcp_proxy import Cut, open_tcp_proxy
+from tests.support.commands import VIN, make_command
+from tests.support.tcp_proxy import Cut, open_tcp_proxy
 
 
 def leases(keyvalue: KeyValue, node: str, ttl_s: float = 10) -> RedisLeases:

@@ -44,13 +44,13 @@ import trio_websocket
 from bench.simulator import VehicleSpec
 from bench.stack import BENCH_PASSWORD, BENCH_USER, free_port, provision, wait_http
 from hub import node_lost_reason
-from tests.conftest import (
+from tests.support.databases import (
     create_postgres_database,
     drop_postgres_database,
     postgres_server_url,
     with_database_name,
 )
-from tests.tcp_proxy import Cut, open_tcp_proxy
+from tests.support.tcp_proxy import Cut, open_tcp_proxy
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import trio
 
 from storage import Database, RetentionPolicy, open_database, signing_key
-from tests.audit_tamper import query, tamper
+from tests.support.audit_tamper import query, tamper
 
 SIGNING_SECRET = "audit-cli-test-signing-key-" + "k" * 20
 CHAIN = "node-cli"

@@ -17,7 +17,7 @@ import trio
 from grpclib.const import Status
 
 from bench.simulator import Behaviour, LinkLost, LinkRefused, SimulatedVehicle, VehicleSpec
-from hub.bridge import run_asyncio
+from hub import run_asyncio
 from storage import NewVehicle, open_database
 
 VIN = "WVWZZZ1JZXW000007"

@@ -9,8 +9,7 @@ from functools import partial
 import pytest
 import trio
 
-from hub import ConfigError
-from hub.model import Command, CommandStatus, SovdRequest, StatusChange
+from hub import Command, CommandStatus, ConfigError, SovdRequest, StatusChange
 from sovd_hub import retention_policy, run_retention, verify_key
 from storage import Database, StorageConfig, signing_key
 

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import trio
 
-from hub.model import Command, CommandStatus, SovdRequest, StatusChange
+from hub import Command, CommandStatus, SovdRequest, StatusChange
 from storage import BreakKind, ChainReport, Database, open_database
 from storage.audit_chain import GENESIS_HASH, canonical_row, row_hash
-from tests.audit_tamper import query, run_sql, tamper
+from tests.support.audit_tamper import query, run_sql, tamper
 
 CHAIN = "node-a"
 VIN = "WVWZZZ1JZXW000001"

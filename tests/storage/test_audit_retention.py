@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import trio
 from alembic import command as alembic_command
 
-from hub.model import (
-    Command,
-    CommandEventRecord,
-    CommandStatus,
-    EventKind,
-    SovdRequest,
-    StatusChange,
-)
+from hub import Command, CommandEventRecord, CommandStatus, EventKind, SovdRequest, StatusChange
 from storage import (
     BreakKind,
     Database,
@@ -29,13 +21,7 @@ from storage import (
 )
 from storage.audit_chain import MIGRATED_CHAIN
 from storage.migrations import alembic_config
-from tests.audit_tamper import query, run_sql, tamper
-from tests.conftest import (
-    create_postgres_database,
-    drop_postgres_database,
-    postgres_server_url,
-    with_database_name,
-)
+from tests.support.audit_tamper import query, run_sql, tamper
 
 CHAIN = "node-a"
 VIN = "WVWZZZ1JZXW000001"
@@ -211,25 +197,6 @@ async def test_windows_of_zero_keep_everything(db: Database) -> None:
 
 
 # -- migration 0004 chains the rows written before it ------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgres"], ids=["sqlite", "postgres"])
-def url_at_0003(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database migrated to revision 0003 (before the audit chain)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-        alembic_command.upgrade(alembic_config(url), "0003")
-        yield url
-        return
-    server_url = postgres_server_url()
-    name = f"sovd_test_{uuid.uuid4().hex}"
-    create_postgres_database(server_url, name)
-    try:
-        url = with_database_name(server_url, name)
-        alembic_command.upgrade(alembic_config(url), "0003")
-        yield url
-    finally:
-        drop_postgres_database(server_url, name)
 
 
 def test_migration_0004_chains_the_existing_rows(url_at_0003: str) -> None:

@@ -9,10 +9,7 @@ from alembic import command as alembic_command
 
 from storage.audit_queries import audit_vin
 from storage.migrations import alembic_config
-from tests.audit_tamper import query, run_sql
-from tests.storage.test_audit_retention import url_at_0003
-
-__all__ = ["url_at_0003"]  # the fixture, used here
+from tests.support.audit_tamper import query, run_sql
 
 VIN = "WVWZZZ1JZXW000001"
 

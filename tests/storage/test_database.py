@@ -11,11 +11,16 @@ from pathlib import Path
 import pytest
 import trio
 
-from hub import AuditLog
-from hub.model import CommandStatus, StatusChange
-from hub.ports import CommandBacklog, CommandJournal, VehicleDirectory
+from hub import (
+    AuditLog,
+    CommandBacklog,
+    CommandJournal,
+    CommandStatus,
+    StatusChange,
+    VehicleDirectory,
+)
 from storage import Database, DatabaseUnavailable, StorageError, migrate, open_database
-from tests.storage.test_commands import make_command, make_event
+from tests.support.commands import make_command, make_event
 
 
 async def test_database_serves_the_hub_ports(database: Database) -> None:

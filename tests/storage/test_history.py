@@ -11,8 +11,14 @@ import pytest
 import trio
 import trio.testing
 
-from hub import Command, CommandEventRecord, IdempotencyKeyTaken, SovdRequest, StatusChange
-from hub.batching import GroupCommitJournal
+from hub import (
+    Command,
+    CommandEventRecord,
+    GroupCommitJournal,
+    IdempotencyKeyTaken,
+    SovdRequest,
+    StatusChange,
+)
 from storage import (
     CommandFilter,
     ConflictError,

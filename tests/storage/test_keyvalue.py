@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 
 import pytest
 from redis.asyncio import Redis
 
 from storage import KeyValue, KeyValueError, RedisUnavailable, open_keyvalue
-
-
-def closed_port() -> int:
-    """A local TCP port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
+from tests.support.network import closed_port
 
 
 async def _get(client: Redis, key: str) -> bytes | str | None:

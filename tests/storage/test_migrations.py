@@ -17,7 +17,7 @@ from sqlalchemy.pool import NullPool
 from storage import DatabaseUnavailable, StorageError, check_schema, migrate, normalise_url
 from storage.migrations import head_revision
 from storage.models import Base
-from tests.conftest import (
+from tests.support.databases import (
     create_postgres_database,
     drop_postgres_database,
     postgres_server_url,

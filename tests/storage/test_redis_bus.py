@@ -17,8 +17,8 @@ import pytest
 import redis
 import trio
 
-from hub import BusMessage
-from hub.model import (
+from hub import (
+    BusMessage,
     CommandEventRecord,
     CommandStatus,
     CommandUpdate,
@@ -30,7 +30,8 @@ from hub.model import (
 )
 from storage.bus_codec import VERSION, CodecError, decode, encode
 from storage.redis_bus import RedisBus, open_redis_bus
-from tests.tcp_proxy import Cut, TcpProxy, open_tcp_proxy
+from tests.support.network import redis_host_port
+from tests.support.tcp_proxy import Cut, TcpProxy, open_tcp_proxy
 
 NOW = datetime(2026, 11, 26, 12, 30, 15, 123456, tzinfo=UTC)
 EVENT = CommandEventRecord(
@@ -122,14 +123,6 @@ def test_an_update_must_carry_an_event_or_a_status() -> None:
     )
     with pytest.raises(CodecError, match="an update carries an event or a status"):
         decode(data)
-
-
-def redis_host_port(url: str) -> tuple[str, int]:
-    """Host and port of a `redis://host:port/db` URL."""
-    client = redis.Redis.from_url(url)
-    kwargs = client.connection_pool.connection_kwargs
-    client.close()
-    return str(kwargs.get("host", "127.0.0.1")), int(kwargs.get("port", 6379))
 
 
 def through(proxy: TcpProxy, url: str) -> str:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from hub.credentials import verify_vehicle_token
+from hub import verify_vehicle_token
 from storage import Database, NewVehicle, UnknownVehicleError, VehicleExistsError
 
 VIN_A = "WVWZZZ1JZXW000001"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import VINS, Node
+from tests.support.node import VINS, Node
 
 
 async def assert_unrelated_command_succeeds(node: Node, vin: str = VINS[2]) -> None:

@@ -17,12 +17,11 @@ from typing import Any
 # PyYAML (a dependency of schemathesis) ships no type hints; types-PyYAML may come later.
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
-from api.config import ApiConfig
-from hub import HubConfig, load_config
-from hub.config import ENV_PREFIX
+from api import ApiConfig
+from hub import ENV_PREFIX, HubConfig, load_config
 from sovd_hub import build_parser
 from storage import StorageConfig
-from tests.api.test_openapi import build_app
+from tests.support.app import build_app
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_CLASSES: tuple[type[object], ...] = (HubConfig, ApiConfig, StorageConfig)
