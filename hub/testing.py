@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 
 from hub.auditing import AuditNote
+from hub.bus import InProcessBus
 from hub.catalog import build_request
+from hub.config import HubConfig
 from hub.credentials import hash_vehicle_token
 from hub.model import (
     JSON,
@@ -23,6 +26,8 @@ from hub.model import (
     StatusChange,
     VehicleCredentials,
 )
+from hub.node import Hub
+from hub.opening import open_hub
 
 EXPIRED = CommandStatus.EXPIRED
 #: The parameters of the command `command` builds.
@@ -140,3 +145,17 @@ class MemoryAudit:
 
     async def append_audits(self, notes: Sequence[AuditNote]) -> None:
         self.events.extend((n.actor, n.action, n.target, n.details) for n in notes)
+
+
+def open_memory_hub(
+    config: HubConfig,
+    directory: MemoryDirectory,
+    journal: MemoryJournal,
+    *,
+    audit: MemoryAudit,
+    bus: InProcessBus,
+) -> AbstractAsyncContextManager[Hub]:
+    """`open_hub` over the in-memory ports (`journal` is the backlog too), for hub tests."""
+    return open_hub(
+        config, directory=directory, journal=journal, backlog=journal, audit=audit, bus=bus
+    )

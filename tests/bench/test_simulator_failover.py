@@ -11,8 +11,8 @@ import trio
 import trio_asyncio
 
 from bench.simulator import Behaviour, SimulatedVehicle, VehicleSpec, keep_connected, run_fleet
-from hub import Hub, HubConfig, InProcessBus, open_hub, run_asyncio
-from hub.testing import MemoryAudit, MemoryDirectory, MemoryJournal
+from hub import Hub, HubConfig, InProcessBus, run_asyncio
+from hub.testing import MemoryAudit, MemoryDirectory, MemoryJournal, open_memory_hub
 
 VIN, OTHER = "WVWZZZ1JZXW000001", "WVWZZZ1JZXW000002"
 
@@ -33,13 +33,8 @@ async def _serve_hub(
 ) -> None:
     journal = MemoryJournal()
     config = HubConfig(grpc_port=0, shutdown_grace_s=1)
-    async with open_hub(
-        config,
-        directory=directory,
-        journal=journal,
-        backlog=journal,
-        audit=MemoryAudit(),
-        bus=InProcessBus(),
+    async with open_memory_hub(
+        config, directory, journal, audit=MemoryAudit(), bus=InProcessBus()
     ) as hub:
         task_status.started(hub)
         await stop.wait()

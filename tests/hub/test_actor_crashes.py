@@ -15,11 +15,10 @@ from hub import (
     DisconnectReason,
     HubConfig,
     InProcessBus,
-    open_hub,
 )
 from hub.commands import CommandTracker
 from hub.node import Hub
-from hub.testing import MemoryAudit, MemoryDirectory, MemoryJournal
+from hub.testing import MemoryAudit, MemoryDirectory, MemoryJournal, open_memory_hub
 from hub.testing import command as new_command
 from tests.support.raw_vehicle import OTHER, TOKEN, VIN, RawVehicle
 
@@ -37,14 +36,7 @@ async def env() -> AsyncIterator[Env]:
     config = HubConfig(grpc_port=0, actor_max_restarts=2, shutdown_grace_s=2)
     async with (
         trio_asyncio.open_loop(),
-        open_hub(
-            config,
-            directory=directory,
-            journal=journal,
-            backlog=journal,
-            audit=audit,
-            bus=InProcessBus(),
-        ) as hub,
+        open_memory_hub(config, directory, journal, audit=audit, bus=InProcessBus()) as hub,
     ):
         yield hub, journal, audit
 

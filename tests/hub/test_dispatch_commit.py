@@ -20,11 +20,10 @@ from hub import (
     InProcessBus,
     StatusChange,
     command_topic,
-    open_hub,
 )
 from hub.bridge import run_asyncio
 from hub.catalog import build_request
-from hub.testing import MemoryAudit, MemoryDirectory, MemoryJournal
+from hub.testing import MemoryAudit, MemoryDirectory, MemoryJournal, open_memory_hub
 from proto import CommandEvent, Hello, VehicleLinkStub, VehicleMessage
 
 VIN = "WVWZZZ1JZXW000001"
@@ -90,14 +89,7 @@ async def test_the_request_reaches_the_vehicle_before_dispatched_commits_and_eve
     config = HubConfig(grpc_port=0, shutdown_grace_s=2)
     async with (
         trio_asyncio.open_loop(),
-        open_hub(
-            config,
-            directory=directory,
-            journal=journal,
-            backlog=journal,
-            audit=MemoryAudit(),
-            bus=InProcessBus(),
-        ) as hub,
+        open_memory_hub(config, directory, journal, audit=MemoryAudit(), bus=InProcessBus()) as hub,
         trio.open_nursery() as nursery,
     ):
         nursery.start_soon(run_asyncio, lambda: vehicle(hub.grpc_port))

@@ -20,10 +20,9 @@ from hub import (
     InProcessBus,
     StatusChange,
     command_topic,
-    open_hub,
 )
 from hub.bridge import run_asyncio
-from hub.testing import MemoryAudit, MemoryDirectory, MemoryJournal
+from hub.testing import MemoryAudit, MemoryDirectory, MemoryJournal, open_memory_hub
 from hub.testing import command as new_command
 from proto import CommandEvent, Hello, VehicleLinkStub, VehicleMessage
 
@@ -39,14 +38,7 @@ async def hub_env() -> AsyncIterator[tuple[Hub, MemoryDirectory, MemoryJournal]]
     config = HubConfig(grpc_port=0, shutdown_grace_s=2)
     async with (
         trio_asyncio.open_loop(),
-        open_hub(
-            config,
-            directory=directory,
-            journal=journal,
-            backlog=journal,
-            audit=MemoryAudit(),
-            bus=InProcessBus(),
-        ) as hub,
+        open_memory_hub(config, directory, journal, audit=MemoryAudit(), bus=InProcessBus()) as hub,
     ):
         yield hub, directory, journal
 

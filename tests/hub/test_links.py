@@ -21,11 +21,10 @@ from hub import (
     MailboxFull,
     StatusChange,
     command_topic,
-    open_hub,
 )
 from hub.bridge import run_asyncio
 from hub.node import Hub
-from hub.testing import MemoryAudit, MemoryDirectory, MemoryJournal
+from hub.testing import MemoryAudit, MemoryDirectory, MemoryJournal, open_memory_hub
 from hub.testing import command as new_command
 from proto import Hello, VehicleLinkStub, VehicleMessage
 from tests.support.raw_vehicle import OTHER, TOKEN, VIN, RawVehicle
@@ -40,14 +39,7 @@ async def env() -> AsyncIterator[tuple[Hub, MemoryDirectory, MemoryJournal]]:
     config = HubConfig(grpc_port=0, heartbeat_interval_s=0.1, mailbox_size=1, shutdown_grace_s=2)
     async with (
         trio_asyncio.open_loop(),
-        open_hub(
-            config,
-            directory=directory,
-            journal=journal,
-            backlog=journal,
-            audit=MemoryAudit(),
-            bus=InProcessBus(),
-        ) as hub,
+        open_memory_hub(config, directory, journal, audit=MemoryAudit(), bus=InProcessBus()) as hub,
     ):
         yield hub, directory, journal
 
@@ -237,14 +229,7 @@ async def test_no_hello_within_the_deadline_is_refused() -> None:
     config = HubConfig(grpc_port=0, hello_timeout_s=0.2, shutdown_grace_s=2)
     async with (
         trio_asyncio.open_loop(),
-        open_hub(
-            config,
-            directory=directory,
-            journal=journal,
-            backlog=journal,
-            audit=MemoryAudit(),
-            bus=InProcessBus(),
-        ) as hub,
+        open_memory_hub(config, directory, journal, audit=MemoryAudit(), bus=InProcessBus()) as hub,
     ):
         vehicle = RawVehicle(hub.grpc_port)
         with trio.fail_after(5):

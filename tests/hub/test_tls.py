@@ -19,10 +19,10 @@ from cryptography.x509.oid import NameOID
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
-from hub import ConfigError, HubConfig, InProcessBus, open_hub
+from hub import ConfigError, HubConfig, InProcessBus
 from hub.bridge import run_asyncio
 from hub.node import Hub
-from hub.testing import MemoryAudit, MemoryDirectory, MemoryJournal
+from hub.testing import MemoryAudit, MemoryDirectory, MemoryJournal, open_memory_hub
 from proto import Hello, VehicleLinkStub, VehicleMessage
 
 VIN, OTHER, TOKEN = "WVWZZZ1JZXW000001", "WVWZZZ1JZXW000002", "token-1"
@@ -93,14 +93,7 @@ async def hub(pki: dict[str, tuple[str, str]]) -> AsyncIterator[Hub]:
     )
     async with (
         trio_asyncio.open_loop(),
-        open_hub(
-            config,
-            directory=directory,
-            journal=journal,
-            backlog=journal,
-            audit=MemoryAudit(),
-            bus=InProcessBus(),
-        ) as hub,
+        open_memory_hub(config, directory, journal, audit=MemoryAudit(), bus=InProcessBus()) as hub,
     ):
         yield hub
 
