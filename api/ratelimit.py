@@ -33,8 +33,9 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import ParamSpec, TypeVar
 
 import structlog
@@ -59,6 +60,16 @@ MAX_ADDRESSES_PER_USER = 1000
 _KEY = "sovd_hub.ratelimit"
 
 
+@dataclass(frozen=True, slots=True)
+class LimiterStatistics:
+    """429s by limit (`submit`, `login`, `login_failures`), decisions Redis failed to
+    make, and whether decisions are in memory for now."""
+
+    rate_limited: Mapping[str, int]
+    store_errors: int
+    redis_failing: bool
+
+
 class RateLimiter:
     """The node's limits: decisions from Redis when configured, else (or meanwhile) memory."""
 
@@ -81,14 +92,13 @@ class RateLimiter:
         self._store_errors = 0
         self._refused: dict[str, int] = {}
 
-    def statistics(self) -> dict[str, int | bool | dict[str, int]]:
-        """Counters since start: 429s by limit (`submit`, `login`, `login_failures`),
-        decisions Redis failed to make, and whether decisions are in memory for now."""
-        return {
-            "rate_limited": dict(self._refused),
-            "rate_limit_store_errors": self._store_errors,
-            "rate_limit_redis_failing": self._redis_failing,
-        }
+    def statistics(self) -> LimiterStatistics:
+        """A frozen snapshot of the counters since start (see `LimiterStatistics`)."""
+        return LimiterStatistics(
+            rate_limited=MappingProxyType(dict(self._refused)),
+            store_errors=self._store_errors,
+            redis_failing=self._redis_failing,
+        )
 
     async def take(self, rule: Rule, subject: str) -> Decision:
         """Take one token of `rule` for `subject` (a username, an address)."""

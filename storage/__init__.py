@@ -77,7 +77,7 @@ from storage.records import (
     UserUpdate,
     Vehicle,
 )
-from storage.redis_bus import RedisBus, open_redis_bus
+from storage.redis_bus import RedisBus, RedisBusStatistics, open_redis_bus
 from storage.urls import normalise_url
 from storage.vehicles import VehicleStore
 
@@ -102,6 +102,7 @@ __all__ = [
     "NewVehicle",
     "Page",
     "RedisBus",
+    "RedisBusStatistics",
     "RedisLeases",
     "RedisUnavailable",
     "RefreshOutcome",

@@ -6,7 +6,7 @@ puts it, without blocking, on a bounded outgoing queue (`outgoing_messages`).
 One publisher task drains that queue, encodes (`storage.bus_codec`) and
 sends the messages as pipelined `PUBLISH`es on the channel
 `<key_prefix>bus:<topic>`. When the queue is full or Redis does not answer,
-messages are dropped and counted (`statistics()["dropped"]`), never waited
+messages are dropped and counted (`statistics().dropped`), never waited
 for: other nodes' live subscribers may then miss them; command events and
 final statuses are in the database, which a WebSocket reads on (re)subscribe.
 
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import asdict
+from dataclasses import dataclass
 
 import orjson
 import structlog
@@ -70,7 +70,7 @@ async def open_redis_bus(
 
     Opens its own two connections (pub/sub and publishing), apart from the
     node's `KeyValue` pool. Connects lazily and never fails for a Redis that
-    is down (see `statistics()["connected"]`). On exit, what is still queued
+    is down (see `statistics().connected`). On exit, what is still queued
     is sent for up to `timeout_s`, then both tasks are cancelled and the
     connections closed (shielded). Must run inside `trio_asyncio.open_loop()`.
     """
@@ -96,6 +96,22 @@ async def open_redis_bus(
             with trio.CancelScope(shield=True), trio.move_on_after(timeout_s):
                 await flushed.wait()
             nursery.cancel_scope.cancel()
+
+
+@dataclass(frozen=True, slots=True)
+class RedisBusStatistics:
+    """`published` (sent to Redis), `dropped` (not sent: queue full or Redis down),
+    `received` (from other nodes), `undecodable`, `connected` (the pub/sub connection
+    is up), `queued`, and the local `topics` and `subscriptions`."""
+
+    published: int
+    dropped: int
+    received: int
+    undecodable: int
+    connected: bool
+    queued: int
+    topics: int
+    subscriptions: int
 
 
 class RedisBus:
@@ -178,16 +194,16 @@ class RedisBus:
         """Return once the pub/sub connection is up (Redis answered it)."""
         await self._up.wait()
 
-    def statistics(self) -> dict[str, int]:
-        """Counters: `published` (sent to Redis), `dropped` (not sent: queue full or Redis
-        down), `received` (from other nodes), `undecodable`, `connected` (1: the pub/sub
-        connection is up), `queued`, and the local `topics` and `subscriptions`."""
-        return {
+    def statistics(self) -> RedisBusStatistics:
+        """A frozen snapshot of the counters (see `RedisBusStatistics`)."""
+        local = self._local.statistics()
+        return RedisBusStatistics(
             **self._counts,
-            "connected": int(self._connected),
-            "queued": self._queued.statistics().current_buffer_used,
-            **asdict(self._local.statistics()),
-        }
+            connected=self._connected,
+            queued=self._queued.statistics().current_buffer_used,
+            topics=local.topics,
+            subscriptions=local.subscriptions,
+        )
 
     # -- publishing -------------------------------------------------------------
 

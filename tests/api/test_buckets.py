@@ -16,7 +16,7 @@ import pytest
 from api.buckets import Decision, LimitStore, MemoryStore, RedisStore, Rule, Window
 from api.config import ApiConfig
 from api.errors import ApiError
-from api.ratelimit import REDIS_RETRY_S, RateLimiter, rate_limit_headers
+from api.ratelimit import REDIS_RETRY_S, LimiterStatistics, RateLimiter, rate_limit_headers
 from hub import ConfigError, load_config
 from storage import KeyValue, RedisUnavailable, open_keyvalue
 from tests.support.network import closed_port
@@ -320,11 +320,11 @@ async def test_redis_down_keeps_the_limits_in_memory_then_returns_to_redis(
         with pytest.raises(ApiError) as caught:
             await limiter.check_submission("alice")  # still limited: per node, not off
         assert caught.value.code == "rate_limited"
-    assert limiter.statistics() == {
-        "rate_limited": {"submit": 1},
-        "rate_limit_store_errors": 1,  # Redis is not asked again for REDIS_RETRY_S
-        "rate_limit_redis_failing": True,
-    }
+    assert limiter.statistics() == LimiterStatistics(
+        rate_limited={"submit": 1},
+        store_errors=1,  # Redis is not asked again for REDIS_RETRY_S
+        redis_failing=True,
+    )
 
     flaky = FlakyStore()
     limiter = RateLimiter(config(), flaky, clock=clock)
@@ -335,7 +335,7 @@ async def test_redis_down_keeps_the_limits_in_memory_then_returns_to_redis(
     clock.now += REDIS_RETRY_S
     await limiter.check_login("alice", "10.0.0.1")
     assert flaky.calls == 3  # failures, then the login bucket
-    assert limiter.statistics()["rate_limit_redis_failing"] is False
+    assert limiter.statistics().redis_failing is False
 
 
 def test_headers_follow_the_ratelimit_draft() -> None:

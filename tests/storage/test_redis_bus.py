@@ -154,7 +154,7 @@ def is_after(message: BusMessage, round_: int) -> bool:
 
 async def wait_disconnected(bus: RedisBus) -> None:
     """Until the bus noticed that its pub/sub connection is gone."""
-    while bus.statistics()["connected"]:  # noqa: ASYNC110 (nothing to wait on: it is gone)
+    while bus.statistics().connected:  # noqa: ASYNC110 (nothing to wait on: it is gone)
         await trio.sleep(0.05)
 
 
@@ -181,8 +181,8 @@ async def test_a_message_reaches_the_other_node_once_and_its_own_at_once(
                 with pytest.raises(trio.WouldBlock):
                     on_a.receive_nowait()
     # Everything sent (the last one flushed on close), nothing received twice.
-    assert (a.statistics()["published"], b.statistics()["published"]) == (2, 1)
-    assert (a.statistics()["received"], b.statistics()["received"]) == (1, 2)
+    assert (a.statistics().published, b.statistics().published) == (2, 1)
+    assert (a.statistics().received, b.statistics().received) == (1, 2)
 
 
 async def test_a_node_receives_only_topics_it_subscribed_to(
@@ -203,7 +203,7 @@ async def test_a_node_receives_only_topics_it_subscribed_to(
                 a.publish("vehicle:WANTED", MESSAGES[6])
                 a.publish("fleet", MESSAGES[6])
                 assert await fleet.receive() == MESSAGES[6]
-            assert b.statistics()["received"] == 2
+            assert b.statistics().received == 2
 
 
 async def test_garbled_messages_are_dropped_and_the_subscriber_goes_on(
@@ -222,7 +222,7 @@ async def test_garbled_messages_are_dropped_and_the_subscriber_goes_on(
                 await trio.to_thread.run_sync(client.publish, channel, b'{"v": 99}')
                 a.publish("fleet", MESSAGES[6])
                 assert await fleet.receive() == MESSAGES[6]
-            assert b.statistics()["undecodable"] == 2
+            assert b.statistics().undecodable == 2
     client.close()
 
 
@@ -242,10 +242,10 @@ async def test_a_full_outgoing_queue_drops_and_counts_but_delivers_locally(
                     for _ in range(10):
                         assert local.receive_nowait() == MESSAGES[6]
                 stats = a.statistics()
-                assert stats["connected"] == 0
+                assert not stats.connected
                 # The queue holds 3 (the publisher has not run yet); the rest is dropped.
-                assert stats["dropped"] >= 10 - 3
-                assert stats["published"] == 0
+                assert stats.dropped >= 10 - 3
+                assert stats.published == 0
 
 
 async def test_a_redis_cut_keeps_local_delivery_and_remote_resumes_by_itself(
