@@ -16,9 +16,8 @@ from hub import (
     command_topic,
 )
 
+#: A frame, as sent (JSON text) and received (a JSON object).
 Message: TypeAlias = dict[str, JSON]
-#: A frame to send: a message, or one already encoded as JSON text.
-Frame: TypeAlias = Message | str
 
 #: `code` of the error frames, each with a `message` saying what to change.
 ERROR_CODES = (
@@ -83,51 +82,18 @@ def vehicle_frame(topic: str, status: VehicleStatus) -> Message:
     return {"type": "vehicle", "topic": topic, **status.to_json()}
 
 
-def update_frame(topic: str, update: CommandEventRecord | StatusChange) -> Frame:
+def update_frame(topic: str, update: CommandEventRecord | StatusChange) -> Message:
     """An `event` or `status` frame, whichever `update` is."""
     if isinstance(update, CommandEventRecord):
         return event_frame(topic, update)
     return status_frame(topic, update)
 
 
-def event_frame(topic: str, event: CommandEventRecord) -> str:
-    """An `event` frame, encoded: `type`, `topic`, then the event's JSON form (`to_json()`).
-
-    The event's part is encoded once however many sockets follow it: each
-    subscriber only joins its topic in front.
-    """
-    return f'{{"type":"event","topic":{_quoted(topic)},{_EVENTS.encoded(event)[1:]}'
+def event_frame(topic: str, event: CommandEventRecord) -> Message:
+    """An `event` frame: `type`, `topic`, then the event's JSON form (`to_json()`)."""
+    return {"type": "event", "topic": topic, **event.to_json()}
 
 
 def status_frame(topic: str, change: StatusChange) -> Message:
     """A `status` frame: `type`, `topic`, then the change's JSON form (`to_json()`)."""
     return {"type": "status", "topic": topic, **change.to_json()}
-
-
-def _quoted(topic: str) -> str:
-    return orjson.dumps(topic).decode()
-
-
-class _EncodedEvents:
-    """The last event encoded, so the subscribers of one event share one encoding.
-
-    A bus hands the same `CommandEventRecord` object to every subscriber of its
-    topics, and their tasks run one after another: they find it here. Holding
-    the event keeps its identity from being reused while it is remembered.
-    """
-
-    __slots__ = ("_event", "_text")
-
-    def __init__(self) -> None:
-        self._event: CommandEventRecord | None = None
-        self._text = ""
-
-    def encoded(self, event: CommandEventRecord) -> str:
-        """`event.to_json()` as JSON text."""
-        if event is not self._event:
-            self._text = orjson.dumps(event.to_json()).decode()
-            self._event = event
-        return self._text
-
-
-_EVENTS = _EncodedEvents()

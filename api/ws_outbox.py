@@ -16,7 +16,7 @@ import orjson
 import structlog
 import trio
 
-from api.ws_frames import Frame, Message
+from api.ws_frames import Message
 
 log = structlog.get_logger("api.websocket")
 
@@ -50,14 +50,14 @@ class Outbox:
         self.size = size
         self.subscriptions = subscriptions
         self.user = user
-        self._send, self._queued = trio.open_memory_channel[Frame](size)
+        self._send, self._queued = trio.open_memory_channel[Message](size)
         #: A replay waits while this many frames are queued (half the queue, at least one).
         self._replay_limit = max(1, size // 2)
         self._room: trio.Event | None = None  # set by the writer when a replay may go on
         #: Set once the connection is ending: close code, reason, last frame (if any).
         self.ending: tuple[int, str, Message | None] | None = None
 
-    def put(self, frame: Frame, subscription: Subscription | None = None) -> bool:
+    def put(self, frame: Message, subscription: Subscription | None = None) -> bool:
         """Queue `frame` without waiting; False if not queued (a full queue ends the socket)."""
         if subscription is not None and subscription.scope.cancel_called:
             return False  # unsubscribed: nothing of that topic after `unsubscribed`
@@ -70,7 +70,7 @@ class Outbox:
             return False  # the connection is ending
         return True
 
-    async def put_paced(self, frame: Frame, subscription: Subscription) -> bool:
+    async def put_paced(self, frame: Message, subscription: Subscription) -> bool:
         """Queue `frame` once the queue is less than half full (replays: the client paces them).
 
         False if not queued (unsubscribed or ending). Cancellation: nothing is queued.
@@ -120,7 +120,7 @@ class Outbox:
         blocks only this connection.
         """
         async for frame in self._queued:
-            await send(frame if isinstance(frame, str) else orjson.dumps(frame).decode())
+            await send(orjson.dumps(frame).decode())
             if self._room is not None and self._queued_count() < self._replay_limit:
                 self._room.set()
                 self._room = None

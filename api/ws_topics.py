@@ -22,7 +22,6 @@ from api.live_status import holders_of
 from api.state import AppState
 from api.ws_frames import (
     ClientError,
-    Frame,
     Message,
     event_frame,
     status_frame,
@@ -69,7 +68,7 @@ async def stream_vehicles(
             viewer.outbox.put(now, sub)
         ready()
         async for message in live:
-            frame: Frame
+            frame: Message
             match message:
                 case VehicleStatus():
                     frame = vehicle_frame(topic, message)

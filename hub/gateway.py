@@ -2,11 +2,11 @@
 
 The handler runs as an asyncio task and drives the sans-IO protocol of
 `hub.link_protocol`. It authenticates the connection on its request headers,
-before reading any message (`Hub.authenticate`: the token's hash names the
+before reading any message (`Admission.authenticate`: the token's hash names the
 vehicle), then reads a `Hello` of at most `max_hello_bytes` and admits the
-vehicle it names (`Hub.attach`); two bridge crossings per connection. Then it
+vehicle it names (`Admission.attach`); two bridge crossings per connection. Then it
 runs two small asyncio pumps: the reader passes each message through the
-link's `LinkProtocol` (rate limit, heartbeats) and hands the rest to the
+link (`Link.received`: rate limit, heartbeats) and hands the rest to the
 actor's trio mailbox with `send_nowait` (awaiting across the bridge only when
 the mailbox is full), the writer drains the link's outbox. Neither crosses
 the bridge per message. Every message is refused on its declared length
@@ -20,23 +20,23 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 import trio
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
+from hub.admission import Admission
 from hub.bridge import run_asyncio, run_trio
+from hub.config import HubConfig
 from hub.errors import VehicleRefused
 from hub.gateway_io import Http2Limits, LimitedServer, VehicleStream, receive
-from hub.link import Link, LinkEnd
+from hub.link import Link, LinkEnd, new_link
 from hub.link_protocol import (
-    LinkProtocol,
     LinkVerdict,
     bad_first_message,
     bearer_token,
@@ -44,15 +44,12 @@ from hub.link_protocol import (
     first_message,
     hello_timeout,
 )
-from hub.listener import Listener
+from hub.listener import ConnectionStatistics, Listener
 from hub.mailbox import ActorMessage, FromVehicle, LinkClosed
 from hub.model import DisconnectReason
 from hub.tls import certificate_identity, server_context
 from hub.untrusted import echo_vin
 from proto import Hello, VehicleLinkBase
-
-if TYPE_CHECKING:
-    from hub.node import Hub
 
 log = structlog.get_logger("hub.gateway")
 
@@ -80,10 +77,24 @@ STATUS_OF: Mapping[LinkVerdict, Status] = MappingProxyType(
 )
 
 
+class GatewayHost(Protocol):
+    """What the gateway uses of the hub it admits vehicles to (`hub.node.Hub`)."""
+
+    config: HubConfig
+    admission: Admission
+    connections: ConnectionStatistics
+
+    def deliver(
+        self, inbox: trio.MemorySendChannel[ActorMessage], message: ActorMessage
+    ) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+
 class VehicleGateway(VehicleLinkBase):
     """`VehicleLink.Connect`: one call per connected vehicle, for as long as it stays."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: GatewayHost) -> None:
         self._hub = hub
         self._handlers: set[asyncio.Task[object]] = set()
         #: Called with `stream.peer.addr()` once a vehicle is admitted on that connection
@@ -117,7 +128,7 @@ class VehicleGateway(VehicleLinkBase):
         except VehicleRefused as exc:
             raise self._refuse(address, None, exc) from None
         hello = await self._hello(stream)
-        link = Link(hello.vin, uuid.uuid4().hex, self._protocol())
+        link = new_link(hello.vin, config)
         try:
             if config.tls_client_ca_file is not None:
                 check_identity(certificate_identity(stream.peer.cert()), hello.vin)
@@ -128,14 +139,6 @@ class VehicleGateway(VehicleLinkBase):
         end = await self._pump(stream, link, inbox)
         if end.verdict is not None:
             raise GRPCError(STATUS_OF[end.verdict], end.message)
-
-    def _protocol(self) -> LinkProtocol:
-        config = self._hub.config
-        return LinkProtocol(
-            max_messages_per_s=config.max_vehicle_messages_per_s,
-            heartbeat_interval_s=config.heartbeat_interval_s,
-            now=trio.current_time(),
-        )
 
     async def _hello(self, stream: VehicleStream) -> Hello:
         """The connection's first message, which must be a `Hello` of at most `max_hello_bytes`."""
@@ -197,7 +200,6 @@ async def _read(
     inbox: trio.MemorySendChannel[ActorMessage],
     max_event_bytes: int,
 ) -> None:
-    protocol = link.protocol
     max_bytes = max_event_bytes + EVENT_ENVELOPE_BYTES
     limit = (
         f"max_event_bytes ({max_event_bytes}) plus {EVENT_ENVELOPE_BYTES} bytes for the "
@@ -211,18 +213,16 @@ async def _read(
             return
         if message is None:
             return
-        decision = protocol.received(message, trio.current_time())
-        if decision is None:
-            item = FromVehicle(link.id, message)
-            try:
-                inbox.send_nowait(item)
-            except trio.WouldBlock:
-                await run_trio(inbox.send, item)  # the actor is behind: backpressure
-        elif isinstance(decision, LinkEnd):  # a flood
-            link.end(decision)
-            return
-        else:  # a heartbeat, answered here: liveness needs no trip through the actor
-            link.send_nowait(decision)
+        # A heartbeat is answered by the link: liveness needs no trip through the actor.
+        if link.received(message, trio.current_time()) is None:
+            if link.ended is not None:  # a flood
+                return
+            continue
+        item = FromVehicle(link.id, message)
+        try:
+            inbox.send_nowait(item)
+        except trio.WouldBlock:
+            await run_trio(inbox.send, item)  # the actor is behind: backpressure
 
 
 async def _write(stream: VehicleStream, link: Link) -> LinkEnd:
@@ -255,7 +255,7 @@ def _told(exc: VehicleRefused) -> GRPCError:
 
 
 @asynccontextmanager
-async def serve_gateway(hub: Hub, host: str, port: int) -> AsyncIterator[int]:
+async def serve_gateway(hub: GatewayHost, host: str, port: int) -> AsyncIterator[int]:
     """Serve `VehicleLink` on `host:port` (0: any free port); yields the bound port.
 
     Connections are accepted by `hub.listener.Listener` (caps, handshake

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 
+import trio
+
+from hub.config import HubConfig
 from hub.errors import LinkVerdict
 from hub.link_protocol import LinkEnd, LinkProtocol
 from hub.model import DisconnectReason
-from proto import HubMessage
+from proto import HubMessage, VehicleMessage
 
-__all__ = ["Link", "LinkEnd"]
+__all__ = ["Link", "LinkEnd", "new_link"]
 
 _ids = itertools.count(1)
 
@@ -56,6 +60,31 @@ class Link:
             self._ended = end
             self._outbox.put_nowait(end)
 
+    def received(self, message: VehicleMessage, now: float) -> VehicleMessage | None:
+        """Pass `message`, received at `now`, through the link's protocol.
+
+        Returns it when it is for the actor; None when the link dealt with it
+        itself (a heartbeat answered, or the link ended on a flood: see `ended`).
+        """
+        decision = self.protocol.received(message, now)
+        if decision is None:
+            return message
+        if isinstance(decision, LinkEnd):
+            self.end(decision)
+        else:
+            self.send_nowait(decision)
+        return None
+
     async def next_outgoing(self) -> HubMessage | LinkEnd:
         """(asyncio side) The next message to write, or the `LinkEnd`."""
         return await self._outbox.get()
+
+
+def new_link(vin: str, config: HubConfig) -> Link:
+    """A link for an admitted `Hello` of `vin`: a new session, its protocol on trio's clock."""
+    protocol = LinkProtocol(
+        max_messages_per_s=config.max_vehicle_messages_per_s,
+        heartbeat_interval_s=config.heartbeat_interval_s,
+        now=trio.current_time(),
+    )
+    return Link(vin, uuid.uuid4().hex, protocol)

@@ -33,20 +33,39 @@ import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 import trio
 
+from hub.batching import GroupCommitJournal
+from hub.config import HubConfig
+from hub.dispatching import Dispatcher
 from hub.ending import end_command, publish_ends
 from hub.errors import MailboxFull, StorageFailed, VehicleNotConnected
 from hub.model import Command, CommandStatus, StreamEntry
 from hub.ports import EventBus, RoutingLeases, RoutingStore, RoutingStreams
-
-if TYPE_CHECKING:
-    from hub.node import Hub
+from hub.submission import Submissions
 
 log = structlog.get_logger("hub.routing")
+
+
+class RoutingHost(Protocol):
+    """What `ClusterRouter` uses of the hub it routes for (`hub.node.Hub`)."""
+
+    config: HubConfig
+    dispatcher: Dispatcher
+    journal: GroupCommitJournal
+    submissions: Submissions
+
+    def connection(self, vin: str) -> object | None: ...
+
+    def drop_stale(self, vin: str, holder: str) -> bool: ...
+
+    def cancel_here(
+        self, command_id: uuid.UUID, vin: str, by: str, submitted_by: str | None = None
+    ) -> bool: ...
+
 
 #: How long one read of the node's stream waits for new entries.
 READ_BLOCK_S = 2.0
@@ -79,7 +98,7 @@ class ClusterRouter:
 
     def __init__(
         self,
-        hub: Hub,
+        hub: RoutingHost,
         store: RoutingStore,
         bus: EventBus,
         leases: RoutingLeases,

@@ -22,12 +22,14 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 import trio
 
 from hub.batching import GroupCommitJournal, JournalWriteFailed
+from hub.config import HubConfig
+from hub.dispatching import Dispatcher
 from hub.ending import end_command, publish_ends
 from hub.errors import DispatchError, StorageUnavailable, VehicleNotConnected
 from hub.mailbox import VehicleActor
@@ -36,13 +38,23 @@ from hub.ports import (
     CommandBacklog,
     DueWaiting,
     EventBus,
+    VehicleLeases,
 )
 from hub.registry import Registry
 
-if TYPE_CHECKING:
-    from hub.node import Hub
-
 log = structlog.get_logger("hub.submission")
+
+
+class SubmissionHost(Protocol):
+    """What `Submissions` uses of the hub it serves (`hub.node.Hub`)."""
+
+    config: HubConfig
+    leases: VehicleLeases | None
+    dispatcher: Dispatcher
+
+    def cancel_here(
+        self, command_id: uuid.UUID, vin: str, by: str, submitted_by: str | None = None
+    ) -> bool: ...
 
 
 class Submissions:
@@ -55,7 +67,7 @@ class Submissions:
 
     def __init__(
         self,
-        hub: Hub,
+        hub: SubmissionHost,
         actors: Registry[VehicleActor],
         attach_lock: trio.Lock,
         journal: GroupCommitJournal,

@@ -20,7 +20,9 @@ from hub import (
     InProcessBus,
     MailboxFull,
     StatusChange,
+    VehicleStatus,
     command_topic,
+    vehicle_topic,
 )
 from hub.bridge import run_asyncio
 from hub.node import Hub
@@ -208,12 +210,13 @@ async def test_a_vehicle_that_ends_its_stream_is_closed_by_vehicle(
         finally:
             channel.close()
 
-    with trio.fail_after(5):
-        await run_asyncio(hello_then_end)
-        for _ in range(500):  # the actor notices at once; poll its registration
-            if hub.connection(VIN) is None:
-                break
-            await trio.sleep(0.01)
+    async with hub.bus.subscribe(vehicle_topic(VIN)) as updates:
+        with trio.fail_after(5):
+            await run_asyncio(hello_then_end)
+            async for update in updates:  # connected, then disconnected
+                if isinstance(update, VehicleStatus) and not update.connected:
+                    break
+    assert hub.connection(VIN) is None
     ended = hub.last_disconnect(VIN)
     assert ended is not None
     assert (ended.reason, ended.detail) == (
