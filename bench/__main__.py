@@ -6,6 +6,7 @@
     python -m bench reconnect --vehicles 10000  every link cut at once: time to return
     python -m bench baseline                    hub vs a pure-asyncio grpclib hub
     python -m bench all [--quick | --tiny]      every scenario, short
+    python -m bench check [--record]            the short runs against bench/baseline.json
     python -m bench report                      regenerate BENCHMARKS.md
 
 Each run writes `bench/results/<scenario>-<time>.json` (machine, versions,
@@ -19,6 +20,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import trio
 import trio_asyncio
@@ -42,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     size.add_argument("--tiny", action="store_true", help="seconds per scenario (smoke test)")
     _add_common(every)
     commands.add_parser("report", help="regenerate BENCHMARKS.md from the latest results")
+    check = commands.add_parser("check", help="the short runs, compared with bench/baseline.json")
+    check.add_argument("--record", action="store_true", help="make this run the baseline")
+    check.add_argument("--results-dir", type=Path, help="keep the runs' results here")
     args = parser.parse_args(argv)
 
     if args.command == "report":
@@ -49,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"wrote {write_report()}")
         return 0
+    if args.command == "check":
+        return _check(args.record, args.results_dir)
     if args.command == "all":
         for name in NAMES:
             scenario = load(name)
@@ -72,7 +79,28 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _run_one(name: str, args: argparse.Namespace) -> None:
+def _check(record: bool, results_dir: Path | None) -> int:
+    from bench import check
+
+    baseline = None if record else check.read_baseline()
+    with tempfile.TemporaryDirectory(prefix="sovd-bench-check-") as scratch:
+        runs = {}
+        for name, arguments in check.ARGUMENTS.items():
+            sub = argparse.ArgumentParser()
+            load(name).add_arguments(sub)
+            _add_common(sub)
+            where = str(results_dir or scratch)
+            runs[name] = _run_one(name, sub.parse_args([*arguments, "--results-dir", where]))
+    if baseline is None:
+        check.record(runs)
+        print(f"recorded {check.BASELINE_FILE}")
+        return 0
+    lines, passed = check.compare(runs, baseline)
+    print("\n".join(["== check", *lines, "passed" if passed else "FAILED"]))
+    return 0 if passed else 1
+
+
+def _run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
     scenario = load(name)
     print(f"== {name}", flush=True)
 
@@ -97,6 +125,7 @@ def _run_one(name: str, args: argparse.Namespace) -> None:
         from bench.charts import write_chart
 
         print(f"  -> {write_chart(name, outcome, path.with_suffix('.png'))}")
+    return outcome.figures
 
 
 def _first_exit(group: BaseExceptionGroup[BaseException]) -> SystemExit | None:
