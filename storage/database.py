@@ -85,8 +85,10 @@ async def open_database(
     pool is closed on exit, shielded from cancellation. On Postgres a
     connection attempt gives up after `connect_timeout_s` and a statement
     after `command_timeout_s` (a partitioned network answers nothing: without
-    them a query would hang), and pooled connections are checked before use
-    (`pool_pre_ping`); SQLite, a local file, has no such failure.
+    them a query would hang); the pool is fixed at `pool_size` and not
+    pre-pinged: a connection that died fails its transaction (`DatabaseUnavailable`)
+    and every connection older than it is replaced (`storage.engine`). SQLite, a
+    local file, has no such failure.
     """
     if not 4 <= bcrypt_rounds <= 31:
         raise ValueError(f"bcrypt_rounds must be 4-31, got {bcrypt_rounds}")

@@ -9,8 +9,9 @@ coroutine of a `*_queries` module) and translates driver errors into
 
 from __future__ import annotations
 
+import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -31,6 +32,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _SQLITE_BUSY_TIMEOUT_MS = 5000
+#: Pooled Postgres connections are replaced after this long (a proxy may drop idle ones).
+POOL_RECYCLE_S = 1800
 _WRITE = "sovd_hub_write"  # execution option marking a transaction that writes
 
 
@@ -135,17 +138,37 @@ def _create_engine(
 ) -> AsyncEngine:
     parsed = make_url(async_url)
     if parsed.get_backend_name() != "sqlite":
+        connect_args: dict[str, object] = {
+            "timeout": connect_timeout_s,
+            "command_timeout": command_timeout_s,
+        }
+        if "sslmode" in parsed.query:  # libpq's name; asyncpg calls it `ssl`
+            mode = parsed.query["sslmode"]
+            parsed = parsed.difference_update_query(["sslmode"]).update_query_dict({"ssl": mode})
+        if not _names_tls(parsed.query):
+            connect_args["ssl"] = False  # asyncpg would try TLS first on every connect
         return create_async_engine(
             parsed,
+            # A fixed pool: an overflow connection is opened and closed per burst, and
+            # starts with a cold statement cache. No pre-ping (a round trip per checkout):
+            # a dead connection fails its transaction and SQLAlchemy then replaces every
+            # connection older than the failure.
             pool_size=pool_size,
-            pool_pre_ping=True,
-            connect_args={"timeout": connect_timeout_s, "command_timeout": command_timeout_s},
+            max_overflow=0,
+            pool_timeout=command_timeout_s,
+            pool_recycle=POOL_RECYCLE_S,
+            connect_args=connect_args,
         )
     in_memory = parsed.database in (None, "", ":memory:")
     engine = create_async_engine(parsed, **({} if in_memory else {"pool_size": pool_size}))
     event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
     event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
     return engine
+
+
+def _names_tls(query: Mapping[str, object]) -> bool:
+    """Whether the URL (or libpq's `PGSSLMODE`) says how to use TLS; else the hub uses none."""
+    return "ssl" in query or "PGSSLMODE" in os.environ
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: object) -> None:
