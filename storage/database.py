@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from storage.accounts import BCRYPT_ROUNDS, AccountStore
 from storage.audit import AuditStore
 from storage.commands import CommandStore
-from storage.engine import Engine, open_engine
+from storage.engine import Engine, EngineStatistics, open_engine
 from storage.vehicles import VehicleStore
 
 __all__ = ["Database", "open_database"]
@@ -61,6 +61,10 @@ class Database:
     async def ping(self) -> None:
         """Return once the database answers a query; raise `DatabaseUnavailable` if not."""
         await self.engine.ping()
+
+    def statistics(self) -> EngineStatistics:
+        """The pool's work since it opened: transactions, statements, checkouts, connections."""
+        return self.engine.statistics()
 
 
 @asynccontextmanager

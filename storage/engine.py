@@ -13,6 +13,7 @@ import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -26,7 +27,7 @@ from storage.audit_chain import AUDIT_CHAIN_OPTION
 from storage.errors import StorageError, translate_errors
 from storage.urls import mask_url, normalise_url
 
-__all__ = ["Engine", "Store", "open_engine"]
+__all__ = ["Engine", "EngineStatistics", "Store", "open_engine"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -37,6 +38,44 @@ POOL_RECYCLE_S = 1800
 _WRITE = "sovd_hub_write"  # execution option marking a transaction that writes
 
 
+@dataclass(frozen=True, slots=True)
+class EngineStatistics:
+    """What the pool has done since it opened (counted by SQLAlchemy's events)."""
+
+    #: Transactions begun.
+    transactions: int
+    #: Statements sent (an executemany counts once).
+    statements: int
+    #: Connections taken from the pool.
+    checkouts: int
+    #: New connections opened to the database.
+    connections_opened: int
+
+
+class _Counts:
+    __slots__ = ("checkouts", "connections_opened", "statements", "transactions")
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.transactions = self.statements = self.checkouts = self.connections_opened = 0
+        sync = engine.sync_engine
+        event.listen(sync, "begin", self._begin)
+        event.listen(sync, "before_cursor_execute", self._statement)
+        event.listen(sync.pool, "checkout", self._checkout)
+        event.listen(sync.pool, "connect", self._connect)
+
+    def _begin(self, *_: object) -> None:
+        self.transactions += 1
+
+    def _statement(self, *_: object) -> None:
+        self.statements += 1
+
+    def _checkout(self, *_: object) -> None:
+        self.checkouts += 1
+
+    def _connect(self, *_: object) -> None:
+        self.connections_opened += 1
+
+
 class Engine:
     """One connection pool, seen as a reader and a writer, and who writes through it.
 
@@ -45,7 +84,7 @@ class Engine:
     `audit_chain`.
     """
 
-    __slots__ = ("audit_chain", "node_id", "reader", "url", "writer")
+    __slots__ = ("_counts", "audit_chain", "node_id", "reader", "url", "writer")
 
     def __init__(
         self, engine: AsyncEngine, masked_url: str, *, node_id: str | None, audit_chain: str | None
@@ -57,6 +96,7 @@ class Engine:
         #: The audit hash chain this engine appends to (see `storage.audit_chain`).
         self.audit_chain = audit_chain or node_id or socket.gethostname()
         self.reader = engine
+        self._counts = _Counts(engine)
         self.writer = engine.execution_options(
             **{_WRITE: True, AUDIT_CHAIN_OPTION: self.audit_chain}
         )
@@ -72,6 +112,11 @@ class Engine:
     async def ping(self) -> None:
         """Return once the database answers a query; raise `DatabaseUnavailable` if not."""
         await self.run(_ping, self.reader)
+
+    def statistics(self) -> EngineStatistics:
+        """Transactions, statements, checkouts and new connections since the pool opened."""
+        c = self._counts
+        return EngineStatistics(c.transactions, c.statements, c.checkouts, c.connections_opened)
 
 
 class Store:
