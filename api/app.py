@@ -106,7 +106,7 @@ def create_app(
     app.register_blueprint(ws)
     app.register_blueprint(docs)
     install_error_handlers(app)
-    _install_request_hooks(app, hub, config)
+    _install_request_hooks(app, hub, db, config)
     install_rate_limits(app, config, keyvalue)
 
     return app
@@ -123,9 +123,9 @@ def _session_lookup(db: Database) -> Lookup:
     return lookup
 
 
-def _install_request_hooks(app: QuartTrio, hub: Hub, config: ApiConfig) -> None:
+def _install_request_hooks(app: QuartTrio, hub: Hub, db: Database, config: ApiConfig) -> None:
     """Correlation ids, log context, metrics, the body limit and CORS, for every request."""
-    metrics = Metrics(hub)
+    metrics = Metrics(hub, db)
     attach_metrics(app.extensions, metrics)
     hub.journal.observer = metrics
     if config.metrics_enabled:

@@ -20,7 +20,13 @@ Every app has its own `CollectorRegistry`, so several nodes in one process
 - Sampled at scrape time (cheap, no hot-path cost): connected vehicles,
   messages waiting in the actors' mailboxes (sum and max), plus the
   process's CPU, memory and open files (`process_*`).
-- `sovd_hub_websocket_connections`: operator WebSockets open now.
+- `sovd_hub_websocket_connections`: operator WebSockets open now;
+  `sovd_hub_websocket_frames_sent_total`: frames sent to them.
+- The work behind it all, read at scrape time: database transactions,
+  statements, pool checkouts and new connections (`sovd_hub_db_*_total`,
+  from `Database.statistics()`) and trio/asyncio bridge crossings
+  (`sovd_hub_bridge_crossings_total{to}`). `python -m bench commands`
+  divides them by the commands it ran (BENCHMARKS.md, "per command").
 """
 
 from __future__ import annotations
@@ -29,13 +35,14 @@ import uuid
 from collections.abc import Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from quart import Response, current_app, request
 from quart_schema import hide
 
-from hub import Command, Hub, StatusChange
+from hub import Command, Hub, StatusChange, crossings
+from storage import Database
 
 _KEY = "sovd_hub_metrics"
 
@@ -52,7 +59,7 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 class Metrics:
     """The node's metrics; also the hub journal's `JournalObserver`."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, db: Database) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.http_duration = Histogram(
@@ -101,7 +108,11 @@ class Metrics:
         self.websockets = Gauge(
             "sovd_hub_websocket_connections", "Operator WebSockets open now.", registry=r
         )
+        self.websocket_frames = Counter(
+            "sovd_hub_websocket_frames_sent", "Frames sent to operator WebSockets.", registry=r
+        )
         r.register(_HubCollector(hub))
+        r.register(_WorkCollector(db))
         r.register(_JournalCollector(hub))
         ProcessCollector(registry=r)
         self._http: dict[tuple[str, str, int], Histogram] = {}
@@ -199,6 +210,41 @@ class _JournalCollector(Collector):
         }
         for name, documentation in _JOURNAL_GAUGES.items():
             yield GaugeMetricFamily(name, documentation, values[name])
+
+
+_DB_COUNTERS = {
+    "transactions": "Database transactions begun by this node.",
+    "statements": "Database statements sent by this node (an executemany counts once).",
+    "checkouts": "Connections taken from this node's database pool.",
+    "connections_opened": "New connections this node opened to the database.",
+}
+
+
+class _WorkCollector(Collector):
+    """The database pool's and the bridge's counts, read at scrape time."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def describe(self) -> Iterator[Metric]:
+        """Names and types only: registering the collector reads nothing."""
+        for name, documentation in _DB_COUNTERS.items():
+            yield CounterMetricFamily(f"sovd_hub_db_{name}", documentation)
+        yield CounterMetricFamily("sovd_hub_bridge_crossings", "", labels=("to",))
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._db.statistics()
+        for name, documentation in _DB_COUNTERS.items():
+            yield CounterMetricFamily(f"sovd_hub_db_{name}", documentation, getattr(stats, name))
+        bridge = crossings()
+        family = CounterMetricFamily(
+            "sovd_hub_bridge_crossings",
+            "trio -> asyncio and asyncio -> trio crossings of this process.",
+            labels=("to",),
+        )
+        family.add_metric(["asyncio"], bridge.to_asyncio)
+        family.add_metric(["trio"], bridge.to_trio)
+        yield family
 
 
 def attach_metrics(extensions: dict[str, object], value: Metrics) -> None:

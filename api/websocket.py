@@ -85,6 +85,7 @@ import trio
 from quart import Blueprint, websocket
 
 from api.auth import InvalidToken, Principal
+from api.metrics import metrics
 from api.state import AppState, state
 from api.ws_frames import ClientError, Message, command_request, parse_message
 from api.ws_limits import CLOSE_FLOODING, MessageBudget, Verdict, check_subscription_room
@@ -165,7 +166,13 @@ class _Session:
 
     async def write_frames(self, done: trio.CancelScope) -> None:
         """Write the queued frames until the connection ends; then close it and cancel `done`."""
-        await self.outbox.write_frames(websocket.send, websocket.close)
+        sent = metrics().websocket_frames
+
+        async def send(text: str) -> None:
+            await websocket.send(text)
+            sent.inc()
+
+        await self.outbox.write_frames(send, websocket.close)
         done.cancel()
 
     async def watch_token(self) -> None:

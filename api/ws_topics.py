@@ -31,6 +31,7 @@ from api.ws_frames import (
 from api.ws_outbox import Outbox, Subscription
 from hub import (
     BusMessage,
+    Command,
     CommandEventRecord,
     CommandUpdate,
     StatusChange,
@@ -116,8 +117,14 @@ async def _replay_then_follow(
     live: trio.MemoryReceiveChannel[BusMessage],
 ) -> None:
     from_seq = next_seq = sub.next_seq or 0
-    async with viewer.s.ws_reads:
-        row, stored = await viewer.s.db.commands.command_with_events(command_id, from_seq)
+    # Held here (run by this node lately): read with no checkpoint since subscribing.
+    row: Command | None
+    held = viewer.s.hub.recent.get(command_id, from_seq)
+    if held is not None:
+        row, stored = held
+    else:
+        async with viewer.s.ws_reads:
+            row, stored = await viewer.s.db.commands.command_with_events(command_id, from_seq)
     if row is None or not can_read_command(viewer.principal, row):
         raise ClientError("unknown_command", f"no command {command_id} visible to you", topic)
     ready()  # the replay is paced by the client's reading: the socket reads on meanwhile

@@ -11,7 +11,7 @@ from hub.batching import (
     JournalUnavailable,
     JournalWriteFailed,
 )
-from hub.bridge import run_asyncio, run_trio
+from hub.bridge import Crossings, crossings, run_asyncio, run_trio
 from hub.bus import BusStatistics, InProcessBus
 from hub.catalog import (
     CATALOG,
@@ -120,6 +120,7 @@ __all__ = [
     "CommandUpdate",
     "ConfigError",
     "Connection",
+    "Crossings",
     "Disconnect",
     "DisconnectReason",
     "DispatchError",
@@ -162,6 +163,7 @@ __all__ = [
     "check_port",
     "check_positive",
     "command_topic",
+    "crossings",
     "end_command",
     "hash_vehicle_token",
     "load_config",

@@ -58,6 +58,9 @@ class HubConfig:
     #: interval each (with the count since the previous line).
     grpc_log_interval_s: float = 10.0
     mailbox_size: int = 64
+    #: Commands run here lately kept in memory with their events, so a WebSocket subscribe
+    #: replays them without a database read (`hub.recent`; 0: always read).
+    recent_commands: int = 10_000
     max_in_flight_per_vehicle: int = 4
     default_command_timeout_s: float = 30.0
     max_command_timeout_s: float = 600.0
@@ -157,6 +160,11 @@ class HubConfig:
             "journal_max_batch_records",
         ):
             check_positive(name, getattr(self, name))
+        if self.recent_commands < 0:
+            raise ConfigError(
+                f"recent_commands must be a number of commands >= 0 (0: none kept), "
+                f"got {self.recent_commands}; set SOVD_HUB_RECENT_COMMANDS"
+            )
         for name in ("grpc_max_connections", "grpc_max_connections_per_address"):
             if getattr(self, name) < 0:
                 raise ConfigError(

@@ -19,6 +19,7 @@ import trio
 from hub.errors import MailboxFull, VehicleNotConnected
 from hub.mailbox import ActorMessage, Dispatch, VehicleActor
 from hub.model import Command
+from hub.recent import RecentCommands
 from hub.registry import Registry
 
 log = structlog.get_logger("hub.dispatching")
@@ -30,9 +31,12 @@ REMEMBERED_DISPATCHES = 65536
 class Dispatcher:
     """This node's hand-over of messages to its actors; see the module docstring."""
 
-    def __init__(self, actors: Registry[VehicleActor], mailbox_size: int) -> None:
+    def __init__(
+        self, actors: Registry[VehicleActor], mailbox_size: int, recent: RecentCommands
+    ) -> None:
         self._actors = actors
         self._mailbox_size = mailbox_size
+        self._recent = recent
         # Command ids handed to an actor lately: a redelivered one is dropped, not run twice.
         self._dispatched: OrderedDict[uuid.UUID, None] = OrderedDict()
         #: Commands dropped because they were handed over already (or had ended).
@@ -47,7 +51,7 @@ class Dispatcher:
             raise self._full(vin)
 
     def dispatch(self, command: Command) -> None:
-        """Hand `command` to its vehicle's actor now, and remember it.
+        """Hand `command` to its vehicle's actor now, and remember it (with `RecentCommands`).
 
         Raises `VehicleNotConnected` when the vehicle has no actor here and
         `MailboxFull` when its mailbox is full.
@@ -55,6 +59,7 @@ class Dispatcher:
         if not self.send(command.vin, Dispatch(command)):
             raise VehicleNotConnected(f"vehicle {command.vin} is not connected")
         self.remember(command.id)
+        self._recent.add(command)
 
     def dispatch_once(self, command: Command) -> bool:
         """`dispatch`, unless `command` was handed to an actor lately (then counted, False)."""

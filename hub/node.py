@@ -44,6 +44,7 @@ from hub.ports import (
     VehicleLeases,
     command_topic,
 )
+from hub.recent import RecentCommands, RememberingBus
 from hub.refusals import RefusalTally
 from hub.registry import Registry
 from hub.routing import ClusterRouter, OpenReader
@@ -106,14 +107,17 @@ class Hub:
         self._backlog = backlog
         #: Scale-out: the vehicles' leases shared with other nodes (None: this node runs alone).
         self.leases = leases
-        self.bus = bus
+        #: The commands this node's actors ran lately, with their published events.
+        self.recent = RecentCommands(config.recent_commands)
+        bus = RememberingBus(bus, self.recent)
+        self.bus: EventBus = bus
         self.grpc_port = config.grpc_port
         #: The gateway's TCP connections: open, refused at a cap, timed out before admission.
         self.connections = ConnectionStatistics()
         self._nursery: trio.Nursery | None = None
         self._actors: Registry[VehicleActor] = Registry()
         #: The one way into the actors' mailboxes; remembers (and counts) dispatches.
-        self.dispatcher = Dispatcher(self._actors, config.mailbox_size)
+        self.dispatcher = Dispatcher(self._actors, config.mailbox_size, self.recent)
         self.last_seen = LastSeen(directory)
         self.credentials = CredentialLookup(directory)
         self.journal = GroupCommitJournal(

@@ -51,6 +51,7 @@ from storage.command_streams import CommandStreams
 from storage.commands import CommandStore
 from storage.config import StorageConfig
 from storage.database import Database, open_database
+from storage.engine import EngineStatistics
 from storage.errors import (
     CodecError,
     ConflictError,
@@ -95,6 +96,7 @@ __all__ = [
     "ConflictError",
     "Database",
     "DatabaseUnavailable",
+    "EngineStatistics",
     "KeyValue",
     "KeyValueError",
     "LastAdminError",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from storage.accounts import BCRYPT_ROUNDS, AccountStore
 from storage.audit import AuditStore
 from storage.commands import CommandStore
-from storage.engine import Engine, open_engine
+from storage.engine import Engine, EngineStatistics, open_engine
 from storage.vehicles import VehicleStore
 
 __all__ = ["Database", "open_database"]
@@ -62,6 +62,10 @@ class Database:
         """Return once the database answers a query; raise `DatabaseUnavailable` if not."""
         await self.engine.ping()
 
+    def statistics(self) -> EngineStatistics:
+        """The pool's work since it opened: transactions, statements, checkouts, connections."""
+        return self.engine.statistics()
+
 
 @asynccontextmanager
 async def open_database(
@@ -85,8 +89,10 @@ async def open_database(
     pool is closed on exit, shielded from cancellation. On Postgres a
     connection attempt gives up after `connect_timeout_s` and a statement
     after `command_timeout_s` (a partitioned network answers nothing: without
-    them a query would hang), and pooled connections are checked before use
-    (`pool_pre_ping`); SQLite, a local file, has no such failure.
+    them a query would hang); the pool is fixed at `pool_size` and not
+    pre-pinged: a connection that died fails its transaction (`DatabaseUnavailable`)
+    and every connection older than it is replaced (`storage.engine`). SQLite, a
+    local file, has no such failure.
     """
     if not 4 <= bcrypt_rounds <= 31:
         raise ValueError(f"bcrypt_rounds must be 4-31, got {bcrypt_rounds}")

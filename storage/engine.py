@@ -9,9 +9,11 @@ coroutine of a `*_queries` module) and translates driver errors into
 
 from __future__ import annotations
 
+import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -25,13 +27,53 @@ from storage.audit_chain import AUDIT_CHAIN_OPTION
 from storage.errors import StorageError, translate_errors
 from storage.urls import mask_url, normalise_url
 
-__all__ = ["Engine", "Store", "open_engine"]
+__all__ = ["Engine", "EngineStatistics", "Store", "open_engine"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 _SQLITE_BUSY_TIMEOUT_MS = 5000
+#: Pooled Postgres connections are replaced after this long (a proxy may drop idle ones).
+POOL_RECYCLE_S = 1800
 _WRITE = "sovd_hub_write"  # execution option marking a transaction that writes
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStatistics:
+    """What the pool has done since it opened (counted by SQLAlchemy's events)."""
+
+    #: Transactions begun.
+    transactions: int
+    #: Statements sent (an executemany counts once).
+    statements: int
+    #: Connections taken from the pool.
+    checkouts: int
+    #: New connections opened to the database.
+    connections_opened: int
+
+
+class _Counts:
+    __slots__ = ("checkouts", "connections_opened", "statements", "transactions")
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.transactions = self.statements = self.checkouts = self.connections_opened = 0
+        sync = engine.sync_engine
+        event.listen(sync, "begin", self._begin)
+        event.listen(sync, "before_cursor_execute", self._statement)
+        event.listen(sync.pool, "checkout", self._checkout)
+        event.listen(sync.pool, "connect", self._connect)
+
+    def _begin(self, *_: object) -> None:
+        self.transactions += 1
+
+    def _statement(self, *_: object) -> None:
+        self.statements += 1
+
+    def _checkout(self, *_: object) -> None:
+        self.checkouts += 1
+
+    def _connect(self, *_: object) -> None:
+        self.connections_opened += 1
 
 
 class Engine:
@@ -42,7 +84,7 @@ class Engine:
     `audit_chain`.
     """
 
-    __slots__ = ("audit_chain", "node_id", "reader", "url", "writer")
+    __slots__ = ("_counts", "audit_chain", "node_id", "reader", "url", "writer")
 
     def __init__(
         self, engine: AsyncEngine, masked_url: str, *, node_id: str | None, audit_chain: str | None
@@ -54,6 +96,7 @@ class Engine:
         #: The audit hash chain this engine appends to (see `storage.audit_chain`).
         self.audit_chain = audit_chain or node_id or socket.gethostname()
         self.reader = engine
+        self._counts = _Counts(engine)
         self.writer = engine.execution_options(
             **{_WRITE: True, AUDIT_CHAIN_OPTION: self.audit_chain}
         )
@@ -69,6 +112,11 @@ class Engine:
     async def ping(self) -> None:
         """Return once the database answers a query; raise `DatabaseUnavailable` if not."""
         await self.run(_ping, self.reader)
+
+    def statistics(self) -> EngineStatistics:
+        """Transactions, statements, checkouts and new connections since the pool opened."""
+        c = self._counts
+        return EngineStatistics(c.transactions, c.statements, c.checkouts, c.connections_opened)
 
 
 class Store:
@@ -135,17 +183,37 @@ def _create_engine(
 ) -> AsyncEngine:
     parsed = make_url(async_url)
     if parsed.get_backend_name() != "sqlite":
+        connect_args: dict[str, object] = {
+            "timeout": connect_timeout_s,
+            "command_timeout": command_timeout_s,
+        }
+        if "sslmode" in parsed.query:  # libpq's name; asyncpg calls it `ssl`
+            mode = parsed.query["sslmode"]
+            parsed = parsed.difference_update_query(["sslmode"]).update_query_dict({"ssl": mode})
+        if not _names_tls(parsed.query):
+            connect_args["ssl"] = False  # asyncpg would try TLS first on every connect
         return create_async_engine(
             parsed,
+            # A fixed pool: an overflow connection is opened and closed per burst, and
+            # starts with a cold statement cache. No pre-ping (a round trip per checkout):
+            # a dead connection fails its transaction and SQLAlchemy then replaces every
+            # connection older than the failure.
             pool_size=pool_size,
-            pool_pre_ping=True,
-            connect_args={"timeout": connect_timeout_s, "command_timeout": command_timeout_s},
+            max_overflow=0,
+            pool_timeout=command_timeout_s,
+            pool_recycle=POOL_RECYCLE_S,
+            connect_args=connect_args,
         )
     in_memory = parsed.database in (None, "", ":memory:")
     engine = create_async_engine(parsed, **({} if in_memory else {"pool_size": pool_size}))
     event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
     event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
     return engine
+
+
+def _names_tls(query: Mapping[str, object]) -> bool:
+    """Whether the URL (or libpq's `PGSSLMODE`) says how to use TLS; else the hub uses none."""
+    return "ssl" in query or "PGSSLMODE" in os.environ
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: object) -> None:

@@ -4,7 +4,9 @@ The hub runs with its database and a simulated fleet; G `bench.loadgen`
 processes share the rate and the VINs. Afterwards every completed command is
 looked up in the database. Then, unless --skip-noop, the same generators run
 at the same rate against `bench.noop_server` (the bare Quart-Trio edge of the
-same API), so CPU per command and p99 are also given as ratios to it.
+same API), so CPU per command and p99 are also given as ratios to it. The
+work behind each processed command (transactions, statements, rows written,
+bridge crossings, WebSocket frames) comes from `bench.costs`.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import trio
 
+from bench import costs
 from bench.loadgen import planned_count
 from bench.procstat import CpuMeter, MachineMeter
 from bench.scenarios import Outcome
@@ -51,6 +55,8 @@ TINY = [
 ]  # fmt: skip
 #: Generators get this long to start, log in and authenticate before the common start.
 START_DELAY_S = 3.0
+#: A PostgreSQL backend reports its counters when it goes idle, 10 s later at the latest.
+STATS_DELAY_S = 11.0
 #: Latency samples kept per target for the chart.
 MAX_SAMPLES = 5000
 
@@ -96,10 +102,22 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
                 CpuMeter("fleet", fleet.pids),
                 CpuMeter("postgres", by_name="postgres"),
             ]
-            hub_run = await _drive(args, hub.http_url, vin_files, meters)
-        check = await _check_database(url, hub_run)
+            async with httpx.AsyncClient(base_url=hub.http_url, timeout=30) as http:
+                before = await costs.snapshot(http, url)
+                hub_run = await _drive(args, hub.http_url, vin_files, meters)
+                ended = trio.current_time()
+                check = await _check_database(url, hub_run)
+                if args.database == "postgres":  # its counters lag
+                    await trio.sleep_until(ended + STATS_DELAY_S)
+                after = await costs.snapshot(http, url)
     figures = _figures("hub", hub_run, args)
     figures.update(check)
+    processed = hub_run["completed"] + check["unfinished_final_in_database"]
+    figures["hub_processed"] = processed
+    figures["hub_cpu_ms_per_processed_command"] = _round(
+        1000 * hub_run["cpu"]["hub"] / processed if processed else math.nan, 3
+    )
+    figures.update(costs.per_command(before, after, processed))
     series = {"hub_latency_ms": thin(hub_run["latencies_ms"], MAX_SAMPLES)}
     if args.ramp_to is not None:
         series.update(_ramp_series(hub_run, args, "hub"))
@@ -213,6 +231,9 @@ async def _check_database(url: str, run: dict[str, Any]) -> dict[str, Any]:
         "not_succeeded": sum(not_succeeded.values()),
         "not_succeeded_by_status": not_succeeded,
         "unfinished_in_database_by_status": unfinished,
+        "unfinished_final_in_database": sum(
+            n for status, n in unfinished.items() if CommandStatus(status).is_final
+        ),
     }
 
 

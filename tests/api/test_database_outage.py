@@ -10,6 +10,7 @@ every query runs into the database timeouts, set short here).
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -24,7 +25,7 @@ from hub import JSON, run_asyncio
 from tests.support.databases import postgres_server_url, truncate_all
 from tests.support.node import VINS, Node, NodeSettings
 from tests.support.tcp_proxy import Cut, TcpProxy, open_tcp_proxy
-from tests.support.websocket import receive_json, send_json, subscribe
+from tests.support.websocket import collect_until_status, receive_json, send_json, subscribe
 
 VIN = VINS[0]
 HEARTBEAT_S = 0.5  # the links must live through outages several heartbeats long
@@ -235,9 +236,14 @@ async def test_the_journal_recovers_without_traffic(node: Node, proxy: TcpProxy)
     await node.connect_vehicle(VIN)
     earlier = (await node.submit(VIN, "ReadDTC", {"ecuAddress": "0x10"})).json()["id"]
     async with node.websocket("engineer") as ws:
+        await subscribe(ws, earlier)
+        ended = await collect_until_status(ws)
         proxy.cut(Cut.REFUSE)
-        # A subscription that needs the database is refused; the socket stays open.
-        topic = f"command:{earlier}"
+        # A command this node ran is replayed from its memory all the same...
+        await subscribe(ws, earlier)
+        assert await collect_until_status(ws) == ended
+        # ...and a subscription that needs the database is refused; the socket stays open.
+        topic = f"command:{uuid.uuid4()}"
         await send_json(ws, {"type": "subscribe", "topic": topic, "from_seq": 0})
         refusal = await receive_json(ws)
         assert (refusal["type"], refusal["code"], refusal["topic"]) == (

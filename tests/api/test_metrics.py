@@ -8,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.app import build_app
 from tests.support.node import VINS, Node
-from tests.support.websocket import open_socket
+from tests.support.websocket import collect_until_status, open_socket, subscribe
 
 #: These tests need no second database backend: metrics do not depend on it.
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -93,3 +93,24 @@ def test_metrics_can_be_turned_off() -> None:
     assert "/metrics" in {rule.rule for rule in build_app().url_map.iter_rules()}
     off = build_app(metrics_enabled=False)
     assert "/metrics" not in {rule.rule for rule in off.url_map.iter_rules()}
+
+
+async def test_the_work_behind_a_command_is_counted(node: Node) -> None:
+    await node.connect_vehicle(VINS[0])
+    before = await _scrape(node)
+    command_id = (await node.submit(VINS[0], "ReadDTC", {"ecuAddress": "0x10"})).json()["id"]
+    async with node.websocket("engineer") as ws:
+        await subscribe(ws, command_id)
+        frames = await collect_until_status(ws)
+    after = await _scrape(node)
+
+    def grew(name: str, **labels: str) -> float:
+        return _value(after, name, **labels) - _value(before, name, **labels)
+
+    assert grew("sovd_hub_db_transactions_total") >= 3  # submitted, dispatched, ended
+    assert grew("sovd_hub_db_statements_total") > grew("sovd_hub_db_transactions_total")
+    assert grew("sovd_hub_db_checkouts_total") >= 3
+    assert _value(after, "sovd_hub_db_connections_opened_total") >= 1
+    assert grew("sovd_hub_bridge_crossings_total", to="asyncio") >= 3
+    # the acknowledgement, the events and the status (the login's frame came before)
+    assert grew("sovd_hub_websocket_frames_sent_total") >= len(frames) + 1

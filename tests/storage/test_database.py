@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import trio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub import (
     AuditLog,
@@ -141,3 +143,25 @@ async def test_open_database_closes_its_pool_when_cancelled(
             await db.ping()
             await trio.sleep_forever()
     assert scope.cancelled_caught
+
+
+async def test_postgres_tls_is_what_the_url_says(
+    aio_loop: object, postgres_database_url: str
+) -> None:
+    # No mode in the URL: no TLS attempted. libpq's `sslmode` reaches asyncpg as `ssl`.
+    for suffix in ("", "?sslmode=disable", "?ssl=disable"):
+        async with open_database(postgres_database_url + suffix) as db:
+            await db.ping()
+    async with open_database(postgres_database_url) as db:
+        server_has_tls = await db.engine.run(_show_ssl, db.engine.reader)
+    async with open_database(postgres_database_url + "?sslmode=require") as db:
+        if server_has_tls:
+            await db.ping()
+        else:
+            with pytest.raises(DatabaseUnavailable, match="SSL"):
+                await db.ping()
+
+
+async def _show_ssl(reader: AsyncEngine) -> bool:
+    async with reader.connect() as conn:
+        return bool((await conn.execute(text("SHOW ssl"))).scalar() == "on")
