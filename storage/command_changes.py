@@ -140,30 +140,20 @@ async def apply_changes(
 
     A dispatched command is stamped with `node_id`, the node now holding it.
 
-    A dispatch and a final change append their audit events ("command.dispatched",
-    "command.<status>", with the command's VIN) only if the command was still
-    active, i.e. the first final status of a command wins. Audit events go
-    to `audits` when given (the caller appends them last), else straight in.
+    A final change appends its audit event ("command.<status>", with the
+    command's VIN, its error and the node that held it) only if the command
+    was still active, i.e. the first final status of a command wins. A
+    dispatch is not audited: the final row names the node, and the
+    `command.submitted` row says what was asked. Audit events go to `audits`
+    when given (the caller appends them last), else straight in.
     """
     phases: dict[str, list[StatusChange]] = {"dispatched": [], "running": [], "final": []}
     for change in changes:
         status = CommandStatus(change.status)
         phase = "final" if status.is_final else status.value
         phases.setdefault(phase, []).append(change)
-    # One query (rows locked on Postgres) for the commands whose changes are audited.
-    vins = await _active_vins(conn, [*phases["dispatched"], *phases["final"]])
-    node: dict[str, JSON] = {} if node_id is None else {"node": node_id}
-    rows: list[AuditNote] = [
-        AuditNote(
-            at=c.at,
-            actor="hub",
-            action="command.dispatched",
-            target=f"command:{c.command_id}",
-            details={"vin": vins[c.command_id], **node},
-        )
-        for c in phases["dispatched"]
-        if c.command_id in vins
-    ]
+    # One query (rows locked on Postgres, before any other row) for the commands that end.
+    held = await _active(conn, phases["final"])
     for phase, statement in (("dispatched", _SET_DISPATCHED), ("running", _SET_RUNNING)):
         if phases[phase]:
             params = [
@@ -171,42 +161,62 @@ async def apply_changes(
                 for c in phases[phase]
             ]
             await conn.execute(statement, params)
-    final = _first_changes(phases["final"], vins)
-    if final:
-        final_params = [
-            {"b_id": c.command_id, "b_status": c.status.value, "b_at": c.at, "b_error": c.error}
-            for c in final
-        ]
-        await conn.execute(_SET_FINAL, final_params)
-        rows.extend(
-            AuditNote(
-                at=c.at,
-                actor="hub",
-                action=f"command.{c.status.value}",
-                target=f"command:{c.command_id}",
-                details={"vin": vins[c.command_id], "error": c.error},
-            )
-            for c in final
-        )
+    rows = await _end(conn, phases["final"], held)
     if audits is None:
         await append_audit_rows(conn, rows)
     else:
         audits.extend(rows)
 
 
-async def _active_vins(conn: AsyncConnection, changes: list[StatusChange]) -> dict[uuid.UUID, str]:
-    """The VIN of each command among `changes` that is not final yet (rows locked on Postgres)."""
+async def _end(
+    conn: AsyncConnection,
+    changes: list[StatusChange],
+    held: Mapping[uuid.UUID, tuple[str, str | None]],
+) -> list[AuditNote]:
+    """Apply the first final change of each command `held` (active); their audit notes."""
+    final = _first_changes(changes, held)
+    if not final:
+        return []
+    params = [
+        {"b_id": c.command_id, "b_status": c.status.value, "b_at": c.at, "b_error": c.error}
+        for c in final
+    ]
+    await conn.execute(_SET_FINAL, params)
+    notes = []
+    for c in final:
+        vin, node = held[c.command_id]
+        details: dict[str, JSON] = {"vin": vin, "error": c.error}
+        if node is not None:
+            details["node"] = node
+        notes.append(
+            AuditNote(
+                at=c.at,
+                actor="hub",
+                action=f"command.{c.status.value}",
+                target=f"command:{c.command_id}",
+                details=details,
+            )
+        )
+    return notes
+
+
+async def _active(
+    conn: AsyncConnection, changes: list[StatusChange]
+) -> dict[uuid.UUID, tuple[str, str | None]]:
+    """The VIN and holding node of each command among `changes` that is not final yet (rows
+    locked on Postgres)."""
     if not changes:
         return {}
     ids = {c.command_id for c in changes}
-    query = select(_COMMANDS.c.id, _COMMANDS.c.vin).where(
+    query = select(_COMMANDS.c.id, _COMMANDS.c.vin, _COMMANDS.c.node_id).where(
         _COMMANDS.c.id.in_(ids), _COMMANDS.c.status.in_(ACTIVE)
     )
-    return {row.id: row.vin for row in await conn.execute(query.with_for_update())}
+    rows = await conn.execute(query.with_for_update())
+    return {row.id: (row.vin, row.node_id) for row in rows}
 
 
 def _first_changes(
-    changes: list[StatusChange], active: Mapping[uuid.UUID, str]
+    changes: list[StatusChange], active: Mapping[uuid.UUID, object]
 ) -> list[StatusChange]:
     """The first change of each command in `active` (the first final status wins)."""
     first: dict[uuid.UUID, StatusChange] = {}

@@ -107,7 +107,6 @@ async def test_filters_select_by_actor_action_vehicle_and_time(node: Node) -> No
     command_rows = await _all(node, vin=VINS[0], action="command.*")
     assert [(e["action"], e["actor"], e["target"]) for e in command_rows] == [
         ("command.submitted", "engineer", f"command:{command['id']}"),
-        ("command.dispatched", "hub", f"command:{command['id']}"),
         ("command.succeeded", "hub", f"command:{command['id']}"),
     ]
     of_vehicle = await _all(node, vin=VINS[0])

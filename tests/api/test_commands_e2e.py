@@ -52,7 +52,7 @@ async def test_read_dtc_streams_live_replays_late_and_is_recorded(node: Node) ->
     assert row is not None and row.status.value == "succeeded"
     assert row.started_at is not None and row.finished_at is not None
     actions = [a.action for a in await node.db.audit.list_audit(target=f"command:{command['id']}")]
-    assert actions == ["command.submitted", "command.dispatched", "command.succeeded"]
+    assert actions == ["command.submitted", "command.succeeded"]
 
 
 async def test_read_data_by_id_returns_the_value(node: Node) -> None:
