@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -159,6 +159,14 @@ _HEAD = select(
     CHAINS.c.anchor_seq,
     CHAINS.c.anchor_hash,
 )
+# Built once: building a statement costs about as much as SQLAlchemy's cached compile.
+_LOCK_HEAD = _HEAD.where(CHAINS.c.chain == bindparam("b_chain")).with_for_update()
+_ADVANCE_HEAD = (
+    update(CHAINS)
+    .where(CHAINS.c.chain == bindparam("b_chain"))
+    .values(last_seq=bindparam("b_seq"), last_hash=bindparam("b_hash"))
+)
+_INSERT_EVENTS = insert(_EVENTS)
 
 
 def chain_of(conn: AsyncConnection) -> str:
@@ -181,8 +189,7 @@ async def lock_head(conn: AsyncConnection, chain: str) -> ChainHead:
     LAST in a transaction (after every other row lock) so that two
     transactions never wait for each other.
     """
-    query = _HEAD.where(CHAINS.c.chain == chain).with_for_update()
-    row = (await conn.execute(query)).one_or_none()
+    row = (await conn.execute(_LOCK_HEAD, {"b_chain": chain})).one_or_none()
     if row is None:
         genesis = {
             "chain": chain,
@@ -196,7 +203,7 @@ async def lock_head(conn: AsyncConnection, chain: str) -> ChainHead:
             postgresql_insert(CHAINS) if dialect == "postgresql" else sqlite_insert(CHAINS)
         ).on_conflict_do_nothing(index_elements=["chain"])
         await conn.execute(statement, genesis)
-        row = (await conn.execute(query)).one()
+        row = (await conn.execute(_LOCK_HEAD, {"b_chain": chain})).one()
     return ChainHead(*row)
 
 
@@ -229,10 +236,8 @@ async def insert_rows(
             }
         )
         prev = digest
-    await conn.execute(insert(_EVENTS), values)
-    await conn.execute(
-        update(CHAINS).where(CHAINS.c.chain == head.chain).values(last_seq=seq, last_hash=prev)
-    )
+    await conn.execute(_INSERT_EVENTS, values)
+    await conn.execute(_ADVANCE_HEAD, {"b_chain": head.chain, "b_seq": seq, "b_hash": prev})
     return ChainHead(head.chain, seq, prev, head.anchor_seq, head.anchor_hash)
 
 

@@ -123,6 +123,11 @@ _SET_RUNNING = (
         ),
     )
 )
+_LOCK_ACTIVE = (
+    select(_COMMANDS.c.id, _COMMANDS.c.vin, _COMMANDS.c.node_id)
+    .where(_COMMANDS.c.id.in_(bindparam("b_ids", expanding=True)), _COMMANDS.c.status.in_(ACTIVE))
+    .with_for_update()
+)
 _SET_FINAL = (
     update(_COMMANDS)
     .where(_ACTIVE_ROW)
@@ -207,11 +212,8 @@ async def _active(
     locked on Postgres)."""
     if not changes:
         return {}
-    ids = {c.command_id for c in changes}
-    query = select(_COMMANDS.c.id, _COMMANDS.c.vin, _COMMANDS.c.node_id).where(
-        _COMMANDS.c.id.in_(ids), _COMMANDS.c.status.in_(ACTIVE)
-    )
-    rows = await conn.execute(query.with_for_update())
+    ids = list({c.command_id for c in changes})
+    rows = await conn.execute(_LOCK_ACTIVE, {"b_ids": ids})
     return {row.id: (row.vin, row.node_id) for row in rows}
 
 

@@ -9,6 +9,7 @@ and idempotency lookups are in `storage.history`.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from typing import Any, cast
@@ -49,6 +50,8 @@ __all__ = [
 ]
 
 _COMMANDS = cast(Table, CommandModel.__table__)
+_EVENTS = cast(Table, CommandEventModel.__table__)
+_INSERT_COMMANDS = insert(_COMMANDS)
 
 
 async def create_command(writer: AsyncEngine, command: Command, node_id: str | None = None) -> None:
@@ -104,12 +107,10 @@ async def _insert_commands(
     plain = [row for row in rows if row["idempotency_key"] is None]
     keyed = [row for row in rows if row["idempotency_key"] is not None]
     if plain:
-        await conn.execute(insert(_COMMANDS), plain)
+        await conn.execute(_INSERT_COMMANDS, plain)
     refused: frozenset[uuid.UUID] = frozenset()
     if keyed:
-        statement = _insert_ignoring_conflicts(
-            conn, _COMMANDS, ["submitted_by", "idempotency_key"]
-        ).returning(_COMMANDS.c.id)
+        statement = _insert_keyed(conn.dialect.name)
         stored = set((await conn.execute(statement, keyed)).scalars())
         refused = frozenset(c.id for c in commands if c.idempotency_key and c.id not in stored)
     submitted: list[AuditNote] = [
@@ -251,17 +252,23 @@ async def record(
 
 
 def _insert_events_ignoring_duplicates(conn: AsyncConnection) -> Insert:
-    events = cast(Table, CommandEventModel.__table__)
-    return _insert_ignoring_conflicts(conn, events, ["command_id", "seq"])
+    return _ignoring_conflicts(conn.dialect.name, _EVENTS, ("command_id", "seq"))
 
 
-def _insert_ignoring_conflicts(conn: AsyncConnection, table: Table, columns: list[str]) -> Insert:
-    """INSERT ... ON CONFLICT (columns) DO NOTHING, in the connection's dialect."""
-    dialect = conn.dialect.name
+@functools.cache
+def _insert_keyed(dialect: str) -> Insert:
+    """New commands with an idempotency key: a taken key skips the row (ids returned)."""
+    columns = ("submitted_by", "idempotency_key")
+    return _ignoring_conflicts(dialect, _COMMANDS, columns).returning(_COMMANDS.c.id)
+
+
+@functools.cache
+def _ignoring_conflicts(dialect: str, table: Table, columns: tuple[str, ...]) -> Insert:
+    """INSERT ... ON CONFLICT (columns) DO NOTHING in `dialect`, built once per dialect."""
     if dialect == "sqlite":
-        return sqlite_insert(table).on_conflict_do_nothing(index_elements=columns)
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(columns))
     if dialect == "postgresql":
-        return postgresql_insert(table).on_conflict_do_nothing(index_elements=columns)
+        return postgresql_insert(table).on_conflict_do_nothing(index_elements=list(columns))
     raise StorageError(f"database dialect {dialect!r} is not supported")
 
 
