@@ -18,7 +18,9 @@ Every app has its own `CollectorRegistry`, so several nodes in one process
   `sovd_hub_journal_buffered_records` (records of running commands held) and
   `sovd_hub_journal_records_lost_total` (dropped: the buffer was full).
 - Sampled at scrape time (cheap, no hot-path cost): connected vehicles,
-  messages waiting in the actors' mailboxes (sum and max), plus the
+  messages waiting in the actors' mailboxes (sum and max), the commands held
+  open (`sovd_hub_open_commands`) and those refused for it
+  (`sovd_hub_commands_refused_overloaded_total`), plus the
   process's CPU, memory and open files (`process_*`).
 - `sovd_hub_websocket_connections`: operator WebSockets open now;
   `sovd_hub_websocket_frames_sent_total`: frames sent to them.
@@ -166,6 +168,17 @@ class _HubCollector(Collector):
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
 
+    def describe(self) -> Iterator[Metric]:
+        """Names and types only: registering the collector reads nothing."""
+        for name in (
+            "sovd_hub_connected_vehicles",
+            "sovd_hub_mailbox_messages",
+            "sovd_hub_mailbox_messages_max",
+            "sovd_hub_open_commands",
+        ):
+            yield GaugeMetricFamily(name, "")
+        yield CounterMetricFamily("sovd_hub_commands_refused_overloaded", "")
+
     def collect(self) -> Iterator[Metric]:
         depths = self._hub.mailbox_depths()
         yield GaugeMetricFamily(
@@ -180,6 +193,16 @@ class _HubCollector(Collector):
             "sovd_hub_mailbox_messages_max",
             "Messages waiting in the fullest vehicle actor's mailbox.",
             max(depths, default=0),
+        )
+        yield GaugeMetricFamily(
+            "sovd_hub_open_commands",
+            "Commands this node's actors hold unfinished (admission control, max_open_commands).",
+            len(self._hub.open_commands),
+        )
+        yield CounterMetricFamily(
+            "sovd_hub_commands_refused_overloaded",
+            "New commands refused 503 overloaded (max_open_commands, per user or in all).",
+            self._hub.open_commands.refused,
         )
 
 

@@ -37,6 +37,7 @@ from hub import (
     IdempotencyKeyTaken,
     JournalWriteFailed,
     MailboxFull,
+    Overloaded,
     RoutingFailed,
     SovdRequest,
     VehicleNotConnected,
@@ -135,6 +136,10 @@ async def _submit(
     except MailboxFull as exc:
         raise ApiError(
             503, "vehicle_busy", str(exc), headers={"Retry-After": str(exc.retry_after_s)}
+        ) from None
+    except Overloaded as exc:
+        raise ApiError(
+            503, "overloaded", str(exc), headers={"Retry-After": str(exc.retry_after_s)}
         ) from None
     except VehicleNotConnected as exc:
         raise ApiError(409, "vehicle_offline", str(exc)) from None

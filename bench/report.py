@@ -57,6 +57,14 @@ TARGETS: dict[str, list[Target]] = {
         ),
         Target("p99 < 50 ms at 300 commands/s", "hub_latency_p99_ms", "<", 50, "rate_per_s", 300),
     ],
+    "overload": [
+        Target(
+            "admitted p99 < 1 s while 2x capacity is offered",
+            "admitted_latency_p99_ms",
+            "<",
+            1000,
+        ),
+    ],
     "baseline": [
         Target(
             "hub CPU per message ≤ 1.25x pure-asyncio baseline",

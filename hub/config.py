@@ -61,6 +61,10 @@ class HubConfig:
     #: Commands run here lately kept in memory with their events, so a WebSocket subscribe
     #: replays them without a database read (`hub.recent`; 0: always read).
     recent_commands: int = 10_000
+    #: Admission control (`hub.load`): commands this node's actors hold unfinished, in all
+    #: and per submitter; a new one beyond is refused, 503 with Retry-After (0: no bound).
+    max_open_commands: int = 2_000
+    max_open_commands_per_user: int = 500
     max_in_flight_per_vehicle: int = 4
     default_command_timeout_s: float = 30.0
     max_command_timeout_s: float = 600.0
@@ -160,11 +164,12 @@ class HubConfig:
             "journal_max_batch_records",
         ):
             check_positive(name, getattr(self, name))
-        if self.recent_commands < 0:
-            raise ConfigError(
-                f"recent_commands must be a number of commands >= 0 (0: none kept), "
-                f"got {self.recent_commands}; set SOVD_HUB_RECENT_COMMANDS"
-            )
+        for name in ("recent_commands", "max_open_commands", "max_open_commands_per_user"):
+            if getattr(self, name) < 0:
+                raise ConfigError(
+                    f"{name} must be a number of commands >= 0 (0: no bound, or none kept), "
+                    f"got {getattr(self, name)}; set SOVD_HUB_{name.upper()}"
+                )
         for name in ("grpc_max_connections", "grpc_max_connections_per_address"):
             if getattr(self, name) < 0:
                 raise ConfigError(

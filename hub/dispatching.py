@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
+from typing import Protocol
 
 import structlog
 import trio
@@ -19,10 +20,16 @@ import trio
 from hub.errors import MailboxFull, VehicleNotConnected
 from hub.mailbox import ActorMessage, Dispatch, VehicleActor
 from hub.model import Command
-from hub.recent import RecentCommands
 from hub.registry import Registry
 
 log = structlog.get_logger("hub.dispatching")
+
+
+class DispatchWatcher(Protocol):
+    """Is told of every command handed to an actor (`hub.recent`, `hub.load`)."""
+
+    def dispatched(self, command: Command) -> None: ...
+
 
 #: How many dispatched command ids a node remembers, so a redelivered one is not run twice.
 REMEMBERED_DISPATCHES = 65536
@@ -32,11 +39,11 @@ class Dispatcher:
     """This node's hand-over of messages to its actors; see the module docstring."""
 
     def __init__(
-        self, actors: Registry[VehicleActor], mailbox_size: int, recent: RecentCommands
+        self, actors: Registry[VehicleActor], mailbox_size: int, *watchers: DispatchWatcher
     ) -> None:
         self._actors = actors
         self._mailbox_size = mailbox_size
-        self._recent = recent
+        self._watchers = watchers
         # Command ids handed to an actor lately: a redelivered one is dropped, not run twice.
         self._dispatched: OrderedDict[uuid.UUID, None] = OrderedDict()
         #: Commands dropped because they were handed over already (or had ended).
@@ -51,7 +58,7 @@ class Dispatcher:
             raise self._full(vin)
 
     def dispatch(self, command: Command) -> None:
-        """Hand `command` to its vehicle's actor now, and remember it (with `RecentCommands`).
+        """Hand `command` to its vehicle's actor now, remember it, and tell the `watchers`.
 
         Raises `VehicleNotConnected` when the vehicle has no actor here and
         `MailboxFull` when its mailbox is full.
@@ -59,7 +66,8 @@ class Dispatcher:
         if not self.send(command.vin, Dispatch(command)):
             raise VehicleNotConnected(f"vehicle {command.vin} is not connected")
         self.remember(command.id)
-        self._recent.add(command)
+        for watcher in self._watchers:
+            watcher.dispatched(command)
 
     def dispatch_once(self, command: Command) -> bool:
         """`dispatch`, unless `command` was handed to an actor lately (then counted, False)."""

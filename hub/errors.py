@@ -13,6 +13,7 @@ HubError
 ├── DispatchError           a command cannot be handed to its vehicle's actor
 │   ├── VehicleNotConnected the vehicle has no live link on this node
 │   ├── MailboxFull         the vehicle's actor is saturated; retry later
+│   ├── Overloaded          this node holds too many unfinished commands; retry later
 │   └── RoutingFailed       scale-out: the node holding the vehicle cannot be found or reached
 ├── JournalWriteFailed      the batch holding a record was not committed (`hub.batching`)
 │   └── JournalUnavailable  the database does not answer: nothing of the call was recorded
@@ -107,6 +108,14 @@ class VehicleNotConnected(DispatchError):
 
 class MailboxFull(DispatchError):
     """The vehicle's mailbox is full; `retry_after_s` suggests when to try again."""
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Overloaded(DispatchError):
+    """This node holds too many unfinished commands (`hub.load`); retry after `retry_after_s`."""
 
     def __init__(self, message: str, retry_after_s: int = 1) -> None:
         super().__init__(message)

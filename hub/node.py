@@ -25,6 +25,7 @@ from hub.dispatching import Dispatcher
 from hub.errors import LinkVerdict, RoutingFailed, StorageFailed
 from hub.link import Link
 from hub.listener import ConnectionStatistics
+from hub.load import OpenCommands
 from hub.mailbox import ActorContext, ActorMessage, Cancel, VehicleActor
 from hub.model import (
     Command,
@@ -109,7 +110,11 @@ class Hub:
         self.leases = leases
         #: The commands this node's actors ran lately, with their published events.
         self.recent = RecentCommands(config.recent_commands)
-        bus = RememberingBus(bus, self.recent)
+        #: Admission control: the commands this node's actors hold, in all and per submitter.
+        self.open_commands = OpenCommands(
+            config.max_open_commands, config.max_open_commands_per_user
+        )
+        bus = RememberingBus(bus, self.recent, self.open_commands)
         self.bus: EventBus = bus
         self.grpc_port = config.grpc_port
         #: The gateway's TCP connections: open, refused at a cap, timed out before admission.
@@ -117,7 +122,9 @@ class Hub:
         self._nursery: trio.Nursery | None = None
         self._actors: Registry[VehicleActor] = Registry()
         #: The one way into the actors' mailboxes; remembers (and counts) dispatches.
-        self.dispatcher = Dispatcher(self._actors, config.mailbox_size, self.recent)
+        self.dispatcher = Dispatcher(
+            self._actors, config.mailbox_size, self.recent, self.open_commands
+        )
         self.last_seen = LastSeen(directory)
         self.credentials = CredentialLookup(directory)
         self.journal = GroupCommitJournal(
@@ -190,9 +197,10 @@ class Hub:
         delivered when the vehicle connects, or ends `expired`.
 
         Returns once the command and its audit event are committed and it is
-        on its way. A vehicle that is not connected (`VehicleNotConnected`) or
-        whose mailbox is full (`MailboxFull`) is refused before anything is
-        written; only if that changes during the commit is the command recorded
+        on its way. `Overloaded` (too many unfinished commands here: `hub.load`),
+        a vehicle that is not connected (`VehicleNotConnected`) or whose mailbox
+        is full (`MailboxFull`): refused before anything is written; only if the
+        last two change during the commit is the command recorded
         and then refused (or, if it may wait, left waiting). `RoutingFailed`:
         Redis failed (before anything was written, or after: then recorded
         `failed`). `JournalWriteFailed`: not recorded (or, if the commit's
@@ -201,6 +209,7 @@ class Hub:
         nothing was recorded or dispatched. Cancellation: from the commit on,
         runs to its end.
         """
+        self.open_commands.admit(command.submitted_by)
         router = self.router
         if router is None:
             await self.submissions.submit(command)

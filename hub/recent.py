@@ -21,13 +21,14 @@ import dataclasses
 import uuid
 from collections import OrderedDict
 from contextlib import AbstractAsyncContextManager
+from typing import Protocol
 
 import trio
 
 from hub.model import Command, CommandEventRecord, CommandStatus, StatusChange
 from hub.ports import BusMessage, EventBus
 
-__all__ = ["RecentCommands", "RememberingBus"]
+__all__ = ["BusWatcher", "RecentCommands", "RememberingBus"]
 
 
 class _Entry:
@@ -48,7 +49,7 @@ class RecentCommands:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def add(self, command: Command) -> None:
+    def dispatched(self, command: Command) -> None:
         """Remember `command`, just handed to a local actor (no events yet)."""
         if self._capacity == 0 or command.id in self._entries:
             return
@@ -92,15 +93,22 @@ def _moved(command: Command, change: StatusChange) -> Command:
     return dataclasses.replace(command, status=change.status)
 
 
-class RememberingBus:
-    """An `EventBus` that shows `recent` everything published, then publishes it on `bus`."""
+class BusWatcher(Protocol):
+    """Is shown every message published on the hub's bus (`RememberingBus`)."""
 
-    def __init__(self, bus: EventBus, recent: RecentCommands) -> None:
+    def observe(self, message: BusMessage) -> None: ...
+
+
+class RememberingBus:
+    """An `EventBus` that shows its `watchers` everything published, then publishes it on `bus`."""
+
+    def __init__(self, bus: EventBus, *watchers: BusWatcher) -> None:
         self.inner = bus
-        self._recent = recent
+        self._watchers = watchers
 
     def publish(self, topic: str, message: BusMessage) -> None:
-        self._recent.observe(message)
+        for watcher in self._watchers:
+            watcher.observe(message)
         self.inner.publish(topic, message)
 
     def subscribe(

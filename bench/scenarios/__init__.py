@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-NAMES = ("baseline", "hold", "commands", "fanout", "reconnect", "groupcommit")
+NAMES = ("baseline", "hold", "commands", "overload", "fanout", "reconnect", "groupcommit")
 
 
 @dataclass

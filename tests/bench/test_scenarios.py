@@ -64,6 +64,11 @@ def _fake_outcomes() -> dict[str, Outcome]:
             {"hub_vs_noop_cpu_per_command": 1.6, "hub_latency_p99_ms": 42.0, "errors": {}},
             {"latency_ms": latencies, "rate": [100, 200, 300], "p99": [10, 20, 90]},
         ),
+        "overload": Outcome(
+            {"rate_per_s": 400.0, "duration_s": 30.0, "max_open_commands_per_user": 100},
+            {"admitted_rate_per_s": 255.1, "refused_rate_per_s": 144.9, "refused_503": 4346},
+            {"admitted_latency_ms": latencies},
+        ),
         "fanout": Outcome(
             {"subscribers": 200, "commands": 2},
             {"submit_to_final_event_ms_p99": 12.5},

@@ -14,7 +14,6 @@ from hub.dispatching import Dispatcher
 from hub.link import Link
 from hub.link_protocol import LinkProtocol
 from hub.mailbox import ActorMessage, Dispatch, VehicleActor
-from hub.recent import RecentCommands
 from hub.registry import Registry
 
 VIN = "WVWZZZ1JZXW000001"
@@ -47,7 +46,7 @@ def _actor(
 
 async def test_a_command_dispatched_again_is_dropped_and_counted_once_per_arrival() -> None:
     actors, receive = _actor(4)
-    dispatcher = Dispatcher(actors, 4, RecentCommands(0))
+    dispatcher = Dispatcher(actors, 4)
     command = _command()
     assert dispatcher.dispatch_once(command) is True
     assert dispatcher.dispatch_once(command) is False  # a redelivered stream entry
@@ -61,7 +60,7 @@ async def test_a_command_dispatched_again_is_dropped_and_counted_once_per_arriva
 
 async def test_a_full_mailbox_is_refused_before_and_at_the_hand_over() -> None:
     actors, _ = _actor(1)
-    dispatcher = Dispatcher(actors, 1, RecentCommands(0))
+    dispatcher = Dispatcher(actors, 1)
     dispatcher.check_room(VIN)  # room for one
     dispatcher.dispatch(_command())
     with pytest.raises(MailboxFull) as before:
@@ -73,7 +72,7 @@ async def test_a_full_mailbox_is_refused_before_and_at_the_hand_over() -> None:
 
 
 async def test_a_vehicle_without_an_actor_is_not_connected() -> None:
-    dispatcher = Dispatcher(Registry(), 4, RecentCommands(0))
+    dispatcher = Dispatcher(Registry(), 4)
     dispatcher.check_room(VIN)  # nothing to be full
     with pytest.raises(VehicleNotConnected, match=f"vehicle {VIN} is not connected"):
         dispatcher.dispatch(_command())

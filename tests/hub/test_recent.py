@@ -22,7 +22,7 @@ def test_a_held_command_has_its_published_events_and_status_as_storage_would() -
     recent = RecentCommands(10)
     bus = RememberingBus(InProcessBus(), recent)
     held = command(VIN)
-    recent.add(held)
+    recent.dispatched(held)
     bus.publish("x", StatusChange(held.id, CommandStatus.DISPATCHED, AT))
     bus.publish("x", StatusChange(held.id, CommandStatus.RUNNING, AT))
     events = [_event(held.id, 0), _event(held.id, 1, final=True)]
@@ -54,7 +54,7 @@ def test_a_command_not_handed_here_is_not_held() -> None:
 def test_an_event_out_of_order_drops_the_command_to_the_database() -> None:
     recent = RecentCommands(10)
     held = command(VIN)
-    recent.add(held)
+    recent.dispatched(held)
     recent.observe(_event(held.id, 1))  # seq 0 never passed here
     assert recent.get(held.id) is None
 
@@ -63,8 +63,8 @@ def test_the_oldest_command_goes_first_past_capacity_and_zero_keeps_none() -> No
     recent = RecentCommands(2)
     first, second, third = command(VIN), command(VIN), command(VIN)
     for held in (first, second, third):
-        recent.add(held)
+        recent.dispatched(held)
     assert [recent.get(c.id) is not None for c in (first, second, third)] == [False, True, True]
     none = RecentCommands(0)
-    none.add(first)
+    none.dispatched(first)
     assert none.get(first.id) is None and len(none) == 0
