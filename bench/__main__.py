@@ -20,13 +20,16 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import trio
 import trio_asyncio
 
 from bench import environment
+from bench.phases import PhaseTimedOut
 from bench.scenarios import NAMES, Outcome, load
+
+E = TypeVar("E", bound=BaseException)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,8 +114,13 @@ def _run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
     try:
         outcome = trio.run(run)
+    except PhaseTimedOut as exc:
+        _save_partial(name, args, exc)
     except BaseExceptionGroup as group:  # a scenario's refusal (SystemExit) comes wrapped
-        refusal = _first_exit(group)
+        timed_out = _first(group, PhaseTimedOut)
+        if timed_out is not None:
+            _save_partial(name, args, timed_out)
+        refusal = _first(group, SystemExit)
         if refusal is None:
             raise
         raise refusal from None
@@ -128,11 +136,23 @@ def _run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return outcome.figures
 
 
-def _first_exit(group: BaseExceptionGroup[BaseException]) -> SystemExit | None:
+def _save_partial(name: str, args: argparse.Namespace, exc: PhaseTimedOut) -> NoReturn:
+    """Save and print what a scenario measured before a phase ran out of time; exit 1."""
+    parameters = {k: v for k, v in vars(args).items() if k not in ("results_dir", "chart")}
+    figures = exc.result()
+    path = environment.save_result(name, parameters, figures, args.results_dir)
+    print(f"  {exc} (partial result)")
+    for key, value in figures.items():
+        print(f"  {key}: {value}")
+    print(f"  -> {path}")
+    raise SystemExit(1)
+
+
+def _first(group: BaseExceptionGroup[BaseException], kind: type[E]) -> E | None:
     for inner in group.exceptions:
-        if isinstance(inner, SystemExit):
+        if isinstance(inner, kind):
             return inner
-        if isinstance(inner, BaseExceptionGroup) and (found := _first_exit(inner)):
+        if isinstance(inner, BaseExceptionGroup) and (found := _first(inner, kind)):
             return found
     return None
 

@@ -25,9 +25,11 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import redis.asyncio
 import trio
 from sqlalchemy.engine import make_url
 
+from bench.phases import phase
 from bench.simulator import VehicleSpec
 from hub import run_asyncio
 from storage import NewVehicle, migrate, open_database
@@ -37,6 +39,7 @@ BENCH_PASSWORD = "bench-password"
 DEFAULT_POSTGRES = os.environ.get(
     "SOVD_HUB_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+DEFAULT_REDIS = os.environ.get("SOVD_HUB_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def free_port() -> int:
@@ -96,6 +99,31 @@ async def open_bench_database(kind: str, workdir: Path) -> AsyncIterator[str]:
                 f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
                 f'DROP DATABASE IF EXISTS "{name}"',
             )
+
+
+@asynccontextmanager
+async def open_bench_redis(enabled: bool) -> AsyncIterator[dict[str, str]]:
+    """The hub settings of a scale-out node on Redis (a key prefix of this run's own, whose
+    keys are deleted afterwards); no settings when not `enabled`."""
+    if not enabled:
+        yield {}
+        return
+    prefix = f"sovd-bench-{uuid.uuid4().hex[:12]}:"
+    try:
+        yield {"SOVD_HUB_REDIS_URL": DEFAULT_REDIS, "SOVD_HUB_REDIS_KEY_PREFIX": prefix}
+    finally:
+        with trio.CancelScope(shield=True):
+            await run_asyncio(_delete_keys, prefix)
+
+
+async def _delete_keys(prefix: str) -> None:
+    client = redis.asyncio.Redis.from_url(DEFAULT_REDIS)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
 
 
 async def _admin(dsn: str, *statements: str) -> None:
@@ -235,10 +263,12 @@ async def connected_vehicles(http: httpx.AsyncClient) -> int:
 async def wait_connected(hub: HubProcess, count: int, timeout_s: float) -> float:
     """Seconds until the hub has `count` vehicles registered (polling every 50 ms)."""
     started = trio.current_time()
+    progress = {"vehicles_wanted": count, "vehicles_connected": 0}
     async with httpx.AsyncClient(base_url=hub.http_url, timeout=30) as http:
-        with trio.fail_after(timeout_s):
-            for _ in range(int(timeout_s / 0.05) + 1):  # polling: the hub has no push for this
-                if await connected_vehicles(http) >= count:
+        with phase("connect", timeout_s, progress):
+            while True:  # polling: the hub has no push for this
+                progress["vehicles_connected"] = await connected_vehicles(http)
+                if progress["vehicles_connected"] >= count:
                     break
                 await trio.sleep(0.05)
     return trio.current_time() - started

@@ -6,7 +6,9 @@ looked up in the database. Then, unless --skip-noop, the same generators run
 at the same rate against `bench.noop_server` (the bare Quart-Trio edge of the
 same API), so CPU per command and p99 are also given as ratios to it. The
 work behind each processed command (transactions, statements, rows written,
-bridge crossings, WebSocket frames) comes from `bench.costs`.
+bridge crossings, WebSocket frames) comes from `bench.costs`. With --redis the
+hub runs as a scale-out node (leases, its own command stream, the Redis bus),
+alone: the cost of scale-out on a command to a vehicle the node holds.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from bench.scenarios import Outcome
 from bench.stack import (
     free_port,
     open_bench_database,
+    open_bench_redis,
     open_fleet,
     open_hub_process,
     provision,
@@ -63,6 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--event-latency-ms", type=float, default=0.0, help="simulator latency")
     parser.add_argument("--timeout-s", type=float, default=10.0, help="per-command wait")
     parser.add_argument("--skip-noop", action="store_true", help="do not measure the no-op edge")
+    parser.add_argument(
+        "--redis", action="store_true", help="run the hub as a scale-out node (leases, streams)"
+    )
 
 
 async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
@@ -77,12 +83,16 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
         "database": args.database,
         "event_latency_ms": args.event_latency_ms,
         "timeout_s": args.timeout_s,
+        "redis": args.redis,
         "command": "ReadDTC 0x10 (2 progress + 1 result events)",
     }
     vin_files = write_vin_files(args, workdir)
-    async with open_bench_database(args.database, workdir) as url:
+    async with (
+        open_bench_database(args.database, workdir) as url,
+        open_bench_redis(args.redis) as scale_out,
+    ):
         specs = await provision(url, args.vehicles)
-        async with open_hub_process(url) as hub, open_fleet(
+        async with open_hub_process(url, scale_out) as hub, open_fleet(
             specs, hub.grpc_port, workdir,
             processes=args.fleet_processes, event_latency_ms=args.event_latency_ms,
         ) as fleet:  # fmt: skip

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import trio
 
+from bench.phases import phase
 from bench.procstat import CpuMeter, rss_bytes
 from bench.scenarios import Outcome
 from bench.stack import (
@@ -57,9 +58,10 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
                 open_fleet(specs, hub.grpc_port, workdir, processes=args.fleet_processes) as fleet,
                 httpx.AsyncClient(base_url=hub.http_url, timeout=60) as http,
             ):
-                with trio.fail_after(args.connect_timeout_s):
+                progress = {"vehicles_wanted": args.vehicles, "vehicles_connected": 0}
+                with phase("connect", args.connect_timeout_s, progress):
                     while True:
-                        count = await connected_vehicles(http)
+                        count = progress["vehicles_connected"] = await connected_vehicles(http)
                         series["t_s"].append(round(trio.current_time() - started, 3))
                         series["connected"].append(count)
                         series["rss_mib"].append(round(rss_bytes(hub.pid) / 2**20, 1))

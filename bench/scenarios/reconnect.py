@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import trio
 
+from bench.phases import phase
 from bench.procstat import CpuMeter
 from bench.scenarios import Outcome
 from bench.stack import (
@@ -72,9 +73,11 @@ class _Probe:
     async def wait_for(self, vehicles: int, timeout_s: float) -> float:
         """Seconds until `vehicles` are registered."""
         started = trio.current_time()
-        with trio.fail_after(timeout_s):
+        progress = {"vehicles_wanted": vehicles, "vehicles_connected": 0}
+        with phase("connect", timeout_s, progress):
             while True:  # polling: the hub has no push for this
-                if await self.count() >= vehicles:
+                progress["vehicles_connected"] = await self.count()
+                if progress["vehicles_connected"] >= vehicles:
                     return trio.current_time() - started
                 await trio.sleep(_POLL_S)
 

@@ -44,6 +44,26 @@ async def test_scenario_runs_at_tiny_size(name: str, tmp_path: Path) -> None:
     assert document["machine"]["cores"] >= 1
 
 
+@pytest.mark.slow
+async def test_a_phase_out_of_time_saves_how_far_it_got_instead_of_a_traceback(
+    tmp_path: Path,
+) -> None:
+    tiny = [*load("hold").TINY, "--connect-timeout-s", "0.01"]
+    command = [sys.executable, "-m", "bench", "hold", *tiny, "--results-dir", str(tmp_path)]
+    with trio.fail_after(SCENARIO_TIMEOUT_S):
+        done = await trio.run_process(
+            command, cwd=ROOT, capture_stdout=True, stderr=subprocess.STDOUT, check=False
+        )
+    output = done.stdout.decode(errors="replace")
+    assert done.returncode == 1, output[-4000:]
+    assert "Traceback" not in output
+    assert "phase 'connect' did not finish within 0.01 s (partial result)" in output
+    figures = _only_result(tmp_path, "hold", output)["figures"]
+    assert figures["timed_out_phase"] == "connect"
+    assert figures["vehicles_wanted"] == 20
+    assert 0 <= figures["vehicles_connected"] < 20
+
+
 def _only_result(results_dir: Path, name: str, output: str) -> dict[str, Any]:
     results = list(results_dir.glob(f"{name}-*.json"))
     assert len(results) == 1, output[-2000:]
