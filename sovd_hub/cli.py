@@ -22,6 +22,7 @@ from api import WeakPassword, check_new_password
 from hub import ConfigError, HubError
 from sovd_hub.audit_cli import add_audit_parser
 from sovd_hub.demo import add_demo_parser
+from sovd_hub.memory import start_tracing, tracing_file, write_summaries
 from sovd_hub.node import open_node
 from sovd_hub.options import (
     add_node_options,
@@ -97,9 +98,17 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level.upper())
     check_schema(storage.database_url)
 
+    summaries = tracing_file()
+    if summaries is not None:
+        start_tracing()
+
     async def serve(stop: trio.Event) -> None:
-        async with open_node(hub_config, api_config, storage):
-            await stop.wait()
+        async with trio.open_nursery() as nursery:
+            if summaries is not None:
+                nursery.start_soon(write_summaries, summaries)
+            async with open_node(hub_config, api_config, storage):
+                await stop.wait()
+            nursery.cancel_scope.cancel()
 
     run(serve)
     return 0

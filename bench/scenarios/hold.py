@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import trio
 
+from bench.memory import memory_summary, per_vehicle_owners
 from bench.phases import phase
 from bench.procstat import CpuMeter, rss_bytes
 from bench.scenarios import Outcome
@@ -33,6 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--idle-s", type=float, default=10.0, help="idle CPU measuring window")
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--connect-timeout-s", type=float, default=300.0)
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="also trace the hub's allocations: what each vehicle holds, by owner (slower)",
+    )
 
 
 async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
@@ -46,10 +52,14 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
         "database": args.database,
     }
     settings = {"SOVD_HUB_HEARTBEAT_INTERVAL_S": str(args.heartbeat_s)}
+    traced = workdir / "memory.json"
+    if args.tracemalloc:
+        settings["SOVD_HUB_TRACEMALLOC_FILE"] = str(traced)
     async with open_bench_database(args.database, workdir) as url:
         specs = await provision(url, args.vehicles)
         async with open_hub_process(url, settings) as hub:
             rss_empty = rss_bytes(hub.pid)
+            empty = await memory_summary(hub, traced) if args.tracemalloc else None
             series: dict[str, list[float]] = {"t_s": [], "connected": [], "rss_mib": []}
             hub_cpu = CpuMeter("hub", [hub.pid])
             hub_cpu.start()
@@ -81,6 +91,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
                     meter.start()
                 await trio.sleep(args.idle_s)
                 idle = {m.label: m.stop() for m in meters}
+                full = await memory_summary(hub, traced) if args.tracemalloc else None
     per_vehicle = (rss_full - rss_empty) / args.vehicles
     figures = {
         "connected": args.vehicles,
@@ -94,4 +105,6 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
         "idle_fleet_cpu_percent": round(100 * idle["fleet"] / args.idle_s, 1),
         "idle_postgres_cpu_percent": round(100 * idle["postgres"] / args.idle_s, 1),
     }
+    if empty is not None and full is not None:
+        figures.update(per_vehicle_owners(empty, full, args.vehicles))
     return Outcome(parameters, figures, series)
