@@ -112,10 +112,10 @@ async def test_a_silent_link_is_closed_and_its_command_interrupted(
         hub.dispatch(command)
         with trio.fail_after(5):
             await vehicle.finished.wait()
+            await journal.wait_status(command.id, CommandStatus.INTERRUPTED)
     assert vehicle.ended is not None and vehicle.ended.status is Status.UNAVAILABLE
     assert vehicle.ended.message == "no message from the vehicle for 0.3 s"
     assert [m.WhichOneof("kind") for m in vehicle.received] == ["welcome", "command"]
-    assert journal.status_of(command.id) is CommandStatus.INTERRUPTED
     assert hub.connection(VIN) is None
     ended = hub.last_disconnect(VIN)
     assert ended is not None and ended.reason is DisconnectReason.HEARTBEAT_TIMEOUT
