@@ -11,6 +11,7 @@ nothing of it, and it uses each of them only through its `__init__`.
     │   ├── retention    the retention runner (sweeps old audit rows and commands)
     │   └── revocations  the session-revocation runners (shared over the bus)
     ├── memory       tracemalloc summaries on SIGUSR1 (`SOVD_HUB_TRACEMALLOC_FILE`; the bench)
+    ├── profiling    CPU time by component on SIGUSR2 (`SOVD_HUB_PROFILE_FILE`; the bench)
     ├── options      the options every command shares and the settings built from them
     └── runtime      one `trio.run`, the asyncio bridge, signals, JSON logs
 

@@ -22,7 +22,7 @@ from api import WeakPassword, check_new_password
 from hub import ConfigError, HubError
 from sovd_hub.audit_cli import add_audit_parser
 from sovd_hub.demo import add_demo_parser
-from sovd_hub.memory import start_tracing, tracing_file, write_summaries
+from sovd_hub.memory import memory_task
 from sovd_hub.node import open_node
 from sovd_hub.options import (
     add_node_options,
@@ -32,6 +32,7 @@ from sovd_hub.options import (
     run_async,
     storage_config,
 )
+from sovd_hub.profiling import profiling_task
 from sovd_hub.runtime import configure_logging, run
 from storage import StorageError, check_schema, migrate, open_database
 
@@ -98,14 +99,13 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level.upper())
     check_schema(storage.database_url)
 
-    summaries = tracing_file()
-    if summaries is not None:
-        start_tracing()
+    # Diagnosis modes of the bench (off unless their setting is in the environment).
+    diagnostics = [task for task in (memory_task(), profiling_task()) if task is not None]
 
     async def serve(stop: trio.Event) -> None:
         async with trio.open_nursery() as nursery:
-            if summaries is not None:
-                nursery.start_soon(write_summaries, summaries)
+            for task in diagnostics:
+                nursery.start_soon(task)
             async with open_node(hub_config, api_config, storage):
                 await stop.wait()
             nursery.cancel_scope.cancel()

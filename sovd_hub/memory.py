@@ -12,11 +12,13 @@ the snapshot stops the hub for a moment (seconds with 20,000 vehicles).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
 import tracemalloc
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +35,14 @@ TOP_OWNERS = 40
 _OURS = tuple(f"{os.sep}{package}{os.sep}" for package in ("hub", "api", "storage", "sovd_hub"))
 
 
-def tracing_file() -> Path | None:
-    """Where summaries go when tracing is asked for (`SOVD_HUB_TRACEMALLOC_FILE`), else None."""
+def memory_task() -> Callable[[], Awaitable[None]] | None:
+    """With `SOVD_HUB_TRACEMALLOC_FILE` set: start tracing now (call it before the node
+    opens); the task that writes the summaries."""
     value = os.environ.get(TRACEMALLOC_FILE)
-    return Path(value) if value else None
-
-
-def start_tracing() -> None:
-    """Trace allocations from now on (call first thing, before the node opens)."""
+    if not value:
+        return None
     tracemalloc.start(TRACE_FRAMES)
+    return functools.partial(write_summaries, Path(value))
 
 
 async def write_summaries(path: Path) -> None:

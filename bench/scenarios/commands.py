@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import functools
 import math
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ import httpx
 import trio
 
 from bench import costs
+from bench.diagnosis import ask_hub, cpu_shares
 from bench.loadgen import planned_count
 from bench.open_loop import check_database, drive, write_vin_files
 from bench.procstat import CpuMeter
@@ -69,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--redis", action="store_true", help="run the hub as a scale-out node (leases, streams)"
     )
+    parser.add_argument(
+        "--profile", action="store_true", help="also sample where the hub's CPU time goes"
+    )
 
 
 async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
@@ -84,6 +89,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
         "event_latency_ms": args.event_latency_ms,
         "timeout_s": args.timeout_s,
         "redis": args.redis,
+        "profile": args.profile,
         "command": "ReadDTC 0x10 (2 progress + 1 result events)",
     }
     vin_files = write_vin_files(args, workdir)
@@ -92,7 +98,12 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
         open_bench_redis(args.redis) as scale_out,
     ):
         specs = await provision(url, args.vehicles)
-        async with open_hub_process(url, scale_out) as hub, open_fleet(
+        profile = workdir / "profile.json"
+        settings = {
+            **scale_out,
+            **({"SOVD_HUB_PROFILE_FILE": str(profile)} if args.profile else {}),
+        }
+        async with open_hub_process(url, settings) as hub, open_fleet(
             specs, hub.grpc_port, workdir,
             processes=args.fleet_processes, event_latency_ms=args.event_latency_ms,
         ) as fleet:  # fmt: skip
@@ -104,8 +115,11 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
             ]
             async with httpx.AsyncClient(base_url=hub.http_url, timeout=30) as http:
                 before = await costs.snapshot(http, url)
+                if args.profile:  # what the sampler charged so far is not the run's
+                    await ask_hub(hub, profile, signal.SIGUSR2)
                 hub_run = await drive(args, hub.http_url, vin_files, meters)
                 ended = trio.current_time()
+                sampled = await ask_hub(hub, profile, signal.SIGUSR2) if args.profile else None
                 check = await check_database(url, hub_run)
                 if args.database == "postgres":  # its counters lag
                     await trio.sleep_until(ended + STATS_DELAY_S)
@@ -118,6 +132,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
         1000 * hub_run["cpu"]["hub"] / processed if processed else math.nan, 3
     )
     figures.update(costs.per_command(before, after, processed))
+    if sampled is not None:
+        figures.update(cpu_shares(sampled))
     series = {"hub_latency_ms": thin(hub_run["latencies_ms"], MAX_SAMPLES)}
     if args.ramp_to is not None:
         series.update(_ramp_series(hub_run, args, "hub"))

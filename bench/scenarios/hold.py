@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
 
 import httpx
 import trio
 
-from bench.memory import memory_summary, per_vehicle_owners
+from bench.diagnosis import ask_hub, per_vehicle_owners
 from bench.phases import phase
 from bench.procstat import CpuMeter, rss_bytes
 from bench.scenarios import Outcome
@@ -59,7 +60,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
         specs = await provision(url, args.vehicles)
         async with open_hub_process(url, settings) as hub:
             rss_empty = rss_bytes(hub.pid)
-            empty = await memory_summary(hub, traced) if args.tracemalloc else None
+            empty = await ask_hub(hub, traced, signal.SIGUSR1) if args.tracemalloc else None
             series: dict[str, list[float]] = {"t_s": [], "connected": [], "rss_mib": []}
             hub_cpu = CpuMeter("hub", [hub.pid])
             hub_cpu.start()
@@ -91,7 +92,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
                     meter.start()
                 await trio.sleep(args.idle_s)
                 idle = {m.label: m.stop() for m in meters}
-                full = await memory_summary(hub, traced) if args.tracemalloc else None
+                full = await ask_hub(hub, traced, signal.SIGUSR1) if args.tracemalloc else None
     per_vehicle = (rss_full - rss_empty) / args.vehicles
     figures = {
         "connected": args.vehicles,

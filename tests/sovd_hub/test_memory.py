@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tracemalloc
 
-from bench.memory import per_vehicle_owners
+from bench.diagnosis import per_vehicle_owners
 from sovd_hub.memory import summarise
 
 
