@@ -1,19 +1,19 @@
 """Where the hub's CPU time goes, by component: for `python -m bench commands --profile`.
 
-With `SOVD_HUB_PROFILE_FILE` set, `sovd-hub serve` runs a sampler thread:
-every `INTERVAL_S` it reads the CPU time the main thread (trio's, where all
-of the hub runs) has used, and when it grew it charges that growth to the
-main thread's current stack. Unlike a wall-clock sampler it never counts
-time the hub spent waiting, for I/O or for a core on a shared machine. Each
+With `SOVD_HUB_PROFILE_FILE` set, `sovd-hub serve` samples where its CPU
+time goes (`CpuSampler`): every `INTERVAL_S` of CPU the process uses, the
+kernel interrupts it and the sample is charged to the Python frame the main
+thread (trio's, where all of the hub runs) was in. Unlike a wall-clock
+sampler it never counts time the hub spent waiting, for I/O or for a core on
+a shared machine. Each
 SIGUSR2 writes to that file what was charged since the previous one (JSON:
 the CPU seconds in all, by component of the innermost frame, and the
 heaviest stacks' innermost frames) and starts afresh.
 
 A component is the package of the innermost frame: `hub`, `api`, `storage`,
 `sovd_hub`, a library (`sqlalchemy`, `asyncpg`, `trio_asyncio`, `grpclib`,
-`hypercorn`, ...), `asyncio` or `stdlib`. The sampler takes the GIL to look,
-so a sample lands where the main thread lets the GIL go; costs about 1 % of
-a core; diagnosis only.
+`hypercorn`, ...), `asyncio` or `stdlib`. Time in C code is charged to the
+Python frame that called it. Diagnosis only: each sample interrupts the hub.
 """
 
 from __future__ import annotations
@@ -21,10 +21,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import sysconfig
-import threading
-import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -38,7 +35,8 @@ log = structlog.get_logger("sovd_hub.profiling")
 
 #: The setting that turns the sampler on: where the breakdowns are written.
 PROFILE_FILE = "SOVD_HUB_PROFILE_FILE"
-INTERVAL_S = 0.002
+#: CPU time between samples.
+INTERVAL_S = 0.005
 #: Innermost frames listed in a breakdown, heaviest first.
 TOP_FRAMES = 40
 _OURS = ("hub", "api", "storage", "sovd_hub", "proto")
@@ -46,52 +44,44 @@ _STDLIB = sysconfig.get_paths()["stdlib"]
 
 
 class CpuSampler:
-    """Charges the main thread's CPU time to its stack, in a daemon thread."""
+    """Charges the process's CPU time to the main thread's stack, `INTERVAL_S` at a time.
+
+    The kernel counts the CPU time (`ITIMER_PROF`) and sends SIGPROF each
+    `INTERVAL_S` of it; Python runs the handler in the main thread at its next
+    bytecode, with the frame it interrupted. Construct and `stop` it in the
+    main thread.
+    """
 
     def __init__(self) -> None:
-        main = threading.main_thread()
-        assert main.ident is not None
-        self._main = main.ident
-        self._clock = time.pthread_getcpuclockid(main.ident)
-        self._lock = threading.Lock()
         self._components: dict[str, float] = defaultdict(float)
         self._frames: dict[str, float] = defaultdict(float)
         self._charged = 0.0
-        self._stopped = threading.Event()
-        threading.Thread(target=self._run, name="cpu-sampler", daemon=True).start()
+        self._previous = signal.signal(signal.SIGPROF, self._sample)
+        signal.setitimer(signal.ITIMER_PROF, INTERVAL_S, INTERVAL_S)
 
     def stop(self) -> None:
-        """End the sampling thread (within `INTERVAL_S`)."""
-        self._stopped.set()
+        """Stop sampling and give SIGPROF back."""
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, self._previous)
 
     def take(self) -> dict[str, Any]:
         """What was charged since the last `take` (see the module docstring); starts afresh."""
-        with self._lock:
-            components, frames, charged = self._components, self._frames, self._charged
-            self._components, self._frames = defaultdict(float), defaultdict(float)
-            self._charged = 0.0
+        components, frames, charged = self._components, self._frames, self._charged
+        self._components, self._frames = defaultdict(float), defaultdict(float)
+        self._charged = 0.0
         return {
             "cpu_s": round(charged, 3),
             "by_component": _heaviest(components, len(components)),
             "by_innermost_frame": _heaviest(frames, TOP_FRAMES),
         }
 
-    def _run(self) -> None:
-        last = time.clock_gettime(self._clock)
-        while not self._stopped.wait(INTERVAL_S):
-            now = time.clock_gettime(self._clock)
-            spent, last = now - last, now
-            frame = sys._current_frames().get(self._main)
-            if spent > 0 and frame is not None:
-                self._charge(frame, spent)
-
-    def _charge(self, frame: FrameType, spent: float) -> None:
+    def _sample(self, signum: int, frame: FrameType | None) -> None:
+        if frame is None:
+            return
         code = frame.f_code
-        where = f"{_short(code.co_filename)}:{code.co_name}"
-        with self._lock:
-            self._charged += spent
-            self._components[component(code.co_filename)] += spent
-            self._frames[where] += spent
+        self._charged += INTERVAL_S
+        self._components[component(code.co_filename)] += INTERVAL_S
+        self._frames[f"{_short(code.co_filename)}:{code.co_name}"] += INTERVAL_S
 
 
 def _heaviest(spent: dict[str, float], count: int) -> dict[str, float]:
