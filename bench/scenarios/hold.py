@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import trio
 
-from bench.diagnosis import ask_hub, per_vehicle_owners
+from bench.diagnosis import ask_hub, cpu_shares, per_vehicle_owners
 from bench.phases import phase
 from bench.procstat import CpuMeter, rss_bytes
 from bench.scenarios import Outcome
@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also trace the hub's allocations: what each vehicle holds, by owner (slower)",
     )
+    parser.add_argument(
+        "--profile", action="store_true", help="also sample where the connects' CPU time goes"
+    )
 
 
 async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
@@ -51,17 +54,23 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
         "heartbeat_interval_s": args.heartbeat_s,
         "idle_window_s": args.idle_s,
         "database": args.database,
+        "profile": args.profile,
     }
     settings = {"SOVD_HUB_HEARTBEAT_INTERVAL_S": str(args.heartbeat_s)}
     traced = workdir / "memory.json"
     if args.tracemalloc:
         settings["SOVD_HUB_TRACEMALLOC_FILE"] = str(traced)
+    profile = workdir / "profile.json"
+    if args.profile:
+        settings["SOVD_HUB_PROFILE_FILE"] = str(profile)
     async with open_bench_database(args.database, workdir) as url:
         specs = await provision(url, args.vehicles)
         async with open_hub_process(url, settings) as hub:
             rss_empty = rss_bytes(hub.pid)
             empty = await ask_hub(hub, traced, signal.SIGUSR1) if args.tracemalloc else None
             series: dict[str, list[float]] = {"t_s": [], "connected": [], "rss_mib": []}
+            if args.profile:  # what the sampler charged so far is not the connects'
+                await ask_hub(hub, profile, signal.SIGUSR2)
             hub_cpu = CpuMeter("hub", [hub.pid])
             hub_cpu.start()
             started = trio.current_time()
@@ -81,6 +90,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
                         await trio.sleep(0.25)
                 all_in_s = trio.current_time() - started
                 connect_cpu_s = hub_cpu.stop()
+                sampled = await ask_hub(hub, profile, signal.SIGUSR2) if args.profile else None
                 await trio.sleep(1)  # let the last handshakes settle
                 rss_full = rss_bytes(hub.pid)
                 meters = [
@@ -106,6 +116,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
         "idle_fleet_cpu_percent": round(100 * idle["fleet"] / args.idle_s, 1),
         "idle_postgres_cpu_percent": round(100 * idle["postgres"] / args.idle_s, 1),
     }
+    if sampled is not None:
+        figures.update(cpu_shares(sampled))
     if empty is not None and full is not None:
         figures.update(per_vehicle_owners(empty, full, args.vehicles))
     return Outcome(parameters, figures, series)

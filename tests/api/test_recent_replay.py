@@ -10,7 +10,7 @@ import pytest
 
 from bench.simulator import Behaviour
 from tests.support.node import VINS, Node, NodeSettings
-from tests.support.websocket import collect_until_status, receive_json, send_json, subscribe
+from tests.support.websocket import collect_until_status, subscribe
 
 
 @pytest.fixture(params=[{}, {"recent_commands": 0}], ids=["in_memory", "from_storage"])
@@ -52,12 +52,3 @@ async def test_live_late_and_partial_replays_agree_and_memory_reads_nothing(
     assert live[-1]["status"] == "succeeded"
     expected_reads = 0 if "recent_commands" not in node_settings.hub else 3
     assert len(reads) == expected_reads
-
-
-async def test_another_engineer_cannot_follow_a_command_held_in_memory(node: Node) -> None:
-    await node.connect_vehicle(VINS[0], Behaviour(silent=True))
-    command_id = (await node.submit(VINS[0], "ReadDTC", {"ecuAddress": "0x10"})).json()["id"]
-    async with node.websocket("other") as ws:
-        await send_json(ws, {"type": "subscribe", "topic": f"command:{command_id}"})
-        reply = await receive_json(ws)
-    assert (reply["type"], reply["code"]) == ("error", "unknown_command")
