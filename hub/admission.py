@@ -11,7 +11,9 @@ or left to expire, and it counts refused links for the audit trail
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
@@ -36,6 +38,15 @@ log = structlog.get_logger("hub.admission")
 
 #: Starts the actor of a link, with the commands that waited for its vehicle.
 StartActor = Callable[[Link, list[Command]], Awaitable[VehicleActor]]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """The vehicles a connection's token may be (`Admission.authenticate`), and when asked."""
+
+    vehicles: list[VehicleCredentials]
+    #: trio time just before the lookup: what was committed before it, the lookup saw.
+    asked_at: float
 
 
 class Admission:
@@ -71,8 +82,10 @@ class Admission:
         self._start_actor = start_actor
         #: Set as the hub stops: new links are refused with `UNAVAILABLE`.
         self.stopping = False
+        # VIN -> when this node last stored a command to wait for it (see `_waiting`).
+        self._left_waiting: dict[str, float] = {}
 
-    async def authenticate(self, token: str) -> list[VehicleCredentials]:
+    async def authenticate(self, token: str) -> Candidates:
         """The vehicles `token` may be (found by its hash alone, before any message is read).
 
         Raises `VehicleRefused`: `LinkVerdict.UNAUTHENTICATED` when no registered
@@ -89,6 +102,7 @@ class Admission:
                 f"{outage.retry_after_s} s",
             )
         token_hash = hash_vehicle_token(token)
+        asked_at = trio.current_time()
         try:
             candidates = await self._credentials.find(token_hash)
         except LookupFailed as exc:
@@ -101,10 +115,29 @@ class Admission:
                 "unknown vehicle token: no registered vehicle has it (never issued, or rotated "
                 "since); send the vehicle's current token",
             )
-        return found
+        return Candidates(found, asked_at)
+
+    def left_waiting(self, vin: str) -> None:
+        """Note that a command waiting for `vin` was just stored (under the attach lock)."""
+        self._left_waiting[vin] = trio.current_time()
+
+    async def _waiting(self, credentials: VehicleCredentials, asked_at: float) -> list[Command]:
+        """The commands waiting for a vehicle whose actor starts (under the attach lock).
+
+        Not read when this node runs alone, the credentials' lookup found none,
+        and this node stored none since that lookup began: alone, every waiting
+        command is stored by this node, under the attach lock, and noted
+        (`left_waiting`). In scale-out another node may have stored one: read.
+        """
+        vin = credentials.vin
+        stored_at = self._left_waiting.get(vin, -math.inf)
+        if self._leases is None and not credentials.waiting and stored_at < asked_at:
+            return []
+        self._left_waiting.pop(vin, None)
+        return await self._backlog.waiting_commands(vin)
 
     async def attach(
-        self, hello: Hello, candidates: list[VehicleCredentials], link: Link
+        self, hello: Hello, candidates: Candidates, link: Link
     ) -> trio.MemorySendChannel[ActorMessage]:
         """Admit a vehicle's new link; returns the mailbox its messages go to.
 
@@ -117,7 +150,7 @@ class Admission:
         if self.stopping:
             raise VehicleRefused(LinkVerdict.UNAVAILABLE, "the hub is shutting down")
         try:
-            admit(hello, candidates)
+            credentials = admit(hello, candidates.vehicles)
         except VehicleRefused as exc:
             if plausible_vin(hello.vin):  # a VIN that cannot be one is not remembered
                 self._refused(hello.vin, exc.message)
@@ -131,7 +164,7 @@ class Admission:
                 self._leases.claim(hello.vin)
             try:
                 if actor is None:
-                    waiting = await self._backlog.waiting_commands(hello.vin)
+                    waiting = await self._waiting(credentials, candidates.asked_at)
                     for command in waiting:
                         self._dispatcher.remember(command.id)
                     actor = await self._start_actor(link, waiting)

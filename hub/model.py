@@ -222,11 +222,12 @@ class CommandUpdate:
 
 @dataclass(frozen=True, slots=True)
 class VehicleCredentials:
-    """What the gateway needs to admit a vehicle: its token's hash and whether it is enabled."""
+    """To admit a vehicle: its token's hash, if it is enabled, if commands wait for it."""
 
     vin: str
     token_hash: str
     enabled: bool
+    waiting: bool = True
 
 
 class DisconnectReason(enum.StrEnum):

@@ -57,7 +57,8 @@ class VehicleDirectory(Protocol):
     async def find_vehicles_by_token(
         self, token_hashes: Collection[str]
     ) -> list[VehicleCredentials]:
-        """Credentials of the registered vehicles whose `token_hash` is among `token_hashes`."""
+        """Credentials of the registered vehicles whose `token_hash` is among `token_hashes`;
+        `waiting` says whether commands wait for each (True when the directory cannot tell)."""
         ...
 
     async def record_seen(self, seen: Mapping[str, datetime]) -> None:

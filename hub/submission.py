@@ -27,6 +27,7 @@ from typing import Protocol
 import structlog
 import trio
 
+from hub.admission import Admission
 from hub.batching import GroupCommitJournal, JournalWriteFailed
 from hub.config import HubConfig
 from hub.dispatching import Dispatcher
@@ -51,6 +52,7 @@ class SubmissionHost(Protocol):
     config: HubConfig
     leases: VehicleLeases | None
     dispatcher: Dispatcher
+    admission: Admission
 
     def cancel_here(
         self, command_id: uuid.UUID, vin: str, by: str, submitted_by: str | None = None
@@ -88,7 +90,10 @@ class Submissions:
             async with self._attach_lock:
                 if self._actors.get(command.vin) is None:
                     with self.hold(command):
-                        await self.record_new(command)  # waits, pending
+                        try:
+                            await self.record_new(command)  # waits, pending
+                        finally:  # noted even if the commit's answer was lost
+                            self._hub.admission.left_waiting(command.vin)
                     return
             actor = self._actors.get(command.vin)
         if actor is None:

@@ -77,9 +77,9 @@ class MemoryDirectory:
         self.vehicles: dict[str, VehicleCredentials] = {}
         self.seen: dict[str, datetime] = {}
 
-    def add(self, vin: str, token: str, *, enabled: bool = True) -> None:
-        """Register `vin` with `token`."""
-        self.vehicles[vin] = VehicleCredentials(vin, hash_vehicle_token(token), enabled)
+    def add(self, vin: str, token: str, *, enabled: bool = True, waiting: bool = True) -> None:
+        """Register `vin` with `token`; `waiting`: what its lookups say of waiting commands."""
+        self.vehicles[vin] = VehicleCredentials(vin, hash_vehicle_token(token), enabled, waiting)
 
     async def find_vehicles(self, vins: Collection[str]) -> dict[str, VehicleCredentials]:
         return {vin: self.vehicles[vin] for vin in vins if vin in self.vehicles}

@@ -14,14 +14,14 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub import JSON, AuditNote, VehicleCredentials
+from hub import JSON, AuditNote, CommandStatus, VehicleCredentials
 from storage.audit_chain import append_audit_row, append_audit_rows
 from storage.errors import UnknownVehicleError, VehicleExistsError
-from storage.models import VehicleModel
+from storage.models import CommandModel, VehicleModel
 from storage.records import Vehicle
 
 __all__ = [
@@ -103,11 +103,18 @@ async def find_vehicles(
 async def find_vehicles_by_token(
     reader: AsyncEngine, token_hashes: Collection[str]
 ) -> list[VehicleCredentials]:
-    v = VehicleModel
-    query = select(v.vin, v.token_hash, v.enabled).where(v.token_hash.in_(list(token_hashes)))
+    v, c = VehicleModel, CommandModel
+    waiting = exists().where(
+        c.vin == v.vin, c.status == CommandStatus.PENDING.value, c.expires_at.is_not(None)
+    )
+    query = select(v.vin, v.token_hash, v.enabled, waiting.label("waiting")).where(
+        v.token_hash.in_(list(token_hashes))
+    )
     async with reader.connect() as conn:
         rows = (await conn.execute(query)).all()
-    return [VehicleCredentials(row.vin, row.token_hash, row.enabled) for row in rows]
+    return [
+        VehicleCredentials(row.vin, row.token_hash, row.enabled, bool(row.waiting)) for row in rows
+    ]
 
 
 async def record_seen(writer: AsyncEngine, seen: Mapping[str, datetime]) -> None:

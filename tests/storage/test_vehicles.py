@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from hub import verify_vehicle_token
+from hub import CommandStatus, StatusChange, hash_vehicle_token, verify_vehicle_token
 from storage import Database, NewVehicle, UnknownVehicleError, VehicleExistsError
+from tests.support.commands import make_command
 
 VIN_A = "WVWZZZ1JZXW000001"
 VIN_B = "WVWZZZ1JZXW000002"
@@ -123,3 +125,24 @@ async def test_many_vehicles_are_registered_in_one_go(database: Database) -> Non
         await database.vehicles.add_vehicles(
             [NewVehicle(vin, "VW", "ID.4", 2023) for vin in vins[:5]]
         )
+
+
+async def test_a_token_lookup_says_whether_commands_wait_for_the_vehicle(
+    database: Database,
+) -> None:
+    _, token = await database.vehicles.add_vehicle(VIN_A, make="VW", model="Golf", year=2021)
+    token_hash = hash_vehicle_token(token)
+
+    async def waiting() -> bool:
+        (found,) = await database.vehicles.find_vehicles_by_token([token_hash])
+        return found.waiting
+
+    assert not await waiting()
+    await database.commands.create_command(make_command(VIN_A))  # pending, does not wait
+    assert not await waiting()
+    waits = replace(make_command(VIN_A), expires_at=datetime.now(UTC) + timedelta(minutes=5))
+    await database.commands.create_command(waits)
+    assert await waiting()
+    ended = StatusChange(waits.id, CommandStatus.EXPIRED, datetime.now(UTC), "offline")
+    await database.commands.record([], [ended])
+    assert not await waiting()
