@@ -5,8 +5,10 @@ the live ones. For a command an actor of this node runs (or ran lately) the
 replay needs no database read: `RecentCommands` keeps each command handed to
 a local actor (`Dispatcher.dispatch`) and, through the bus it wraps
 (`RememberingBus`), every event and status change published on its topic.
-Those are published only once committed (`hub.ending`), so what it holds is
-what the database holds, and a subscriber that subscribes and then reads it,
+Those are published once committed (`hub.ending`; a write that failed for
+another reason than an outage is published all the same, as live subscribers
+see it), so what it holds is what the database holds, and a subscriber that
+subscribes and then reads it,
 with no checkpoint in between, misses nothing and sees nothing twice.
 
 A command it does not know (run by another node, waiting for its vehicle,

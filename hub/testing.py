@@ -237,23 +237,20 @@ class MemoryLink:
     async def wait_received(self, count: int) -> list[HubMessage]:
         """Return what the hub sent once it has sent `count` messages (the `Welcome` counts)."""
         while len(self.received) < count:
-            await self._change()
+            await self._changed.wait()
         return self.received[:count]
 
     async def wait_ended(self) -> LinkEnd:
         """Return how the hub ended the link, once it has."""
         while self.ended is None:
-            await self._change()
+            await self._changed.wait()
         return self.ended
 
     async def wait_offline(self) -> VehicleStatus:
         """Return once the hub has let the vehicle go and published it offline."""
         while self.offline is None:
-            await self._change()
+            await self._changed.wait()
         return self.offline
-
-    async def _change(self) -> None:
-        await self._changed.wait()
 
     def _note(self) -> None:
         self._changed.set()
@@ -284,8 +281,8 @@ async def connect_memory_link(hub: Hub, vin: str, token: str) -> AsyncIterator[M
     """Admit `vin` with `token` to `hub` over a `MemoryLink`, welcomed; lost on exit.
 
     Raises `VehicleRefused` as the gateway would refuse the connection. Runs
-    inside `trio_asyncio.open_loop()`, as the hub does: the link's outbox is the
-    gateway's asyncio queue.
+    inside `trio_asyncio.open_loop()`, as the hub does: the link's outbox is
+    read on the asyncio side.
     """
     candidates = await hub.admission.authenticate(token)
     link = new_link(vin, hub.config)

@@ -22,7 +22,7 @@ from api import WeakPassword, check_new_password
 from hub import ConfigError, HubError
 from sovd_hub.audit_cli import add_audit_parser
 from sovd_hub.demo import add_demo_parser
-from sovd_hub.memory import memory_task
+from sovd_hub.diagnosis import diagnosis_tasks
 from sovd_hub.node import open_node
 from sovd_hub.options import (
     add_node_options,
@@ -32,7 +32,6 @@ from sovd_hub.options import (
     run_async,
     storage_config,
 )
-from sovd_hub.profiling import profiling_task
 from sovd_hub.runtime import configure_logging, run
 from storage import StorageError, check_schema, migrate, open_database
 
@@ -100,7 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
     check_schema(storage.database_url)
 
     # Diagnosis modes of the bench (off unless their setting is in the environment).
-    diagnostics = [task for task in (memory_task(), profiling_task()) if task is not None]
+    diagnostics = diagnosis_tasks()
 
     async def serve(stop: trio.Event) -> None:
         async with trio.open_nursery() as nursery:

@@ -12,47 +12,16 @@ the snapshot stops the hub for a moment (seconds with 20,000 vehicles).
 
 from __future__ import annotations
 
-import functools
-import json
 import os
-import signal
 import tracemalloc
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import structlog
-import trio
-
-log = structlog.get_logger("sovd_hub.memory")
-
-#: The setting that turns tracing on: where the summaries are written.
-TRACEMALLOC_FILE = "SOVD_HUB_TRACEMALLOC_FILE"
 TRACE_FRAMES = 16
 #: Owners listed in a summary, biggest first.
 TOP_OWNERS = 40
 _OURS = tuple(f"{os.sep}{package}{os.sep}" for package in ("hub", "api", "storage", "sovd_hub"))
-
-
-def memory_task() -> Callable[[], Awaitable[None]] | None:
-    """With `SOVD_HUB_TRACEMALLOC_FILE` set: start tracing now (call it before the node
-    opens); the task that writes the summaries."""
-    value = os.environ.get(TRACEMALLOC_FILE)
-    if not value:
-        return None
-    tracemalloc.start(TRACE_FRAMES)
-    return functools.partial(write_summaries, Path(value))
-
-
-async def write_summaries(path: Path) -> None:
-    """On each SIGUSR1, write the summary of what is allocated now to `path` (runs until
-    cancelled)."""
-    with trio.open_signal_receiver(signal.SIGUSR1) as signals:
-        async for _ in signals:
-            summary = summarise(tracemalloc.take_snapshot())
-            await trio.Path(path).write_text(json.dumps(summary))
-            log.info("memory.summary_written", path=str(path), traced_bytes=summary["bytes"])
 
 
 def summarise(snapshot: tracemalloc.Snapshot) -> dict[str, Any]:

@@ -18,23 +18,14 @@ Python frame that called it. Diagnosis only: each sample interrupts the hub.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sysconfig
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import structlog
-import trio
-
-log = structlog.get_logger("sovd_hub.profiling")
-
-#: The setting that turns the sampler on: where the breakdowns are written.
-PROFILE_FILE = "SOVD_HUB_PROFILE_FILE"
 #: CPU time between samples.
 INTERVAL_S = 0.005
 #: Innermost frames listed in a breakdown, heaviest first.
@@ -105,20 +96,3 @@ def component(filename: str) -> str:
 
 def _short(filename: str) -> str:
     return "/".join(Path(filename).parts[-2:])
-
-
-def profiling_task() -> Callable[[], Awaitable[None]] | None:
-    """With `SOVD_HUB_PROFILE_FILE` set: start the sampler; the task that writes breakdowns."""
-    value = os.environ.get(PROFILE_FILE)
-    if not value:
-        return None
-    path, sampler = Path(value), CpuSampler()
-
-    async def write_breakdowns() -> None:
-        with trio.open_signal_receiver(signal.SIGUSR2) as signals:
-            async for _ in signals:
-                breakdown = sampler.take()
-                await trio.Path(path).write_text(json.dumps(breakdown))
-                log.info("profile.written", path=str(path), cpu_s=breakdown["cpu_s"])
-
-    return write_breakdowns
