@@ -45,11 +45,11 @@ class Guard:
     name: str
     what: str
     value: Callable[[Figures], float]
-    higher_is_better: bool = False
 
     def verdict(self, baseline: float, now: float) -> tuple[float, bool]:
-        """The change from `baseline` (+0.25: 25 % worse) and whether it is within tolerance."""
-        worse = (baseline - now if self.higher_is_better else now - baseline) / baseline
+        """The change from `baseline` (+0.25: 25 % worse; every figure is better lower) and
+        whether it is within tolerance."""
+        worse = (now - baseline) / baseline
         return worse, worse <= TOLERANCE
 
 
