@@ -22,12 +22,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-import trio
-import trio_asyncio
-
 from bench import environment
 from bench.phases import PhaseTimedOut
 from bench.scenarios import NAMES, Outcome, load
+from hub import run_with_asyncio
 
 E = TypeVar("E", bound=BaseException)
 
@@ -108,12 +106,11 @@ def _run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
     print(f"== {name}", flush=True)
 
     async def run() -> Outcome:
-        async with trio_asyncio.open_loop():
-            with tempfile.TemporaryDirectory(prefix=f"sovd-bench-{name}-") as workdir:
-                return await scenario.run(args, Path(workdir))
+        with tempfile.TemporaryDirectory(prefix=f"sovd-bench-{name}-") as workdir:
+            return await scenario.run(args, Path(workdir))
 
     try:
-        outcome = trio.run(run)
+        outcome = run_with_asyncio(run)
     except PhaseTimedOut as exc:
         _save_partial(name, args, exc)
     except BaseExceptionGroup as group:  # a scenario's refusal (SystemExit) comes wrapped

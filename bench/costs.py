@@ -6,7 +6,7 @@ frames) and, on PostgreSQL, the database's own `pg_stat_database` row
 (rows inserted and updated, commits); `per_command` divides the difference
 of two snapshots by the commands processed in between. Round trips are not
 counted by either: each statement is at least one, and each transaction adds
-its BEGIN and COMMIT. Asyncio callbacks are not counted (trio-asyncio has no
+its BEGIN and COMMIT. Asyncio callbacks are not counted (asyncio's loop has no
 hook for it).
 """
 

@@ -14,7 +14,6 @@ from typing import Any
 RESULTS_DIR = Path(__file__).parent / "results"
 _PACKAGES = (
     "trio",
-    "trio-asyncio",
     "grpclib",
     "hypercorn",
     "quart-trio",

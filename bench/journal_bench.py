@@ -9,8 +9,8 @@ Three ways to commit, measured one after the other on the same database:
                           call, up to the pool's size at once (a hub without a writer task)
 
 No HTTP, no actors: this isolates what batching saves in the database and its
-driver. Runs in the bench process (it needs the trio-asyncio loop of
-`bench.__main__`).
+driver. Runs in the bench process (it needs the asyncio loop hosting
+trio in `bench.__main__`).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 The hub runs as `python -m sovd_hub serve` in its own process, the fleet as
 `python -m bench.simulator` processes, both on ports chosen here. The bench
-process itself provisions the database through `storage` (it needs a
-trio-asyncio loop: run it under `bench.__main__`).
+process itself provisions the database through `storage` (it needs
+trio hosted on asyncio: run it under `bench.__main__`).
 """
 
 from __future__ import annotations

@@ -11,7 +11,13 @@ from hub.batching import (
     JournalUnavailable,
     JournalWriteFailed,
 )
-from hub.bridge import Crossings, crossings, run_asyncio, run_trio
+from hub.bridge import (
+    Crossings,
+    crossings,
+    run_asyncio,
+    run_trio,
+    run_with_asyncio,
+)
 from hub.bus import BusStatistics, InProcessBus
 from hub.catalog import (
     CATALOG,
@@ -180,6 +186,7 @@ __all__ = [
     "record_and_publish",
     "run_asyncio",
     "run_trio",
+    "run_with_asyncio",
     "vehicle_topic",
     "verify_vehicle_token",
 ]

@@ -262,7 +262,8 @@ async def serve_gateway(hub: GatewayHost, host: str, port: int) -> AsyncIterator
     deadline, pauses when out of files) and handed to grpclib. On exit the
     hub ends every vehicle stream with `UNAVAILABLE` (bounded by
     `shutdown_grace_s`) before the connections close, since grpclib's own
-    close tells clients nothing. Must run inside `trio_asyncio.open_loop()`.
+    close tells clients nothing. Must run in trio hosted on asyncio
+    (`hub.run_with_asyncio`).
     """
     sock = socket.create_server((host, port), family=_family(host), backlog=LISTEN_BACKLOG)
     gateway = VehicleGateway(hub)

@@ -4,9 +4,9 @@ grpclib would accept connections itself (asyncio's `create_server`), and then
 nothing bounds them: a connection that never sends the HTTP/2 preface, or
 dribbles it, holds a file forever, and asyncio's accept loop, out of files
 (EMFILE), logs once per attempt: it keeps looping up to `backlog` (4096)
-times per wake-up after the error and schedules a retry for each, so under
-trio-asyncio it logged ~7,000 lines a second. So the gateway owns the loop
-(a trio task) and hands each socket it keeps to grpclib:
+times per wake-up after the error and schedules a retry for each (under
+trio-asyncio, our loop then, ~7,000 lines a second). So the gateway owns the
+loop (a trio task) and hands each socket it keeps to grpclib:
 
 - past `grpc_max_connections` open connections, or
   `grpc_max_connections_per_address` from one address, a new connection is
@@ -184,7 +184,7 @@ class Listener:
     """Accepts gateway connections, enforces the caps and the handshake deadline.
 
     `protocol_factory` builds grpclib's protocol for one connection; the
-    sockets kept are handed to `loop` (the trio-asyncio loop) with `tls`.
+    sockets kept are handed to `loop` (the asyncio loop hosting trio) with `tls`.
     """
 
     def __init__(

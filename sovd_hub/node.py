@@ -71,7 +71,7 @@ async def open_node(
     Leaving the context stops HTTP, then ends every vehicle link with
     `UNAVAILABLE`; running alone (no Redis), it then ends this node's commands
     still active (not the waiting ones) `interrupted`; then closes the database.
-    Must run inside `trio_asyncio.open_loop()`.
+    Must run in trio hosted on asyncio (`hub.run_with_asyncio`).
     """
     async with (
         open_database(

@@ -11,7 +11,7 @@ the CPU seconds in all, by component of the innermost frame, and the
 heaviest stacks' innermost frames) and starts afresh.
 
 A component is the package of the innermost frame: `hub`, `api`, `storage`,
-`sovd_hub`, a library (`sqlalchemy`, `asyncpg`, `trio_asyncio`, `grpclib`,
+`sovd_hub`, a library (`sqlalchemy`, `asyncpg`, `trio`, `grpclib`,
 `hypercorn`, ...), `asyncio` or `stdlib`. Time in C code is charged to the
 Python frame that called it. Diagnosis only: each sample interrupts the hub.
 """

@@ -1,25 +1,23 @@
-"""Process bootstrap: one `trio.run`, the asyncio bridge outermost, signals, JSON logs."""
+"""Process bootstrap: trio hosted on one asyncio loop (`hub.run_with_asyncio`), signals, logs."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TextIO, cast
+from typing import TextIO, cast
 
 import structlog
 import trio
-import trio_asyncio
 
-from hub import raise_open_file_limit
+from hub import raise_open_file_limit, run_with_asyncio
 
 log = structlog.get_logger("sovd_hub.runtime")
 
 
 def run(main: Callable[[trio.Event], Awaitable[None]]) -> None:
-    """Run `main(stop)` in one `trio.run` inside `trio_asyncio.open_loop()`.
+    """Run `main(stop)` in trio, hosted by one asyncio loop (`hub.run_with_asyncio`).
 
     `stop` is set on the first SIGINT or SIGTERM: `main` should then shut
     down politely (its own bounds apply). A second signal cancels it. An
@@ -31,7 +29,7 @@ def run(main: Callable[[trio.Event], Awaitable[None]]) -> None:
     if after != before:
         log.info("hub.open_file_limit_raised", before=before, after=after)
     try:
-        trio.run(_run, main)
+        run_with_asyncio(_run, main)
     except BaseExceptionGroup as group:
         leaf = _only_leaf(group)
         if leaf is None:
@@ -49,13 +47,11 @@ def _only_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None
 
 
 async def _run(main: Callable[[trio.Event], Awaitable[None]]) -> None:
-    async with trio_asyncio.open_loop() as loop:
-        loop.set_exception_handler(log_asyncio_exception)
-        stop = trio.Event()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_watch_signals, stop, nursery.cancel_scope)
-            await main(stop)
-            nursery.cancel_scope.cancel()
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_watch_signals, stop, nursery.cancel_scope)
+        await main(stop)
+        nursery.cancel_scope.cancel()
 
 
 async def _watch_signals(stop: trio.Event, scope: trio.CancelScope) -> None:
@@ -67,16 +63,6 @@ async def _watch_signals(stop: trio.Event, scope: trio.CancelScope) -> None:
                 return
             log.info("hub.stopping", signal=signal.Signals(signum).name)
             stop.set()
-
-
-def log_asyncio_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """Log a stray asyncio error instead of letting trio-asyncio cancel the whole loop."""
-    exc = context.get("exception")
-    log.error(
-        "asyncio.error",
-        message=context.get("message"),
-        exc_info=exc if isinstance(exc, BaseException) else None,
-    )
 
 
 class _Stdout:

@@ -3,8 +3,8 @@
 SQLAlchemy's async engine is asyncio; the hub is trio. `Engine.run` is the
 one way a store crosses the bridge: it runs one whole transaction (an asyncio
 coroutine of a `*_queries` module) and translates driver errors into
-`StorageError`s (`storage.errors.translate_errors`). It needs a running
-`trio_asyncio.open_loop()`.
+`StorageError`s (`storage.errors.translate_errors`). It needs trio hosted on
+asyncio (`hub.run_with_asyncio`).
 """
 
 from __future__ import annotations

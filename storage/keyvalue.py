@@ -2,8 +2,8 @@
 
 redis.asyncio is an asyncio library and the hub is trio (DESIGN.md,
 "Concurrency"): the client, its `BlockingConnectionPool` and every connection
-are created inside the running `trio_asyncio.open_loop()` and closed, shielded,
-before it ends. Every public method is a trio `async def` that crosses the
+are created on the asyncio loop hosting trio (`hub.run_with_asyncio`) and
+closed, shielded, before it ends. Every public method is a trio `async def` that crosses the
 bridge once; work of several commands is written as one asyncio coroutine
 (`KeyValue.run`) or one Lua script (`Script`), never command by command.
 
@@ -62,7 +62,7 @@ async def open_keyvalue(
 ) -> AsyncIterator[KeyValue]:
     """A client of the Redis at `url` (`redis://`, `rediss://` or `unix://`) while open.
 
-    Must run inside `trio_asyncio.open_loop()`. Connects lazily: a Redis that
+    Must run in trio hosted on asyncio (`hub.run_with_asyncio`). Connects lazily: a Redis that
     is down shows up as `RedisUnavailable` from the first call (see `ping`).
     At most `pool_size` connections; a caller waits up to `timeout_s` for a
     free one. `timeout_s` also bounds connecting and each reply, so a blocking

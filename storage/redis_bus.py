@@ -72,7 +72,8 @@ async def open_redis_bus(
     node's `KeyValue` pool. Connects lazily and never fails for a Redis that
     is down (see `statistics().connected`). On exit, what is still queued
     is sent for up to `timeout_s`, then both tasks are cancelled and the
-    connections closed (shielded). Must run inside `trio_asyncio.open_loop()`.
+    connections closed (shielded). Must run in trio hosted on
+    asyncio (`hub.run_with_asyncio`).
     """
     async with (
         open_keyvalue(url, key_prefix=key_prefix, pool_size=3, timeout_s=timeout_s) as kv,

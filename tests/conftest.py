@@ -2,7 +2,9 @@
 
 - `database_url`: a migrated, empty database, once per backend
   (ids `sqlite` and `postgres`).
-- `aio_loop`: the trio-asyncio loop the asyncio libraries need.
+- `aio_loop`: the asyncio loop hosting trio (every trio test runs hosted by
+  `hub.run_with_asyncio`, as the hub does); a test asks for it to say that it
+  uses the asyncio libraries.
 - `database`: an open `storage.Database` on `database_url`.
 
 Postgres comes from `SOVD_HUB_TEST_POSTGRES_URL` (default
@@ -28,8 +30,8 @@ from pathlib import Path
 
 import pytest
 import redis
-import trio_asyncio
 
+from hub import run_with_asyncio
 from storage import Database, KeyValue, migrate, open_database, open_keyvalue
 from tests.support.databases import (
     CONNECT_TIMEOUT_S,
@@ -39,6 +41,14 @@ from tests.support.databases import (
     truncate_all,
     with_database_name,
 )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run every trio test hosted by an asyncio loop, as `sovd_hub.runtime` runs the hub."""
+    for item in items:
+        if item.get_closest_marker("trio") is not None:
+            item.add_marker(pytest.mark.trio(run=run_with_asyncio), append=False)
 
 
 @pytest.fixture(scope="session")
@@ -77,10 +87,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def aio_loop() -> AsyncIterator[asyncio.AbstractEventLoop]:
-    """The trio-asyncio loop, open for the whole test."""
-    async with trio_asyncio.open_loop() as loop:
-        yield loop
+async def aio_loop() -> asyncio.AbstractEventLoop:
+    """The asyncio loop hosting this test's trio run."""
+    return asyncio.get_running_loop()
 
 
 @pytest.fixture

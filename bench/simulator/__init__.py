@@ -1,8 +1,8 @@
 """A simulated vehicle fleet speaking the vehicle link protocol to a hub.
 
 Plain asyncio (grpclib is an asyncio library): run it on its own with
-`python -m bench.simulator`, or inside trio through trio-asyncio's
-`aio_as_trio`. Each `SimulatedVehicle` holds one grpclib `Channel` (one TCP
+`python -m bench.simulator`, or from trio hosted on asyncio through
+`hub.run_asyncio`. Each `SimulatedVehicle` holds one grpclib `Channel` (one TCP
 connection) and one `VehicleLink.Connect` stream; its answers come from the
 sans-IO `bench.vehicle_model.VehicleModel`. This package's surface is every
 name below; its modules::

@@ -1,7 +1,7 @@
 """Fixtures of the API tests: `node`, a whole hub node on ephemeral ports, with operators and
 simulated vehicles over real sockets (`tests.support.node`), and `node_settings` to vary it.
 
-The node runs in-process (one trio-asyncio loop, as in production).
+The node runs in-process (trio hosted on one asyncio loop, as in production).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ The node runs with the default WebSocket limits (`ws_messages_per_s` 20,
 20,000 subscribes for unknown command ids from one socket that reads nothing
 made another engineer's ReadDTC take 21-28 s here (instead of ~0.1 s): every
 subscribe became a task whose database read queued for the pool the journal
-commits through, and for the trio-asyncio bridge's single callback queue.
+commits through, and for the asyncio bridge's single callback queue (trio-asyncio then).
 """
 
 from __future__ import annotations

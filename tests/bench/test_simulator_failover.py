@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 import pytest
 import trio
-import trio_asyncio
 
 from bench.simulator import Behaviour, SimulatedVehicle, VehicleSpec, keep_connected, run_fleet
 from hub import Hub, HubConfig, InProcessBus, run_asyncio
@@ -44,7 +43,7 @@ async def _serve_hub(
 async def _hubs(directory: MemoryDirectory) -> AsyncIterator[tuple[Hub, Hub, trio.Event]]:
     """Two hubs on their own ports; setting the event stops the first one."""
     stop_first, stop_both = trio.Event(), trio.Event()
-    async with trio_asyncio.open_loop(), trio.open_nursery() as nursery:
+    async with trio.open_nursery() as nursery:
         first: Hub = await nursery.start(_serve_hub, directory, stop_first)
         second: Hub = await nursery.start(_serve_hub, directory, stop_both)
         yield first, second, stop_first

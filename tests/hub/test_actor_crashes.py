@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trio
-import trio_asyncio
 
 from hub import (
     Command,
@@ -40,10 +39,7 @@ async def env() -> AsyncIterator[Env]:
     directory.add(OTHER, "token-2")
     journal, audit = MemoryJournal(), MemoryAudit()
     config = HubConfig(grpc_port=0, actor_max_restarts=2, shutdown_grace_s=2)
-    async with (
-        trio_asyncio.open_loop(),
-        open_memory_hub(config, directory, journal, audit=audit, bus=InProcessBus()) as hub,
-    ):
+    async with open_memory_hub(config, directory, journal, audit=audit, bus=InProcessBus()) as hub:
         yield hub, journal, audit
 
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import trio
-import trio_asyncio
 
 from hub import Command, HubConfig, InProcessBus, run_asyncio
 from hub.admission import Candidates
@@ -37,10 +36,9 @@ async def env() -> AsyncIterator[tuple[Hub, CountingJournal]]:
     directory.add(VIN, TOKEN, waiting=False)  # its lookups say: nothing waits for it
     journal = CountingJournal()
     config = HubConfig(grpc_port=0, shutdown_grace_s=2)
-    async with (
-        trio_asyncio.open_loop(),
-        open_memory_hub(config, directory, journal, audit=MemoryAudit(), bus=InProcessBus()) as hub,
-    ):
+    async with open_memory_hub(
+        config, directory, journal, audit=MemoryAudit(), bus=InProcessBus()
+    ) as hub:
         yield hub, journal
 
 

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import trio
-import trio_asyncio
 from grpclib.client import Channel
 from grpclib.exceptions import GRPCError
 
@@ -88,7 +87,6 @@ async def test_the_request_reaches_the_vehicle_before_dispatched_commits_and_eve
 
     config = HubConfig(grpc_port=0, shutdown_grace_s=2)
     async with (
-        trio_asyncio.open_loop(),
         open_memory_hub(config, directory, journal, audit=MemoryAudit(), bus=InProcessBus()) as hub,
         trio.open_nursery() as nursery,
     ):

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trio
-import trio_asyncio
 from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
@@ -36,10 +35,9 @@ async def hub_env() -> AsyncIterator[tuple[Hub, MemoryDirectory, MemoryJournal]]
     directory.add(VIN, TOKEN)
     journal = MemoryJournal()
     config = HubConfig(grpc_port=0, shutdown_grace_s=2)
-    async with (
-        trio_asyncio.open_loop(),
-        open_memory_hub(config, directory, journal, audit=MemoryAudit(), bus=InProcessBus()) as hub,
-    ):
+    async with open_memory_hub(
+        config, directory, journal, audit=MemoryAudit(), bus=InProcessBus()
+    ) as hub:
         yield hub, directory, journal
 
 

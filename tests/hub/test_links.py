@@ -8,7 +8,6 @@ import grpclib.client
 import pytest
 import trio
 import trio.lowlevel
-import trio_asyncio
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
@@ -39,10 +38,9 @@ async def env() -> AsyncIterator[tuple[Hub, MemoryDirectory, MemoryJournal]]:
     directory.add(OTHER, "token-2", enabled=False)
     journal = MemoryJournal()
     config = HubConfig(grpc_port=0, heartbeat_interval_s=0.1, mailbox_size=1, shutdown_grace_s=2)
-    async with (
-        trio_asyncio.open_loop(),
-        open_memory_hub(config, directory, journal, audit=MemoryAudit(), bus=InProcessBus()) as hub,
-    ):
+    async with open_memory_hub(
+        config, directory, journal, audit=MemoryAudit(), bus=InProcessBus()
+    ) as hub:
         yield hub, directory, journal
 
 
@@ -230,10 +228,9 @@ async def test_no_hello_within_the_deadline_is_refused() -> None:
     directory.add(VIN, TOKEN)
     journal = MemoryJournal()
     config = HubConfig(grpc_port=0, hello_timeout_s=0.2, shutdown_grace_s=2)
-    async with (
-        trio_asyncio.open_loop(),
-        open_memory_hub(config, directory, journal, audit=MemoryAudit(), bus=InProcessBus()) as hub,
-    ):
+    async with open_memory_hub(
+        config, directory, journal, audit=MemoryAudit(), bus=InProcessBus()
+    ) as hub:
         vehicle = RawVehicle(hub.grpc_port)
         with trio.fail_after(5):
             await vehicle.run(silent=True)

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trio
-import trio_asyncio
 
 from hub import (
     CommandStatus,
@@ -37,10 +36,9 @@ async def env() -> AsyncIterator[Env]:
     directory.add(VIN, TOKEN)
     journal = MemoryJournal()
     config = HubConfig(grpc_port=0, max_vehicle_messages_per_s=5, shutdown_grace_s=2)
-    async with (
-        trio_asyncio.open_loop(),
-        open_memory_hub(config, directory, journal, audit=MemoryAudit(), bus=InProcessBus()) as hub,
-    ):
+    async with open_memory_hub(
+        config, directory, journal, audit=MemoryAudit(), bus=InProcessBus()
+    ) as hub:
         yield hub, journal
 
 

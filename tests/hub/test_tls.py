@@ -11,7 +11,6 @@ from pathlib import Path
 import grpclib.client
 import pytest
 import trio
-import trio_asyncio
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -91,10 +90,9 @@ async def hub(pki: dict[str, tuple[str, str]]) -> AsyncIterator[Hub]:
         tls_key_file=pki["hub"][1],
         tls_client_ca_file=pki["ca"][0],
     )
-    async with (
-        trio_asyncio.open_loop(),
-        open_memory_hub(config, directory, journal, audit=MemoryAudit(), bus=InProcessBus()) as hub,
-    ):
+    async with open_memory_hub(
+        config, directory, journal, audit=MemoryAudit(), bus=InProcessBus()
+    ) as hub:
         yield hub
 
 

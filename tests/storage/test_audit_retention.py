@@ -11,7 +11,15 @@ import pytest
 import trio
 from alembic import command as alembic_command
 
-from hub import Command, CommandEventRecord, CommandStatus, EventKind, SovdRequest, StatusChange
+from hub import (
+    Command,
+    CommandEventRecord,
+    CommandStatus,
+    EventKind,
+    SovdRequest,
+    StatusChange,
+    run_with_asyncio,
+)
 from storage import (
     BreakKind,
     Database,
@@ -220,12 +228,7 @@ def test_migration_0004_chains_the_existing_rows(url_at_0003: str) -> None:
     ]
 
     async def check() -> None:
-        import trio_asyncio
-
-        async with (
-            trio_asyncio.open_loop(),
-            open_database(url_at_0003, audit_chain=CHAIN) as db,
-        ):
+        async with open_database(url_at_0003, audit_chain=CHAIN) as db:
             await db.audit.append_audit(actor="hub", action="hub.started", target="hub")
             reports = await db.audit.verify_audit()
         assert [(r.chain, r.rows_checked, r.intact) for r in reports] == [
@@ -233,4 +236,4 @@ def test_migration_0004_chains_the_existing_rows(url_at_0003: str) -> None:
             (CHAIN, 1, True),
         ]
 
-    trio.run(check)
+    run_with_asyncio(check)
