@@ -12,6 +12,7 @@ hook for it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -32,16 +33,18 @@ _HUB_COUNTERS = {
 _POSTGRES = "SELECT tup_inserted, tup_updated, xact_commit FROM pg_stat_database WHERE datname = $1"
 
 
-async def snapshot(http: httpx.AsyncClient, database_url: str) -> dict[str, float]:
-    """The hub's work counters now (and the database's, on PostgreSQL)."""
+async def snapshot(hubs: Sequence[httpx.AsyncClient], database_url: str) -> dict[str, float]:
+    """The work counters of the `hubs` now, summed (and the database's, on PostgreSQL)."""
     counts: dict[str, float] = {}
-    text = (await http.get("/metrics")).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name in _HUB_COUNTERS:
-                counts[_HUB_COUNTERS[sample.name]] = sample.value
-            elif sample.name == "sovd_hub_bridge_crossings_total":
-                counts[f"bridge_crossings_to_{sample.labels['to']}"] = sample.value
+    for http in hubs:
+        text = (await http.get("/metrics")).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                name = _HUB_COUNTERS.get(sample.name)
+                if sample.name == "sovd_hub_bridge_crossings_total":
+                    name = f"bridge_crossings_to_{sample.labels['to']}"
+                if name is not None:
+                    counts[name] = counts.get(name, 0.0) + sample.value
     url = make_url(database_url)
     if url.get_backend_name() == "postgresql":
         counts.update(await run_asyncio(_postgres_counts, url))

@@ -8,7 +8,13 @@ same API), so CPU per command and p99 are also given as ratios to it. The
 work behind each processed command (transactions, statements, rows written,
 bridge crossings, WebSocket frames) comes from `bench.costs`. With --redis the
 hub runs as a scale-out node (leases, its own command stream, the Redis bus),
-alone: the cost of scale-out on a command to a vehicle the node holds.
+alone: the cost of scale-out on a command to a vehicle the node holds. With
+--routed a second node joins it on the same database and Redis: the fleet
+connects to the first (the holder), operators submit and subscribe on the
+second (the entry), so every command and its events cross Redis between
+two hub processes. `hub_*` CPU is then both nodes' together, with each one's
+share beside it (`hub_run_entry_cpu_s`, `hub_run_holder_cpu_s`); counters
+are summed over both; --profile samples the holder.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import math
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +40,7 @@ from bench.open_loop import check_database, drive, write_vin_files
 from bench.procstat import CpuMeter
 from bench.scenarios import Outcome
 from bench.stack import (
+    HubProcess,
     free_port,
     open_bench_database,
     open_bench_redis,
@@ -72,6 +81,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--redis", action="store_true", help="run the hub as a scale-out node (leases, streams)"
     )
     parser.add_argument(
+        "--routed",
+        action="store_true",
+        help="submit through a second scale-out node: commands routed between two hubs",
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="also sample where the hub's CPU time goes"
     )
 
@@ -88,14 +102,15 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
         "database": args.database,
         "event_latency_ms": args.event_latency_ms,
         "timeout_s": args.timeout_s,
-        "redis": args.redis,
+        "redis": args.redis or args.routed,
+        "routed": args.routed,
         "profile": args.profile,
         "command": "ReadDTC 0x10 (2 progress + 1 result events)",
     }
     vin_files = write_vin_files(args, workdir)
     async with (
         open_bench_database(args.database, workdir) as url,
-        open_bench_redis(args.redis) as scale_out,
+        open_bench_redis(args.redis or args.routed) as scale_out,
     ):
         specs = await provision(url, args.vehicles)
         profile = workdir / "profile.json"
@@ -103,27 +118,36 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
             **scale_out,
             **({"SOVD_HUB_PROFILE_FILE": str(profile)} if args.profile else {}),
         }
-        async with open_hub_process(url, settings) as hub, open_fleet(
-            specs, hub.grpc_port, workdir,
+        async with _open_nodes(url, settings, args.routed) as (entry, holder), open_fleet(
+            specs, holder.grpc_port, workdir,
             processes=args.fleet_processes, event_latency_ms=args.event_latency_ms,
         ) as fleet:  # fmt: skip
-            await wait_connected(hub, args.vehicles, timeout_s=120)
+            await wait_connected(holder, args.vehicles, timeout_s=120)
+            nodes = [entry] if entry is holder else [entry, holder]
             meters = [
-                CpuMeter("hub", [hub.pid]),
+                CpuMeter("hub", [node.pid for node in nodes]),
                 CpuMeter("fleet", fleet.pids),
                 CpuMeter("postgres", by_name="postgres"),
             ]
-            async with httpx.AsyncClient(base_url=hub.http_url, timeout=30) as http:
-                before = await costs.snapshot(http, url)
+            if args.routed:
+                meters += [CpuMeter("entry", [entry.pid]), CpuMeter("holder", [holder.pid])]
+            async with AsyncExitStack() as clients:
+                https = [
+                    await clients.enter_async_context(
+                        httpx.AsyncClient(base_url=node.http_url, timeout=30)
+                    )
+                    for node in nodes
+                ]
+                before = await costs.snapshot(https, url)
                 if args.profile:  # what the sampler charged so far is not the run's
-                    await ask_hub(hub, profile, signal.SIGUSR2)
-                hub_run = await drive(args, hub.http_url, vin_files, meters)
+                    await ask_hub(holder, profile, signal.SIGUSR2)
+                hub_run = await drive(args, entry.http_url, vin_files, meters)
                 ended = trio.current_time()
-                sampled = await ask_hub(hub, profile, signal.SIGUSR2) if args.profile else None
+                sampled = await ask_hub(holder, profile, signal.SIGUSR2) if args.profile else None
                 check = await check_database(url, hub_run)
                 if args.database == "postgres":  # its counters lag
                     await trio.sleep_until(ended + STATS_DELAY_S)
-                after = await costs.snapshot(http, url)
+                after = await costs.snapshot(https, url)
     figures = _figures("hub", hub_run, args)
     figures.update(check)
     processed = hub_run["completed"] + check["unfinished_final_in_database"]
@@ -145,6 +169,29 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
         if args.ramp_to is not None:
             series.update(_ramp_series(noop_run, args, "noop"))
     return Outcome(parameters, figures, series)
+
+
+@asynccontextmanager
+async def _open_nodes(
+    url: str, settings: dict[str, str], routed: bool
+) -> AsyncIterator[tuple[HubProcess, HubProcess]]:
+    """(entry, holder): the node operators use and the node the fleet connects to.
+
+    One node is both unless `routed`; two are started on the same database and Redis.
+    """
+    if not routed:
+        async with open_hub_process(url, settings) as hub:
+            yield hub, hub
+        return
+    holder_settings = {**settings, "SOVD_HUB_NODE_ID": "bench-holder"}
+    entry_settings = {
+        key: value for key, value in settings.items() if key != "SOVD_HUB_PROFILE_FILE"
+    }
+    async with (
+        open_hub_process(url, holder_settings) as holder,
+        open_hub_process(url, {**entry_settings, "SOVD_HUB_NODE_ID": "bench-entry"}) as entry,
+    ):
+        yield entry, holder
 
 
 async def _measure_noop(args: argparse.Namespace, vin_files: list[Path]) -> dict[str, Any]:

@@ -45,6 +45,26 @@ async def test_scenario_runs_at_tiny_size(name: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+async def test_commands_routed_between_two_nodes_all_succeed(tmp_path: Path) -> None:
+    """`commands --routed`: the fleet on one node, operators on another, Redis between them."""
+    tiny = [*load("commands").TINY, "--database", "postgres", "--routed", "--skip-noop"]
+    command = [sys.executable, "-m", "bench", "commands", *tiny, "--results-dir", str(tmp_path)]
+    with trio.fail_after(SCENARIO_TIMEOUT_S):
+        done = await trio.run_process(
+            command, cwd=ROOT, capture_stdout=True, stderr=subprocess.STDOUT, check=False
+        )
+    output = done.stdout.decode(errors="replace")
+    assert done.returncode == 0, output[-4000:]
+    document = _only_result(tmp_path, "commands", output)
+    figures = document["figures"]
+    assert document["parameters"]["routed"] is True
+    assert figures["hub_final_statuses"] == {"succeeded": figures["hub_sent"]}
+    assert figures["missing_in_database"] == 0
+    assert figures["hub_run_entry_cpu_s"] > 0
+    assert figures["hub_run_holder_cpu_s"] > 0
+
+
+@pytest.mark.slow
 async def test_a_phase_out_of_time_saves_how_far_it_got_instead_of_a_traceback(
     tmp_path: Path,
 ) -> None:
