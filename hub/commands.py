@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -54,7 +53,8 @@ class CommandTracker:
     """Queued and running commands of one vehicle."""
 
     max_in_flight: int
-    queued: deque[Command] = field(default_factory=deque)
+    #: Few at a time; a list, since a deque costs 0.74 KiB per vehicle.
+    queued: list[Command] = field(default_factory=list)
     running: dict[uuid.UUID, _Running] = field(default_factory=dict)
     ended: dict[uuid.UUID, None] = field(default_factory=dict)  # insertion-ordered set
     #: Cancels of stored commands this tracker did not hold (one still on its way, e.g.
@@ -104,7 +104,7 @@ class CommandTracker:
         """Commands to send to the vehicle now, each with its `dispatched` change."""
         started = []
         while self.queued and len(self.running) < self.max_in_flight:
-            command = self.queued.popleft()
+            command = self.queued.pop(0)
             self.running[command.id] = _Running(command, deadline=now + command.timeout_s)
             started.append((command, StatusChange(command.id, CommandStatus.DISPATCHED, at)))
         return started
