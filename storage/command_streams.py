@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import structlog
 from redis import exceptions as redis_errors
@@ -25,6 +26,8 @@ from storage.keyvalue import KeyValue
 __all__ = ["CommandStreams"]
 
 log = structlog.get_logger("storage.cluster")
+
+T = TypeVar("T")
 
 #: The consumer group every node's stream is read with.
 GROUP = "hub"
@@ -120,16 +123,27 @@ def _command(entry_id: str, raw: str | None, command_id: uuid.UUID | None) -> Co
     return command
 
 
-async def _ensure_group(client: Redis, stream: str) -> None:
+async def _grouped(read: Callable[[], Awaitable[T]], client: Redis, stream: str) -> T:
+    """`read()`, creating the stream's group first if it has none yet (then reading again).
+
+    Writers never create it: an entry added before the group exists is read
+    all the same, since the group starts at the stream's first entry ("0").
+    So each send and each read is one round trip, not two.
+    """
+    try:
+        return await read()
+    except redis_errors.ResponseError as exc:
+        if "NOGROUP" not in str(exc):
+            raise
     try:
         await client.xgroup_create(stream, GROUP, id="0", mkstream=True)
     except redis_errors.ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
+        if "BUSYGROUP" not in str(exc):  # another reader created it meanwhile
             raise
+    return await read()
 
 
 async def _xadd(client: Redis, stream: str, fields: dict[str, str]) -> object:
-    await _ensure_group(client, stream)
     entry_id: object = await client.xadd(
         stream,
         fields,  # type: ignore[arg-type]
@@ -142,9 +156,10 @@ async def _xadd(client: Redis, stream: str, fields: dict[str, str]) -> object:
 async def _xreadgroup(
     client: Redis, stream: str, consumer: str, start: str, count: int, block_ms: int | None
 ) -> list[tuple[object, object]]:
-    await _ensure_group(client, stream)
-    reply: object = await client.xreadgroup(
-        GROUP, consumer, {stream: start}, count=count, block=block_ms
+    reply: object = await _grouped(
+        lambda: client.xreadgroup(GROUP, consumer, {stream: start}, count=count, block=block_ms),
+        client,
+        stream,
     )
     if isinstance(reply, dict):  # RESP3: {stream: [entries]}
         reply = [[key, value] for key, value in reply.items()]
@@ -156,8 +171,11 @@ async def _xreadgroup(
 async def _xautoclaim(
     client: Redis, stream: str, consumer: str, count: int
 ) -> list[tuple[object, object]]:
-    await _ensure_group(client, stream)
-    reply: object = await client.xautoclaim(stream, GROUP, consumer, 0, start_id="0-0", count=count)
+    reply: object = await _grouped(
+        lambda: client.xautoclaim(stream, GROUP, consumer, 0, start_id="0-0", count=count),
+        client,
+        stream,
+    )
     return _entries(reply[1]) if isinstance(reply, list) and len(reply) > 1 else []
 
 
