@@ -202,7 +202,7 @@ def test_report_shows_every_run_newest_first(tmp_path: Path) -> None:
     text = write_report(results, tmp_path / "B.md").read_text()
 
     newest, earlier = text.index("## commands"), text.index("### commands: an earlier run")
-    assert newest < text.index("--rate 300") < earlier < text.index("--rate 100")
+    assert newest < text.index("--rate 300", newest) < earlier < text.index("--rate 100", newest)
 
 
 def test_report_without_results_says_so(tmp_path: Path) -> None:
