@@ -14,13 +14,15 @@ So `submit_to_final_event_ms` covers: the announcement, K subscriptions
 vehicle's events (`--event-latency-ms` before each of ReadDTC's three), and
 the delivery to K sockets. `final_event_spread_ms` isolates the fan-out
 itself: per command, each socket's receipt of the final event minus the
-earliest socket's, the same instant on one clock.
+earliest socket's, the same instant on one clock. --profile also says where
+the hub's CPU time went (`profile_percent_by_component`, as in `commands`).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -36,6 +38,7 @@ import httpx
 import orjson
 import trio
 
+from bench.diagnosis import ask_hub, cpu_shares
 from bench.fanout_client import TOKEN_ENV
 from bench.procstat import CpuMeter
 from bench.scenarios import Outcome
@@ -73,6 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--command-timeout-s", type=float, default=30.0)
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument(
+        "--profile", action="store_true", help="also sample where the hub's CPU time goes"
+    )
 
 
 @dataclass
@@ -170,7 +176,11 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
         "event_latency_ms": args.event_latency_ms,
         "command": "ReadDTC 0x10 (3 events)",
         "database": args.database,
+        "profile": args.profile,
     }
+    profile = workdir / "profile.json"
+    settings = {"SOVD_HUB_PROFILE_FILE": str(profile)} if args.profile else {}
+    sampled = None
     latencies: list[float] = []
     subscribed: list[float] = []
     spreads: list[float] = []
@@ -178,7 +188,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
     async with open_bench_database(args.database, workdir) as url:
         specs = await provision(url, 1)
         async with (
-            open_hub_process(url) as hub,
+            open_hub_process(url, settings) as hub,
             open_fleet(
                 specs, hub.grpc_port, workdir, processes=1, event_latency_ms=args.event_latency_ms
             ) as fleet,
@@ -196,6 +206,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
                     CpuMeter("fleet", fleet.pids),
                     CpuMeter("postgres", by_name="postgres"),
                 ]
+                if args.profile:  # what the sampler charged so far is not the run's
+                    await ask_hub(hub, profile, signal.SIGUSR2)
                 for meter in meters:
                     meter.start()
                 started = trio.current_time()
@@ -216,7 +228,11 @@ async def run(args: argparse.Namespace, workdir: Path) -> Outcome:
                         spreads += [value - first for value in per_command]
                 window_s = trio.current_time() - started
                 cpu = {m.label: m.stop() for m in meters}
+                if args.profile:
+                    sampled = await ask_hub(hub, profile, signal.SIGUSR2)
     figures = _figures(args, latencies, subscribed, spreads, errors, cpu, window_s)
+    if sampled is not None:
+        figures.update(cpu_shares(sampled))
     return Outcome(
         parameters, figures, {"submit_to_final_event_ms": thin(latencies, _SERIES_LIMIT)}
     )
