@@ -13,7 +13,13 @@ chain's last seq and hash; every transaction that appends locks its chain's
 head row (as its last step: see `lock_head`), so concurrent writers (routes,
 the group commit, other processes with the same chain) extend one gap-free
 chain. Every audit insert goes through `append_audit_rows` (or `lock_head`
-+ `insert_rows`). Retention removes a prefix of a
++ `insert_rows`). `append_audit_rows` takes and advances the head in one
+statement when it can: each engine remembers the head it last wrote per
+chain, and a conditional UPDATE (`WHERE last_seq = .. AND last_hash = ..`)
+both checks that nobody appended since and locks the row; only when it
+matches nothing (another process appended, a transaction rolled back,
+retention moved the anchor) is the head read, locked and advanced in three
+statements as before. Retention removes a prefix of a
 chain and moves the chain's anchor (`anchor_seq`, `anchor_hash`) up to it;
 verification starts at the anchor.
 
@@ -30,11 +36,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub import JSON, AuditNote
@@ -166,7 +174,19 @@ _ADVANCE_HEAD = (
     .where(CHAINS.c.chain == bindparam("b_chain"))
     .values(last_seq=bindparam("b_seq"), last_hash=bindparam("b_hash"))
 )
+#: Advances a head only if it is still the one this engine wrote last (see the module doc).
+_CLAIM_HEAD = (
+    update(CHAINS)
+    .where(
+        CHAINS.c.chain == bindparam("b_chain"),
+        CHAINS.c.last_seq == bindparam("b_old_seq"),
+        CHAINS.c.last_hash == bindparam("b_old_hash"),
+    )
+    .values(last_seq=bindparam("b_seq"), last_hash=bindparam("b_hash"))
+)
 _INSERT_EVENTS = insert(_EVENTS)
+#: Per engine: chain -> (last seq, last hash) as this engine last wrote it.
+_WRITTEN: WeakKeyDictionary[Engine, dict[str, tuple[int, str]]] = WeakKeyDictionary()
 
 
 def chain_of(conn: AsyncConnection) -> str:
@@ -213,14 +233,20 @@ async def insert_rows(
     """Append `rows` after `head` (locked by this transaction); returns the new head."""
     if not rows:
         return head
+    values, seq, last = _chained(head.chain, head.last_seq, head.last_hash, rows)
+    await conn.execute(_INSERT_EVENTS, values)
+    await conn.execute(_ADVANCE_HEAD, {"b_chain": head.chain, "b_seq": seq, "b_hash": last})
+    return ChainHead(head.chain, seq, last, head.anchor_seq, head.anchor_hash)
+
+
+def _chained(
+    chain: str, seq: int, prev: str, rows: Sequence[AuditNote]
+) -> tuple[list[dict[str, Any]], int, str]:
+    """The rows' column values after (`seq`, `prev`), and the new last seq and hash."""
     values = []
-    seq, prev = head.last_seq, head.last_hash
     for row in rows:
         seq += 1
-        digest = row_hash(
-            prev, head.chain, seq, row.at, row.actor, row.action, row.target,
-            row.details,
-        )  # fmt: skip
+        digest = row_hash(prev, chain, seq, row.at, row.actor, row.action, row.target, row.details)
         values.append(
             {
                 "at": row.at,
@@ -228,7 +254,7 @@ async def insert_rows(
                 "action": row.action,
                 "target": row.target,
                 "details": row.details,
-                "chain": head.chain,
+                "chain": chain,
                 "seq": seq,
                 "prev_hash": prev,
                 "hash": digest,
@@ -236,20 +262,32 @@ async def insert_rows(
             }
         )
         prev = digest
-    await conn.execute(_INSERT_EVENTS, values)
-    await conn.execute(_ADVANCE_HEAD, {"b_chain": head.chain, "b_seq": seq, "b_hash": prev})
-    return ChainHead(head.chain, seq, prev, head.anchor_seq, head.anchor_hash)
+    return values, seq, prev
 
 
 async def append_audit_rows(conn: AsyncConnection, rows: Sequence[AuditNote]) -> None:
     """Append `rows`, in order, to the connection's chain: THE way audit events are written.
 
-    Locks the chain's head (see `lock_head`): call it as the last statement
-    of the transaction.
+    Locks the chain's head (one statement when this engine wrote it last; see
+    the module docstring): call it as the last statement of the transaction.
     """
-    if rows:
-        chain = chain_of(conn)
-        await insert_rows(conn, await lock_head(conn, chain), rows)
+    if not rows:
+        return
+    chain = chain_of(conn)
+    written = _WRITTEN.setdefault(conn.sync_engine, {})
+    known = written.get(chain)
+    if known is not None:
+        values, seq, last = _chained(chain, *known, rows)
+        claim = {
+            "b_chain": chain, "b_old_seq": known[0], "b_old_hash": known[1],
+            "b_seq": seq, "b_hash": last,
+        }  # fmt: skip
+        if (await conn.execute(_CLAIM_HEAD, claim)).rowcount == 1:
+            await conn.execute(_INSERT_EVENTS, values)
+            written[chain] = (seq, last)  # a rollback makes it stale: the next claim misses
+            return
+    head = await insert_rows(conn, await lock_head(conn, chain), rows)
+    written[chain] = (head.last_seq, head.last_hash)
 
 
 async def append_audit_row(

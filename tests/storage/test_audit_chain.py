@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import trio
 
-from hub import Command, CommandStatus, SovdRequest, StatusChange
+from hub import AuditNote, Command, CommandStatus, SovdRequest, StatusChange, run_asyncio
 from storage import BreakKind, ChainReport, Database, open_database
-from storage.audit_chain import GENESIS_HASH, canonical_row, row_hash
+from storage.audit_chain import GENESIS_HASH, append_audit_rows, canonical_row, row_hash
 from tests.support.audit_tamper import query, run_sql, tamper
 
 CHAIN = "node-a"
@@ -217,6 +217,41 @@ async def test_concurrent_appends_and_group_commits_give_one_gap_free_chain(
     report = await verify(db)
     assert report.intact, report.broken
     assert report.rows_checked == before + 40 + 40 * 5 == report.last_seq
+
+
+class _RolledBack(Exception):
+    pass
+
+
+async def _append_then_roll_back(db: Database) -> None:
+    async def transaction() -> None:
+        async with db.engine.writer.begin() as conn:
+            note = AuditNote(T0, "hub", "rolled.back", "t", {})
+            await append_audit_rows(conn, [note])
+            raise _RolledBack
+
+    with pytest.raises(_RolledBack):
+        await run_asyncio(transaction)
+
+
+async def test_a_head_advanced_elsewhere_or_rolled_back_still_gives_one_gap_free_chain(
+    db: Database, database_url: str, aio_loop: asyncio.AbstractEventLoop
+) -> None:
+    """Each engine remembers the head it wrote; another process's appends (another engine
+    on the same chain), a rolled-back append and retention-style head moves make that stale,
+    and the next append then takes the head the slow way."""
+    async with open_database(database_url, audit_chain=CHAIN) as other:
+        for i in range(3):
+            await db.audit.append_audit(actor="a", action=f"a{i}", target="t")
+            await other.audit.append_audit(actor="b", action=f"b{i}", target="t")
+        await _append_then_roll_back(db)
+        await db.audit.append_audit(actor="a", action="after rollback", target="t")
+        await other.audit.append_audit(actor="b", action="after rollback", target="t")
+    report = await verify(db)
+    assert report.intact, report.broken
+    assert report.rows_checked == report.last_seq == 8
+    actions = await db.audit.list_audit()
+    assert "rolled.back" not in {record.action for record in actions}
 
 
 async def test_json_numbers_hash_the_same_after_the_round_trip(db: Database) -> None:
