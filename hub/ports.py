@@ -97,7 +97,8 @@ class CommandBacklog(Protocol):
     async def expire_waiting(
         self, now: datetime, spare: Collection[str]
     ) -> list[tuple[str, CommandUpdate]]:
-        """End waiting commands past their expiry as `expired`, except those of `spare` VINs.
+        """End waiting commands past their expiry as `expired`, except those of `spare` VINs
+        (a set: every connected vehicle; keep it out of SQL).
 
         Returns each command's VIN and its change, with its submitter.
         """

@@ -87,13 +87,22 @@ async def expire_waiting(
 ) -> list[tuple[str, CommandUpdate]]:
     """Pending commands past their expiry, except for the VINs in `spare`, become expired.
 
-    Returns each command's VIN and its change, with its submitter.
+    Returns each command's VIN and its change, with its submitter. `spare`
+    (a set: every vehicle connected here, tens of thousands) never goes into
+    SQL: the few overdue commands are read first and filtered here. A `vin
+    NOT IN (...)` of all of them cost SQLAlchemy and Postgres about 20 % of an
+    idle hub's CPU at 5,000 vehicles, every `expiry_sweep_s`.
     """
     c = CommandModel
     due = (c.status == CommandStatus.PENDING.value) & c.expires_at.is_not(None)
     due = due & (c.expires_at <= now)
     if spare:
-        due = due & c.vin.not_in(list(spare))
+        async with writer.connect() as conn:
+            overdue = (await conn.execute(select(c.id, c.vin).where(due))).all()
+        ids = [row.id for row in overdue if row.vin not in spare]
+        if not ids:
+            return []
+        due = due & c.id.in_(ids)  # still pending and due: checked again under the row locks
     return await end_commands(writer, due, CommandStatus.EXPIRED, now, EXPIRED_ERROR)
 
 

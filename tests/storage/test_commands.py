@@ -264,7 +264,8 @@ async def test_waiting_commands_survive_a_restart_and_expire_on_time(
 
     assert await database.commands.expire_waiting(T0 + timedelta(minutes=10), spare={vehicle}) == []
     [(expired_vin, update)] = await database.commands.expire_waiting(
-        T0 + timedelta(minutes=10), spare=()
+        T0 + timedelta(minutes=10),
+        spare={"WVWZZZ1JZXW999999"},  # others connected: not spared
     )
     expired = update.update
     assert expired_vin == vehicle and update.submitted_by == "alice"
