@@ -26,18 +26,21 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SCENARIO_TIMEOUT_S = 180
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", NAMES)
-async def test_scenario_runs_at_tiny_size(name: str, tmp_path: Path) -> None:
-    command = [
-        sys.executable, "-m", "bench", name, *load(name).TINY, "--results-dir", str(tmp_path),
-    ]  # fmt: skip
+async def _bench(name: str, options: list[str], results: Path) -> tuple[int, str]:
+    """Run `python -m bench name *options`; its exit status and output."""
+    command = [sys.executable, "-m", "bench", name, *options, "--results-dir", str(results)]
     with trio.fail_after(SCENARIO_TIMEOUT_S):
         done = await trio.run_process(
             command, cwd=ROOT, capture_stdout=True, stderr=subprocess.STDOUT, check=False
         )
-    output = done.stdout.decode(errors="replace")
-    assert done.returncode == 0, f"{' '.join(command)} exited {done.returncode}:\n{output[-4000:]}"
+    return done.returncode, done.stdout.decode(errors="replace")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+async def test_scenario_runs_at_tiny_size(name: str, tmp_path: Path) -> None:
+    returncode, output = await _bench(name, load(name).TINY, tmp_path)
+    assert returncode == 0, f"bench {name} exited {returncode}:\n{output[-4000:]}"
     document = _only_result(tmp_path, name, output)
     assert document["scenario"] == name
     assert document["figures"], "the scenario reported no figures"
@@ -48,13 +51,8 @@ async def test_scenario_runs_at_tiny_size(name: str, tmp_path: Path) -> None:
 async def test_commands_routed_between_two_nodes_all_succeed(tmp_path: Path) -> None:
     """`commands --routed`: the fleet on one node, operators on another, Redis between them."""
     tiny = [*load("commands").TINY, "--database", "postgres", "--routed", "--skip-noop"]
-    command = [sys.executable, "-m", "bench", "commands", *tiny, "--results-dir", str(tmp_path)]
-    with trio.fail_after(SCENARIO_TIMEOUT_S):
-        done = await trio.run_process(
-            command, cwd=ROOT, capture_stdout=True, stderr=subprocess.STDOUT, check=False
-        )
-    output = done.stdout.decode(errors="replace")
-    assert done.returncode == 0, output[-4000:]
+    returncode, output = await _bench("commands", tiny, tmp_path)
+    assert returncode == 0, output[-4000:]
     document = _only_result(tmp_path, "commands", output)
     figures = document["figures"]
     assert document["parameters"]["routed"] is True
@@ -69,13 +67,8 @@ async def test_a_phase_out_of_time_saves_how_far_it_got_instead_of_a_traceback(
     tmp_path: Path,
 ) -> None:
     tiny = [*load("hold").TINY, "--connect-timeout-s", "0.01"]
-    command = [sys.executable, "-m", "bench", "hold", *tiny, "--results-dir", str(tmp_path)]
-    with trio.fail_after(SCENARIO_TIMEOUT_S):
-        done = await trio.run_process(
-            command, cwd=ROOT, capture_stdout=True, stderr=subprocess.STDOUT, check=False
-        )
-    output = done.stdout.decode(errors="replace")
-    assert done.returncode == 1, output[-4000:]
+    returncode, output = await _bench("hold", tiny, tmp_path)
+    assert returncode == 1, output[-4000:]
     assert "Traceback" not in output
     assert "phase 'connect' did not finish within 0.01 s (partial result)" in output
     figures = _only_result(tmp_path, "hold", output)["figures"]
