@@ -84,7 +84,7 @@ async def _host(
     instruments: tuple[trio.abc.Instrument, ...],
 ) -> T:
     loop = asyncio.get_running_loop()
-    loop.set_exception_handler(log_asyncio_exception)
+    loop.set_exception_handler(_log_asyncio_exception)
     done: asyncio.Future[outcome.Outcome[T]] = loop.create_future()
     scope = trio.CancelScope()
 
@@ -187,7 +187,7 @@ async def run_trio(fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwa
         raise
 
 
-def log_asyncio_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+def _log_asyncio_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     """Log a stray asyncio error (an unretrieved task exception, a failed callback)."""
     exc = context.get("exception")
     log.error(

@@ -38,9 +38,9 @@ async def open_hub(
     `journal` (where commands are recorded), `backlog` (commands waiting for
     an offline vehicle), `audit`, `bus`, and with scale-out `leases`.
 
-    `hub.grpc_port` is the bound port (useful with port 0). Must run in
-    trio hosted on asyncio (`hub.run_with_asyncio`). Leaving the context shuts the node down
-    gracefully, bounded by `shutdown_grace_s`.
+    `hub.grpc_port` is the bound port (useful with port 0). Must run in trio
+    hosted on asyncio (`hub.run_with_asyncio`). Leaving the context shuts the
+    node down gracefully, bounded by `shutdown_grace_s`.
     """
     hub = Hub(config, directory, journal, bus, audit, backlog, leases)
     async with trio.open_nursery() as nursery:

@@ -281,8 +281,8 @@ async def connect_memory_link(hub: Hub, vin: str, token: str) -> AsyncIterator[M
     """Admit `vin` with `token` to `hub` over a `MemoryLink`, welcomed; lost on exit.
 
     Raises `VehicleRefused` as the gateway would refuse the connection. Runs
-    in trio hosted on asyncio (`hub.run_with_asyncio`), as the hub does: the link's outbox is
-    read on the asyncio side.
+    in trio hosted on asyncio (`hub.run_with_asyncio`), as the hub does: the
+    link's outbox is read on the asyncio side.
     """
     candidates = await hub.admission.authenticate(token)
     link = new_link(vin, hub.config)

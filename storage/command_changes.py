@@ -45,12 +45,18 @@ def not_waiting() -> ColumnElement[bool]:
 
 
 async def end_commands(
-    writer: AsyncEngine, where: ColumnElement[bool], status: CommandStatus, at: datetime, error: str
+    writer: AsyncEngine,
+    where: ColumnElement[bool],
+    status: CommandStatus,
+    at: datetime,
+    error: str,
+    spare: Collection[str] = (),
 ) -> list[tuple[str, CommandUpdate]]:
     """End every active command `where` selects with final `status`, audited, in one transaction.
 
-    Returns each ended command's VIN and its change with its submitter (what
-    to publish), oldest command first.
+    Commands of the VINs in `spare` (a set) are left as they are: filtered
+    here, never sent into SQL. Returns each ended command's VIN and its
+    change with its submitter (what to publish), oldest command first.
     """
     c = CommandModel
     query = (
@@ -60,6 +66,7 @@ async def end_commands(
     )
     async with writer.begin() as conn:
         rows = (await conn.execute(query.with_for_update())).all()
+        rows = [row for row in rows if row.vin not in spare]
         changes = [StatusChange(row.id, status, at, error) for row in rows]
         if changes:
             await apply_changes(conn, changes)
@@ -89,21 +96,14 @@ async def expire_waiting(
 
     Returns each command's VIN and its change, with its submitter. `spare`
     (a set: every vehicle connected here, tens of thousands) never goes into
-    SQL: the few overdue commands are read first and filtered here. A `vin
-    NOT IN (...)` of all of them cost SQLAlchemy and Postgres about 20 % of an
+    SQL: the few overdue commands are filtered in `end_commands`. A `vin NOT
+    IN (...)` of all of them cost SQLAlchemy and Postgres about 20 % of an
     idle hub's CPU at 5,000 vehicles, every `expiry_sweep_s`.
     """
     c = CommandModel
     due = (c.status == CommandStatus.PENDING.value) & c.expires_at.is_not(None)
     due = due & (c.expires_at <= now)
-    if spare:
-        async with writer.connect() as conn:
-            overdue = (await conn.execute(select(c.id, c.vin).where(due))).all()
-        ids = [row.id for row in overdue if row.vin not in spare]
-        if not ids:
-            return []
-        due = due & c.id.in_(ids)  # still pending and due: checked again under the row locks
-    return await end_commands(writer, due, CommandStatus.EXPIRED, now, EXPIRED_ERROR)
+    return await end_commands(writer, due, CommandStatus.EXPIRED, now, EXPIRED_ERROR, spare)
 
 
 _COMMANDS = cast(Table, CommandModel.__table__)

@@ -83,8 +83,8 @@ async def open_database(
     `node_id`: the hub node writing through it; the commands it stores or
     dispatches are stamped with it (crash recovery). `audit_chain`: the audit
     hash chain its audit events extend (default: `node_id`, else the host
-    name; see `storage.audit_chain`). Must run in trio
-    hosted on asyncio (`hub.run_with_asyncio`). Connects lazily: a database that is down shows
+    name; see `storage.audit_chain`). Must run in trio hosted on asyncio
+    (`hub.run_with_asyncio`). Connects lazily: a database that is down shows
     up as `DatabaseUnavailable` from the first call (see `Database.ping`). The
     pool is closed on exit, shielded from cancellation. On Postgres a
     connection attempt gives up after `connect_timeout_s` and a statement

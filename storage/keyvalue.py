@@ -3,8 +3,8 @@
 redis.asyncio is an asyncio library and the hub is trio (DESIGN.md,
 "Concurrency"): the client, its `BlockingConnectionPool` and every connection
 are created on the asyncio loop hosting trio (`hub.run_with_asyncio`) and
-closed, shielded, before it ends. Every public method is a trio `async def` that crosses the
-bridge once; work of several commands is written as one asyncio coroutine
+closed, shielded, before it ends. Every public method is a trio `async def`
+that crosses the bridge once; work of several commands is written as one asyncio coroutine
 (`KeyValue.run`) or one Lua script (`Script`), never command by command.
 
 ```
@@ -62,8 +62,8 @@ async def open_keyvalue(
 ) -> AsyncIterator[KeyValue]:
     """A client of the Redis at `url` (`redis://`, `rediss://` or `unix://`) while open.
 
-    Must run in trio hosted on asyncio (`hub.run_with_asyncio`). Connects lazily: a Redis that
-    is down shows up as `RedisUnavailable` from the first call (see `ping`).
+    Must run in trio hosted on asyncio (`hub.run_with_asyncio`). Connects
+    lazily: a Redis that is down shows up as `RedisUnavailable` from the first call (see `ping`).
     At most `pool_size` connections; a caller waits up to `timeout_s` for a
     free one. `timeout_s` also bounds connecting and each reply, so a blocking
     command (`XREAD BLOCK`, ...) needs its own client with `timeout_s=None` or
