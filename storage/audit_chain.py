@@ -61,12 +61,15 @@ __all__ = [
     "append_audit_rows",
     "canonical_row",
     "chain_of",
+    "chained_values",
+    "head_written",
     "insert_rows",
     "key_id",
     "lock_head",
     "row_hash",
     "sign_row",
     "signing_key",
+    "wrote_head",
 ]
 
 #: The action of the signed summary retention leaves (see `storage.audit_retention`).
@@ -233,13 +236,13 @@ async def insert_rows(
     """Append `rows` after `head` (locked by this transaction); returns the new head."""
     if not rows:
         return head
-    values, seq, last = _chained(head.chain, head.last_seq, head.last_hash, rows)
+    values, seq, last = chained_values(head.chain, head.last_seq, head.last_hash, rows)
     await conn.execute(_INSERT_EVENTS, values)
     await conn.execute(_ADVANCE_HEAD, {"b_chain": head.chain, "b_seq": seq, "b_hash": last})
     return ChainHead(head.chain, seq, last, head.anchor_seq, head.anchor_hash)
 
 
-def _chained(
+def chained_values(
     chain: str, seq: int, prev: str, rows: Sequence[AuditNote]
 ) -> tuple[list[dict[str, Any]], int, str]:
     """The rows' column values after (`seq`, `prev`), and the new last seq and hash."""
@@ -270,24 +273,34 @@ async def append_audit_rows(conn: AsyncConnection, rows: Sequence[AuditNote]) ->
 
     Locks the chain's head (one statement when this engine wrote it last; see
     the module docstring): call it as the last statement of the transaction.
+    (`storage.journal_postgres` does the same through asyncpg.)
     """
     if not rows:
         return
     chain = chain_of(conn)
-    written = _WRITTEN.setdefault(conn.sync_engine, {})
-    known = written.get(chain)
+    known = head_written(conn, chain)
     if known is not None:
-        values, seq, last = _chained(chain, *known, rows)
+        values, seq, last = chained_values(chain, *known, rows)
         claim = {
             "b_chain": chain, "b_old_seq": known[0], "b_old_hash": known[1],
             "b_seq": seq, "b_hash": last,
         }  # fmt: skip
         if (await conn.execute(_CLAIM_HEAD, claim)).rowcount == 1:
             await conn.execute(_INSERT_EVENTS, values)
-            written[chain] = (seq, last)  # a rollback makes it stale: the next claim misses
+            wrote_head(conn, chain, seq, last)  # a rollback makes it stale: the next claim misses
             return
     head = await insert_rows(conn, await lock_head(conn, chain), rows)
-    written[chain] = (head.last_seq, head.last_hash)
+    wrote_head(conn, chain, head.last_seq, head.last_hash)
+
+
+def head_written(conn: AsyncConnection, chain: str) -> tuple[int, str] | None:
+    """The (seq, hash) this connection's engine last wrote at the head of `chain`, if any."""
+    return _WRITTEN.get(conn.sync_engine, {}).get(chain)
+
+
+def wrote_head(conn: AsyncConnection, chain: str, seq: int, last_hash: str) -> None:
+    """Remember that this connection's engine moved `chain`'s head to (seq, hash)."""
+    _WRITTEN.setdefault(conn.sync_engine, {})[chain] = (seq, last_hash)
 
 
 async def append_audit_row(

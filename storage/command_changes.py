@@ -28,8 +28,11 @@ __all__ = [
     "apply_changes",
     "end_commands",
     "expire_waiting",
+    "final_audit_notes",
+    "first_changes",
     "interrupt_unfinished",
     "not_waiting",
+    "phases_of",
 ]
 
 #: The statuses of a command that is not final yet.
@@ -161,11 +164,7 @@ async def apply_changes(
     `command.submitted` row says what was asked. Audit events go to `audits`
     when given (the caller appends them last), else straight in.
     """
-    phases: dict[str, list[StatusChange]] = {"dispatched": [], "running": [], "final": []}
-    for change in changes:
-        status = CommandStatus(change.status)
-        phase = "final" if status.is_final else status.value
-        phases.setdefault(phase, []).append(change)
+    phases = phases_of(changes)
     # One query (rows locked on Postgres, before any other row) for the commands that end.
     held = await _active(conn, phases["final"])
     for phase, statement in (("dispatched", _SET_DISPATCHED), ("running", _SET_RUNNING)):
@@ -188,14 +187,30 @@ async def _end(
     held: Mapping[uuid.UUID, tuple[str, str | None]],
 ) -> list[AuditNote]:
     """Apply the first final change of each command `held` (active); their audit notes."""
-    final = _first_changes(changes, held)
-    if not final:
-        return []
-    params = [
-        {"b_id": c.command_id, "b_status": c.status.value, "b_at": c.at, "b_error": c.error}
-        for c in final
-    ]
-    await conn.execute(_SET_FINAL, params)
+    final = first_changes(changes, held)
+    if final:
+        params = [
+            {"b_id": c.command_id, "b_status": c.status.value, "b_at": c.at, "b_error": c.error}
+            for c in final
+        ]
+        await conn.execute(_SET_FINAL, params)
+    return final_audit_notes(final, held)
+
+
+def phases_of(changes: Sequence[StatusChange]) -> dict[str, list[StatusChange]]:
+    """The changes by what they set: "dispatched", "running" or "final", each in order."""
+    phases: dict[str, list[StatusChange]] = {"dispatched": [], "running": [], "final": []}
+    for change in changes:
+        status = CommandStatus(change.status)
+        phase = "final" if status.is_final else status.value
+        phases.setdefault(phase, []).append(change)
+    return phases
+
+
+def final_audit_notes(
+    final: Sequence[StatusChange], held: Mapping[uuid.UUID, tuple[str, str | None]]
+) -> list[AuditNote]:
+    """The "command.<status>" audit note of each applied final change (`held`: VIN, node)."""
     notes = []
     for c in final:
         vin, node = held[c.command_id]
@@ -226,7 +241,7 @@ async def _active(
     return {row.id: (row.vin, row.node_id) for row in rows}
 
 
-def _first_changes(
+def first_changes(
     changes: list[StatusChange], active: Mapping[uuid.UUID, object]
 ) -> list[StatusChange]:
     """The first change of each command in `active` (the first final status wins)."""

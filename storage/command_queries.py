@@ -34,6 +34,7 @@ from hub import (
 from storage.audit_chain import append_audit_rows
 from storage.command_changes import apply_changes
 from storage.errors import ConflictError, StorageError, UnknownVehicleError
+from storage.journal_postgres import record as record_on_postgres
 from storage.models import CommandEventModel, CommandModel
 from storage.vehicle_queries import find_vehicle
 
@@ -225,7 +226,10 @@ async def record(
     """One group commit; returns the new commands refused for a reused idempotency key.
 
     New and dispatched commands are stamped with `node_id` (the node that holds them).
+    On Postgres it runs through asyncpg directly (`storage.journal_postgres`).
     """
+    if writer.dialect.name == "postgresql":
+        return await record_on_postgres(writer, commands, events, changes, node_id)
     refused: frozenset[uuid.UUID] = frozenset()
     audits: list[AuditNote] = []
     async with writer.begin() as conn:

@@ -16,18 +16,20 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
+from weakref import WeakKeyDictionary
 
 import trio
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import Pool
 
 from hub import run_asyncio
 from storage.audit_chain import AUDIT_CHAIN_OPTION
 from storage.errors import StorageError, translate_errors
 from storage.urls import mask_url, normalise_url
 
-__all__ = ["Engine", "EngineStatistics", "Store", "open_engine"]
+__all__ = ["Engine", "EngineStatistics", "Store", "count_driver_work", "open_engine"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -53,11 +55,12 @@ class EngineStatistics:
 
 
 class _Counts:
-    __slots__ = ("checkouts", "connections_opened", "statements", "transactions")
+    __slots__ = ("__weakref__", "checkouts", "connections_opened", "statements", "transactions")
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.transactions = self.statements = self.checkouts = self.connections_opened = 0
         sync = engine.sync_engine
+        _COUNTS[sync.pool] = self
         event.listen(sync, "begin", self._begin)
         event.listen(sync, "before_cursor_execute", self._statement)
         event.listen(sync.pool, "checkout", self._checkout)
@@ -74,6 +77,19 @@ class _Counts:
 
     def _connect(self, *_: object) -> None:
         self.connections_opened += 1
+
+
+#: Each pool's counts, for the transactions that bypass SQLAlchemy's events.
+_COUNTS: WeakKeyDictionary[Pool, _Counts] = WeakKeyDictionary()
+
+
+def count_driver_work(engine: AsyncEngine, statements: int) -> None:
+    """Count one transaction of `statements` run on the driver directly (no SQLAlchemy
+    events fire for them; see `storage.journal_postgres`)."""
+    counts = _COUNTS.get(engine.sync_engine.pool)
+    if counts is not None:
+        counts.transactions += 1
+        counts.statements += statements
 
 
 class Engine:

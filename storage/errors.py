@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import asyncpg
 from sqlalchemy import exc as sa_exc
 
 from hub import StorageFailed, StorageUnavailable
@@ -47,6 +48,7 @@ __all__ = [
     "UnknownVehicleError",
     "UserExistsError",
     "VehicleExistsError",
+    "is_connection_failure",
     "translate_errors",
 ]
 
@@ -104,7 +106,8 @@ class CodecError(StorageError, ValueError):
 _UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P", "53300", "3D000", "28")
 
 
-def _is_connection_failure(exc: BaseException) -> bool:
+def is_connection_failure(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) means the database is not there for us."""
     if isinstance(exc, sa_exc.OperationalError) and "no such" in str(exc.orig):
         return False  # SQLite's "no such table": an unmigrated database, not an outage
     seen: set[int] = set()
@@ -147,8 +150,15 @@ def translate_errors(where: str) -> Iterator[None]:
         yield
     except StorageError:
         raise
-    except (sa_exc.DBAPIError, sa_exc.TimeoutError, OSError, TimeoutError) as exc:
-        if _is_connection_failure(exc):
+    except (
+        sa_exc.DBAPIError,
+        sa_exc.TimeoutError,
+        OSError,
+        TimeoutError,
+        asyncpg.PostgresError,  # from `storage.journal_postgres`, which runs on asyncpg
+        asyncpg.InterfaceError,
+    ) as exc:
+        if is_connection_failure(exc):
             raise DatabaseUnavailable(
                 f"database at {where} is unavailable: {_first_line(exc)}; "
                 "check that it is running and that SOVD_HUB_DATABASE_URL points at it"
