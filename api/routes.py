@@ -13,6 +13,7 @@ from quart_schema import (
     validate_request,
     validate_response,
 )
+from werkzeug.datastructures import Headers
 
 from api.access import can_read_command, current_principal, requires
 from api.auth import Role
@@ -62,7 +63,7 @@ STORAGE_RETRY_AFTER_S = 5
 @validate_response(CommandOut, 200)
 async def submit_command(
     data: SubmitCommand, headers: IdempotencyHeaders
-) -> tuple[CommandOut, int, dict[str, str]]:
+) -> tuple[CommandOut, int, Headers]:
     """Validate a catalog command, record it, and hand it to the vehicle's actor.
 
     202 means the command and its audit event are committed. 409 when the
@@ -98,13 +99,14 @@ async def submit_command(
                 "different body; send that body again to get the command back, or use a new key",
             )
         row = await resume_lost(row)
-    headers_out = {"Location": f"/api/v1/commands/{row.id}", "Idempotent-Replayed": "true"}
+    headers_out = _located(row.id)
+    headers_out["Idempotent-Replayed"] = "true"
     return CommandOut.of(row), 200, headers_out
 
 
 async def _submit(
     data: SubmitCommand, claim: IdempotencyClaim | None
-) -> tuple[CommandOut, int, dict[str, str]]:
+) -> tuple[CommandOut, int, Headers]:
     s = state()
     sovd = _catalog_request(data)
     timeout_s = _limited("timeout_s", data.timeout_s, s.hub_config.max_command_timeout_s)
@@ -144,7 +146,13 @@ async def _submit(
     except VehicleNotConnected as exc:
         raise ApiError(409, "vehicle_offline", str(exc)) from None
     log.debug("command.submitted", command=command.name, waits=command.expires_at is not None)
-    return CommandOut.of(command), 202, {"Location": f"/api/v1/commands/{command.id}"}
+    return CommandOut.of(command), 202, _located(command.id)
+
+
+def _located(command_id: uuid.UUID) -> Headers:
+    """The `Location` of a command. Headers, not a dict: quart-schema would build a pydantic
+    TypeAdapter for a dict on every response (about 40 us)."""
+    return Headers({"Location": f"/api/v1/commands/{command_id}"})
 
 
 def _routing_failed(exc: RoutingFailed) -> ApiError:
