@@ -32,6 +32,12 @@ def _f(run: Run) -> Mapping[str, Any]:
     return figures
 
 
+def _ratio(run: Run, figure: str) -> str:
+    """The ratio `figure` as ` (2.5x)` when the run has it (an older run may not), else ""."""
+    value = _f(run).get(figure)
+    return "" if value is None else f" ({value}x)"
+
+
 def _single_node(run: Run, rate: float) -> bool:
     p = _p(run)
     return p.get("rate_per_s") == rate and p.get("ramp_to_per_s") is None and not p.get("redis")
@@ -119,10 +125,16 @@ ROWS = [
         "fanout",
         lambda r: _p(r).get("subscribers", 0) >= 1000,
         lambda r: (
-            f"p99 {_f(r)['submit_to_final_event_ms_p99']} ms,"
+            f"p99 {_f(r)['submit_to_final_event_ms_p99']} ms{_ratio(r, 'hub_vs_noop_p99')},"
             f" {_f(r)['hub_cpu_per_delivery_us']} us hub CPU per delivery"
+            f"{_ratio(r, 'hub_vs_noop_cpu_per_delivery')}"
         ),
-        lambda r: "-",
+        lambda r: (
+            f"no-op p99 {_f(r)['noop_submit_to_final_event_ms_p99']} ms,"
+            f" {_f(r)['noop_cpu_per_delivery_us']} us per delivery"
+            if "noop_submit_to_final_event_ms_p99" in _f(r)
+            else "-"  # a run from before the no-op twin, or --skip-noop
+        ),
         "p99 < 50 ms",
         lambda r: _f(r)["submit_to_final_event_ms_p99"] < 50,
     ),

@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import asyncpg
@@ -239,6 +240,40 @@ async def wait_http(base_url: str, process: trio.Process, timeout_s: float = 60)
                     pass
                 await trio.sleep(0.05)
     raise RuntimeError(f"the process exited with {process.returncode} before serving HTTP")
+
+
+@dataclass
+class NoopProcess:
+    """A running `bench.noop_server`."""
+
+    process: trio.Process
+    http_url: str
+
+    @property
+    def pid(self) -> int:
+        """The no-op server's process id."""
+        return self.process.pid
+
+
+@asynccontextmanager
+async def open_noop_process(options: Sequence[str] = ()) -> AsyncIterator[NoopProcess]:
+    """Run `bench.noop_server *options` on a free port until the context exits (then SIGTERM)."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "bench.noop_server", "--http-bind", f"127.0.0.1:{port}", *options
+    ]  # fmt: skip
+    run = partial(
+        trio.run_process, command,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+    async with trio.open_nursery() as nursery:
+        process: trio.Process = await nursery.start(run)
+        try:
+            noop = NoopProcess(process, f"http://127.0.0.1:{port}")
+            await wait_http(noop.http_url, process)
+            yield noop
+        finally:
+            await stop_process(process, grace_s=5)
 
 
 async def stop_process(process: trio.Process, grace_s: float = 30) -> None:

@@ -20,11 +20,8 @@ are summed over both; --profile samples the holder.
 from __future__ import annotations
 
 import argparse
-import functools
 import math
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -41,15 +38,13 @@ from bench.procstat import CpuMeter
 from bench.scenarios import Outcome
 from bench.stack import (
     HubProcess,
-    free_port,
     open_bench_database,
     open_bench_redis,
     open_fleet,
     open_hub_process,
+    open_noop_process,
     provision,
-    stop_process,
     wait_connected,
-    wait_http,
 )
 from bench.stats import percentile, thin
 
@@ -196,20 +191,8 @@ async def _open_nodes(
 
 async def _measure_noop(args: argparse.Namespace, vin_files: list[Path]) -> dict[str, Any]:
     """Start the no-op server, drive it like the hub, stop it."""
-    port = free_port()
-    command = [sys.executable, "-m", "bench.noop_server", "--http-bind", f"127.0.0.1:{port}"]
-    async with trio.open_nursery() as nursery:
-        serve = functools.partial(
-            trio.run_process, command,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
-        )  # fmt: skip
-        process: trio.Process = await nursery.start(serve)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            await wait_http(url, process)
-            return await drive(args, url, vin_files, [CpuMeter("noop", [process.pid])])
-        finally:
-            await stop_process(process, grace_s=5)
+    async with open_noop_process() as noop:
+        return await drive(args, noop.http_url, vin_files, [CpuMeter("noop", [noop.pid])])
 
 
 def _figures(label: str, run: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:

@@ -45,6 +45,27 @@ async def test_scenario_runs_at_tiny_size(name: str, tmp_path: Path) -> None:
     assert document["scenario"] == name
     assert document["figures"], "the scenario reported no figures"
     assert document["machine"]["cores"] >= 1
+    if name == "fanout":
+        _assert_fanout_measured_the_noop_twin(document["figures"])
+
+
+def _assert_fanout_measured_the_noop_twin(figures: dict[str, Any]) -> None:
+    """The no-op phase ran to the end: every socket got every command, figures positive."""
+    assert figures["noop_missing_deliveries"] == 0, figures["noop_errors_by_code"]
+    assert figures["noop_deliveries_received"] == figures["deliveries_expected"]
+    for key in (
+        "noop_submit_to_final_event_ms_p50",
+        "noop_submit_to_final_event_ms_p99",
+        "noop_final_event_spread_ms_p99",
+        "noop_submit_to_subscribed_ms_p99",
+        "noop_cpu_per_delivery_us",
+        "hub_vs_noop_p99",
+        "hub_vs_noop_cpu_per_delivery",
+    ):
+        assert figures[key] > 0, key
+    # the vehicle's schedule is the hub's: 10 ms before each of three events, from the 202
+    # on (which the client sees a little after the no-op starts the schedule)
+    assert figures["noop_submit_to_final_event_ms_p50"] > 25
 
 
 @pytest.mark.slow

@@ -52,3 +52,38 @@ def test_each_row_reads_the_run_that_fits_it(tmp_path: Path) -> None:
     assert text.count("| not run | - |") == 7  # 300/s, ramp, baseline, fanout, reconnect, ...
     assert "| statements | 14.5 (5.9 of them for the audit chain) | 8.0 |" in text
     assert "| CPU by component |" in text and "asyncio 21.5 %, sqlalchemy 21.4 %" in text
+
+
+FANOUT_HUB: dict[str, Any] = {
+    "submit_to_final_event_ms_p99": 994.31,
+    "hub_cpu_per_delivery_us": 994.5,
+}
+
+
+def test_the_fanout_row_shows_the_same_runs_noop_beside_the_hub(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    noop = {
+        "noop_submit_to_final_event_ms_p99": 52.1,
+        "noop_cpu_per_delivery_us": 180.0,
+        "hub_vs_noop_p99": 19.08,
+        "hub_vs_noop_cpu_per_delivery": 5.53,
+    }
+    _save(results, "fanout", {"subscribers": 1000}, {**FANOUT_HUB, **noop})
+
+    text = write_report(results, tmp_path / "B.md").read_text()
+
+    assert (
+        "| p99 994.31 ms (19.08x), 994.5 us hub CPU per delivery (5.53x)"
+        " | no-op p99 52.1 ms, 180.0 us per delivery | p99 < 50 ms | **not met** |"
+    ) in text
+
+
+def test_an_older_fanout_run_without_a_noop_still_renders(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    _save(results, "fanout", {"subscribers": 1000}, FANOUT_HUB)
+
+    text = write_report(results, tmp_path / "B.md").read_text()
+
+    assert "| p99 994.31 ms, 994.5 us hub CPU per delivery | - | p99 < 50 ms | **not met** |" in (
+        text
+    )
