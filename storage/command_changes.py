@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
@@ -25,14 +26,14 @@ from storage.models import CommandModel
 
 __all__ = [
     "ACTIVE",
+    "Advance",
+    "advances",
     "apply_changes",
     "end_commands",
     "expire_waiting",
     "final_audit_notes",
-    "first_changes",
     "interrupt_unfinished",
     "not_waiting",
-    "phases_of",
 ]
 
 #: The statuses of a command that is not final yet.
@@ -110,29 +111,30 @@ async def expire_waiting(
 
 
 _COMMANDS = cast(Table, CommandModel.__table__)
-# Inlined literals, not an expanding IN: these statements run with executemany.
+# Inlined literals, not an expanding IN: this statement runs with executemany.
 _ACTIVE_ROW = (_COMMANDS.c.id == bindparam("b_id")) & _COMMANDS.c.status.in_(
     [literal_column(f"'{status}'") for status in ACTIVE]
 )
-# A dispatched command is held by the node that dispatched it (None: keep the stamp).
-_SET_DISPATCHED = (
+
+
+def _kept(column: str) -> ColumnElement[object]:
+    """The column's new value if the change sets it, else its value (NULL: not set)."""
+    own = _COMMANDS.c[column]
+    return func.coalesce(bindparam(f"b_{column}", type_=own.type), own)
+
+
+#: One command's `Advance`: only an active row moves; `started_at` is set once.
+_ADVANCE = (
     update(_COMMANDS)
     .where(_ACTIVE_ROW)
     .values(
         status=bindparam("b_status"),
-        node_id=func.coalesce(
-            bindparam("b_node", type_=_COMMANDS.c.node_id.type), _COMMANDS.c.node_id
-        ),
-    )
-)
-_SET_RUNNING = (
-    update(_COMMANDS)
-    .where(_ACTIVE_ROW)
-    .values(
-        status=bindparam("b_status"),
+        node_id=_kept("node_id"),
         started_at=func.coalesce(
-            _COMMANDS.c.started_at, bindparam("b_at", type_=_COMMANDS.c.started_at.type)
+            _COMMANDS.c.started_at, bindparam("b_started_at", type_=_COMMANDS.c.started_at.type)
         ),
+        finished_at=_kept("finished_at"),
+        error=_kept("error"),
     )
 )
 _LOCK_ACTIVE = (
@@ -140,11 +142,66 @@ _LOCK_ACTIVE = (
     .where(_COMMANDS.c.id.in_(bindparam("b_ids", expanding=True)), _COMMANDS.c.status.in_(ACTIVE))
     .with_for_update()
 )
-_SET_FINAL = (
-    update(_COMMANDS)
-    .where(_ACTIVE_ROW)
-    .values(status=bindparam("b_status"), finished_at=bindparam("b_at"), error=bindparam("b_error"))
-)
+
+
+@dataclass(frozen=True, slots=True)
+class Advance:
+    """What one batch of changes does to one command, as one UPDATE of its row.
+
+    `status` is the furthest it reaches (its first final status, else running,
+    else dispatched); the other fields are what the changes on the way set
+    (None: left as it is).
+    """
+
+    command_id: uuid.UUID
+    status: CommandStatus
+    #: Dispatched in this batch: the node now holding it.
+    node_id: str | None
+    #: Running in this batch: when (kept if it was already set).
+    started_at: datetime | None
+    #: Its first final change: when, and why.
+    finished_at: datetime | None
+    error: str | None
+
+    def params(self) -> dict[str, object]:
+        """The bind parameters of `_ADVANCE` (SQLAlchemy's names)."""
+        return {
+            "b_id": self.command_id, "b_status": self.status.value, "b_node_id": self.node_id,
+            "b_started_at": self.started_at, "b_finished_at": self.finished_at,
+            "b_error": self.error,
+        }  # fmt: skip
+
+
+def advances(changes: Sequence[StatusChange], node_id: str | None) -> list[Advance]:
+    """Each changed command's `Advance`, in the order the commands first appear.
+
+    As if the changes were applied one kind after the other, dispatched, then
+    running, then final (the first final status wins), each to active rows only.
+    """
+    by_command: dict[uuid.UUID, list[StatusChange]] = {}
+    for change in changes:
+        if CommandStatus(change.status) is not CommandStatus.PENDING:  # nothing moves one back
+            by_command.setdefault(change.command_id, []).append(change)
+    return [_advance(command_id, own, node_id) for command_id, own in by_command.items()]
+
+
+def _advance(command_id: uuid.UUID, changes: list[StatusChange], node_id: str | None) -> Advance:
+    statuses = [CommandStatus(c.status) for c in changes]
+    pairs = list(zip(changes, statuses, strict=True))
+    final = next(((c, s) for c, s in pairs if s.is_final), None)
+    running = next((c for c, s in pairs if s is CommandStatus.RUNNING), None)
+    if final is not None:
+        status = final[1]
+    else:
+        status = CommandStatus.DISPATCHED if running is None else CommandStatus.RUNNING
+    return Advance(
+        command_id=command_id,
+        status=status,
+        node_id=node_id if CommandStatus.DISPATCHED in statuses else None,
+        started_at=running.at if running is not None else None,
+        finished_at=final[0].at if final is not None else None,
+        error=final[0].error if final is not None else None,
+    )
 
 
 async def apply_changes(
@@ -153,7 +210,7 @@ async def apply_changes(
     node_id: str | None = None,
     audits: list[AuditNote] | None = None,
 ) -> None:
-    """Apply a batch of changes with one statement per kind (statuses only move forward).
+    """Apply a batch of changes: one UPDATE per command (statuses only move forward).
 
     A dispatched command is stamped with `node_id`, the node now holding it.
 
@@ -163,90 +220,46 @@ async def apply_changes(
     dispatch is not audited: the final row names the node, and the
     `command.submitted` row says what was asked. Audit events go to `audits`
     when given (the caller appends them last), else straight in.
+    (`storage.journal_postgres` does the same through asyncpg.)
     """
-    phases = phases_of(changes)
+    moves = advances(changes, node_id)
     # One query (rows locked on Postgres, before any other row) for the commands that end.
-    held = await _active(conn, phases["final"])
-    for phase, statement in (("dispatched", _SET_DISPATCHED), ("running", _SET_RUNNING)):
-        if phases[phase]:
-            params = [
-                {"b_id": c.command_id, "b_status": c.status.value, "b_at": c.at, "b_node": node_id}
-                for c in phases[phase]
-            ]
-            await conn.execute(statement, params)
-    rows = await _end(conn, phases["final"], held)
+    held = await _active(conn, [m.command_id for m in moves if m.finished_at is not None])
+    await conn.execute(_ADVANCE, [m.params() for m in moves])
+    rows = final_audit_notes(moves, held)
     if audits is None:
         await append_audit_rows(conn, rows)
     else:
         audits.extend(rows)
 
 
-async def _end(
-    conn: AsyncConnection,
-    changes: list[StatusChange],
-    held: Mapping[uuid.UUID, tuple[str, str | None]],
-) -> list[AuditNote]:
-    """Apply the first final change of each command `held` (active); their audit notes."""
-    final = first_changes(changes, held)
-    if final:
-        params = [
-            {"b_id": c.command_id, "b_status": c.status.value, "b_at": c.at, "b_error": c.error}
-            for c in final
-        ]
-        await conn.execute(_SET_FINAL, params)
-    return final_audit_notes(final, held)
-
-
-def phases_of(changes: Sequence[StatusChange]) -> dict[str, list[StatusChange]]:
-    """The changes by what they set: "dispatched", "running" or "final", each in order."""
-    phases: dict[str, list[StatusChange]] = {"dispatched": [], "running": [], "final": []}
-    for change in changes:
-        status = CommandStatus(change.status)
-        phase = "final" if status.is_final else status.value
-        phases.setdefault(phase, []).append(change)
-    return phases
-
-
 def final_audit_notes(
-    final: Sequence[StatusChange], held: Mapping[uuid.UUID, tuple[str, str | None]]
+    moves: Sequence[Advance], held: Mapping[uuid.UUID, tuple[str, str | None]]
 ) -> list[AuditNote]:
-    """The "command.<status>" audit note of each applied final change (`held`: VIN, node)."""
+    """The "command.<status>" audit note of each move that ended a command `held` (active;
+    its VIN and holding node before the move)."""
     notes = []
-    for c in final:
-        vin, node = held[c.command_id]
-        details: dict[str, JSON] = {"vin": vin, "error": c.error}
+    for move in moves:
+        if move.finished_at is None or move.command_id not in held:
+            continue
+        vin, node = held[move.command_id]
+        node = move.node_id or node
+        details: dict[str, JSON] = {"vin": vin, "error": move.error}
         if node is not None:
             details["node"] = node
+        target = f"command:{move.command_id}"
         notes.append(
-            AuditNote(
-                at=c.at,
-                actor="hub",
-                action=f"command.{c.status.value}",
-                target=f"command:{c.command_id}",
-                details=details,
-            )
+            AuditNote(move.finished_at, "hub", f"command.{move.status.value}", target, details)
         )
     return notes
 
 
 async def _active(
-    conn: AsyncConnection, changes: list[StatusChange]
+    conn: AsyncConnection, ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, tuple[str, str | None]]:
-    """The VIN and holding node of each command among `changes` that is not final yet (rows
+    """The VIN and holding node of each of these commands that is not final yet (rows
     locked on Postgres)."""
-    if not changes:
+    if not ids:
         return {}
-    ids = list({c.command_id for c in changes})
-    rows = await conn.execute(_LOCK_ACTIVE, {"b_ids": ids})
+    rows = await conn.execute(_LOCK_ACTIVE, {"b_ids": list(ids)})
     return {row.id: (row.vin, row.node_id) for row in rows}
-
-
-def first_changes(
-    changes: list[StatusChange], active: Mapping[uuid.UUID, object]
-) -> list[StatusChange]:
-    """The first change of each command in `active` (the first final status wins)."""
-    first: dict[uuid.UUID, StatusChange] = {}
-    for change in changes:
-        if change.command_id in active:
-            first.setdefault(change.command_id, change)
-    return list(first.values())

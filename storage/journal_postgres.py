@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub import JSON, AuditNote, Command, CommandEventRecord, CommandStatus, EventKind, StatusChange
 from storage.audit_chain import GENESIS_HASH, chain_of, chained_values, head_written, wrote_head
-from storage.command_changes import ACTIVE, final_audit_notes, first_changes, phases_of
+from storage.command_changes import ACTIVE, advances, final_audit_notes
 from storage.engine import count_driver_work
 from storage.errors import is_connection_failure
 
@@ -49,18 +49,12 @@ _INSERT_EVENTS = (
     "INSERT INTO command_events (command_id, seq, kind, status, body, final, received_at) "
     "VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7) ON CONFLICT (command_id, seq) DO NOTHING"
 )
-_LOCK_ACTIVE = (
-    "SELECT id, vin, node_id FROM commands "
-    f"WHERE id = ANY($1::uuid[]) AND status IN ({_ACTIVE_SQL}) FOR UPDATE"
+_ADVANCE = (
+    "UPDATE commands SET status = $2, node_id = coalesce($3, node_id), "
+    "started_at = coalesce(started_at, $4), finished_at = coalesce($5, finished_at), "
+    f"error = coalesce($6, error) WHERE id = $1 AND status IN ({_ACTIVE_SQL}) "
+    "RETURNING id, vin, node_id"
 )
-_ACTIVE_ROW = f"id = $1 AND status IN ({_ACTIVE_SQL})"
-_SET_DISPATCHED = (
-    f"UPDATE commands SET status = $2, node_id = coalesce($3, node_id) WHERE {_ACTIVE_ROW}"
-)
-_SET_RUNNING = (
-    f"UPDATE commands SET status = $2, started_at = coalesce(started_at, $3) WHERE {_ACTIVE_ROW}"
-)
-_SET_FINAL = f"UPDATE commands SET status = $2, finished_at = $3, error = $4 WHERE {_ACTIVE_ROW}"
 _CLAIM_HEAD = (
     "UPDATE audit_chains SET last_seq = $4, last_hash = $5 "
     "WHERE chain = $1 AND last_seq = $2 AND last_hash = $3"
@@ -87,6 +81,10 @@ class _Transaction:
     async def many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         self.statements += 1
         await self.driver.executemany(sql, rows)
+
+    async def fetch_many(self, sql: str, rows: Sequence[Sequence[object]]) -> list[Any]:
+        self.statements += 1
+        return list(await self.driver.fetchmany(sql, rows))
 
     async def fetch(self, sql: str, *args: object) -> list[Any]:
         self.statements += 1
@@ -148,10 +146,8 @@ async def _insert_commands(
         await tx.many(_INSERT_COMMANDS, plain)
     if not keyed:
         return frozenset()
-    stored: set[uuid.UUID] = set()
-    for command in keyed:  # RETURNING: one statement each (rare: keys are per request)
-        rows = await tx.fetch(_INSERT_KEYED, *_command_row(command, node_id))
-        stored.update(row["id"] for row in rows)
+    rows = await tx.fetch_many(_INSERT_KEYED, [_command_row(c, node_id) for c in keyed])
+    stored = {row["id"] for row in rows}
     return frozenset(c.id for c in keyed if c.id not in stored)
 
 
@@ -180,24 +176,16 @@ def _event_rows(events: Sequence[CommandEventRecord]) -> Iterator[tuple[object, 
 async def _apply_changes(
     tx: _Transaction, changes: Sequence[StatusChange], node_id: str | None
 ) -> list[AuditNote]:
-    """`command_changes.apply_changes`: one statement per kind; the final changes' audit notes."""
-    phases = phases_of(changes)
-    held = {}
-    if phases["final"]:  # locked first, before any other row, as the Core version does
-        ids = list({c.command_id for c in phases["final"]})
-        held = {r["id"]: (r["vin"], r["node_id"]) for r in await tx.fetch(_LOCK_ACTIVE, ids)}
-    if phases["dispatched"]:
-        await tx.many(
-            _SET_DISPATCHED, [(c.command_id, c.status.value, node_id) for c in phases["dispatched"]]
-        )
-    if phases["running"]:
-        await tx.many(
-            _SET_RUNNING, [(c.command_id, c.status.value, c.at) for c in phases["running"]]
-        )
-    final = first_changes(phases["final"], held)
-    if final:
-        await tx.many(_SET_FINAL, [(c.command_id, c.status.value, c.at, c.error) for c in final])
-    return final_audit_notes(final, held)
+    """`command_changes.apply_changes`: one UPDATE per command, pipelined; the audit notes of
+    the commands it ended (those it moved, RETURNING their VIN and holder)."""
+    moves = advances(changes, node_id)
+    rows = [
+        (m.command_id, m.status.value, m.node_id, m.started_at, m.finished_at, m.error)
+        for m in moves
+    ]
+    moved = await tx.fetch_many(_ADVANCE, rows)
+    held = {r["id"]: (r["vin"], r["node_id"]) for r in moved}
+    return final_audit_notes(moves, held)
 
 
 async def _append_audit_rows(

@@ -15,7 +15,7 @@ from hub import (
     EventKind,
     StatusChange,
 )
-from storage import ConflictError, Database, StorageError, UnknownVehicleError
+from storage import ConflictError, Database, StorageError, UnknownVehicleError, open_database
 from tests.support.commands import T0, VIN, make_command, make_event
 
 
@@ -273,3 +273,37 @@ async def test_waiting_commands_survive_a_restart_and_expire_on_time(
     row = await database.commands.get_command(waiting.id)
     assert row is not None and row.status is CommandStatus.EXPIRED
     assert [c.id for c in await database.commands.waiting_commands(vehicle)] == [later.id]
+
+
+async def test_the_final_audit_names_the_node_that_dispatched_the_command(
+    database_url: str,
+) -> None:
+    async with (
+        open_database(database_url, bcrypt_rounds=4, node_id="node-a") as a,
+        open_database(database_url, bcrypt_rounds=4, node_id="node-b") as b,
+    ):
+        await a.vehicles.add_vehicle(VIN, make="VW", model="Golf", year=2021)
+        together, apart = make_command(), make_command()
+        await a.commands.record([], [], [together, apart])  # accepted by node-a
+        t1 = T0 + timedelta(seconds=1)
+        # node-b dispatches and ends one in a single batch, the other in two
+        await b.commands.record(
+            [],
+            [
+                StatusChange(together.id, CommandStatus.DISPATCHED, t1),
+                StatusChange(together.id, CommandStatus.RUNNING, t1),
+                StatusChange(together.id, CommandStatus.SUCCEEDED, t1),
+                StatusChange(apart.id, CommandStatus.DISPATCHED, t1),
+            ],
+        )
+        await b.commands.record([], [StatusChange(apart.id, CommandStatus.FAILED, t1, "no")])
+
+        for command, action in ((together, "command.succeeded"), (apart, "command.failed")):
+            *_, audit = await a.audit.list_audit(target=f"command:{command.id}")
+            assert (audit.action, audit.details["node"]) == (action, "node-b")
+            row = await a.commands.get_command(command.id)
+            assert row is not None
+            assert row.finished_at == t1
+        stored = await a.commands.get_command(together.id)
+        assert stored is not None
+        assert stored.started_at == t1
