@@ -153,7 +153,7 @@ async def provision(url: str, vehicles: int) -> list[VehicleSpec]:
 
 @dataclass
 class HubProcess:
-    """A running `sovd-hub serve`."""
+    """A running hub: `sovd-hub serve`, or the baseline hub (`open_baseline_hub_process`)."""
 
     process: trio.Process
     http_url: str
@@ -194,6 +194,34 @@ async def open_hub_process(
         "--http-bind", f"127.0.0.1:{http_port}", "--grpc-bind", f"127.0.0.1:{grpc_port}",
         "--log-level", "WARNING",
     ]  # fmt: skip
+    async with _open_server(command, env, http_port, grpc_port, grace_s=30) as hub:
+        yield hub
+
+
+@asynccontextmanager
+async def open_baseline_hub_process(heartbeat_interval_s: float) -> AsyncIterator[HubProcess]:
+    """Run `bench.baseline_hub` (pure asyncio + grpclib: the floor of `hold` and `reconnect`)
+    on free ports until the context exits (then SIGTERM).
+
+    It tells the vehicles `heartbeat_interval_s` in Welcome, as the hub does,
+    and answers `/health/live` with its count of connected vehicles, so
+    `connected_vehicles` and `wait_http` work on it as on the hub.
+    """
+    http_port, grpc_port = free_port(), free_port()
+    command = [
+        sys.executable, "-m", "bench.baseline_hub", "--port", str(grpc_port),
+        "--http-port", str(http_port),
+        "--heartbeat-interval-ms", str(int(heartbeat_interval_s * 1000)),
+    ]  # fmt: skip
+    async with _open_server(command, dict(os.environ), http_port, grpc_port, grace_s=10) as hub:
+        yield hub
+
+
+@asynccontextmanager
+async def _open_server(
+    command: list[str], env: dict[str, str], http_port: int, grpc_port: int, grace_s: float
+) -> AsyncIterator[HubProcess]:
+    """Run `command` until the context exits, once its `/health/live` answers on `http_port`."""
     async with trio.open_nursery() as nursery:
         process: trio.Process = await nursery.start(_run_process, command, env, subprocess.PIPE)
         hub = HubProcess(process, f"http://127.0.0.1:{http_port}", grpc_port)
@@ -202,7 +230,7 @@ async def open_hub_process(
             await wait_http(hub.http_url, process)
             yield hub
         finally:
-            await stop_process(process)
+            await stop_process(process, grace_s)
             nursery.cancel_scope.cancel()
 
 
