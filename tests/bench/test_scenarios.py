@@ -24,6 +24,31 @@ from bench.scenarios import NAMES, Outcome, load
 ROOT = Path(__file__).parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SCENARIO_TIMEOUT_S = 180
+#: The floor's figures (`bench.baseline_hub` holding the same fleet after the hub) that a
+#: TINY run must report, each positive; idle CPU is not among them: at TINY size it is 0.
+FLOOR_FIGURES = {
+    "hold": [
+        "floor_time_until_all_registered_s",
+        "floor_connect_rate_per_s",
+        "floor_cpu_during_connect_s",
+        "floor_cpu_ms_per_connect",
+        "floor_rss_connected_mib",
+        "floor_rss_per_vehicle_kib",
+        "hub_cpu_ms_per_connect",
+        "hub_vs_floor_cpu_per_connect",
+        "hub_vs_floor_rss_per_vehicle",
+    ],
+    "reconnect": [
+        "floor_initial_connect_s",
+        "floor_time_until_all_registered_again_s",
+        "floor_reconnect_rate_per_s",
+        "floor_cpu_during_reconnect_s",
+        "floor_cpu_ms_per_reconnect",
+        "hub_cpu_ms_per_reconnect",
+        "hub_vs_floor_cpu_per_reconnect",
+        "hub_vs_floor_reconnect_time",
+    ],
+}
 
 
 async def _bench(name: str, options: list[str], results: Path) -> tuple[int, str]:
@@ -47,6 +72,8 @@ async def test_scenario_runs_at_tiny_size(name: str, tmp_path: Path) -> None:
     assert document["machine"]["cores"] >= 1
     if name == "fanout":
         _assert_fanout_measured_the_noop_twin(document["figures"])
+    if name in FLOOR_FIGURES:
+        _assert_measured_the_floor(name, document["figures"])
 
 
 def _assert_fanout_measured_the_noop_twin(figures: dict[str, Any]) -> None:
@@ -66,6 +93,26 @@ def _assert_fanout_measured_the_noop_twin(figures: dict[str, Any]) -> None:
     # the vehicle's schedule is the hub's: 10 ms before each of three events, from the 202
     # on (which the client sees a little after the no-op starts the schedule)
     assert figures["noop_submit_to_final_event_ms_p50"] > 25
+
+
+def _assert_measured_the_floor(name: str, figures: dict[str, Any]) -> None:
+    """The floor phase (`bench.baseline_hub`) of `hold` or `reconnect` ran: figures positive."""
+    floor = {key: figures.get(key) for key in FLOOR_FIGURES[name]}
+    assert all(isinstance(v, int | float) and v > 0 for v in floor.values()), floor
+    if name == "hold":
+        assert figures["floor_idle_cpu_percent"] >= 0
+    if name == "reconnect":
+        assert figures["floor_all_registered_again"] is True
+
+
+@pytest.mark.slow
+async def test_skip_floor_measures_the_hub_alone(tmp_path: Path) -> None:
+    returncode, output = await _bench("hold", [*load("hold").TINY, "--skip-floor"], tmp_path)
+    assert returncode == 0, output[-4000:]
+    document = _only_result(tmp_path, "hold", output)
+    assert document["parameters"]["skip_floor"] is True
+    assert document["figures"]["hub_cpu_ms_per_connect"] > 0
+    assert not [key for key in document["figures"] if "floor" in key]
 
 
 @pytest.mark.slow
@@ -94,8 +141,9 @@ async def test_a_phase_out_of_time_saves_how_far_it_got_instead_of_a_traceback(
     assert "phase 'connect' did not finish within 0.01 s (partial result)" in output
     figures = _only_result(tmp_path, "hold", output)["figures"]
     assert figures["timed_out_phase"] == "connect"
-    assert figures["vehicles_wanted"] == 20
-    assert 0 <= figures["vehicles_connected"] < 20
+    vehicles = int(tiny[tiny.index("--vehicles") + 1])
+    assert figures["vehicles_wanted"] == vehicles
+    assert 0 <= figures["vehicles_connected"] < vehicles
 
 
 def _only_result(results_dir: Path, name: str, output: str) -> dict[str, Any]:
