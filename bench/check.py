@@ -7,9 +7,11 @@ CPU of fan-out, connects and reconnects against that grpclib hub's CPU per
 message (`baseline_cpu_us_per_message`, the machine's speed today). Memory
 per vehicle is compared as it is. A figure more than `TOLERANCE` worse than
 the baseline fails the check (exit 1); `--record` makes this run the baseline.
-`fanout` also runs its no-op phase (about 6 s), after the hub's: no guard
-reads it, but it leaves the hub's figures as they were and its result (kept
-with `--results-dir`) then has the `noop_*` figures beside them.
+`fanout` also runs its no-op phase (about 6 s), and `hold` and `reconnect`
+their floor (`bench.baseline_hub` holding the same fleet, about 25 s in all),
+each after the hub's: no guard reads them, but they leave the hub's figures
+as they were and the results (kept with `--results-dir`) then have the
+`noop_*` and `floor_*` figures beside them.
 
 It is a command for people and for closing notes, not a test: it takes
 about five minutes and wants a quiet machine (see `top`'s `st`).

@@ -4,7 +4,9 @@ It opens with the issue-13 scorecard (`bench.scorecard`). Then each
 scenario gets a table of every figure its result holds, its parameters, the
 command that reproduces it, the targets that apply (issue 13's, which
 replaced issue 3's), marked met or not met against the measured figure, and
-its chart when a PNG lies beside the result.
+its chart when a PNG lies beside the result. Where the run measured the
+floor (`hold`, `reconnect`: `bench.baseline_hub` holding the same fleet),
+the targets' table gives the floor's figure beside the hub's.
 """
 
 from __future__ import annotations
@@ -28,7 +30,11 @@ OUTPUT = Path(__file__).parents[1] / "BENCHMARKS.md"
 
 @dataclass(frozen=True)
 class Target:
-    """A goal (issue 13): `figure` compared with `limit`, valid when `size` reaches `at_least`."""
+    """A goal (issue 13): `figure` compared with `limit`, valid when `size` reaches `at_least`.
+
+    `floor` names the same run's figure of the floor (`bench.baseline_hub`,
+    the same fleet on pure asyncio + grpclib), where the scenario measures one.
+    """
 
     goal: str
     figure: str
@@ -36,6 +42,7 @@ class Target:
     limit: float
     size: str | None = None  # the parameter that must reach `at_least` for the goal to apply
     at_least: float = 0
+    floor: str | None = None
 
 
 TARGETS: dict[str, list[Target]] = {
@@ -47,8 +54,15 @@ TARGETS: dict[str, list[Target]] = {
             40,
             "vehicles",
             20_000,
+            floor="floor_rss_per_vehicle_kib",
         ),
-        Target("idle ≤ 15 % of a core", "idle_hub_cpu_percent", "<=", 15),
+        Target(
+            "idle ≤ 15 % of a core",
+            "idle_hub_cpu_percent",
+            "<=",
+            15,
+            floor="floor_idle_cpu_percent",
+        ),
     ],
     "commands": [
         Target("hub CPU per command ≤ 1.5x noop", "hub_vs_noop_cpu_per_command", "<=", 1.5),
@@ -94,6 +108,7 @@ TARGETS: dict[str, list[Target]] = {
             10,
             "vehicles",
             10_000,
+            floor="floor_time_until_all_registered_again_s",
         ),
         Target("no command lost", "commands_lost", "==", 0),
     ],
@@ -217,16 +232,7 @@ def _section(
         "```",
         "",
     ]
-    targets = TARGETS.get(name, [])
-    if targets:
-        lines += ["| target | figure | measured | verdict |", "| --- | --- | --- | --- |"]
-        for target in targets:
-            value = figures.get(target.figure)
-            measured = _cell(value) if target.figure in figures else "(no such figure)"
-            lines.append(
-                f"| {target.goal} | `{target.figure}` | {measured} | {_verdict(target, document)} |"
-            )
-        lines.append("")
+    lines += _targets(TARGETS.get(name, []), document)
     lines += ["| figure | value |", "| --- | --- |"]
     lines += [f"| `{key}` | {_cell(value)} |" for key, value in figures.items()]
     lines += ["", "| parameter | value |", "| --- | --- |"]
@@ -236,6 +242,38 @@ def _section(
     if chart.exists():
         lines += [f"![{name} chart]({_relative(chart, base)})", ""]
     return lines
+
+
+def _targets(targets: list[Target], document: dict[str, Any]) -> list[str]:
+    """The table of a run's targets; with the floor's figure beside the hub's where the run
+    measured one (a run without, e.g. of an older bench, gets the table without the column)."""
+    if not targets:
+        return []
+    figures: dict[str, Any] = document.get("figures", {})
+    floored = any(t.floor in figures for t in targets if t.floor is not None)
+    floor_head = (" same run's floor |", " --- |") if floored else ("", "")
+    lines = [
+        f"| target | figure | measured |{floor_head[0]} verdict |",
+        f"| --- | --- | --- |{floor_head[1]} --- |",
+    ]
+    for target in targets:
+        value = figures.get(target.figure)
+        measured = _cell(value) if target.figure in figures else "(no such figure)"
+        floor = f" {_floor_cell(target, figures)} |" if floored else ""
+        lines.append(
+            f"| {target.goal} | `{target.figure}` | {measured} |{floor}"
+            f" {_verdict(target, document)} |"
+        )
+    return [*lines, ""]
+
+
+def _floor_cell(target: Target, figures: dict[str, Any]) -> str:
+    """The floor's figure, and whether even the floor is within the target's limit."""
+    value = figures.get(target.floor) if target.floor is not None else None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return _cell(value) if target.floor in figures else "-"
+    within = _COMPARE[target.compare](float(value), target.limit)
+    return f"{_cell(value)} ({'within' if within else 'outside'} the limit)"
 
 
 def _verdict(target: Target, document: dict[str, Any]) -> str:

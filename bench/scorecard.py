@@ -3,7 +3,10 @@
 Each `Row` is a row of the issue's table: which runs of which scenario it
 reads (a test of their parameters: `commands` at 100/s, at 300/s and a ramp
 are three rows), the figure reached, the same run's baseline where the run
-has one, the target and whether it is met. `bench/before.json` holds the
+has one, the target and whether it is met. The baseline of `hold` and
+`reconnect` is their floor (`bench.baseline_hub` holding the same fleet);
+the reached figure then carries the hub's ratio to it, as the `commands`
+rows carry theirs to the no-op server. `bench/before.json` holds the
 issue's "before" columns, and the per-command costs when it was filed, for
 the before/after tables; the "after" costs come from the `commands` run at
 100/s (run it with --profile for the CPU breakdown).
@@ -60,6 +63,32 @@ class Row:
 def _connect_ms(run: Run) -> float:
     f = _f(run)
     return float(1000 * f["hub_cpu_during_connect_s"] / f["connected"])
+
+
+def _connect_reached(run: Run) -> str:
+    f = _f(run)
+    ratio = f.get("hub_vs_floor_cpu_per_connect")
+    times = f"{ratio}x; " if ratio is not None else ""
+    return (
+        f"{_connect_ms(run):.2f} ms ({times}{f['connected']:,} connect at"
+        f" {f['connect_rate_per_s']}/s)"
+    )
+
+
+def _floor(cell: Callable[[Mapping[str, Any]], str]) -> Callable[[Run], str]:
+    """The baseline cell of a run that measured the floor (`bench.baseline_hub`, the same
+    fleet's vehicle links on pure asyncio + grpclib); "-" for one that did not
+    (`--skip-floor`, or a run of an older bench)."""
+
+    def baseline(run: Run) -> str:
+        figures = _f(run)
+        return cell(figures) if any(k.startswith("floor_") for k in figures) else "-"
+
+    return baseline
+
+
+def _seconds(value: float | None) -> str:
+    return f"{value} s" if value is not None else "not all back"
 
 
 def _node_ms(run: Run, node: str) -> float:
@@ -143,11 +172,12 @@ ROWS = [
         "hub CPU per vehicle connect (`hold`)",
         "hold",
         lambda r: _p(r).get("vehicles", 0) >= 10_000 and not _p(r).get("tracemalloc"),
-        lambda r: (
-            f"{_connect_ms(r):.2f} ms ({_f(r)['connected']:,} connect at"
-            f" {_f(r)['connect_rate_per_s']}/s)"
+        _connect_reached,
+        _floor(
+            lambda f: (
+                f"floor {f['floor_cpu_ms_per_connect']:.2f} ms ({f['floor_connect_rate_per_s']}/s)"
+            )
         ),
-        lambda r: "-",
         "≤ 1 ms",
         lambda r: _connect_ms(r) <= 1,
     ),
@@ -158,9 +188,15 @@ ROWS = [
         lambda r: _p(r).get("vehicles", 0) >= 10_000,
         lambda r: (
             f"{_p(r)['vehicles']:,} back in {_f(r)['time_until_all_registered_again_s']}"
-            f" s, {_f(r)['commands_lost']} commands lost"
+            f" s{_ratio(r, 'hub_vs_floor_reconnect_time')}, {_f(r)['commands_lost']} commands lost"
         ),
-        lambda r: "-",
+        _floor(
+            lambda f: (
+                f"floor {_seconds(f['floor_time_until_all_registered_again_s'])},"
+                f" {f['floor_cpu_ms_per_reconnect']:.2f} ms CPU per reconnect (hub"
+                f" {1000 * f['hub_cpu_during_reconnect_s'] / f['vehicles']:.2f} ms)"
+            )
+        ),
         "10,000 in < 10 s, nothing lost",
         lambda r: _f(r)["time_until_all_registered_again_s"] < 10 and _f(r)["commands_lost"] == 0,
     ),
@@ -170,10 +206,16 @@ ROWS = [
         "hold",
         lambda r: _p(r).get("vehicles", 0) >= 10_000 and not _p(r).get("tracemalloc"),
         lambda r: (
-            f"{_f(r)['hub_rss_per_vehicle_kib']} KiB per vehicle at"
-            f" {_f(r)['connected']:,}; idle {_f(r)['idle_hub_cpu_percent']} % of a core"
+            f"{_f(r)['hub_rss_per_vehicle_kib']} KiB per vehicle at {_f(r)['connected']:,}"
+            f"{_ratio(r, 'hub_vs_floor_rss_per_vehicle')}; idle"
+            f" {_f(r)['idle_hub_cpu_percent']} % of a core{_ratio(r, 'hub_vs_floor_idle_cpu')}"
         ),
-        lambda r: "-",
+        _floor(
+            lambda f: (
+                f"floor {f['floor_rss_per_vehicle_kib']} KiB per vehicle; idle"
+                f" {f['floor_idle_cpu_percent']} %"
+            )
+        ),
         "≤ 40 KiB at 20,000; idle ≤ 15 %",
         lambda r: _f(r)["hub_rss_per_vehicle_kib"] <= 40 and _f(r)["idle_hub_cpu_percent"] <= 15,
     ),

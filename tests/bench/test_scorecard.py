@@ -87,3 +87,38 @@ def test_an_older_fanout_run_without_a_noop_still_renders(tmp_path: Path) -> Non
     assert "| p99 994.31 ms, 994.5 us hub CPU per delivery | - | p99 < 50 ms | **not met** |" in (
         text
     )
+
+
+def test_hold_and_reconnect_rows_show_the_same_runs_floor(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    _save(results, "hold", {"vehicles": 20_000}, {
+        "connected": 20_000, "hub_cpu_during_connect_s": 75.0, "connect_rate_per_s": 210.0,
+        "hub_rss_per_vehicle_kib": 49.7, "idle_hub_cpu_percent": 33.0,
+        "floor_cpu_ms_per_connect": 1.25, "floor_connect_rate_per_s": 800.0,
+        "floor_rss_per_vehicle_kib": 30.1, "floor_idle_cpu_percent": 5.5,
+        "hub_vs_floor_cpu_per_connect": 3.0, "hub_vs_floor_rss_per_vehicle": 1.65,
+        "hub_vs_floor_idle_cpu": 6.0,
+    })  # fmt: skip
+    _save(results, "reconnect", {"vehicles": 10_000}, {
+        "vehicles": 10_000, "time_until_all_registered_again_s": 42.0, "commands_lost": 0,
+        "hub_cpu_during_reconnect_s": 31.0, "floor_time_until_all_registered_again_s": 6.0,
+        "floor_cpu_ms_per_reconnect": 0.5, "hub_vs_floor_reconnect_time": 7.0,
+    })  # fmt: skip
+
+    text = write_report(results, tmp_path / "B.md").read_text()
+
+    assert "| 3.75 ms (3.0x; 20,000 connect at 210.0/s) | floor 1.25 ms (800.0/s) | ≤ 1 ms |" in (
+        text
+    )
+    assert (
+        "| 49.7 KiB per vehicle at 20,000 (1.65x); idle 33.0 % of a core (6.0x)"
+        " | floor 30.1 KiB per vehicle; idle 5.5 % |"
+    ) in text
+    assert (
+        "| 10,000 back in 42.0 s (7.0x), 0 commands lost"
+        " | floor 6.0 s, 0.50 ms CPU per reconnect (hub 3.10 ms) |"
+    ) in text
+    # the sections' target tables: the floor beside the hub, and whether even it is in the limit
+    assert "| `hub_rss_per_vehicle_kib` | 49.7 | 30.1 (within the limit) | **not met** |" in text
+    assert "| `idle_hub_cpu_percent` | 33.0 | 5.5 (within the limit) | **not met** |" in text
+    assert "| `commands_lost` | 0 | - | met |" in text
