@@ -13,7 +13,7 @@ from grpclib.client import Channel, Stream
 
 from bench.baseline_hub import Registry, health_response
 from bench.stack import connected_vehicles, open_baseline_hub_process
-from hub.bridge import run_asyncio
+from hub import run_asyncio
 from proto import Heartbeat, Hello, HubMessage, VehicleLinkStub, VehicleMessage
 
 VIN = "9BENCH00000000001"

@@ -9,7 +9,7 @@ import orjson
 import pytest
 import trio
 
-from api.ws_frames import event_frame, status_frame
+from api import event_frame, status_frame
 from bench.noop_server import READ_DTC_EVENTS, Broadcast
 from hub import CommandEventRecord, StatusChange
 
