@@ -129,6 +129,19 @@ class LimitedServer(Server):
         config = Configuration(http2_connection_window_size=window, http2_stream_window_size=window)
         super().__init__(handlers, config=config)
         self._limits = limits
+        self._new_since_sweep = self._left_by_sweep = 0
+
+    def __gc_step__(self) -> None:
+        """Sweep grpclib's set of connection handlers once it could have doubled.
+
+        grpclib sweeps the whole set every 10 new connections: 0.87 ms at 20,000
+        vehicles, 87 us per connect. Sweeping after as many new connections as
+        the set holds is O(1) per connect; the set stays under twice the links.
+        """
+        self._new_since_sweep += 1
+        if self._new_since_sweep >= max(10, self._left_by_sweep):
+            self.__gc_collect__()
+            self._new_since_sweep, self._left_by_sweep = 0, len(self._handlers)
 
     def _protocol_factory(self) -> H2Protocol:
         plain = super()._protocol_factory()  # grpclib's handler bookkeeping, unchanged

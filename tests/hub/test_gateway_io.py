@@ -17,7 +17,7 @@ from h2.exceptions import InvalidSettingsValueError
 from h2.settings import SettingCodes, Settings
 
 from hub import HubConfig, InProcessBus
-from hub.gateway_io import CompactSettings
+from hub.gateway_io import CompactSettings, Http2Limits, LimitedServer
 from hub.testing import MemoryAudit, MemoryDirectory, MemoryJournal, open_memory_hub
 
 
@@ -68,3 +68,25 @@ async def test_the_hub_advertises_its_limits_from_the_first_settings_frame() -> 
     assert advertised[SettingCodes.MAX_CONCURRENT_STREAMS] == config.grpc_max_streams_per_connection
     assert advertised[SettingCodes.INITIAL_WINDOW_SIZE] == 131072
     assert advertised[SettingCodes.MAX_HEADER_LIST_SIZE] == config.grpc_max_header_list_bytes
+
+
+async def test_grpclibs_connection_handlers_are_swept_once_the_set_could_have_doubled() -> None:
+    server = LimitedServer([], Http2Limits(65_535, 4, 8_192))
+    sweeps = 0
+    sweep = server.__gc_collect__
+
+    def counted() -> None:
+        nonlocal sweeps
+        sweeps += 1
+        sweep()
+
+    server.__gc_collect__ = counted  # type: ignore[method-assign]
+    for _ in range(10_000):
+        server._protocol_factory()
+    assert sweeps == 11  # after 10, 20, 39, 77 ... 9,729 connections, not every 10th (1,000)
+
+    for handler in server._handlers:  # every link ends (no stream left)
+        handler.close()
+    for _ in range(10_240):
+        server._protocol_factory()
+    assert len(server._handlers) <= 10_240  # the ended 10,000 are gone
