@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub import JSON, AuditNote, AuditRecord
-from storage import audit_queries, audit_retention, audit_verify
+from storage import audit_queries, audit_retention, audit_verify, postgres_direct
 from storage.audit_chain import append_audit_row, append_audit_rows
 from storage.audit_queries import AuditFilter
 from storage.audit_retention import RetentionPolicy, RetentionSummary
@@ -83,5 +83,7 @@ async def _append_audit(
 
 
 async def _append_audits(writer: AsyncEngine, rows: Sequence[AuditNote]) -> None:
+    if writer.dialect.name == "postgresql":
+        return await postgres_direct.append_audits(writer, rows)
     async with writer.begin() as conn:
         await append_audit_rows(conn, rows)

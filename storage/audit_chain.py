@@ -273,7 +273,7 @@ async def append_audit_rows(conn: AsyncConnection, rows: Sequence[AuditNote]) ->
 
     Locks the chain's head (one statement when this engine wrote it last; see
     the module docstring): call it as the last statement of the transaction.
-    (`storage.journal_postgres` does the same through asyncpg.)
+    (`storage.postgres_direct` does the same through asyncpg.)
     """
     if not rows:
         return

@@ -220,7 +220,7 @@ async def apply_changes(
     dispatch is not audited: the final row names the node, and the
     `command.submitted` row says what was asked. Audit events go to `audits`
     when given (the caller appends them last), else straight in.
-    (`storage.journal_postgres` does the same through asyncpg.)
+    (`storage.postgres_direct` does the same through asyncpg.)
     """
     moves = advances(changes, node_id)
     # One query (rows locked on Postgres, before any other row) for the commands that end.

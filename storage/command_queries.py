@@ -34,8 +34,8 @@ from hub import (
 from storage.audit_chain import append_audit_rows
 from storage.command_changes import apply_changes
 from storage.errors import ConflictError, StorageError, UnknownVehicleError
-from storage.journal_postgres import record as record_on_postgres
 from storage.models import CommandEventModel, CommandModel
+from storage.postgres_direct import record as record_on_postgres
 from storage.vehicle_queries import find_vehicle
 
 __all__ = [
@@ -226,7 +226,7 @@ async def record(
     """One group commit; returns the new commands refused for a reused idempotency key.
 
     New and dispatched commands are stamped with `node_id` (the node that holds them).
-    On Postgres it runs through asyncpg directly (`storage.journal_postgres`).
+    On Postgres it runs through asyncpg directly (`storage.postgres_direct`).
     """
     if writer.dialect.name == "postgresql":
         return await record_on_postgres(writer, commands, events, changes, node_id)

@@ -85,7 +85,7 @@ _COUNTS: WeakKeyDictionary[Pool, _Counts] = WeakKeyDictionary()
 
 def count_driver_work(engine: AsyncEngine, statements: int) -> None:
     """Count one transaction of `statements` run on the driver directly (no SQLAlchemy
-    events fire for them; see `storage.journal_postgres`)."""
+    events fire for them; see `storage.postgres_direct`)."""
     counts = _COUNTS.get(engine.sync_engine.pool)
     if counts is not None:
         counts.transactions += 1

@@ -160,7 +160,7 @@ def translate_errors(where: str) -> Iterator[None]:
         sa_exc.TimeoutError,
         OSError,
         TimeoutError,
-        asyncpg.PostgresError,  # from `storage.journal_postgres`, which runs on asyncpg
+        asyncpg.PostgresError,  # from `storage.postgres_direct`, which runs on asyncpg
         asyncpg.InterfaceError,
         asyncpg.InternalClientError,
     ) as exc:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub import JSON, AuditNote, CommandStatus, VehicleCredentials
+from storage import postgres_direct
 from storage.audit_chain import append_audit_row, append_audit_rows
 from storage.errors import UnknownVehicleError, VehicleExistsError
 from storage.models import CommandModel, VehicleModel
@@ -103,6 +104,8 @@ async def find_vehicles(
 async def find_vehicles_by_token(
     reader: AsyncEngine, token_hashes: Collection[str]
 ) -> list[VehicleCredentials]:
+    if reader.dialect.name == "postgresql":
+        return await postgres_direct.find_vehicles_by_token(reader, token_hashes)
     v, c = VehicleModel, CommandModel
     waiting = exists().where(
         c.vin == v.vin, c.status == CommandStatus.PENDING.value, c.expires_at.is_not(None)
@@ -118,6 +121,8 @@ async def find_vehicles_by_token(
 
 
 async def record_seen(writer: AsyncEngine, seen: Mapping[str, datetime]) -> None:
+    if writer.dialect.name == "postgresql":
+        return await postgres_direct.record_seen(writer, seen)
     table = cast(Table, VehicleModel.__table__)
     last_seen = table.c.last_seen_at
     statement = (

@@ -1,17 +1,21 @@
-"""The journal's group commit on Postgres, straight through asyncpg.
+"""The hot transactions on Postgres, straight through asyncpg.
 
-`command_queries.record` is the transaction every command's life goes
-through (new commands, their events, status changes, audit rows), about two
-per command at 100 commands/s. Through SQLAlchemy Core a statement costs
-about twice what it costs through asyncpg (issue 13: 770-930 us against 443 us
-of CPU for a transaction of three statements, measured on this machine), so
-on Postgres the same transaction runs here, on the pooled connection's own
-asyncpg connection, with prepared statements (asyncpg's statement cache) and
-one pipelined round trip per `executemany`. SQLite keeps the Core version.
+`command_queries.record`, the journal's group commit, is the transaction
+every command's life goes through (new commands, their events, status
+changes, audit rows), about two per command at 100 commands/s; a vehicle's
+connect runs three more (`vehicle_queries.find_vehicles_by_token`,
+`vehicle_queries.record_seen` and `storage.audit`'s append of the
+`vehicle.connected` rows). Through SQLAlchemy Core a statement costs about
+twice what it costs through asyncpg (issue 13: 770-930 us against 443 us of
+CPU for a transaction of three statements, measured on this machine), so on
+Postgres they run here, on the pooled connection's own asyncpg connection,
+with prepared statements (asyncpg's statement cache), one pipelined round
+trip per `executemany` and the lookup as one statement without BEGIN and
+ROLLBACK. SQLite keeps the Core versions.
 
-It does exactly what the Core version does, statement for statement (the
-same rows, the same conditions, the same audit chain), and the storage tests
-run both on every change. Driver errors leave as asyncpg's, translated by
+Each does what its Core version does (the same rows, the same conditions,
+the same audit chain), and the storage tests run both on every change.
+Driver errors leave as asyncpg's, translated by
 `storage.errors.translate_errors`; after a broken connection the pool
 replaces it and every older one, as SQLAlchemy does on a disconnect. The
 statements are counted in `Engine.statistics()` like SQLAlchemy's.
@@ -21,19 +25,29 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub import JSON, AuditNote, Command, CommandEventRecord, CommandStatus, EventKind, StatusChange
+from hub import (
+    JSON,
+    AuditNote,
+    Command,
+    CommandEventRecord,
+    CommandStatus,
+    EventKind,
+    StatusChange,
+    VehicleCredentials,
+)
 from storage.audit_chain import GENESIS_HASH, chain_of, chained_values, head_written, wrote_head
 from storage.command_changes import ACTIVE, advances, final_audit_notes
 from storage.engine import count_driver_work
 from storage.errors import is_connection_failure
 
-__all__ = ["record"]
+__all__ = ["append_audits", "find_vehicles_by_token", "record", "record_seen"]
 
 _ACTIVE_SQL = ", ".join(f"'{status}'" for status in ACTIVE)
 _COMMAND_COLUMNS = (
@@ -65,6 +79,15 @@ _CREATE_HEAD = (
     "VALUES ($1, 0, $2, 0, $2) ON CONFLICT (chain) DO NOTHING"
 )
 _ADVANCE_HEAD = "UPDATE audit_chains SET last_seq = $2, last_hash = $3 WHERE chain = $1"
+_RECORD_SEEN = (
+    "UPDATE vehicles SET last_seen_at = $2 "
+    "WHERE vin = $1 AND (last_seen_at IS NULL OR last_seen_at < $2)"
+)
+_BY_TOKEN = (
+    "SELECT v.vin, v.token_hash, v.enabled, EXISTS (SELECT 1 FROM commands c "
+    f"WHERE c.vin = v.vin AND c.status = '{CommandStatus.PENDING.value}' "
+    "AND c.expires_at IS NOT NULL) AS waiting FROM vehicles v WHERE v.token_hash = ANY($1::text[])"
+)
 _INSERT_AUDIT = (
     "INSERT INTO audit_events (at, actor, action, target, details, chain, seq, prev_hash, "
     "hash, vin) VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9, $10)"
@@ -116,24 +139,49 @@ async def record(
     return refused
 
 
+async def append_audits(writer: AsyncEngine, rows: Sequence[AuditNote]) -> None:
+    """`storage.audit`'s append on Postgres: `rows`, in order, in one transaction."""
+    async with _transaction(writer) as (conn, tx):
+        await _append_audit_rows(conn, tx, rows)
+
+
+async def record_seen(writer: AsyncEngine, seen: Mapping[str, datetime]) -> None:
+    """`vehicle_queries.record_seen` on Postgres: each VIN's `last_seen_at`, never backwards."""
+    async with _transaction(writer) as (_, tx):
+        await tx.many(_RECORD_SEEN, [(vin, _aware(at)) for vin, at in seen.items()])
+
+
+async def find_vehicles_by_token(
+    reader: AsyncEngine, token_hashes: Collection[str]
+) -> list[VehicleCredentials]:
+    """`vehicle_queries.find_vehicles_by_token` on Postgres, as one statement."""
+    async with _transaction(reader, begin=False) as (_, tx):
+        rows = await tx.fetch(_BY_TOKEN, list(token_hashes))
+    return [VehicleCredentials(r["vin"], r["token_hash"], r["enabled"], r["waiting"]) for r in rows]
+
+
 @asynccontextmanager
-async def _transaction(writer: AsyncEngine) -> Any:
-    """A pooled connection's asyncpg connection in a transaction; invalidated if it broke."""
-    async with writer.connect() as conn:
+async def _transaction(engine: AsyncEngine, *, begin: bool = True) -> Any:
+    """A pooled connection's asyncpg connection, in a transaction if `begin` (else for one
+    statement, its own); the pool replaces it if it broke."""
+    async with engine.connect() as conn:
         raw = await conn.get_raw_connection()
         tx = _Transaction(raw.driver_connection)
         try:
-            async with tx.driver.transaction():
+            if begin:
+                async with tx.driver.transaction():
+                    yield conn, tx
+            else:
                 yield conn, tx
         except Exception as exc:
             if is_connection_failure(exc):
                 # What SQLAlchemy does on a disconnect it sees itself (in
                 # `Connection._handle_dbapi_exception`): this connection, and every
                 # one opened before it, is replaced at its next checkout.
-                writer.sync_engine.pool._invalidate(raw, exc)
+                engine.sync_engine.pool._invalidate(raw, exc)
             raise
         finally:
-            count_driver_work(writer, statements=tx.statements + 2)  # BEGIN, COMMIT
+            count_driver_work(engine, statements=tx.statements + (2 if begin else 0))
 
 
 async def _insert_commands(
@@ -156,7 +204,7 @@ def _command_row(c: Command, node_id: str | None) -> tuple[object, ...]:
     sovd = {"method": c.sovd.method, "path": c.sovd.path, "query": query, "body": c.sovd.body}
     return (
         c.id, c.vin, c.submitted_by, c.name, json.dumps(c.params), json.dumps(sovd),
-        CommandStatus.PENDING.value, c.timeout_s, c.submitted_at, c.expires_at,
+        CommandStatus.PENDING.value, c.timeout_s, _aware(c.submitted_at), _aware(c.expires_at),
         c.idempotency_key, c.request_hash, node_id,
     )  # fmt: skip
 
@@ -170,7 +218,15 @@ def _submitted(c: Command) -> AuditNote:
 def _event_rows(events: Sequence[CommandEventRecord]) -> Iterator[tuple[object, ...]]:
     for e in events:
         kind = EventKind(e.kind).value
-        yield (e.command_id, e.seq, kind, e.status, json.dumps(e.body), e.final, e.received_at)
+        yield (
+            e.command_id,
+            e.seq,
+            kind,
+            e.status,
+            json.dumps(e.body),
+            e.final,
+            _aware(e.received_at),
+        )
 
 
 async def _apply_changes(
@@ -180,7 +236,14 @@ async def _apply_changes(
     the commands it ended (those it moved, RETURNING their VIN and holder)."""
     moves = advances(changes, node_id)
     rows = [
-        (m.command_id, m.status.value, m.node_id, m.started_at, m.finished_at, m.error)
+        (
+            m.command_id,
+            m.status.value,
+            m.node_id,
+            _aware(m.started_at),
+            _aware(m.finished_at),
+            m.error,
+        )
         for m in moves
     ]
     moved = await tx.fetch_many(_ADVANCE, rows)
@@ -215,3 +278,10 @@ def _audit_row(v: dict[str, Any]) -> tuple[object, ...]:
         v["at"], v["actor"], v["action"], v["target"], json.dumps(v["details"]), v["chain"],
         v["seq"], v["prev_hash"], v["hash"], v["vin"],
     )  # fmt: skip
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    """`at`, refused if naive (as `storage.models.UTCDateTime` refuses it): its zone is a guess."""
+    if at is not None and at.utcoffset() is None:
+        raise ValueError(f"naive datetime {at.isoformat()} given; pass a timezone-aware one")
+    return at

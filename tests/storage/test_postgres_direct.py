@@ -1,4 +1,4 @@
-"""The group commit on Postgres through asyncpg (`storage.journal_postgres`): counted like
+"""The group commit on Postgres through asyncpg (`storage.postgres_direct`): counted like
 SQLAlchemy's transactions, and a broken connection is an outage the pool recovers from.
 
 What it stores is checked on both backends by `test_commands.py` and `test_history.py`.
