@@ -73,7 +73,7 @@ from hub.model import (
     VehicleCredentials,
     VehicleStatus,
 )
-from hub.node import Connection, Hub, HubStatistics
+from hub.node import Hub
 from hub.opening import open_hub
 from hub.ports import (
     FLEET_TOPIC,
@@ -95,6 +95,7 @@ from hub.ports import (
 )
 from hub.routing import READ_BLOCK_S as ROUTING_READ_BLOCK_S
 from hub.routing import ClusterRouter, node_lost_reason, orphan_reason
+from hub.snapshots import Connection, HubStatistics
 from hub.submission import Submissions
 
 __all__ = [

@@ -12,6 +12,7 @@ to its commands is decided by `hub.commands` (sans-IO), to its link by
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -87,21 +88,23 @@ class _ActorLoop:
                 owners = self.tracker.submitters()  # before they end
                 changes = self.tracker.expire(now, _utcnow())
                 await self._record(changes=changes, owners=owners, cancel=True)
-            silence = self.actor.link.protocol.silence(now)
-            if silence is not None:
-                self.actor.link.end(silence)
-                return Disconnect(silence.reason, silence.message, _utcnow())
 
     async def _next_message(
         self, mailbox: trio.MemoryReceiveChannel[ActorMessage]
     ) -> ActorMessage | None:
-        """The next message, or None when a deadline or the liveness check is due first."""
+        """The next message, or None when a command's deadline is due first.
+
+        The link's liveness is not the actor's to time: `hub.silence` ends a
+        silent link, and the actor learns it as `LinkClosed`.
+        """
         try:
             return mailbox.receive_nowait()  # busy: no timer to set up
         except trio.WouldBlock:
             pass
-        silence_check = self.actor.link.protocol.silent_at
-        with trio.move_on_at(min(self.tracker.next_deadline(), silence_check)):
+        deadline = self.tracker.next_deadline()
+        if deadline == math.inf:  # no command to time: no cancel scope either
+            return await mailbox.receive()
+        with trio.move_on_at(deadline):
             return await mailbox.receive()
         return None
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import uuid
 from contextlib import suppress
-from dataclasses import dataclass
-from datetime import datetime
 
 import structlog
 import trio
@@ -49,41 +47,11 @@ from hub.recent import RecentCommands, RememberingBus
 from hub.refusals import RefusalTally
 from hub.registry import Registry
 from hub.routing import ClusterRouter, OpenReader
+from hub.silence import watch_silence
+from hub.snapshots import Connection, HubStatistics
 from hub.submission import Submissions
 
 log = structlog.get_logger("hub.node")
-
-
-@dataclass(frozen=True, slots=True)
-class Connection:
-    """A vehicle's live link to this node."""
-
-    vin: str
-    session_id: str
-    since: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class HubStatistics:
-    """A snapshot of a node's counters (`Hub.statistics`), as `/health/live` reports them."""
-
-    #: Vehicles with a live link to this node.
-    connected_vehicles: int
-    #: Record calls committed by the journal, and in how many batches.
-    journal_records: int
-    journal_batches: int
-    #: Actors' records held through a database outage, not yet written.
-    journal_buffered_records: int
-    #: Records dropped since the start: the outage buffer was full.
-    journal_records_lost: int
-    #: Commands dropped because they arrived again (handed over already, or ended).
-    duplicate_dispatches: int
-    #: The gateway's TCP connections open now, and those closed at once or timed out.
-    gateway_connections: int
-    gateway_refused_total_cap: int
-    gateway_refused_address_cap: int
-    gateway_handshake_timeouts: int
-    gateway_accept_pauses: int
 
 
 class Hub:
@@ -327,9 +295,10 @@ class Hub:
         return self.dispatcher.send(vin, Cancel(command_id, by, submitted_by))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Host the actors until `shutdown` (or cancellation) ends them."""
+        """Host the actors, and the watch over their links' silence, until `shutdown` ends them."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            nursery.start_soon(watch_silence, self._actors, self.config.heartbeat_interval_s)
             task_status.started()
             await trio.sleep_forever()
 

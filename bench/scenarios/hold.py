@@ -60,7 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also trace the hub's allocations: what each vehicle holds, by owner (slower)",
     )
     parser.add_argument(
-        "--profile", action="store_true", help="also sample where the connects' CPU time goes"
+        "--profile",
+        action="store_true",
+        help="also sample where the hub's CPU goes, connecting and idle",
     )
     parser.add_argument(
         "--skip-floor",
@@ -104,6 +106,7 @@ class _Diagnosis:
     empty: dict[str, Any] | None = None
     full: dict[str, Any] | None = None
     sampled: dict[str, Any] | None = None
+    idle_sampled: dict[str, Any] | None = None
 
     @property
     def settings(self) -> dict[str, str]:
@@ -127,8 +130,15 @@ class _Diagnosis:
         if self.profile is not None:
             self.sampled = await ask_hub(hub, self.profile, signal.SIGUSR2)
 
+    async def before_idle(self, hub: HubProcess) -> None:
+        """The sampler's count so far (the settling, not the idle window's)."""
+        if self.profile is not None:
+            await ask_hub(hub, self.profile, signal.SIGUSR2)
+
     async def after_idle(self, hub: HubProcess) -> None:
-        """The allocations of the hub holding the fleet."""
+        """Where the idle window's CPU time went; the allocations of the hub holding the fleet."""
+        if self.profile is not None:
+            self.idle_sampled = await ask_hub(hub, self.profile, signal.SIGUSR2)
         if self.traced is not None:
             self.full = await ask_hub(hub, self.traced, signal.SIGUSR1)
 
@@ -137,6 +147,8 @@ class _Diagnosis:
         figures: dict[str, Any] = {}
         if self.sampled is not None:
             figures |= cpu_shares(self.sampled)
+        if self.idle_sampled is not None:
+            figures |= {f"idle_{k}": v for k, v in cpu_shares(self.idle_sampled).items()}
         if self.empty is not None and self.full is not None:
             figures |= per_vehicle_owners(self.empty, self.full, vehicles)
         return figures
@@ -211,6 +223,8 @@ async def _hold(
             await diagnosis.after_connect(server)
         await trio.sleep(SETTLE_S)
         rss_full = rss_bytes(server.pid)
+        if diagnosis is not None:
+            await diagnosis.before_idle(server)
         meters = [
             CpuMeter("server", [server.pid]),
             CpuMeter("fleet", fleet.pids),
