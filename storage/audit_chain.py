@@ -43,7 +43,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub import JSON, AuditNote
 from storage.audit_queries import audit_vin
@@ -192,9 +192,10 @@ _INSERT_EVENTS = insert(_EVENTS)
 _WRITTEN: WeakKeyDictionary[Engine, dict[str, tuple[int, str]]] = WeakKeyDictionary()
 
 
-def chain_of(conn: AsyncConnection) -> str:
-    """The chain this connection's transactions append to (the writer engine's option)."""
-    sync = conn.sync_connection
+def chain_of(conn: AsyncConnection | AsyncEngine) -> str:
+    """The chain this connection's (or engine's) transactions append to (the writer
+    engine's option)."""
+    sync = conn.sync_engine if isinstance(conn, AsyncEngine) else conn.sync_connection
     chain = None if sync is None else sync.get_execution_options().get(AUDIT_CHAIN_OPTION)
     if not isinstance(chain, str) or not chain:
         raise StorageError(
@@ -278,7 +279,7 @@ async def append_audit_rows(conn: AsyncConnection, rows: Sequence[AuditNote]) ->
     if not rows:
         return
     chain = chain_of(conn)
-    known = head_written(conn, chain)
+    known = head_written(conn.sync_engine, chain)
     if known is not None:
         values, seq, last = chained_values(chain, *known, rows)
         claim = {
@@ -287,20 +288,20 @@ async def append_audit_rows(conn: AsyncConnection, rows: Sequence[AuditNote]) ->
         }  # fmt: skip
         if (await conn.execute(_CLAIM_HEAD, claim)).rowcount == 1:
             await conn.execute(_INSERT_EVENTS, values)
-            wrote_head(conn, chain, seq, last)  # a rollback makes it stale: the next claim misses
+            wrote_head(conn.sync_engine, chain, seq, last)  # a rollback makes it stale
             return
     head = await insert_rows(conn, await lock_head(conn, chain), rows)
-    wrote_head(conn, chain, head.last_seq, head.last_hash)
+    wrote_head(conn.sync_engine, chain, head.last_seq, head.last_hash)
 
 
-def head_written(conn: AsyncConnection, chain: str) -> tuple[int, str] | None:
-    """The (seq, hash) this connection's engine last wrote at the head of `chain`, if any."""
-    return _WRITTEN.get(conn.sync_engine, {}).get(chain)
+def head_written(engine: Engine, chain: str) -> tuple[int, str] | None:
+    """The (seq, hash) `engine` last wrote at the head of `chain`, if any."""
+    return _WRITTEN.get(engine, {}).get(chain)
 
 
-def wrote_head(conn: AsyncConnection, chain: str, seq: int, last_hash: str) -> None:
-    """Remember that this connection's engine moved `chain`'s head to (seq, hash)."""
-    _WRITTEN.setdefault(conn.sync_engine, {})[chain] = (seq, last_hash)
+def wrote_head(engine: Engine, chain: str, seq: int, last_hash: str) -> None:
+    """Remember that `engine` moved `chain`'s head to (seq, hash)."""
+    _WRITTEN.setdefault(engine, {})[chain] = (seq, last_hash)
 
 
 async def append_audit_row(
