@@ -165,14 +165,25 @@ def translate_errors(where: str) -> Iterator[None]:
         asyncpg.InternalClientError,
     ) as exc:
         if is_connection_failure(exc):
-            raise DatabaseUnavailable(
-                f"database at {where} is unavailable: {_first_line(exc)}; "
-                "check that it is running and that SOVD_HUB_DATABASE_URL points at it"
-            ) from exc
+            raise _unavailable(where, exc) from exc
         hint = " (run `sovd-hub migrate`)" if _looks_unmigrated(exc) else ""
         raise StorageError(
             f"database at {where} refused the operation: {_first_line(exc)}{hint}"
         ) from exc
+    except Exception as exc:
+        # A driver error SQLAlchemy did not wrap: taking a connection straight from the
+        # pool (`storage.postgres_direct`) raises the DBAPI adapter's own when it cannot
+        # connect. Anything else is not about the database: it passes unchanged.
+        if not is_connection_failure(exc):
+            raise
+        raise _unavailable(where, exc) from exc
+
+
+def _unavailable(where: str, exc: BaseException) -> DatabaseUnavailable:
+    return DatabaseUnavailable(
+        f"database at {where} is unavailable: {_first_line(exc)}; "
+        "check that it is running and that SOVD_HUB_DATABASE_URL points at it"
+    )
 
 
 def _looks_unmigrated(exc: BaseException) -> bool:

@@ -1,5 +1,5 @@
-"""The group commit on Postgres through asyncpg (`storage.postgres_direct`): counted like
-SQLAlchemy's transactions, and a broken connection is an outage the pool recovers from.
+"""The hot transactions on Postgres through asyncpg (`storage.postgres_direct`): counted like
+SQLAlchemy's, and a broken connection is an outage the pool recovers from.
 
 What it stores is checked on both backends by `test_commands.py` and `test_history.py`.
 """
@@ -13,6 +13,7 @@ import pytest
 
 from hub import CommandStatus, StatusChange, run_asyncio
 from storage import Database, DatabaseUnavailable, open_database
+from storage.errors import translate_errors
 from tests.support.commands import T0, VIN, make_command, make_event
 from tests.support.databases import truncate_all
 
@@ -72,3 +73,17 @@ async def _terminate_backends(url: str) -> None:
         )
     finally:
         await conn.close()
+
+
+def test_an_unwrapped_driver_error_of_a_lost_connection_is_an_outage_and_others_pass() -> None:
+    class AdapterError(Exception):
+        """What SQLAlchemy's asyncpg adapter raises when a raw checkout cannot connect."""
+
+    unavailable = pytest.raises(DatabaseUnavailable, match="database at db is unavailable: gone")
+    with unavailable, translate_errors("db"):
+        try:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        except ConnectionResetError as exc:
+            raise AdapterError("gone") from exc
+    with pytest.raises(KeyError), translate_errors("db"):  # a bug, not the database
+        raise KeyError("b_id")
