@@ -194,6 +194,17 @@ def _header(results: dict[str, tuple[Path, dict[str, Any]]], order: list[str]) -
     if versions:
         listed = ", ".join(f"{p} {'/'.join(sorted(v))}" for p, v in versions.items())
         lines.append(f"- {listed}")
+    speed = (
+        results["baseline"][1]["figures"].get("baseline_cpu_us_per_message")
+        if ("baseline" in results)
+        else None
+    )
+    if speed is not None:  # how loaded the shared machine was
+        lines.append(
+            f"- the machine's speed: a pure-asyncio grpclib hub spent {speed} us of CPU per"
+            " vehicle message (`baseline`); it varies with the load a shared machine carries,"
+            " so compare runs by their ratios"
+        )
     revisions = sorted({str(results[n][1].get("git", "unknown")) for n in order})
     lines += [f"- git revision: {', '.join(revisions)}", ""]
     lines += ["| scenario | run at (UTC) | git | headline |", "| --- | --- | --- | --- |"]

@@ -232,6 +232,7 @@ def test_report_has_a_section_per_scenario_with_targets_and_commands(tmp_path: P
 
     assert "make bench" in text and "python -m bench report" in text
     assert "cores" in text and "git revision" in text
+    assert "grpclib hub spent 16.0 us of CPU per vehicle message" in text  # the machine's speed
     for name in NAMES:
         assert f"## {name}" in text
         assert reproduce(name, outcomes[name].parameters) in text
