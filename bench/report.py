@@ -194,11 +194,8 @@ def _header(results: dict[str, tuple[Path, dict[str, Any]]], order: list[str]) -
     if versions:
         listed = ", ".join(f"{p} {'/'.join(sorted(v))}" for p, v in versions.items())
         lines.append(f"- {listed}")
-    speed = (
-        results["baseline"][1]["figures"].get("baseline_cpu_us_per_message")
-        if ("baseline" in results)
-        else None
-    )
+    baseline = results["baseline"][1]["figures"] if "baseline" in results else {}
+    speed = baseline.get("baseline_cpu_us_per_message")
     if speed is not None:  # how loaded the shared machine was
         lines.append(
             f"- the machine's speed: a pure-asyncio grpclib hub spent {speed} us of CPU per"

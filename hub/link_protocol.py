@@ -169,11 +169,6 @@ class LinkProtocol:
             return HubMessage(heartbeat=message.heartbeat)
         return None
 
-    @property
-    def silent_at(self) -> float:
-        """When the link counts as silent, unless the vehicle is heard before."""
-        return self.last_heard + self.silence_limit_s
-
     def silence(self, now: float) -> LinkEnd | None:
         """The end of a link silent for `silence_limit_s` at `now`, or None while it is not."""
         if now - self.last_heard < self.silence_limit_s:

@@ -2,8 +2,8 @@
 
 A link must be heard at least every `SILENT_HEARTBEATS` heartbeat intervals
 (`hub.link_protocol`). Heartbeats are answered on the asyncio side and never
-reach the actor, so an actor waiting with a deadline at its link's
-`silent_at` woke every 20-30 s only to find the vehicle heard meanwhile: at
+reach the actor, so an actor waiting with a deadline at the moment its
+link would go silent woke every 20-30 s only to find the vehicle heard meanwhile: at
 10,000 vehicles with 10 s heartbeats, 400 trio wake-ups a second and about a
 fifth of an idle hub's CPU (issue 13, `bench hold --profile`). The watch
 looks at every link once per sweep instead, every half heartbeat interval
@@ -36,8 +36,6 @@ async def watch_silence(
         await trio.sleep(sweep_s)
         now = trio.current_time()
         for actor in actors:  # no checkpoint: the registry cannot change meanwhile
-            link = actor.link
-            if link.protocol.silent_at <= now and link.ended is None:
-                silence = link.protocol.silence(now)
-                if silence is not None:
-                    link.end(silence)
+            silence = actor.link.protocol.silence(now)
+            if silence is not None:
+                actor.link.end(silence)  # idempotent: a link already ended stays as it ended

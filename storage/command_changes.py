@@ -20,7 +20,7 @@ from typing import cast
 from sqlalchemy import ColumnElement, Table, bindparam, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub import JSON, AuditNote, CommandStatus, CommandUpdate, StatusChange
+from hub import JSON, AuditNote, Command, CommandStatus, CommandUpdate, StatusChange
 from storage.audit_chain import append_audit_rows
 from storage.models import CommandModel
 
@@ -34,12 +34,22 @@ __all__ = [
     "final_audit_notes",
     "interrupt_unfinished",
     "not_waiting",
+    "submitted_note",
 ]
 
 #: The statuses of a command that is not final yet.
 ACTIVE = tuple(s.value for s in CommandStatus if not s.is_final)
 #: Why `expire_waiting` ends a command.
 EXPIRED_ERROR = "the vehicle stayed offline past the command's ttl_s"
+
+
+def submitted_note(command: Command) -> AuditNote:
+    """The "command.submitted" audit event of a new command: what was asked, of which vehicle."""
+    details: dict[str, JSON] = {"vin": command.vin, "name": command.name, "params": command.params}
+    target = f"command:{command.id}"
+    return AuditNote(
+        command.submitted_at, command.submitted_by, "command.submitted", target, details
+    )
 
 
 def not_waiting() -> ColumnElement[bool]:

@@ -32,7 +32,7 @@ from hub import (
     StatusChange,
 )
 from storage.audit_chain import append_audit_rows
-from storage.command_changes import apply_changes
+from storage.command_changes import apply_changes, submitted_note
 from storage.errors import ConflictError, StorageError, UnknownVehicleError
 from storage.models import CommandEventModel, CommandModel
 from storage.postgres_direct import record as record_on_postgres
@@ -114,17 +114,7 @@ async def _insert_commands(
         statement = _insert_keyed(conn.dialect.name)
         stored = set((await conn.execute(statement, keyed)).scalars())
         refused = frozenset(c.id for c in commands if c.idempotency_key and c.id not in stored)
-    submitted: list[AuditNote] = [
-        AuditNote(
-            at=c.submitted_at,
-            actor=c.submitted_by,
-            action="command.submitted",
-            target=f"command:{c.id}",
-            details={"vin": c.vin, "name": c.name, "params": c.params},
-        )
-        for c in commands
-        if c.id not in refused
-    ]
+    submitted = [submitted_note(c) for c in commands if c.id not in refused]
     if audits is None:
         await append_audit_rows(conn, submitted)
     else:  # the caller appends them last (see `storage.audit_chain.lock_head`)

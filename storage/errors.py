@@ -106,9 +106,6 @@ class CodecError(StorageError, ValueError):
 _UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P", "53300", "3D000", "28")
 
 
-_ASYNCPG_CONNECTION_ERRORS = {"InterfaceError", "InternalClientError"}
-
-
 def is_connection_failure(exc: BaseException) -> bool:
     """Whether `exc` (or what caused it) means the database is not there for us."""
     if isinstance(exc, sa_exc.OperationalError) and "no such" in str(exc.orig):
@@ -129,15 +126,13 @@ def is_connection_failure(exc: BaseException) -> bool:
         if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
             return True
         # asyncpg's errors carry `sqlstate`; its own client-side connection
-        # errors are `asyncpg.InterfaceError` (no stubs, so matched by name), and
-        # `InternalClientError` when a statement meets a connection the server has
-        # just closed (its protocol is still reading the server's last message).
+        # errors are `asyncpg.InterfaceError`, and `InternalClientError` when a
+        # statement meets a connection the server has just closed (its protocol
+        # is still reading the server's last message).
         sqlstate = getattr(current, "sqlstate", None)
         if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES):
             return True
-        if type(current).__module__.startswith("asyncpg") and _ASYNCPG_CONNECTION_ERRORS & {
-            cls.__name__ for cls in type(current).__mro__
-        }:
+        if isinstance(current, asyncpg.InterfaceError | asyncpg.InternalClientError):
             return True
         current = current.__cause__ or current.__context__
     return False

@@ -44,7 +44,7 @@ from hub import (
     VehicleCredentials,
 )
 from storage.audit_chain import GENESIS_HASH, chain_of, chained_values, head_written, wrote_head
-from storage.command_changes import ACTIVE, advances, final_audit_notes
+from storage.command_changes import ACTIVE, advances, final_audit_notes, submitted_note
 from storage.engine import count_driver_work
 from storage.errors import is_connection_failure
 
@@ -137,7 +137,7 @@ async def record(
     """`command_queries.record` on Postgres: one group commit; the refused new commands."""
     async with _transaction(writer) as tx:
         refused = await _insert_commands(tx, commands, node_id) if commands else frozenset()
-        audits = [_submitted(c) for c in commands if c.id not in refused]
+        audits = [submitted_note(c) for c in commands if c.id not in refused]
         if events:
             await tx.many(_INSERT_EVENTS, list(_event_rows(events)))
         if changes:
@@ -216,12 +216,6 @@ def _command_row(c: Command, node_id: str | None) -> tuple[object, ...]:
         CommandStatus.PENDING.value, c.timeout_s, _aware(c.submitted_at), _aware(c.expires_at),
         c.idempotency_key, c.request_hash, node_id,
     )  # fmt: skip
-
-
-def _submitted(c: Command) -> AuditNote:
-    details: dict[str, JSON] = {"vin": c.vin, "name": c.name, "params": c.params}
-    target = f"command:{c.id}"
-    return AuditNote(c.submitted_at, c.submitted_by, "command.submitted", target, details)
 
 
 def _event_rows(events: Sequence[CommandEventRecord]) -> Iterator[tuple[object, ...]]:
