@@ -40,6 +40,7 @@ from api.ratelimit import install_rate_limits
 from api.routes import api
 from api.security_headers import add_security_headers
 from api.session_check import ActiveSessions, Lookup, SessionFacts
+from api.shedding import RequestShedding
 from api.state import AppState, attach_state
 from api.users import users
 from api.vehicles import vehicles
@@ -106,9 +107,12 @@ def create_app(
     app.register_blueprint(ws)
     app.register_blueprint(docs)
     install_error_handlers(app)
-    _install_request_hooks(app, hub, db, config)
+    shedding = RequestShedding(
+        app.asgi_app, config.max_concurrent_requests, config.max_drain_bytes, config.drain_timeout_s
+    )
+    _install_request_hooks(app, Metrics(hub, db, shedding), config)
     install_rate_limits(app, config, keyvalue)
-
+    app.asgi_app = shedding  # type: ignore[method-assign]  # the ASGI middleware pattern
     return app
 
 
@@ -123,11 +127,10 @@ def _session_lookup(db: Database) -> Lookup:
     return lookup
 
 
-def _install_request_hooks(app: QuartTrio, hub: Hub, db: Database, config: ApiConfig) -> None:
+def _install_request_hooks(app: QuartTrio, metrics: Metrics, config: ApiConfig) -> None:
     """Correlation ids, log context, metrics, the body limit and CORS, for every request."""
-    metrics = Metrics(hub, db)
     attach_metrics(app.extensions, metrics)
-    hub.journal.observer = metrics
+    metrics.hub.journal.observer = metrics
     if config.metrics_enabled:
         app.add_url_rule("/metrics", "metrics", serve_metrics)
     cors = CorsPolicy.from_config(config)

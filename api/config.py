@@ -46,6 +46,9 @@ class ApiConfig:
     #: Subscribe-time database reads in flight from all of the node's WebSockets together
     #: (each socket has at most one); keep it well under `database_pool_size`.
     ws_max_concurrent_reads: int = 4
+    #: HTTP requests a node answers at once (not WebSockets, `/health/...`, `/metrics`);
+    #: beyond, 503 `overloaded` with Retry-After before any route runs (`api.shedding`).
+    max_concurrent_requests: int = 64
     #: Request bodies above this are refused with 413 (also when sent chunked).
     max_body_bytes: int = 64 * 1024
     #: After a 413, up to this many more body bytes are read and dropped so that the
@@ -102,6 +105,7 @@ class ApiConfig:
             "ws_messages_per_s",
             "ws_message_burst",
             "ws_max_concurrent_reads",
+            "max_concurrent_requests",
             "max_body_bytes",
             "max_drain_bytes",
             "drain_timeout_s",

@@ -22,6 +22,9 @@ Every app has its own `CollectorRegistry`, so several nodes in one process
   open (`sovd_hub_open_commands`) and those refused for it
   (`sovd_hub_commands_refused_overloaded_total`), plus the
   process's CPU, memory and open files (`process_*`).
+- Load shedding (`api.shedding`): `sovd_hub_http_requests_in_flight` and
+  `sovd_hub_http_requests_shed_total` (answered 503 beyond
+  `max_concurrent_requests`).
 - `sovd_hub_websocket_connections`: operator WebSockets open now;
   `sovd_hub_websocket_frames_sent_total`: frames sent to them.
 - The work behind it all, read at scrape time: database transactions,
@@ -43,6 +46,7 @@ from prometheus_client.registry import Collector
 from quart import Response, current_app, request
 from quart_schema import hide
 
+from api.shedding import RequestShedding
 from hub import Command, Hub, StatusChange, crossings
 from storage import Database
 
@@ -61,7 +65,8 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 class Metrics:
     """The node's metrics; also the hub journal's `JournalObserver`."""
 
-    def __init__(self, hub: Hub, db: Database) -> None:
+    def __init__(self, hub: Hub, db: Database, shedding: RequestShedding) -> None:
+        self.hub = hub
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.http_duration = Histogram(
@@ -116,6 +121,7 @@ class Metrics:
         r.register(_HubCollector(hub))
         r.register(_WorkCollector(db))
         r.register(_JournalCollector(hub))
+        r.register(_SheddingCollector(shedding))
         ProcessCollector(registry=r)
         self._http: dict[tuple[str, str, int], Histogram] = {}
         self._tracked: dict[uuid.UUID, Command] = {}
@@ -268,6 +274,29 @@ class _WorkCollector(Collector):
         family.add_metric(["asyncio"], bridge.to_asyncio)
         family.add_metric(["trio"], bridge.to_trio)
         yield family
+
+
+class _SheddingCollector(Collector):
+    """The HTTP requests in flight and those shed beyond `max_concurrent_requests`."""
+
+    def __init__(self, shedding: RequestShedding) -> None:
+        self._shedding = shedding
+
+    def describe(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("sovd_hub_http_requests_in_flight", "")
+        yield CounterMetricFamily("sovd_hub_http_requests_shed", "")
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "sovd_hub_http_requests_in_flight",
+            "HTTP requests being answered now (max_concurrent_requests bounds them).",
+            self._shedding.in_flight,
+        )
+        yield CounterMetricFamily(
+            "sovd_hub_http_requests_shed",
+            "HTTP requests answered 503 overloaded because max_concurrent_requests were in flight.",
+            self._shedding.shed,
+        )
 
 
 def attach_metrics(extensions: dict[str, object], value: Metrics) -> None:
