@@ -7,7 +7,8 @@ Submission i is scheduled at `start + t(i)` (start: --start-at, a Unix time,
 so that several generators begin together; else once logged in), where t follows the rate (or a
 linear ramp from --rate to --ramp-to over the duration), and never waits for
 earlier submissions; a schedule met late counts as generator lag. Each command
-is POSTed with one login's bearer token, then followed on the process's single
+is POSTed with one login's bearer token (`bench.raw_http`: httpx's own CPU
+starved the hub it measured), then followed on the process's single
 WebSocket (`subscribe` to `command:<id>` from seq 0 right after the 202) until
 its `status` frame. Latency runs from just before the POST to that frame.
 
@@ -39,6 +40,7 @@ import orjson
 import trio
 import trio_websocket
 
+from bench.raw_http import HttpPool, HttpTransportError, request_bytes
 from bench.stats import percentile
 
 COMMAND = {"command": "ReadDTC", "params": {"ecuAddress": "0x10"}}
@@ -98,38 +100,41 @@ class LoadGenerator:
     async def run(self) -> _Tally:
         """Log in, open the WebSocket, run the schedule, wait for stragglers."""
         url = httpx.URL(self.args.url)
-        size = max(16, min(256, int(max(self.args.rate, self.args.ramp_to or 0) / 10)))
-        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-        async with httpx.AsyncClient(base_url=self.args.url, limits=limits, timeout=30) as http:
+        size = self.args.connections or max(
+            16, min(256, int(max(self.args.rate, self.args.ramp_to or 0) / 10))
+        )
+        async with httpx.AsyncClient(base_url=self.args.url, timeout=30) as http:
             login = await http.post(
                 "/api/v1/auth/login",
                 json={"username": self.args.username, "password": self.args.password},
             )
             login.raise_for_status()
-            token = login.json()["access_token"]
-            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-            stream = await trio.open_tcp_stream(url.host, url.port or 80)
-            async with stream, trio.open_nursery() as ws_nursery:
-                self.ws = await trio_websocket.wrap_client_stream(
-                    ws_nursery, stream, url.host, "/api/v1/ws",
-                    message_queue_size=4096, receive_buffer_size=65536,
-                )  # fmt: skip
-                await self.ws.send_message(orjson.dumps({"type": "auth", "token": token}).decode())
-                reply = orjson.loads(await self.ws.get_message())
-                if reply.get("type") != "authenticated":
-                    raise RuntimeError(f"WebSocket authentication refused: {reply}")
-                ws_nursery.start_soon(self._read_frames)
-                if self.args.start_at is not None:
-                    self.tally.start_late_ms = max(0.0, 1000 * (time.time() - self.args.start_at))
-                    await trio.sleep(max(0.0, self.args.start_at - time.time()))
-                async with trio.open_nursery() as commands:
-                    await self._schedule(commands, http, headers)
-                await self.ws.aclose()
-                ws_nursery.cancel_scope.cancel()
+        token = login.json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        pool = HttpPool(url.host, url.port or 80, size)
+        stream = await trio.open_tcp_stream(url.host, url.port or 80)
+        async with stream, trio.open_nursery() as ws_nursery:
+            self.ws = await trio_websocket.wrap_client_stream(
+                ws_nursery, stream, url.host, "/api/v1/ws",
+                message_queue_size=4096, receive_buffer_size=65536,
+            )  # fmt: skip
+            await self.ws.send_message(orjson.dumps({"type": "auth", "token": token}).decode())
+            reply = orjson.loads(await self.ws.get_message())
+            if reply.get("type") != "authenticated":
+                raise RuntimeError(f"WebSocket authentication refused: {reply}")
+            ws_nursery.start_soon(self._read_frames)
+            if self.args.start_at is not None:
+                self.tally.start_late_ms = max(0.0, 1000 * (time.time() - self.args.start_at))
+                await trio.sleep(max(0.0, self.args.start_at - time.time()))
+            async with trio.open_nursery() as commands:
+                await self._schedule(commands, pool, f"{url.host}:{url.port}", headers)
+            await pool.aclose()
+            await self.ws.aclose()
+            ws_nursery.cancel_scope.cancel()
         return self.tally
 
     async def _schedule(
-        self, nursery: trio.Nursery, http: httpx.AsyncClient, headers: dict[str, str]
+        self, nursery: trio.Nursery, pool: HttpPool, host: str, headers: dict[str, str]
     ) -> None:
         args = self.args
         total = planned_count(args.rate, args.ramp_to, args.duration_s)
@@ -144,11 +149,10 @@ class LoadGenerator:
                 now = trio.current_time()
             lags.append((now - due) * 1000)
             body = orjson.dumps({"vin": self.vins[i % len(self.vins)], **COMMAND})
-            nursery.start_soon(self._one_command, http, headers, body, due - start)
+            raw = request_bytes("POST", host, "/api/v1/commands", headers, body)
+            nursery.start_soon(self._one_command, pool, raw, due - start)
 
-    async def _one_command(
-        self, http: httpx.AsyncClient, headers: dict[str, str], body: bytes, offset_s: float
-    ) -> None:
+    async def _one_command(self, pool: HttpPool, raw: bytes, offset_s: float) -> None:
         tally = self.tally
         tally.sent += 1
         started = time.perf_counter()
@@ -156,15 +160,15 @@ class LoadGenerator:
         command_id = ""
         with trio.move_on_after(self.args.timeout_s):  # the whole command, POST included
             try:
-                response = await http.post("/api/v1/commands", content=body, headers=headers)
-            except httpx.HTTPError:
+                status, content = await pool.request(raw)
+            except HttpTransportError:
                 tally.errors["transport"] += 1
                 return
             tally.post_ms.append(round((time.perf_counter() - started) * 1000, 3))
-            if response.status_code != 202:
-                tally.errors[f"http_{response.status_code}"] += 1
+            if status != 202:
+                tally.errors[f"http_{status}"] += 1
                 return
-            command_id = orjson.loads(response.content)["id"]
+            command_id = orjson.loads(content)["id"]
             topic = f"command:{command_id}"
             self.pending[topic] = waiting
             try:
@@ -249,6 +253,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ramp-to", type=float, help="rate at the end of a linear ramp")
     parser.add_argument("--duration-s", type=float, required=True)
     parser.add_argument("--timeout-s", type=float, default=10.0, help="wait for a status frame")
+    parser.add_argument(
+        "--connections", type=int, help="HTTP connections at most (default: rate / 10, 16-256)"
+    )
     parser.add_argument(
         "--start-at", type=float, help="Unix time of the first submission (after login and auth)"
     )

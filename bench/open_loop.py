@@ -53,6 +53,8 @@ async def drive(
     ]  # fmt: skip
     if args.ramp_to is not None:
         command += ["--ramp-to", str(args.ramp_to / share)]
+    if getattr(args, "connections", None):
+        command += ["--connections", str(max(1, args.connections // share))]
     outputs: list[dict[str, Any]] = []
 
     async def one(vin_file: Path) -> None:
