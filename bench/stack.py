@@ -317,8 +317,17 @@ async def stop_process(process: trio.Process, grace_s: float = 30) -> None:
 
 
 async def connected_vehicles(http: httpx.AsyncClient) -> int:
-    """How many vehicles the hub has registered (from `/health/live`: no database query)."""
-    answer = (await http.get("/health/live")).json()
+    """How many vehicles the hub has registered (from `/health/live`: no database query).
+
+    Asked again, once, on a connection that broke: a keep-alive connection left
+    idle past the hub's keep-alive timeout (hypercorn: 5 s) may be closed just
+    as the request goes out, and the GET changes nothing.
+    """
+    try:
+        response = await http.get("/health/live")
+    except httpx.TransportError:
+        response = await http.get("/health/live")
+    answer = response.json()
     count: int = answer.get("connected_vehicles", 0)
     return count
 

@@ -13,9 +13,10 @@ went wrong; the generators' CPU and schedule lag say whether they kept up.
 
 The open-commands bound must fit the node (Little's law: its rate times the
 wait it may add). Measured here at 400/s offered: 20 kept the admitted p99 at
-0.4-0.44 s; 50 and 100 let the node admit more than it then delivered, the
-subscriptions' replays queued behind each socket's one writer task, and
-admitted commands took up to the 10 s timeout (ARCHITECTURE.md, "Overload").
+0.4-0.44 s; with 50 and 100 the POSTs were still answered fast (p99 0.24-0.38
+s), but the node admitted more than it then delivered: admitted commands were
+final in the database while their status frames came up to the 10 s timeout
+late (ARCHITECTURE.md, "Overload").
 """
 
 from __future__ import annotations
