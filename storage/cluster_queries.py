@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub import Command, CommandStatus, CommandUpdate
+from storage import postgres_direct
 from storage.command_changes import ACTIVE, end_commands, not_waiting
 from storage.command_queries import COMMAND_COLUMNS, stored_command
 from storage.models import CommandModel
@@ -83,7 +84,9 @@ async def pending_of_node(reader: AsyncEngine, node_id: str) -> list[Command]:
 
 
 async def is_pending(reader: AsyncEngine, command_id: uuid.UUID) -> bool:
-    """Whether the command is stored and still pending."""
+    """Whether the command is stored and still pending (on Postgres, through asyncpg)."""
+    if reader.dialect.name == "postgresql":
+        return await postgres_direct.is_pending(reader, command_id)
     c = CommandModel
     query = select(c.id).where(c.id == command_id, c.status == CommandStatus.PENDING.value)
     async with reader.connect() as conn:
@@ -92,7 +95,9 @@ async def is_pending(reader: AsyncEngine, command_id: uuid.UUID) -> bool:
 
 async def stamp_pending(writer: AsyncEngine, command_id: uuid.UUID, node_id: str) -> bool:
     """Stamp `node_id` (the node whose actor takes it) on a still-pending command;
-    False if it is not pending (ended, dispatched or unknown)."""
+    False if it is not pending (ended, dispatched or unknown). On Postgres, through asyncpg."""
+    if writer.dialect.name == "postgresql":
+        return await postgres_direct.stamp_pending(writer, command_id, node_id)
     c = CommandModel
     query = (
         update(c)

@@ -48,7 +48,14 @@ from storage.command_changes import ACTIVE, advances, final_audit_notes, submitt
 from storage.engine import count_driver_work
 from storage.errors import is_connection_failure
 
-__all__ = ["append_audits", "find_vehicles_by_token", "record", "record_seen"]
+__all__ = [
+    "append_audits",
+    "find_vehicles_by_token",
+    "is_pending",
+    "record",
+    "record_seen",
+    "stamp_pending",
+]
 
 _ACTIVE_SQL = ", ".join(f"'{status}'" for status in ACTIVE)
 _COMMAND_COLUMNS = (
@@ -89,6 +96,9 @@ _BY_TOKEN = (
     f"WHERE c.vin = v.vin AND c.status = '{CommandStatus.PENDING.value}' "
     "AND c.expires_at IS NOT NULL) AS waiting FROM vehicles v WHERE v.token_hash = ANY($1::text[])"
 )
+_PENDING = f"id = $1 AND status = '{CommandStatus.PENDING.value}'"
+_IS_PENDING = f"SELECT 1 FROM commands WHERE {_PENDING}"
+_STAMP_PENDING = f"UPDATE commands SET node_id = $2 WHERE {_PENDING}"
 _INSERT_AUDIT = (
     "INSERT INTO audit_events (at, actor, action, target, details, chain, seq, prev_hash, "
     "hash, vin) VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9, $10)"
@@ -166,6 +176,19 @@ async def find_vehicles_by_token(
     async with _transaction(reader, begin=False) as tx:
         rows = await tx.fetch(_BY_TOKEN, list(token_hashes))
     return [VehicleCredentials(r["vin"], r["token_hash"], r["enabled"], r["waiting"]) for r in rows]
+
+
+async def is_pending(reader: AsyncEngine, command_id: uuid.UUID) -> bool:
+    """`cluster_queries.is_pending` on Postgres: one statement."""
+    async with _transaction(reader, begin=False) as tx:
+        return bool(await tx.fetch(_IS_PENDING, command_id))
+
+
+async def stamp_pending(writer: AsyncEngine, command_id: uuid.UUID, node_id: str) -> bool:
+    """`cluster_queries.stamp_pending` on Postgres: one statement."""
+    async with _transaction(writer, begin=False) as tx:
+        status: str = await tx.execute(_STAMP_PENDING, command_id, node_id)
+    return status == "UPDATE 1"
 
 
 @asynccontextmanager
