@@ -30,6 +30,7 @@ from api.auth import TokenIssuer
 from api.bodies import DiscardingRequest, ShieldedEndConnection, finish_oversized_body
 from api.catalog import catalog
 from api.config import ApiConfig
+from api.console import install_console
 from api.cors import CorsPolicy
 from api.errors import install_error_handlers
 from api.health import health
@@ -106,6 +107,7 @@ def create_app(
     app.register_blueprint(catalog)
     app.register_blueprint(ws)
     app.register_blueprint(docs)
+    install_console(app, config.console_dir)
     install_error_handlers(app)
     shedding = RequestShedding(
         app.asgi_app, config.max_concurrent_requests, config.max_drain_bytes, config.drain_timeout_s

@@ -58,6 +58,8 @@ class ApiConfig:
     drain_timeout_s: float = 5.0
     #: JSON bodies nested deeper than this (arrays and objects) are refused with 400.
     max_json_depth: int = 32
+    #: The built web console served at `/` (`api.console`); "" for `console/dist` of the project.
+    console_dir: str = ""
     #: Serve Prometheus metrics at `/metrics` (unauthenticated: restrict it in the network).
     metrics_enabled: bool = True
     #: Browser origins allowed to call the API (`scheme://host[:port]`, or `*`); empty: CORS off.

@@ -15,7 +15,7 @@ from tests.support.node import JWT_SECRET
 
 #: Routes that exist but are not API operations: the document itself, its UI, metrics.
 UNDOCUMENTED = {"openapi", "metrics", "static", "docs.swagger_ui", "docs.swagger_ui_init"}
-UNDOCUMENTED_PREFIXES = ("docs.",)
+UNDOCUMENTED_PREFIXES = ("docs.", "console.")  # pages and files, not API
 #: The document does not depend on the database: one backend is enough.
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
