@@ -30,7 +30,15 @@ RUN python -c "import tomllib; deps = tomllib.load(open('/tmp/build/pyproject.to
 RUN --mount=type=bind,source=.,target=/tmp/src,rw \
     pip install --no-deps /tmp/src && pip check
 
-# --- runtime: the virtual environment only, run by an unprivileged user ---
+# --- console: the web console's static files (console/), built with Node.js ---
+FROM node:20-slim AS console
+WORKDIR /console
+COPY console/package.json console/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY console/ ./
+RUN npm run build
+
+# --- runtime: the virtual environment and the built console, run by an unprivileged user ---
 FROM ${PYTHON_IMAGE} AS runtime
 
 # Inside a container the hub listens on every interface, not on loopback.
@@ -38,13 +46,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
     SOVD_HUB_HTTP_HOST=0.0.0.0 \
-    SOVD_HUB_GRPC_HOST=0.0.0.0
+    SOVD_HUB_GRPC_HOST=0.0.0.0 \
+    SOVD_HUB_CONSOLE_DIR=/opt/console
 
 # /app is the user's home and working directory (where the embedded SQLite default would
 # keep its data when no SOVD_HUB_DATABASE_URL is given).
 RUN useradd --system --user-group --uid 10001 --home-dir /app --shell /usr/sbin/nologin sovd \
     && mkdir /app && chown sovd:sovd /app
 COPY --from=builder /opt/venv /opt/venv
+COPY --from=console /console/dist /opt/console
 WORKDIR /app
 USER 10001:10001
 

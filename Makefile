@@ -6,7 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 VEHICLES ?= 10
 
-.PHONY: install run test proto bench lock clean
+CONSOLE_SOURCES := $(wildcard console/package.json console/package-lock.json console/index.html \
+	console/vite.config.ts console/tsconfig*.json) $(shell find console/src console/public \
+	-type f 2>/dev/null)
+NO_NODE := the web console needs Node.js 20 and npm (apt-get install nodejs npm, or https://nodejs.org)
+
+.PHONY: install run test proto bench lock clean console console-check
 
 install: $(STAMP)
 
@@ -18,13 +23,31 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 run: install
+	@$(MAKE) --no-print-directory console || echo "make run: going on without the console" \
+		"(its pages will say how to build it); the API, /docs and the demo fleet work" >&2
 	$(BIN)/sovd-hub demo --vehicles $(VEHICLES)
 
-test: install
+test: install console console-check
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# The web console (console/): its packages from the lock file, then its build in console/dist.
+console: console/dist/index.html
+
+console/node_modules/.package-lock.json: console/package-lock.json
+	@command -v npm >/dev/null || { echo "make: $(NO_NODE)" >&2; exit 1; }
+	@echo "console: installing its packages (npm ci, about a minute the first time)"
+	cd console && npm ci --no-audit --no-fund --loglevel=error
+
+console/dist/index.html: console/node_modules/.package-lock.json $(CONSOLE_SOURCES)
+	@echo "console: building it (vite build)"
+	cd console && npm run --silent build
+
+# Type check, lint and unit tests of the console.
+console-check: console/node_modules/.package-lock.json
+	cd console && npm run --silent check
 
 # Regenerate the grpclib + protobuf stubs from proto/*.proto.
 proto: install

@@ -176,7 +176,8 @@ def _print_banner(
     print(
         f"""
 sovd-hub demo is running (Ctrl-C to stop)
-  REST API    {base}/api/v1     OpenAPI: {base}/openapi.json
+  console     {base}/           log in as engineer (or admin) with the password below
+  REST API    {base}/api/v1     OpenAPI: {base}/openapi.json  Swagger UI: {base}/docs
   WebSocket   {base.replace("http", "ws", 1)}/api/v1/ws
   gRPC        {grpc_host}:{grpc_port}   {vehicles} simulated vehicles, e.g. {demo_vin(1)}
   users       admin, engineer   password: {password}

@@ -93,13 +93,25 @@ def test_two_stages_and_the_runtime_only_copies_the_builders_environment(
     assert len(stages) >= 2
     builder, runtime = stages[0], stages[-1]
     assert only(builder, "FROM").text.endswith(" AS builder")
-    copy = only(runtime, "COPY").text.split()
-    assert copy[0] == "--from=builder"
+    (copy,) = [c.text.split() for c in runtime if c.text.startswith("--from=builder")]
     venv = copy[1]
     assert copy[2] == venv
     assert f"python -m venv {venv}" in runs(builder)
     assert env_of(runtime)["PATH"].startswith(f"{venv}/bin:")
     assert "pip install" not in runs(runtime)
+
+
+def test_the_console_is_built_in_its_own_stage_and_served_from_the_image(
+    stages: list[list[Instruction]],
+) -> None:
+    (console,) = [s for s in stages if only(s, "FROM").text.endswith(" AS console")]
+    assert only(console, "FROM").text.startswith("node:20")
+    assert "npm ci" in runs(console) and "npm run build" in runs(console)
+    runtime = stages[-1]
+    copies = [i.text.split() for i in runtime if i.keyword == "COPY"]
+    assert ["--from=console", "/console/dist", "/opt/console"] in copies
+    assert env_of(runtime)["SOVD_HUB_CONSOLE_DIR"] == "/opt/console"
+    assert "npm" not in runs(runtime)  # Node.js stays in the build stage
 
 
 def test_builder_installs_the_locks_exact_versions_and_the_project_without_deps(

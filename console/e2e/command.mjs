@@ -1,0 +1,34 @@
+// An engineer logs in, finds the connected vehicle in the fleet, sends ReadDTC from its page
+// and watches the events and the final status arrive.
+import { env, logIn, scenario, shoot } from "./browser.mjs";
+
+await scenario(async (page, step) => {
+  step("log in");
+  await logIn(page, env.USERNAME);
+  step("the fleet shows the vehicle connected");
+  const row = page.getByRole("row").filter({ hasText: env.VIN });
+  await row.getByText("connected", { exact: true }).waitFor();
+  await shoot(page, "fleet");
+  step("open the vehicle");
+  await row.getByRole("link", { name: env.VIN }).click();
+  await page.getByRole("heading", { name: env.VIN }).waitFor();
+  step("compose ReadDTC");
+  await page.getByRole("combobox", { name: /^Command/ }).click();
+  await page.getByRole("option", { name: "ReadDTC", exact: true }).click();
+  await page.getByRole("combobox", { name: /ecuAddress/i }).click();  // an enum: a select
+  await page.getByRole("option", { name: "0x10", exact: true }).click();
+  step("send it");
+  const submitted = page.waitForResponse(
+    (r) => r.url().endsWith("/api/v1/commands") && r.request().method() === "POST",
+  );
+  await page.getByRole("button", { name: "Send" }).click();
+  const answer = await submitted;
+  if (answer.status() !== 202) throw new Error(`POST /api/v1/commands answered ${answer.status()}`);
+  const { id } = await answer.json();
+  step("the final status arrives live");
+  const live = page.getByRole("heading", { name: "ReadDTC" }).locator("xpath=ancestor::div[contains(@class,'MuiPaper')][1]");
+  await live.getByText("succeeded", { exact: true }).waitFor({ timeout: 15000 });
+  const events = await live.getByRole("list", { name: "events" }).getByRole("listitem").count();
+  await shoot(page, "command");
+  return { fleet_status: "connected", final_status: "succeeded", events, command_id: id };
+});
