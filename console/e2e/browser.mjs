@@ -1,7 +1,12 @@
 // Shared by the browser scenarios: Debian's Chromium through playwright-core, a page on the
 // hub under test, screenshots at the widths a person uses, and a step log that says where a
 // scenario failed. Driven by tests/api/test_console_browser.py (environment: CHROMIUM,
-// HUB_URL, USERNAME, PASSWORD, SCREENSHOTS).
+// HUB_URL, USERNAME, PASSWORD, SCREENSHOTS). A scenario that needs the test to act on the
+// hub or a vehicle (cut a link, revoke a session) asks it with `ask`: a line `ask {...}` on
+// stdout, the answer a JSON line on stdin.
+import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
 export const env = process.env;
@@ -37,7 +42,83 @@ export async function scenario(steps) {
     process.exitCode = 1;
   } finally {
     await browser.close();
+    answers?.close();
+    process.stdin.destroy();
   }
+}
+
+let answers = null;
+let answerLines = null;
+
+/** Ask the test to do `what` (it answers with a JSON object; `error` in it fails the step). */
+export async function ask(what, details = {}) {
+  if (answers === null) {
+    answers = createInterface({ input: process.stdin });
+    answerLines = answers[Symbol.asyncIterator]();
+  }
+  process.stdout.write(`ask ${JSON.stringify({ what, ...details })}\n`);
+  const { value, done } = await answerLines.next();
+  if (done) throw new Error(`the test gave no answer to "${what}"`);
+  const answer = JSON.parse(value);
+  if (answer.error) throw new Error(`the test could not ${what}: ${answer.error}`);
+  return answer;
+}
+
+/** Poll `check` (async, returns a truthy value when done) until it holds; its last value. */
+export async function until(what, check, timeoutMs = 10000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await check();
+    if (last) return last;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+let axeSource = null;
+
+/** axe-core on the page as it is: its violations, and how many rules it checked. */
+export async function axe(page, name) {
+  // Evaluated over the DevTools protocol: the hub's CSP (script-src 'self') refuses a script tag.
+  axeSource ??= await readFile(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+  await page.evaluate(axeSource);
+  const found = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ["violations"] });
+    return {
+      rules: result.passes.length + result.violations.length + result.incomplete.length,
+      violations: result.violations.map((v) => ({
+        id: v.id,
+        impact: v.impact,
+        help: v.help,
+        nodes: v.nodes.length,
+        targets: v.nodes.slice(0, 3).map((n) => n.target.join(" ")),
+      })),
+    };
+  });
+  return { rules: found.rules, violations: found.violations.map((v) => ({ page: name, ...v })) };
+}
+
+/** Press Tab until `target` (a locator) has the focus; how many presses it took. */
+export async function tabTo(page, target, most = 40) {
+  for (let presses = 1; presses <= most; presses += 1) {
+    await page.keyboard.press("Tab");
+    if (await target.evaluate((element) => element === document.activeElement)) return presses;
+  }
+  throw new Error(`${most} presses of Tab never reached ${target}`);
+}
+
+/** The access token of the page's login session (from sessionStorage). */
+export async function accessToken(page) {
+  return page.evaluate(() => JSON.parse(sessionStorage.getItem("sovd-hub.session")).tokens.accessToken);
+}
+
+/** The total a table's pagination shows ("1–4 of 4"). */
+export async function paginationTotal(page) {
+  const text = await page.locator(".MuiTablePagination-displayedRows").innerText();
+  const found = /of\s+(\d+)/.exec(text);
+  if (found === null) throw new Error(`no total in the pagination text ${JSON.stringify(text)}`);
+  return Number(found[1]);
 }
 
 /** Screenshots of the page as it is, at each of WIDTHS. */

@@ -166,6 +166,9 @@ async def test_a_message_reaches_the_other_node_once_and_its_own_at_once(
             bus_of(redis_url, "node-a", redis_key_prefix) as a,
             bus_of(redis_url, "node-b", redis_key_prefix) as b,
         ):
+            # Both connected: a subscribe made before its node is connected returns at once,
+            # unconfirmed, and a message published meanwhile is not delivered to it.
+            await a.wait_connected()
             await b.wait_connected()
             async with a.subscribe("fleet") as on_a, b.subscribe("fleet") as on_b:
                 a.publish("fleet", MESSAGES[6])

@@ -47,7 +47,23 @@ export class ApiClient {
     return this.request<T>("POST", path, { ...options, body });
   }
 
+  patch<T>(path: string, body: unknown): Promise<T> {
+    return this.request<T>("PATCH", path, { body });
+  }
+
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const response = await this.send(method, path, options);
+    const text = await response.text();
+    if (!text) return undefined as T;
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      return undefined as T;
+    }
+  }
+
+  /** The successful response itself, unread (a download); failures throw `ApiError` as in `request`. */
+  async send(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
     const headers: Record<string, string> = { Accept: "application/json", ...options.headers };
     const auth = options.auth ?? true;
     if (auth) {
@@ -78,6 +94,7 @@ export class ApiClient {
       if (cause instanceof DOMException && cause.name === "AbortError") throw cause;
       throw new ApiError(0, "network_error", `cannot reach the hub (${String(cause)})`);
     }
+    if (response.ok) return response;
     const text = await response.text();
     let parsed: unknown = undefined;
     if (text) {
@@ -87,11 +104,8 @@ export class ApiClient {
         parsed = undefined;
       }
     }
-    if (!response.ok) {
-      const error = errorFromResponse(response.status, response.headers, parsed);
-      if (auth && response.status === 401) this.options.onUnauthorized(error);
-      throw error;
-    }
-    return parsed as T;
+    const error = errorFromResponse(response.status, response.headers, parsed);
+    if (auth && response.status === 401) this.options.onUnauthorized(error);
+    throw error;
   }
 }

@@ -18,6 +18,12 @@ export function Layout({ children }: { children: ReactNode }) {
           <Box component="nav" aria-label="main" sx={{ display: "flex", gap: 1, flexGrow: 1 }}>
             <Button color="inherit" component={NavLink} to="/fleet">Fleet</Button>
             <Button color="inherit" component={NavLink} to="/history">History</Button>
+            {user?.role === "admin" && (
+              <>
+                <Button color="inherit" component={NavLink} to="/audit">Audit</Button>
+                <Button color="inherit" component={NavLink} to="/admin">Admin</Button>
+              </>
+            )}
           </Box>
           <Tooltip title={live.detail ?? "live updates over the WebSocket"}>
             <Chip size="small" label={LIVE_LABEL[live.state]} color={LIVE_COLOR[live.state]} />

@@ -1,5 +1,5 @@
 /** One command's events as they stream (`command:<id>` from seq 0), its end, and Cancel. */
-import { Alert, Box, Button, Chip, Paper, Stack, Typography } from "@mui/material";
+import { Alert, Box, Button, Chip, LinearProgress, Paper, Stack, Typography } from "@mui/material";
 import { useQueryClient } from "@tanstack/react-query";
 import { useReducer, useRef, useState } from "react";
 import { describeError } from "../../api/errors";
@@ -15,6 +15,7 @@ import {
 import { commandTopic } from "../../ws/frames";
 import { useTopic } from "../../ws/LiveContext";
 import { EventList } from "./EventList";
+import { latestProgress } from "./progress";
 
 export function LiveCommand({ command, canCancel }: { command: Command; canCancel: boolean }) {
   const api = useApi();
@@ -41,6 +42,7 @@ export function LiveCommand({ command, canCancel }: { command: Command; canCance
   const status = stream.final?.status ?? (stream.events.length > 0 ? "running" : command.status);
   const ended = stream.final !== null || isFinalStatus(command.status);
   const result = finalEvent(stream);
+  const progress = latestProgress(stream.events);
 
   async function cancel() {
     setCancelState({ busy: true, error: null });
@@ -62,6 +64,12 @@ export function LiveCommand({ command, canCancel }: { command: Command; canCance
           <Chip size="small" label={status} color={statusColor(status)} aria-live="polite" />
           <Typography variant="caption">{command.id}</Typography>
         </Stack>
+        {progress !== null && !ended && (
+          <Box>
+            <Typography variant="body2" id={`progress-${command.id}`}>Progress: {progress} %</Typography>
+            <LinearProgress variant="determinate" value={progress} aria-labelledby={`progress-${command.id}`} />
+          </Box>
+        )}
         {stream.final?.error && <Alert severity="error">{stream.final.error}</Alert>}
         {streamError && <Alert severity="warning">Live stream: {streamError}</Alert>}
         {cancelState.error !== null && <Alert severity="error">Cancel: {describeError(cancelState.error)}</Alert>}
