@@ -138,3 +138,21 @@ export async function logIn(page, username) {
   await page.getByRole("button", { name: "Log in" }).click();
   await page.getByRole("heading", { name: "Fleet" }).waitFor();
 }
+
+/** On a vehicle's page: choose `name` in the composer's Command select. */
+export async function pickCommand(page, name) {
+  await page.getByRole("combobox", { name: /^Command/ }).click();
+  await page.getByRole("option", { name, exact: true }).click();
+}
+
+/** Press Send in the composer and wait for the POST's 202; the id of the new command. */
+export async function sendCommand(page) {
+  const submitted = page.waitForResponse(
+    (r) => r.url().endsWith("/api/v1/commands") && r.request().method() === "POST",
+  );
+  await page.getByRole("button", { name: "Send" }).click();
+  const answer = await submitted;
+  if (answer.status() !== 202) throw new Error(`POST /api/v1/commands answered ${answer.status()}`);
+  const { id } = await answer.json();
+  return id;
+}

@@ -1,6 +1,6 @@
 // An engineer logs in, finds the connected vehicle in the fleet, sends ReadDTC from its page
 // and watches the events and the final status arrive.
-import { env, logIn, scenario, shoot } from "./browser.mjs";
+import { env, logIn, pickCommand, scenario, sendCommand, shoot } from "./browser.mjs";
 
 await scenario(async (page, step) => {
   step("log in");
@@ -13,18 +13,11 @@ await scenario(async (page, step) => {
   await row.getByRole("link", { name: env.VIN }).click();
   await page.getByRole("heading", { name: env.VIN }).waitFor();
   step("compose ReadDTC");
-  await page.getByRole("combobox", { name: /^Command/ }).click();
-  await page.getByRole("option", { name: "ReadDTC", exact: true }).click();
+  await pickCommand(page, "ReadDTC");
   await page.getByRole("combobox", { name: /ecuAddress/i }).click();  // an enum: a select
   await page.getByRole("option", { name: "0x10", exact: true }).click();
   step("send it");
-  const submitted = page.waitForResponse(
-    (r) => r.url().endsWith("/api/v1/commands") && r.request().method() === "POST",
-  );
-  await page.getByRole("button", { name: "Send" }).click();
-  const answer = await submitted;
-  if (answer.status() !== 202) throw new Error(`POST /api/v1/commands answered ${answer.status()}`);
-  const { id } = await answer.json();
+  const id = await sendCommand(page);
   step("the final status arrives live");
   const live = page.getByRole("heading", { name: "ReadDTC" }).locator("xpath=ancestor::div[contains(@class,'MuiPaper')][1]");
   await live.getByText("succeeded", { exact: true }).waitFor({ timeout: 15000 });

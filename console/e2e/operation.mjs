@@ -1,6 +1,6 @@
 // An engineer starts the selftest operation from the vehicle page, watches its progress
 // arrive and cancels it from the page: the final status says cancelled.
-import { env, logIn, scenario, shoot } from "./browser.mjs";
+import { env, logIn, pickCommand, scenario, sendCommand, shoot } from "./browser.mjs";
 
 await scenario(async (page, step) => {
   step("log in");
@@ -9,20 +9,13 @@ await scenario(async (page, step) => {
   await page.goto(`${env.HUB_URL}/vehicles/${env.VIN}`);
   await page.getByRole("heading", { name: env.VIN }).waitFor();
   step("compose StartOperation");
-  await page.getByRole("combobox", { name: /^Command/ }).click();
-  await page.getByRole("option", { name: "StartOperation", exact: true }).click();
+  await pickCommand(page, "StartOperation");
   await page.getByRole("combobox", { name: /^component/ }).click();
   await page.getByRole("option", { name: "engine", exact: true }).click();
   await page.getByRole("textbox", { name: /^durationMs/ }).fill(env.DURATION_MS);
   await page.getByRole("textbox", { name: /^timeout_s/ }).fill("30");
   step("send it");
-  const submitted = page.waitForResponse(
-    (r) => r.url().endsWith("/api/v1/commands") && r.request().method() === "POST",
-  );
-  await page.getByRole("button", { name: "Send" }).click();
-  const answer = await submitted;
-  if (answer.status() !== 202) throw new Error(`POST /api/v1/commands answered ${answer.status()}`);
-  const { id } = await answer.json();
+  const id = await sendCommand(page);
   const live = page.getByRole("heading", { name: "StartOperation" }).locator("xpath=ancestor::div[contains(@class,'MuiPaper')][1]");
   const events = live.getByRole("list", { name: "events" }).getByRole("listitem");
   step("progress arrives");

@@ -1,6 +1,6 @@
 import {
-  Button, Chip, Dialog, DialogActions, DialogContent, DialogTitle, MenuItem, Paper, Stack, Table,
-  TableBody, TableCell, TableContainer, TableHead, TablePagination, TableRow, TextField, Typography,
+  Button, Chip, Dialog, DialogActions, DialogContent, DialogTitle, MenuItem, Stack, TableCell, TableRow,
+  TextField, Typography,
 } from "@mui/material";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { useState } from "react";
@@ -8,6 +8,7 @@ import { Link as RouterLink, useSearchParams } from "react-router-dom";
 import { fetchCommands, fetchEvents, keys } from "../api/queries";
 import { COMMAND_STATUSES } from "../api/types";
 import { ErrorAlert } from "../components/ErrorAlert";
+import { PagedTable } from "../components/PagedTable";
 import { formatTime, statusColor } from "../components/format";
 import { useApi, useSession } from "../session/SessionContext";
 import { EventList } from "./vehicle/EventList";
@@ -90,42 +91,29 @@ export function HistoryPage() {
           onChange={(e) => { setUntil(e.target.value); reset(); }} slotProps={{ inputLabel: { shrink: true } }} />
       </Stack>
       <ErrorAlert error={list.error} title="History" />
-      <Paper>
-        <TableContainer>
-          <Table size="small" aria-label="commands">
-            <TableHead>
-              <TableRow>
-                <TableCell>Submitted</TableCell><TableCell>VIN</TableCell><TableCell>Command</TableCell>
-                <TableCell>Status</TableCell><TableCell>By</TableCell><TableCell>Error</TableCell><TableCell>Events</TableCell>
-              </TableRow>
-            </TableHead>
-            <TableBody>
-              {list.data?.items.map((c) => (
-                <TableRow key={c.id} hover>
-                  <TableCell>{formatTime(c.submitted_at)}</TableCell>
-                  <TableCell><RouterLink to={`/vehicles/${encodeURIComponent(c.vin)}`}>{c.vin}</RouterLink></TableCell>
-                  <TableCell><RouterLink to={`/commands/${c.id}`}>{c.command}</RouterLink></TableCell>
-                  <TableCell><Chip size="small" label={c.status} color={statusColor(c.status)} /></TableCell>
-                  <TableCell>{c.submitted_by}</TableCell>
-                  <TableCell>{c.error ?? ""}</TableCell>
-                  <TableCell>
-                    <Button size="small" onClick={() => setParams({ command_id: c.id })} aria-label={`events of ${c.command} ${c.id}`}>
-                      Events
-                    </Button>
-                  </TableCell>
-                </TableRow>
-              ))}
-              {list.data && list.data.items.length === 0 && <TableRow><TableCell colSpan={7}>No command matches.</TableCell></TableRow>}
-            </TableBody>
-          </Table>
-        </TableContainer>
-        <TablePagination
-          component="div" count={list.data?.total ?? 0} page={page} rowsPerPage={rowsPerPage}
-          rowsPerPageOptions={[10, 25, 50, 100]}
-          onPageChange={(_, next) => setPage(next)}
-          onRowsPerPageChange={(e) => { setRowsPerPage(Number(e.target.value)); setPage(0); }}
-        />
-      </Paper>
+      <PagedTable
+        label="commands"
+        headers={["Submitted", "VIN", "Command", "Status", "By", "Error", "Events"]}
+        empty="No command matches."
+        isEmpty={list.data?.items.length === 0}
+        paging={{ count: list.data?.total ?? 0, page, rowsPerPage, setPage, setRowsPerPage }}
+      >
+        {list.data?.items.map((c) => (
+          <TableRow key={c.id} hover>
+            <TableCell>{formatTime(c.submitted_at)}</TableCell>
+            <TableCell><RouterLink to={`/vehicles/${encodeURIComponent(c.vin)}`}>{c.vin}</RouterLink></TableCell>
+            <TableCell><RouterLink to={`/commands/${c.id}`}>{c.command}</RouterLink></TableCell>
+            <TableCell><Chip size="small" label={c.status} color={statusColor(c.status)} /></TableCell>
+            <TableCell>{c.submitted_by}</TableCell>
+            <TableCell>{c.error ?? ""}</TableCell>
+            <TableCell>
+              <Button size="small" onClick={() => setParams({ command_id: c.id })} aria-label={`events of ${c.command} ${c.id}`}>
+                Events
+              </Button>
+            </TableCell>
+          </TableRow>
+        ))}
+      </PagedTable>
       {open && <EventsDialog id={open} onClose={() => setParams({})} />}
     </Stack>
   );

@@ -1,12 +1,12 @@
 import {
-  Button, Chip, MenuItem, Paper, Stack, Table, TableBody, TableCell, TableContainer, TableHead,
-  TablePagination, TableRow, TextField, Typography,
+  Button, Chip, MenuItem, Stack, TableCell, TableRow, TextField, Typography,
 } from "@mui/material";
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { adminKeys, fetchUsers, ROLES, unlockUser, updateUser, type User, type UserPatch } from "../../api/admin";
 import type { Role } from "../../api/types";
 import { ErrorAlert } from "../../components/ErrorAlert";
+import { PagedTable } from "../../components/PagedTable";
 import { formatTime } from "../../components/format";
 import { isForbidden } from "../../components/forbidden";
 import { useApi, useSession } from "../../session/SessionContext";
@@ -53,56 +53,43 @@ export function UsersPage() {
       <ErrorAlert error={list.error} title="Users" />
       <ErrorAlert error={change.error} title="The hub refused the change" />
       {done && <Typography role="status">{done}</Typography>}
-      <Paper>
-        <TableContainer>
-          <Table size="small" aria-label="users">
-            <TableHead>
-              <TableRow>
-                <TableCell>Username</TableCell><TableCell>Role</TableCell><TableCell>State</TableCell>
-                <TableCell>Created</TableCell><TableCell>Actions</TableCell>
-              </TableRow>
-            </TableHead>
-            <TableBody>
-              {list.data?.items.map((u) => (
-                <TableRow key={u.id} hover>
-                  <TableCell>{u.username}{u.username === me?.username ? " (you)" : ""}</TableCell>
-                  <TableCell>
-                    <TextField select size="small" value={u.role} id={`role-${u.id}`}
-                      label={`Role of ${u.username}`} disabled={change.isPending}
-                      onChange={(e) => change.mutate({ user: u, patch: { role: e.target.value as Role } })}>
-                      {ROLES.map((r) => <MenuItem key={r} value={r}>{r}</MenuItem>)}
-                    </TextField>
-                  </TableCell>
-                  <TableCell>
-                    <Chip size="small" label={u.enabled ? "enabled" : "disabled"} color={u.enabled ? "success" : "default"} />
-                  </TableCell>
-                  <TableCell>{formatTime(u.created_at)}</TableCell>
-                  <TableCell>
-                    <Stack direction="row" spacing={1}>
-                      <Button size="small" disabled={change.isPending}
-                        aria-label={`${u.enabled ? "Disable" : "Enable"} ${u.username}`}
-                        onClick={() => change.mutate({ user: u, patch: { enabled: !u.enabled } })}>
-                        {u.enabled ? "Disable" : "Enable"}
-                      </Button>
-                      <Button size="small" disabled={change.isPending} aria-label={`Unlock ${u.username}`}
-                        onClick={() => change.mutate({ user: u, patch: "unlock" })}>
-                        Unlock
-                      </Button>
-                    </Stack>
-                  </TableCell>
-                </TableRow>
-              ))}
-              {list.data && list.data.items.length === 0 && <TableRow><TableCell colSpan={5}>No users.</TableCell></TableRow>}
-            </TableBody>
-          </Table>
-        </TableContainer>
-        <TablePagination
-          component="div" count={list.data?.total ?? 0} page={page} rowsPerPage={rowsPerPage}
-          rowsPerPageOptions={[10, 25, 50, 100]}
-          onPageChange={(_, next) => setPage(next)}
-          onRowsPerPageChange={(e) => { setRowsPerPage(Number(e.target.value)); setPage(0); }}
-        />
-      </Paper>
+      <PagedTable
+        label="users"
+        headers={["Username", "Role", "State", "Created", "Actions"]}
+        empty="No users."
+        isEmpty={list.data?.items.length === 0}
+        paging={{ count: list.data?.total ?? 0, page, rowsPerPage, setPage, setRowsPerPage }}
+      >
+        {list.data?.items.map((u) => (
+          <TableRow key={u.id} hover>
+            <TableCell>{u.username}{u.username === me?.username ? " (you)" : ""}</TableCell>
+            <TableCell>
+              <TextField select size="small" value={u.role} id={`role-${u.id}`}
+                label={`Role of ${u.username}`} disabled={change.isPending}
+                onChange={(e) => change.mutate({ user: u, patch: { role: e.target.value as Role } })}>
+                {ROLES.map((r) => <MenuItem key={r} value={r}>{r}</MenuItem>)}
+              </TextField>
+            </TableCell>
+            <TableCell>
+              <Chip size="small" label={u.enabled ? "enabled" : "disabled"} color={u.enabled ? "success" : "default"} />
+            </TableCell>
+            <TableCell>{formatTime(u.created_at)}</TableCell>
+            <TableCell>
+              <Stack direction="row" spacing={1}>
+                <Button size="small" disabled={change.isPending}
+                  aria-label={`${u.enabled ? "Disable" : "Enable"} ${u.username}`}
+                  onClick={() => change.mutate({ user: u, patch: { enabled: !u.enabled } })}>
+                  {u.enabled ? "Disable" : "Enable"}
+                </Button>
+                <Button size="small" disabled={change.isPending} aria-label={`Unlock ${u.username}`}
+                  onClick={() => change.mutate({ user: u, patch: "unlock" })}>
+                  Unlock
+                </Button>
+              </Stack>
+            </TableCell>
+          </TableRow>
+        ))}
+      </PagedTable>
     </Stack>
   );
 }

@@ -1,6 +1,6 @@
 import {
-  Button, Chip, Dialog, DialogActions, DialogContent, DialogContentText, DialogTitle, Paper, Stack,
-  Table, TableBody, TableCell, TableContainer, TableHead, TablePagination, TableRow, TextField, Typography,
+  Button, Chip, Dialog, DialogActions, DialogContent, DialogContentText, DialogTitle, Stack,
+  TableCell, TableRow, TextField, Typography,
 } from "@mui/material";
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
@@ -9,6 +9,7 @@ import { adminKeys, fetchUsers, rotateVehicleToken, setVehicleEnabled } from "..
 import { fetchVehicles, keys } from "../../api/queries";
 import type { Vehicle } from "../../api/types";
 import { ErrorAlert } from "../../components/ErrorAlert";
+import { PagedTable } from "../../components/PagedTable";
 import { isForbidden } from "../../components/forbidden";
 import { statusColor } from "../../components/format";
 import { useApi } from "../../session/SessionContext";
@@ -65,48 +66,35 @@ export function VehiclesAdminPage() {
       <ErrorAlert error={list.error} title="Vehicles" />
       <ErrorAlert error={rotate.error} title="Token rotation" />
       <ErrorAlert error={toggle.error} title="The hub refused the change" />
-      <Paper>
-        <TableContainer>
-          <Table size="small" aria-label="registered vehicles">
-            <TableHead>
-              <TableRow>
-                <TableCell>VIN</TableCell><TableCell>Make</TableCell><TableCell>Model</TableCell>
-                <TableCell>Year</TableCell><TableCell>Link</TableCell><TableCell>State</TableCell><TableCell>Actions</TableCell>
-              </TableRow>
-            </TableHead>
-            <TableBody>
-              {list.data?.items.map((v) => (
-                <TableRow key={v.vin} hover>
-                  <TableCell><RouterLink to={`/vehicles/${encodeURIComponent(v.vin)}`}>{v.vin}</RouterLink></TableCell>
-                  <TableCell>{v.make}</TableCell>
-                  <TableCell>{v.model}</TableCell>
-                  <TableCell>{v.year}</TableCell>
-                  <TableCell><Chip size="small" label={v.connection.status} color={statusColor(v.connection.status)} /></TableCell>
-                  <TableCell><Chip size="small" label={v.enabled ? "enabled" : "disabled"} color={v.enabled ? "success" : "default"} /></TableCell>
-                  <TableCell>
-                    <Stack direction="row" spacing={1}>
-                      <Button size="small" aria-label={`Rotate the token of ${v.vin}`} onClick={() => setRotating(v.vin)}>
-                        Rotate token
-                      </Button>
-                      <Button size="small" disabled={toggle.isPending} aria-label={`${v.enabled ? "Disable" : "Enable"} ${v.vin}`}
-                        onClick={() => toggle.mutate(v)}>
-                        {v.enabled ? "Disable" : "Enable"}
-                      </Button>
-                    </Stack>
-                  </TableCell>
-                </TableRow>
-              ))}
-              {list.data && list.data.items.length === 0 && <TableRow><TableCell colSpan={7}>No vehicle matches.</TableCell></TableRow>}
-            </TableBody>
-          </Table>
-        </TableContainer>
-        <TablePagination
-          component="div" count={list.data?.total ?? 0} page={page} rowsPerPage={rowsPerPage}
-          rowsPerPageOptions={[10, 25, 50, 100]}
-          onPageChange={(_, next) => setPage(next)}
-          onRowsPerPageChange={(e) => { setRowsPerPage(Number(e.target.value)); setPage(0); }}
-        />
-      </Paper>
+      <PagedTable
+        label="registered vehicles"
+        headers={["VIN", "Make", "Model", "Year", "Link", "State", "Actions"]}
+        empty="No vehicle matches."
+        isEmpty={list.data?.items.length === 0}
+        paging={{ count: list.data?.total ?? 0, page, rowsPerPage, setPage, setRowsPerPage }}
+      >
+        {list.data?.items.map((v) => (
+          <TableRow key={v.vin} hover>
+            <TableCell><RouterLink to={`/vehicles/${encodeURIComponent(v.vin)}`}>{v.vin}</RouterLink></TableCell>
+            <TableCell>{v.make}</TableCell>
+            <TableCell>{v.model}</TableCell>
+            <TableCell>{v.year}</TableCell>
+            <TableCell><Chip size="small" label={v.connection.status} color={statusColor(v.connection.status)} /></TableCell>
+            <TableCell><Chip size="small" label={v.enabled ? "enabled" : "disabled"} color={v.enabled ? "success" : "default"} /></TableCell>
+            <TableCell>
+              <Stack direction="row" spacing={1}>
+                <Button size="small" aria-label={`Rotate the token of ${v.vin}`} onClick={() => setRotating(v.vin)}>
+                  Rotate token
+                </Button>
+                <Button size="small" disabled={toggle.isPending} aria-label={`${v.enabled ? "Disable" : "Enable"} ${v.vin}`}
+                  onClick={() => toggle.mutate(v)}>
+                  {v.enabled ? "Disable" : "Enable"}
+                </Button>
+              </Stack>
+            </TableCell>
+          </TableRow>
+        ))}
+      </PagedTable>
       {rotating && (
         <Dialog open onClose={() => setRotating(null)} aria-labelledby="rotate-title">
           <DialogTitle id="rotate-title">Rotate the token of {rotating}?</DialogTitle>

@@ -31,6 +31,38 @@ function without(errors: FieldErrors, field: string): FieldErrors {
   return rest;
 }
 
+interface SecondsFieldProps {
+  id: string;
+  /** The request body field: also the start of the label. */
+  field: string;
+  value: string;
+  onChange: (text: string) => void;
+  error: string | undefined;
+  hint: string;
+  onClearError: (field: string) => void;
+  disabled: boolean;
+}
+
+/** An optional number of seconds of the request body (timeout_s, ttl_s). */
+function SecondsField({ id, field, value, onChange, error, hint, onClearError, disabled }: SecondsFieldProps) {
+  return (
+    <TextField
+      id={id}
+      label={`${field} (optional)`}
+      size="small"
+      value={value}
+      onChange={(e) => {
+        onChange(e.target.value);
+        onClearError(field);
+      }}
+      error={Boolean(error)}
+      helperText={error ?? hint}
+      slotProps={{ htmlInput: { inputMode: "decimal" } }}
+      disabled={disabled}
+    />
+  );
+}
+
 export interface CommandComposerProps {
   vin: string;
   catalog: CatalogCommand[];
@@ -50,6 +82,7 @@ export function CommandComposer({ vin, catalog, api, offline, onSubmitted }: Com
   const [timeout, setTimeoutText] = useState("");
   const [ttl, setTtl] = useState("");
   const [bodyErrors, setBodyErrors] = useState<FieldErrors>({});
+  const clearBodyError = (field: string) => setBodyErrors((old) => without(old, field));
   const [formError, setFormError] = useState<string | null>(null);
   const [sending, setSending] = useState(false);
   // One key per submission attempt: kept while a failed attempt is retried unchanged.
@@ -174,37 +207,28 @@ export function CommandComposer({ vin, catalog, api, offline, onSubmitted }: Com
           onBlur={blur}
         />
         <Stack direction="row" spacing={2}>
-          <TextField
+          <SecondsField
             id="composer-timeout"
-            label="timeout_s (optional)"
-            size="small"
+            field="timeout_s"
             value={timeout}
-            onChange={(e) => {
-              setTimeoutText(e.target.value);
-              setBodyErrors((old) => without(old, "timeout_s"));
-            }}
-            error={Boolean(bodyErrors.timeout_s)}
-            helperText={bodyErrors.timeout_s ?? "seconds the vehicle has to answer"}
-            slotProps={{ htmlInput: { inputMode: "decimal" } }}
+            onChange={setTimeoutText}
+            error={bodyErrors.timeout_s}
+            hint="seconds the vehicle has to answer"
+            onClearError={clearBodyError}
             disabled={sending}
           />
-          <TextField
+          <SecondsField
             id="composer-ttl"
-            label="ttl_s (optional)"
-            size="small"
+            field="ttl_s"
             value={ttl}
-            onChange={(e) => {
-              setTtl(e.target.value);
-              setBodyErrors((old) => without(old, "ttl_s"));
-            }}
-            error={Boolean(bodyErrors.ttl_s)}
-            helperText={
-              bodyErrors.ttl_s ??
-              (offline
+            onChange={setTtl}
+            error={bodyErrors.ttl_s}
+            hint={
+              offline
                 ? "the vehicle is offline: without ttl_s the hub refuses (409)"
-                : "how long it may wait if the vehicle goes offline")
+                : "how long it may wait if the vehicle goes offline"
             }
-            slotProps={{ htmlInput: { inputMode: "decimal" } }}
+            onClearError={clearBodyError}
             disabled={sending}
           />
         </Stack>
