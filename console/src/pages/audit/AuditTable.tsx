@@ -3,6 +3,9 @@ import type { AuditEvent } from "../../api/audit";
 import { formatTime } from "../../components/format";
 import { PagedTable } from "../../components/PagedTable";
 
+/** Long names (`vehicle:<VIN>`) wrap, so that every column fits a 1280 px page. */
+const WRAPPED = { maxWidth: 160, wordBreak: "break-all" } as const;
+
 export function AuditTable({ items }: { items: AuditEvent[] }) {
   return (
     <PagedTable
@@ -15,12 +18,16 @@ export function AuditTable({ items }: { items: AuditEvent[] }) {
         <TableRow key={e.id} hover>
           <TableCell>{e.id}</TableCell>
           <TableCell>{formatTime(e.at)}</TableCell>
-          <TableCell>{e.actor}</TableCell>
+          <TableCell sx={WRAPPED}>{e.actor}</TableCell>
           <TableCell>{e.action}</TableCell>
-          <TableCell>{e.target}</TableCell>
+          <TableCell sx={WRAPPED}>{e.target}</TableCell>
           <TableCell>{e.vin ?? ""}</TableCell>
-          <TableCell sx={{ minWidth: 280, maxWidth: 520 }}>
-            <Typography component="code" variant="body2" sx={{ fontFamily: "monospace", wordBreak: "break-all" }}>
+          <TableCell sx={{ minWidth: 200, maxWidth: 320 }}>
+            <Typography
+              component="code"
+              variant="caption"
+              sx={{ fontFamily: "monospace", wordBreak: "break-all", whiteSpace: "pre-wrap" }}
+            >
               {JSON.stringify(e.details)}
             </Typography>
           </TableCell>
