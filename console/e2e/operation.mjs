@@ -21,6 +21,8 @@ await scenario(async (page, step) => {
   step("progress arrives");
   await events.filter({ hasText: /"progress": 25/ }).waitFor({ timeout: 10000 });
   await page.getByRole("progressbar").waitFor();  // the bar of a running operation
+  // The vehicle's active counts follow, without a reload.
+  await page.getByRole("table", { name: "identity and connection" }).getByText(/running 1\b/).waitFor();
   const running = await live.getByText("running", { exact: true }).count();
   const progress = await events.filter({ hasText: /"progress": \d+/ }).count();
   await shoot(page, "operation-running");

@@ -29,7 +29,13 @@ export function LiveCommand({ command, canCancel }: { command: Command; canCance
   useTopic(
     commandTopic(command.id),
     (frame) => {
-      if (frame.type === "event") dispatch({ type: "event", event: frame });
+      if (frame.type === "event") {
+        dispatch({ type: "event", event: frame });
+        if (frame.seq === 0) {  // it runs now: the vehicle's active counts and recent list changed
+          void queryClient.invalidateQueries({ queryKey: ["vehicle", command.vin] });
+          void queryClient.invalidateQueries({ queryKey: ["commands"] });
+        }
+      }
       else if (frame.type === "status") {
         dispatch({ type: "status", status: frame.status, error: frame.error, at: frame.at });
         void queryClient.invalidateQueries({ queryKey: ["vehicle", command.vin] });
